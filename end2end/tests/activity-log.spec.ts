@@ -1,0 +1,115 @@
+import { test, expect } from '@playwright/test';
+import { markWindow, openHydrated, rowIds, windowIsMarked } from './helpers';
+
+const rows = 'tbody tr[data-event-id]';
+
+test('the server sends the first page of rows in the HTML', async ({ request }) => {
+  const response = await request.get('/activity-log');
+  expect(response.status()).toBe(200);
+  const html = await response.text();
+  expect(html.match(/data-event-id=/g)?.length).toBe(25);
+  expect(html).toContain('Activity Log');
+});
+
+test('the Activity Log loads with rows and hydrates', async ({ page }) => {
+  await openHydrated(page, '/');
+  await expect(page).toHaveURL(/\/activity-log$/);
+  await expect(page.getByRole('heading', { name: 'Activity Log', level: 1 })).toBeVisible();
+  await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Activity Log' })).toHaveAttribute(
+    'aria-current',
+    'page',
+  );
+  await expect(page.locator(rows)).toHaveCount(25);
+  for (const header of ['ID', 'Date / time (UTC)', 'IP address', 'Initiator', 'Action', 'Table', 'Primary key', 'Description']) {
+    await expect(page.getByRole('columnheader', { name: header, exact: true })).toBeVisible();
+  }
+  // Newest first.
+  const times = await page.locator(`${rows} time`).evaluateAll((ts) => ts.map((t) => t.getAttribute('datetime') ?? ''));
+  expect([...times].sort().reverse()).toEqual(times);
+});
+
+test('the pager moves forward and back without a full reload', async ({ page }) => {
+  await openHydrated(page, '/activity-log');
+  const first = await rowIds(page);
+  await markWindow(page);
+
+  await page.getByRole('link', { name: 'Next page' }).click();
+  await expect(page).toHaveURL(/[?&]page=2\b/);
+  await expect(page.locator(rows).first()).not.toHaveAttribute('data-event-id', String(first[0]));
+  const second = await rowIds(page);
+  expect(second).toHaveLength(25);
+  expect(second.some((id) => first.includes(id))).toBe(false);
+  await expect(page.getByRole('navigation', { name: 'Pagination' })).toContainText('26–50 of');
+
+  await page.getByRole('link', { name: 'Page 3' }).click();
+  await expect(page).toHaveURL(/[?&]page=3\b/);
+  await expect(page.locator('.page-link.current')).toHaveText('3');
+
+  await page.getByRole('link', { name: 'Previous page' }).click();
+  await expect(page).toHaveURL(/[?&]page=2\b/);
+  await expect.poll(() => rowIds(page)).toEqual(second);
+
+  // The browser's Back button goes through the same history.
+  await page.goBack();
+  await expect(page).toHaveURL(/[?&]page=3\b/);
+  await page.goBack();
+  await page.goBack();
+  await expect(page).toHaveURL(/\/activity-log$/);
+  await expect.poll(() => rowIds(page)).toEqual(first);
+  expect(await windowIsMarked(page)).toBe(true);
+});
+
+test('the page size selector changes the rows shown and lives in the URL', async ({ page }) => {
+  await openHydrated(page, '/activity-log?page=4');
+  await markWindow(page);
+  await page.getByLabel('Rows per page').selectOption('100');
+  await expect(page).toHaveURL(/[?&]size=100\b/);
+  await expect(page).not.toHaveURL(/page=4/);
+  await expect(page.locator(rows)).toHaveCount(100);
+  await expect(page.locator('.page-link.current')).toHaveText('1');
+  expect(await windowIsMarked(page)).toBe(true);
+
+  await page.getByLabel('Rows per page').selectOption('10');
+  await expect(page.locator(rows)).toHaveCount(10);
+
+  await page.reload();
+  await expect(page.locator(rows)).toHaveCount(10);
+  await expect(page.getByLabel('Rows per page')).toHaveValue('10');
+});
+
+test('a malformed page parameter shows a clear message', async ({ page }) => {
+  await openHydrated(page, '/activity-log?page=zero');
+  await expect(page.getByRole('alert')).toContainText('page: "zero" is not a page number');
+  await expect(page.locator(rows)).toHaveCount(0);
+});
+
+test('events sent through the ingest API appear on the first page', async ({ page, request }) => {
+  const key = process.env.E2E_API_KEY;
+  expect(key, 'scripts/test.sh exports E2E_API_KEY').toBeTruthy();
+  const marker = `e2e-${Date.now()}`;
+  const response = await request.post('/api/v1/events', {
+    headers: { Authorization: `Bearer ${key}` },
+    data: [
+      { action: 'PUBLISH', table: 'pages', primary_key: marker, description: `Published ${marker}` },
+      { action: 'UPDATE', table: 'pages', primary_key: marker, description: `<b>Edited</b> ${marker}`, before: { a: 1 }, after: { a: 2 } },
+    ],
+  });
+  expect(response.status()).toBe(201);
+  const { ids } = await response.json();
+  expect(ids).toHaveLength(2);
+
+  await openHydrated(page, '/activity-log');
+  const top = page.locator(rows).first();
+  await expect(top).toHaveAttribute('data-event-id', String(ids[1]));
+  // Logged text is shown as text, never as markup.
+  await expect(top).toContainText(`<b>Edited</b> ${marker}`);
+  await expect(page.locator(rows).nth(1)).toContainText(`Published ${marker}`);
+
+  const refused = await request.post('/api/v1/events', {
+    headers: { Authorization: 'Bearer adk_forged' },
+    data: { action: 'DELETE', description: `forged ${marker}` },
+  });
+  expect(refused.status()).toBe(401);
+  await page.reload();
+  await expect(page.locator('tbody')).not.toContainText(`forged ${marker}`);
+});

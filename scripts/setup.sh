@@ -1,0 +1,66 @@
+# Sourced by scripts/serve.sh and scripts/test.sh: installs what is missing,
+# skips what is there. Everything comes from crates.io, npm or Debian's apt.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+CARGO_LEPTOS_VERSION="0.3.11"
+WASM_BINDGEN_VERSION="0.2.130"
+
+# npm's binaryen (wasm-opt) first: Debian's is too old and breaks hydration.
+export PATH="$ROOT/end2end/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+ensure_rust_tools() {
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    step "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if ! cargo leptos --version 2>/dev/null | grep -q "$CARGO_LEPTOS_VERSION"; then
+    step "installing cargo-leptos $CARGO_LEPTOS_VERSION (about 15 minutes, once)"
+    cargo install --locked --ignore-rust-version cargo-leptos --version "$CARGO_LEPTOS_VERSION"
+  fi
+  if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
+    step "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+    # Not --locked: its lockfile pins a crate version the registry lacks.
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+  fi
+}
+
+ensure_node_packages() {
+  if ! command -v npm >/dev/null; then
+    step "installing Node.js and npm"
+    apt_install nodejs npm
+  fi
+  local stamp="$ROOT/end2end/node_modules/.package-lock.json"
+  if [ ! -f "$stamp" ] || [ "$ROOT/end2end/package-lock.json" -nt "$stamp" ]; then
+    step "installing the npm packages of end2end/"
+    (cd "$ROOT/end2end" && npm ci --no-audit --no-fund)
+  fi
+}
+
+APT_UPDATED=""
+apt_install() {
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  if [ -z "$APT_UPDATED" ]; then
+    $sudo apt-get update -qq
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@"
+}
+
+ensure_chromium() {
+  if [ ! -x /usr/bin/chromium ]; then
+    step "installing Debian's Chromium for the browser tests"
+    apt_install chromium
+  fi
+}
+
+build_release() {
+  step "building the release (server + wasm)"
+  cargo leptos build --release
+}

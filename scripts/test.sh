@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Sets everything up and runs every test: formatting, clippy (server and
+# browser builds), the Rust tests, and the Playwright suite against a
+# release build.
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+
+ensure_rust_tools
+ensure_node_packages
+ensure_chromium
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy: server build"
+cargo clippy --no-default-features --features ssr --all-targets -- -D warnings
+
+step "clippy: browser build"
+cargo clippy --no-default-features --features hydrate --target wasm32-unknown-unknown --lib -- -D warnings
+
+build_release
+
+step "Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --release --no-default-features --features ssr --no-fail-fast
+else
+  cargo test --release --no-default-features --features ssr --no-fail-fast
+fi
+
+step "browser tests (Playwright, Chromium)"
+E2E_DIR="$ROOT/target/e2e"
+rm -rf "$E2E_DIR"
+mkdir -p "$E2E_DIR"
+export AUDITDECK_DATABASE_URL="sqlite://$E2E_DIR/e2e.db"
+export AUDITDECK_DEMO_DATA=false
+target/release/auditdeck demo --seed 7 --events 3000 --sessions 200
+E2E_API_KEY="$(target/release/auditdeck create-api-key --label end2end | tail -n 1)"
+export E2E_API_KEY
+(cd "$ROOT/end2end" && npx playwright test)

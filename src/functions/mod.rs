@@ -1,0 +1,3 @@
+//! Server functions: the browser's only way to the data.
+
+pub mod events;

@@ -1,0 +1,20 @@
+//! Auditdeck: an audit trail service with an interactive admin dashboard.
+//!
+//! One crate, two builds: `ssr` (the axum server) and `hydrate` (the browser).
+
+pub mod app;
+pub mod components;
+pub mod errors;
+pub mod functions;
+pub mod models;
+pub mod routes;
+
+#[cfg(feature = "ssr")]
+pub mod server;
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

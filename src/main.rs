@@ -1,0 +1,182 @@
+//! The `auditdeck` command: serves the dashboard, and holds the admin tasks.
+
+use auditdeck::server::config::Config;
+use auditdeck::server::state::AppState;
+use auditdeck::server::{api_keys, demo, router, store};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "auditdeck",
+    version,
+    about = "Audit trail service with an admin dashboard"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the dashboard and the ingest API (the default).
+    Serve,
+    /// Create the database when missing and fill it with the demo data set.
+    /// Refuses a database that already holds events.
+    Demo {
+        /// Random seed: the same seed gives the same data.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Number of audit events.
+        #[arg(long)]
+        events: Option<u32>,
+        /// Number of admin-session records.
+        #[arg(long)]
+        sessions: Option<u32>,
+    },
+    /// Create an API key for the ingest API and print it. It is shown only once.
+    CreateApiKey {
+        /// What the key is for, e.g. the name of the sending system.
+        #[arg(long)]
+        label: String,
+    },
+    /// Create the database when missing and run the migrations.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("auditdeck: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&config.app.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli.command.unwrap_or(Command::Serve), config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("auditdeck: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> Result<(), String> {
+    let db = store::open(&config.app.database_url)
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", config.app.database_url))?;
+    let result = match command {
+        Command::Serve => serve(config, db.clone()).await,
+        Command::Demo {
+            seed,
+            events,
+            sessions,
+        } => {
+            let spec = demo::DemoSpec {
+                seed: seed.unwrap_or(config.app.demo_seed),
+                events: events.unwrap_or(config.app.demo_events),
+                sessions: sessions.unwrap_or(config.app.demo_sessions),
+                anchor: store::now_micros(),
+            };
+            load_demo(&db, &spec).await
+        }
+        Command::CreateApiKey { label } => {
+            let (id, key) = api_keys::create(&db, &label)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("API key {id} ({label}) created. It is shown only this once:");
+            println!("{key}");
+            Ok(())
+        }
+        Command::Migrate => {
+            println!("database {} is migrated", config.app.database_url);
+            Ok(())
+        }
+    };
+    db.close().await;
+    result
+}
+
+async fn load_demo(db: &store::Db, spec: &demo::DemoSpec) -> Result<(), String> {
+    let existing = store::count_events(db).await.map_err(|e| e.to_string())?;
+    if existing > 0 {
+        return Err(format!(
+            "the database already holds {existing} events; demo data goes only into an empty one"
+        ));
+    }
+    let started = std::time::Instant::now();
+    demo::load(db, spec).await.map_err(|e| e.to_string())?;
+    println!(
+        "demo data: {} events and {} admin-session records (seed {}) in {:.1} s",
+        spec.events,
+        spec.sessions,
+        spec.seed,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn serve(config: Config, db: store::Db) -> Result<(), String> {
+    if config.app.demo_data && store::count_events(&db).await.map_err(|e| e.to_string())? == 0 {
+        let spec = demo::DemoSpec {
+            seed: config.app.demo_seed,
+            events: config.app.demo_events,
+            sessions: config.app.demo_sessions,
+            anchor: store::now_micros(),
+        };
+        load_demo(&db, &spec).await?;
+        let (_, key) = api_keys::create(&db, "demo")
+            .await
+            .map_err(|e| e.to_string())?;
+        println!("demo API key (shown once): {key}");
+    }
+    let addr = config.leptos.site_addr;
+    let state = AppState {
+        leptos_options: config.leptos,
+        db,
+        config: Arc::new(config.app),
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    println!("Auditdeck is serving on http://{addr}");
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

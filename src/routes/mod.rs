@@ -1,0 +1,4 @@
+//! Pages, one module each.
+
+pub mod activity_log;
+pub mod not_found;

@@ -1,0 +1,19 @@
+use crate::components::layout::Breadcrumb;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(axum::http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <Title text="Not found" />
+        <Breadcrumb trail=vec!["Not found"] />
+        <section class="card notice">
+            <h1>"Page not found"</h1>
+            <p>"There is no page at this address. "<a href="/activity-log">"Go to the Activity Log"</a></p>
+        </section>
+    }
+}

@@ -1,0 +1,225 @@
+//! Runtime configuration: `Leptos.toml`, read at start.
+//!
+//! The `[package.metadata.leptos]` table holds Leptos' own keys (site address,
+//! site root, ...), which `LEPTOS_*` environment variables override. The
+//! `[auditdeck]` table holds ours; each key is overridden by the environment
+//! variable `AUDITDECK_` + the key in upper case with `-` as `_`
+//! (`database-url` -> `AUDITDECK_DATABASE_URL`). `DATABASE_URL` is honoured
+//! too when `AUDITDECK_DATABASE_URL` is not set.
+
+use leptos::config::LeptosOptions;
+use std::path::Path;
+
+pub const DEFAULT_CONFIG_FILE: &str = "Leptos.toml";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub leptos: LeptosOptions,
+    pub app: AppConfig,
+}
+
+/// The `[auditdeck]` table of Leptos.toml.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppConfig {
+    /// `sqlite://path/to/file.db`.
+    pub database_url: String,
+    /// Fill an empty database with the demo data set at start.
+    pub demo_data: bool,
+    pub demo_seed: u64,
+    pub demo_events: u32,
+    pub demo_sessions: u32,
+    /// Largest ingest request body accepted, in bytes (413 beyond it).
+    pub ingest_max_body_bytes: usize,
+    /// Most events accepted in one ingest batch.
+    pub ingest_max_batch: usize,
+    /// tracing filter, e.g. `info` or `auditdeck=debug,info`.
+    pub log: String,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://data/auditdeck.db".into(),
+            demo_data: false,
+            demo_seed: 42,
+            demo_events: 100_000,
+            demo_sessions: 20_000,
+            ingest_max_body_bytes: 4 * 1024 * 1024,
+            ingest_max_batch: 1000,
+            log: "info".into(),
+        }
+    }
+}
+
+/// Every key of the `[auditdeck]` table, as written in Leptos.toml.
+pub const APP_KEYS: [&str; 8] = [
+    "database-url",
+    "demo-data",
+    "demo-seed",
+    "demo-events",
+    "demo-sessions",
+    "ingest-max-body-bytes",
+    "ingest-max-batch",
+    "log",
+];
+
+/// The environment variable that overrides a key.
+pub fn env_var_for(key: &str) -> String {
+    format!("AUDITDECK_{}", key.to_uppercase().replace('-', "_"))
+}
+
+impl AppConfig {
+    /// Reads the `[auditdeck]` table of a TOML text, then applies overrides
+    /// from `env` (a lookup such as `std::env::var`).
+    pub fn from_toml_and_env(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
+        let doc: toml::Table = text.parse().map_err(|e| format!("Leptos.toml: {e}"))?;
+        let table = match doc.get("auditdeck") {
+            Some(toml::Value::Table(t)) => t.clone(),
+            Some(_) => return Err("Leptos.toml: [auditdeck] must be a table".into()),
+            None => toml::Table::new(),
+        };
+        for key in table.keys() {
+            if !APP_KEYS.contains(&key.as_str()) {
+                return Err(format!("Leptos.toml: unknown key [auditdeck] {key}"));
+            }
+        }
+        let mut config = Self::default();
+        let value = |key: &str| -> Option<String> {
+            let from_env = env(&env_var_for(key)).or_else(|| {
+                (key == "database-url")
+                    .then(|| env("DATABASE_URL"))
+                    .flatten()
+            });
+            from_env.or_else(|| {
+                table.get(key).map(|v| match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+            })
+        };
+        fn parse<T: std::str::FromStr>(key: &str, raw: String) -> Result<T, String> {
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("configuration {key}: \"{raw}\" is not valid"))
+        }
+        if let Some(v) = value("database-url") {
+            config.database_url = v;
+        }
+        if let Some(v) = value("demo-data") {
+            config.demo_data = parse("demo-data", v)?;
+        }
+        if let Some(v) = value("demo-seed") {
+            config.demo_seed = parse("demo-seed", v)?;
+        }
+        if let Some(v) = value("demo-events") {
+            config.demo_events = parse("demo-events", v)?;
+        }
+        if let Some(v) = value("demo-sessions") {
+            config.demo_sessions = parse("demo-sessions", v)?;
+        }
+        if let Some(v) = value("ingest-max-body-bytes") {
+            config.ingest_max_body_bytes = parse("ingest-max-body-bytes", v)?;
+        }
+        if let Some(v) = value("ingest-max-batch") {
+            config.ingest_max_batch = parse("ingest-max-batch", v)?;
+        }
+        if let Some(v) = value("log") {
+            config.log = v;
+        }
+        if config.ingest_max_batch == 0 {
+            return Err("configuration ingest-max-batch: must be at least 1".into());
+        }
+        Ok(config)
+    }
+}
+
+impl Config {
+    /// Loads the configuration file named by `AUDITDECK_CONFIG` (default
+    /// `Leptos.toml`) with the environment's overrides.
+    pub fn load() -> Result<Self, String> {
+        let path =
+            std::env::var("AUDITDECK_CONFIG").unwrap_or_else(|_| DEFAULT_CONFIG_FILE.to_string());
+        Self::load_from(Path::new(&path))
+    }
+
+    pub fn load_from(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let app = AppConfig::from_toml_and_env(&text, |k| std::env::var(k).ok())?;
+        let leptos = leptos::config::get_configuration(Some(&path.to_string_lossy()))
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .leptos_options;
+        Ok(Self { leptos, app })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_table_gives_defaults() {
+        assert_eq!(
+            AppConfig::from_toml_and_env("", |_| None).unwrap(),
+            AppConfig::default()
+        );
+    }
+
+    #[test]
+    fn file_values_and_env_overrides() {
+        let text = "[auditdeck]\ndatabase-url = \"sqlite://a.db\"\ndemo-data = true\ningest-max-batch = 10\n";
+        let c = AppConfig::from_toml_and_env(text, |_| None).unwrap();
+        assert_eq!(c.database_url, "sqlite://a.db");
+        assert!(c.demo_data);
+        assert_eq!(c.ingest_max_batch, 10);
+        let c = AppConfig::from_toml_and_env(text, |k| match k {
+            "AUDITDECK_DATABASE_URL" => Some("sqlite://b.db".into()),
+            "AUDITDECK_DEMO_DATA" => Some("false".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.database_url, "sqlite://b.db");
+        assert!(!c.demo_data);
+    }
+
+    #[test]
+    fn database_url_falls_back_to_plain_env() {
+        let c = AppConfig::from_toml_and_env("", |k| {
+            (k == "DATABASE_URL").then(|| "sqlite://c.db".to_string())
+        })
+        .unwrap();
+        assert_eq!(c.database_url, "sqlite://c.db");
+    }
+
+    #[test]
+    fn bad_values_and_unknown_keys_are_refused() {
+        assert!(
+            AppConfig::from_toml_and_env("[auditdeck]\ndemo-seed = \"x\"", |_| None)
+                .unwrap_err()
+                .contains("demo-seed")
+        );
+        assert!(
+            AppConfig::from_toml_and_env("[auditdeck]\ndatabse-url = \"x\"", |_| None)
+                .unwrap_err()
+                .contains("databse-url")
+        );
+        assert!(AppConfig::from_toml_and_env("", |k| {
+            (k == "AUDITDECK_INGEST_MAX_BATCH").then(|| "0".to_string())
+        })
+        .is_err());
+    }
+
+    #[test]
+    fn every_key_maps_to_an_env_var() {
+        assert_eq!(
+            env_var_for("ingest-max-body-bytes"),
+            "AUDITDECK_INGEST_MAX_BODY_BYTES"
+        );
+        for key in APP_KEYS {
+            assert!(env_var_for(key).starts_with("AUDITDECK_"));
+        }
+    }
+}

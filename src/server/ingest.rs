@@ -1,0 +1,431 @@
+//! `POST /api/v1/events`: other systems send their audit events.
+//!
+//! The body is one event object or an array of them (a batch). Every event is
+//! validated before anything is stored; the batch is stored in one
+//! transaction; the answer is `201 {"ids": [...]}`. Errors are
+//! `{"error": "..."}` with 400 (naming the field), 401, 413 or 415.
+
+use super::api_keys;
+use super::state::AppState;
+use super::store::{self, NewEvent};
+use crate::errors::{AppError, AppResult};
+use crate::models::{Initiator, InitiatorKind};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::Value;
+use std::net::IpAddr;
+
+const MAX_TEXT: usize = 512;
+const MAX_DESCRIPTION: usize = 10_000;
+const MAX_ACTION: usize = 64;
+/// Events may be stamped a little ahead of our clock, not more.
+const MAX_FUTURE_MICROS: i64 = 24 * 3600 * 1_000_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestEvent {
+    pub action: String,
+    #[serde(default)]
+    pub occurred_at: Option<String>,
+    #[serde(default)]
+    pub initiator: Option<IngestInitiator>,
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub table: Option<String>,
+    #[serde(default)]
+    pub primary_key: Option<KeyValue>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub before: Option<Value>,
+    #[serde(default)]
+    pub after: Option<Value>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    #[serde(default)]
+    pub request_id: Option<String>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestInitiator {
+    pub kind: String,
+    #[serde(default)]
+    pub id: Option<KeyValue>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// A primary key or id may be sent as a string or a number.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum KeyValue {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+impl KeyValue {
+    fn into_string(self) -> String {
+        match self {
+            Self::Text(s) => s,
+            Self::Number(n) => n.to_string(),
+        }
+    }
+}
+
+/// Parses and validates a request body into events ready to store.
+/// `key` is the API key that sent them (the default initiator).
+pub fn parse_payload(
+    body: &[u8],
+    max_batch: usize,
+    key: &store::ApiKey,
+    now: i64,
+) -> AppResult<Vec<NewEvent>> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| AppError::bad_request(format!("body: not valid JSON ({e})")))?;
+    match value {
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(AppError::bad_request("body: the batch is empty"));
+            }
+            if items.len() > max_batch {
+                return Err(AppError::bad_request(format!(
+                    "body: a batch holds at most {max_batch} events, this one has {}",
+                    items.len()
+                )));
+            }
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| parse_event(item, &format!("[{i}]."), key, now))
+                .collect()
+        }
+        Value::Object(_) => Ok(vec![parse_event(value, "", key, now)?]),
+        _ => Err(AppError::bad_request(
+            "body: must be an event object or an array of events",
+        )),
+    }
+}
+
+fn parse_event(value: Value, at: &str, key: &store::ApiKey, now: i64) -> AppResult<NewEvent> {
+    if !value.is_object() {
+        return Err(AppError::bad_request(format!(
+            "{}: must be an event object",
+            at.trim_end_matches('.')
+        )));
+    }
+    let raw: IngestEvent = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let field = if path == "." { String::new() } else { path };
+        AppError::bad_request(format!("{at}{field}: {inner}").replace(".: ", ": "))
+    })?;
+    let bad = |field: &str, why: String| AppError::bad_request(format!("{at}{field}: {why}"));
+
+    let action = raw.action.trim().to_ascii_uppercase();
+    if action.is_empty()
+        || action.len() > MAX_ACTION
+        || !action
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || !action.starts_with(|c: char| c.is_ascii_alphabetic())
+    {
+        return Err(bad(
+            "action",
+            format!(
+                "\"{}\" is not an action: use a verb of letters, digits and underscores, at most {MAX_ACTION} long (e.g. UPDATE)",
+                raw.action
+            ),
+        ));
+    }
+
+    let occurred_at = match raw.occurred_at {
+        None => now,
+        Some(text) => {
+            let t = chrono::DateTime::parse_from_rfc3339(text.trim()).map_err(|_| {
+                bad(
+                    "occurred_at",
+                    format!("\"{text}\" is not an RFC 3339 time such as 2025-10-27T12:00:00.123Z"),
+                )
+            })?;
+            let micros = t.timestamp_micros();
+            if micros < 0 {
+                return Err(bad("occurred_at", format!("\"{text}\" is before 1970")));
+            }
+            if micros > now + MAX_FUTURE_MICROS {
+                return Err(bad(
+                    "occurred_at",
+                    format!("\"{text}\" is more than 24 hours in the future"),
+                ));
+            }
+            micros
+        }
+    };
+
+    let ip = match raw.ip {
+        None => None,
+        Some(text) => Some(
+            text.trim()
+                .parse::<IpAddr>()
+                .map_err(|_| bad("ip", format!("\"{text}\" is not an IPv4 or IPv6 address")))?,
+        ),
+    };
+
+    let initiator = match raw.initiator {
+        None => Initiator {
+            kind: InitiatorKind::ApiKey,
+            id: Some(key.id.to_string()),
+            name: Some(key.label.clone()),
+            email: None,
+        },
+        Some(i) => {
+            let kind = InitiatorKind::parse(i.kind.trim()).ok_or_else(|| {
+                bad(
+                    "initiator.kind",
+                    format!("\"{}\" is not one of user, system, api_key, portal", i.kind),
+                )
+            })?;
+            let email = text(i.email, "initiator.email", MAX_TEXT, &bad)?;
+            if let Some(e) = &email {
+                if !e.contains('@') {
+                    return Err(bad(
+                        "initiator.email",
+                        format!("\"{e}\" is not an email address"),
+                    ));
+                }
+            }
+            let initiator = Initiator {
+                kind,
+                id: text(
+                    i.id.map(KeyValue::into_string),
+                    "initiator.id",
+                    MAX_TEXT,
+                    &bad,
+                )?,
+                name: text(i.name, "initiator.name", MAX_TEXT, &bad)?,
+                email,
+            };
+            if kind == InitiatorKind::User
+                && initiator.id.is_none()
+                && initiator.name.is_none()
+                && initiator.email.is_none()
+            {
+                return Err(bad(
+                    "initiator",
+                    "a user initiator needs an id, a name or an email".into(),
+                ));
+            }
+            initiator
+        }
+    };
+
+    let json = |v: Option<Value>| v.filter(|v| !v.is_null()).map(|v| v.to_string());
+
+    Ok(NewEvent {
+        occurred_at,
+        ip,
+        initiator,
+        action,
+        table_name: text(raw.table, "table", MAX_TEXT, &bad)?,
+        primary_key: text(
+            raw.primary_key.map(KeyValue::into_string),
+            "primary_key",
+            MAX_TEXT,
+            &bad,
+        )?,
+        description: text(raw.description, "description", MAX_DESCRIPTION, &bad)?
+            .unwrap_or_default(),
+        before: json(raw.before),
+        after: json(raw.after),
+        user_agent: text(raw.user_agent, "user_agent", MAX_TEXT, &bad)?,
+        request_id: text(raw.request_id, "request_id", MAX_TEXT, &bad)?,
+        session_id: text(raw.session_id, "session_id", MAX_TEXT, &bad)?,
+    })
+}
+
+/// Trims an optional text field; empty becomes none; too long or with
+/// control characters (other than newline and tab) is an error.
+fn text(
+    value: Option<String>,
+    field: &str,
+    max: usize,
+    bad: &impl Fn(&str, String) -> AppError,
+) -> AppResult<Option<String>> {
+    let Some(value) = value else { return Ok(None) };
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let len = value.chars().count();
+    if len > max {
+        return Err(bad(
+            field,
+            format!("is {len} characters long; the limit is {max}"),
+        ));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(bad(field, "contains control characters".into()));
+    }
+    Ok(Some(value.to_string()))
+}
+
+/// The axum handler.
+pub async fn ingest_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match ingest(&state, &headers, body).await {
+        Ok(ids) => (StatusCode::CREATED, Json(serde_json::json!({ "ids": ids }))).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> AppResult<Vec<i64>> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let key = api_keys::authenticate(&state.db, authorization).await?;
+
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/json") {
+        return Err(AppError::UnsupportedMediaType(
+            "Content-Type must be application/json".into(),
+        ));
+    }
+
+    let limit = state.config.ingest_max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(AppError::PayloadTooLarge(limit));
+    }
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| AppError::PayloadTooLarge(limit))?;
+
+    let events = parse_payload(
+        &bytes,
+        state.config.ingest_max_batch,
+        &key,
+        store::now_micros(),
+    )?;
+    store::insert_events(&state.db, &events, Some(key.id)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> store::ApiKey {
+        store::ApiKey {
+            id: 7,
+            label: "billing".into(),
+        }
+    }
+
+    const NOW: i64 = 1_761_566_400_000_000;
+
+    fn err(body: &str) -> String {
+        match parse_payload(body.as_bytes(), 1000, &key(), NOW) {
+            Err(AppError::BadRequest(m)) => m,
+            other => panic!("expected a 400 for {body}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_event_with_defaults() {
+        let events = parse_payload(br#"{"action":"publish"}"#, 1000, &key(), NOW).unwrap();
+        assert_eq!(events.len(), 1);
+        let e = &events[0];
+        assert_eq!(e.action, "PUBLISH");
+        assert_eq!(e.occurred_at, NOW);
+        assert_eq!(e.initiator.kind, InitiatorKind::ApiKey);
+        assert_eq!(e.initiator.name.as_deref(), Some("billing"));
+        assert_eq!(e.initiator.id.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn full_event_is_kept_field_by_field() {
+        let body = r#"{"action":"UPDATE","occurred_at":"2025-10-27T12:00:00.123456+02:00",
+            "initiator":{"kind":"user","id":42,"name":"Ann","email":"ann@example.com"},
+            "ip":"2001:db8::1","table":"invoices","primary_key":1234,"description":"Changed",
+            "before":{"a":1},"after":{"a":2,"b":[1,2]},"user_agent":"curl/8","request_id":"r1","session_id":"s1"}"#;
+        let e = parse_payload(body.as_bytes(), 1000, &key(), NOW)
+            .unwrap()
+            .remove(0);
+        assert_eq!(e.occurred_at, 1_761_559_200_123_456);
+        assert_eq!(e.initiator.id.as_deref(), Some("42"));
+        assert_eq!(e.ip, Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(e.primary_key.as_deref(), Some("1234"));
+        assert_eq!(e.after.as_deref(), Some(r#"{"a":2,"b":[1,2]}"#));
+        assert_eq!(e.session_id.as_deref(), Some("s1"));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert!(err(r#"{"action":"UPDATE","ip":"999.1.1.1"}"#).starts_with("ip:"));
+        assert!(err(r#"{"action":"UP DATE"}"#).starts_with("action:"));
+        assert!(err(r#"{"action":""}"#).starts_with("action:"));
+        assert!(err(r#"{"description":"x"}"#).contains("action"));
+        assert!(err(r#"{"action":"A","occurred_at":"yesterday"}"#).starts_with("occurred_at:"));
+        assert!(
+            err(r#"{"action":"A","occurred_at":"2999-01-01T00:00:00Z"}"#)
+                .starts_with("occurred_at:")
+        );
+        assert!(
+            err(r#"{"action":"A","initiator":{"kind":"robot"}}"#).starts_with("initiator.kind:")
+        );
+        assert!(
+            err(r#"{"action":"A","initiator":{"kind":"user","email":"nope"}}"#)
+                .starts_with("initiator.email:")
+        );
+        assert!(err(r#"{"action":"A","initiator":{"kind":"user"}}"#).starts_with("initiator:"));
+        assert!(err(r#"{"action":"A","colour":"red"}"#).contains("colour"));
+        assert!(err(r#"{"action":"A","table":5}"#).starts_with("table:"));
+        assert!(err(&format!(
+            r#"{{"action":"A","table":"{}"}}"#,
+            "x".repeat(600)
+        ))
+        .starts_with("table:"));
+        assert!(err(r#"[{"action":"A"},{"action":"B","ip":"x"}]"#).starts_with("[1].ip:"));
+        assert!(err(r#"[{"action":"A"},7]"#).starts_with("[1]:"));
+        assert!(err("[]").contains("empty"));
+        assert!(err("42").starts_with("body:"));
+        assert!(err("{not json").starts_with("body:"));
+    }
+
+    #[test]
+    fn batch_limit_is_enforced() {
+        let batch = format!("[{}]", vec![r#"{"action":"A"}"#; 3].join(","));
+        assert_eq!(
+            parse_payload(batch.as_bytes(), 3, &key(), NOW)
+                .unwrap()
+                .len(),
+            3
+        );
+        let m = match parse_payload(batch.as_bytes(), 2, &key(), NOW) {
+            Err(AppError::BadRequest(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(m.contains("at most 2"), "{m}");
+    }
+}

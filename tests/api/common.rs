@@ -1,0 +1,159 @@
+use auditdeck::models::{Initiator, InitiatorKind};
+use auditdeck::server::config::AppConfig;
+use auditdeck::server::state::AppState;
+use auditdeck::server::store::{self, Db, NewEvent};
+use auditdeck::server::{api_keys, router};
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use leptos::config::LeptosOptions;
+use std::sync::Arc;
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+/// A fresh database in a temporary folder and the app's router on top of it.
+pub struct TestApp {
+    pub db: Db,
+    pub router: Router,
+    _dir: TempDir,
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_config(AppConfig::default()).await
+    }
+
+    pub async fn with_config(mut config: AppConfig) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        config.database_url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let db = store::open(&config.database_url)
+            .await
+            .expect("open database");
+        let state = AppState {
+            leptos_options: LeptosOptions::builder().output_name("auditdeck").build(),
+            db: db.clone(),
+            config: Arc::new(config),
+        };
+        Self {
+            db,
+            router: router(state),
+            _dir: dir,
+        }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("response");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, uri: &str) -> TestResponse {
+        self.send(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+    }
+
+    pub async fn api_key(&self) -> String {
+        api_keys::create(&self.db, "test client")
+            .await
+            .expect("api key")
+            .1
+    }
+
+    /// POSTs a JSON body to the ingest API with an optional bearer key.
+    pub async fn ingest(&self, key: Option<&str>, body: impl Into<String>) -> TestResponse {
+        let mut request =
+            Request::post("/api/v1/events").header(header::CONTENT_TYPE, "application/json");
+        if let Some(key) = key {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        self.send(request.body(Body::from(body.into())).unwrap())
+            .await
+    }
+
+    pub async fn count(&self) -> u64 {
+        store::count_events(&self.db).await.expect("count")
+    }
+}
+
+/// A plausible event, distinguishable by `i`.
+pub fn sample_event(i: u32, occurred_at: i64) -> NewEvent {
+    NewEvent {
+        occurred_at,
+        ip: Some(format!("10.0.{}.{}", i / 250, i % 250 + 1).parse().unwrap()),
+        initiator: Initiator {
+            kind: InitiatorKind::User,
+            id: Some(i.to_string()),
+            name: Some(format!("User {i}")),
+            email: Some(format!("user{i}@example.com")),
+        },
+        action: "UPDATE".into(),
+        table_name: Some("invoices".into()),
+        primary_key: Some(i.to_string()),
+        description: format!("Updated invoice number{i}"),
+        before: Some(r#"{"status":"open"}"#.into()),
+        after: Some(r#"{"status":"paid"}"#.into()),
+        user_agent: Some("test-agent".into()),
+        request_id: Some(format!("req-{i}")),
+        session_id: None,
+    }
+}
+
+/// A JSON batch of `n` valid events for the ingest API.
+pub fn json_batch(n: usize, tag: &str) -> String {
+    let events: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "action": "CREATE",
+                "initiator": {"kind": "user", "id": i, "name": "Batch User", "email": "batch@example.com"},
+                "ip": "192.0.2.10",
+                "table": "orders",
+                "primary_key": i,
+                "description": format!("{tag} order {i}"),
+                "after": {"total": i, "lines": [{"sku": "A-1", "qty": 2}]}
+            })
+        })
+        .collect();
+    serde_json::Value::Array(events).to_string()
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the store, the ingest API and the pages, against a real
+//! SQLite database (a fresh file per test).
+#![cfg(feature = "ssr")]
+
+mod common;
+mod config;
+mod ingest;
+mod pages;
+mod store;

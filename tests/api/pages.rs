@@ -1,0 +1,102 @@
+use crate::common::{sample_event, TestApp};
+use auditdeck::server::store;
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+
+const T0: i64 = 1_761_566_400_000_000;
+
+async fn app_with_events(n: u32) -> TestApp {
+    let app = TestApp::new().await;
+    let events: Vec<_> = (0..n)
+        .map(|i| sample_event(i, T0 + i64::from(i) * 1_000_000))
+        .collect();
+    store::insert_events(&app.db, &events, None).await.unwrap();
+    app
+}
+
+#[tokio::test]
+async fn activity_log_is_rendered_on_the_server_with_rows() {
+    let app = app_with_events(60).await;
+    let r = app.get("/activity-log").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let html = r.text();
+    assert!(html.contains("Activity Log"));
+    // Newest first: event 59 is on page 1, event 0 is not (25 per page).
+    assert!(
+        html.contains("Updated invoice number59"),
+        "rows must be in the HTML"
+    );
+    assert!(!html.contains("Updated invoice number0<"));
+    assert_eq!(html.matches("data-event-id=").count(), 25);
+    assert!(html.contains("60 events"));
+}
+
+#[tokio::test]
+async fn page_and_size_come_from_the_url() {
+    let app = app_with_events(60).await;
+    let html = app.get("/activity-log?page=3&size=10").await.text();
+    assert_eq!(html.matches("data-event-id=").count(), 10);
+    assert!(html.contains("Updated invoice number39<"));
+    assert!(html.contains("Updated invoice number30<"));
+    assert!(!html.contains("Updated invoice number40<"));
+    assert!(html.contains("21–30 of 60"));
+}
+
+#[tokio::test]
+async fn malformed_page_parameters_show_a_message() {
+    let app = app_with_events(3).await;
+    for (uri, field) in [
+        ("/activity-log?page=abc", "page:"),
+        ("/activity-log?size=13", "size:"),
+    ] {
+        let html = app.get(uri).await.text();
+        assert!(html.contains("This view cannot be shown"), "{uri}");
+        assert!(html.contains(field), "{uri}");
+        assert_eq!(html.matches("data-event-id=").count(), 0);
+    }
+}
+
+#[tokio::test]
+async fn logged_text_is_escaped_not_rendered() {
+    let app = TestApp::new().await;
+    let mut event = sample_event(1, T0);
+    event.description = "<script>alert('x')</script><b>bold</b>".into();
+    store::insert_events(&app.db, &[event], None).await.unwrap();
+    let html = app.get("/activity-log").await.text();
+    assert!(!html.contains("<script>alert"));
+    assert!(!html.contains("<b>bold</b>"));
+    assert!(html.contains("&lt;script&gt;") || html.contains("&lt;script>"));
+}
+
+#[tokio::test]
+async fn root_redirects_to_the_activity_log_and_unknown_pages_are_404() {
+    let app = app_with_events(1).await;
+    let r = app.get("/").await;
+    assert!(r.status.is_redirection(), "{}", r.status);
+    assert_eq!(r.headers.get(header::LOCATION).unwrap(), "/activity-log");
+    let r = app.get("/no-such-page").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.text().contains("Page not found"));
+}
+
+#[tokio::test]
+async fn list_events_server_function_answers_json_and_refuses_bad_queries() {
+    let app = app_with_events(30).await;
+    let call = |body: &'static str| {
+        Request::post("/api/list_events")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let r = app.send(call("query[page]=2&query[per_page]=10")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let page = r.json();
+    assert_eq!(page["total"], 30);
+    assert_eq!(page["rows"].as_array().unwrap().len(), 10);
+    assert_eq!(page["rows"][0]["description"], "Updated invoice number19");
+
+    let r = app.send(call("query[page]=1&query[per_page]=7")).await;
+    assert!(!r.status.is_success());
+    assert!(r.text().contains("size"), "{}", r.text());
+}

@@ -1,0 +1,220 @@
+use crate::common::{sample_event, TestApp};
+use auditdeck::errors::AppError;
+use auditdeck::models::{EventQuery, InitiatorKind};
+use auditdeck::server::store;
+use auditdeck::server::{api_keys, demo};
+
+const T0: i64 = 1_761_566_400_000_000;
+
+#[tokio::test]
+async fn events_round_trip_and_list_newest_first() {
+    let app = TestApp::new().await;
+    // Stored out of time order: the listing orders by occurred_at, then id.
+    let events: Vec<_> = [3, 1, 2, 2]
+        .iter()
+        .enumerate()
+        .map(|(i, minutes)| sample_event(i as u32, T0 + minutes * 60_000_000 + 123))
+        .collect();
+    let ids = store::insert_events(&app.db, &events, None).await.unwrap();
+    assert_eq!(ids.len(), 4);
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1));
+
+    let page = store::list_events(
+        &app.db,
+        &EventQuery {
+            page: 1,
+            per_page: 10,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(page.total, 4);
+    let order: Vec<i64> = page.rows.iter().map(|r| r.id).collect();
+    assert_eq!(order, vec![ids[0], ids[3], ids[2], ids[1]]);
+    let first = &page.rows[0];
+    assert_eq!(
+        first.occurred_at,
+        T0 + 3 * 60_000_000 + 123,
+        "microseconds kept"
+    );
+    assert_eq!(first.ip.as_deref(), Some("10.0.0.1"));
+    assert_eq!(first.initiator.kind, InitiatorKind::User);
+    assert_eq!(first.initiator.email.as_deref(), Some("user0@example.com"));
+    assert_eq!(first.table_name.as_deref(), Some("invoices"));
+    assert!(first.has_changes);
+    let (before, after) = store::event_changes(&app.db, ids[0]).await.unwrap();
+    assert_eq!(before.as_deref(), Some(r#"{"status":"open"}"#));
+    assert_eq!(after.as_deref(), Some(r#"{"status":"paid"}"#));
+}
+
+#[tokio::test]
+async fn pages_partition_the_log() {
+    let app = TestApp::new().await;
+    let events: Vec<_> = (0..57)
+        .map(|i| sample_event(i, T0 + i64::from(i)))
+        .collect();
+    store::insert_events(&app.db, &events, None).await.unwrap();
+    let mut seen = Vec::new();
+    for page in 1..=3 {
+        let p = store::list_events(&app.db, &EventQuery { page, per_page: 25 })
+            .await
+            .unwrap();
+        assert_eq!(p.total, 57);
+        assert_eq!(p.page_count(), 3);
+        seen.extend(p.rows.iter().map(|r| r.occurred_at));
+    }
+    let mut expected: Vec<i64> = (0..57).map(|i| T0 + i).collect();
+    expected.reverse();
+    assert_eq!(seen, expected);
+    let beyond = store::list_events(
+        &app.db,
+        &EventQuery {
+            page: 4,
+            per_page: 25,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(beyond.rows.is_empty());
+}
+
+#[tokio::test]
+async fn invalid_queries_are_refused() {
+    let app = TestApp::new().await;
+    for q in [
+        EventQuery {
+            page: 0,
+            per_page: 25,
+        },
+        EventQuery {
+            page: 1,
+            per_page: 7,
+        },
+    ] {
+        assert!(matches!(
+            store::list_events(&app.db, &q).await,
+            Err(AppError::BadRequest(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_failing_batch_stores_nothing() {
+    let app = TestApp::new().await;
+    let mut events: Vec<_> = (0..10).map(|i| sample_event(i, T0)).collect();
+    events[7].after = Some("{not json".into());
+    let result = store::insert_events(&app.db, &events, None).await;
+    assert_eq!(
+        result,
+        Err(AppError::Internal),
+        "database text must not leak"
+    );
+    assert_eq!(app.count().await, 0);
+}
+
+#[tokio::test]
+async fn keyword_index_follows_inserts() {
+    let app = TestApp::new().await;
+    let mut events: Vec<_> = (0..5).map(|i| sample_event(i, T0 + i64::from(i))).collect();
+    events[2].description = "Refund approved for customer Zanzibar".into();
+    events[4].ip = Some("2001:db8::42".parse().unwrap());
+    let ids = store::insert_events(&app.db, &events, None).await.unwrap();
+    assert_eq!(
+        store::search_event_ids(&app.db, "zanzibar", 10)
+            .await
+            .unwrap(),
+        vec![ids[2]]
+    );
+    assert_eq!(
+        store::search_event_ids(&app.db, "user3", 10).await.unwrap(),
+        vec![ids[3]]
+    );
+    assert_eq!(
+        store::search_event_ids(&app.db, "\"2001 db8 42\"", 10)
+            .await
+            .unwrap(),
+        vec![ids[4]]
+    );
+    assert_eq!(
+        store::search_event_ids(&app.db, "invoices", 10)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+}
+
+#[tokio::test]
+async fn ip_keys_sort_as_addresses() {
+    let a = store::ip_key("10.0.0.1".parse().unwrap());
+    let b = store::ip_key("10.0.0.2".parse().unwrap());
+    let c = store::ip_key("192.168.0.1".parse().unwrap());
+    assert!(a < b && b < c);
+    assert_eq!(
+        store::ip_key("10.0.0.1".parse().unwrap()),
+        store::ip_key("::ffff:10.0.0.1".parse().unwrap())
+    );
+}
+
+#[tokio::test]
+async fn api_keys_are_stored_hashed_and_can_be_revoked() {
+    let app = TestApp::new().await;
+    let (id, key) = api_keys::create(&app.db, "crm").await.unwrap();
+    let found = api_keys::authenticate(&app.db, Some(&format!("Bearer {key}")))
+        .await
+        .unwrap();
+    assert_eq!((found.id, found.label.as_str()), (id, "crm"));
+    assert!(
+        store::find_active_api_key(&app.db, &key)
+            .await
+            .unwrap()
+            .is_none(),
+        "plain key is not stored"
+    );
+    store::revoke_api_key(&app.db, id).await.unwrap();
+    assert!(matches!(
+        api_keys::authenticate(&app.db, Some(&format!("Bearer {key}"))).await,
+        Err(AppError::Unauthorized(_))
+    ));
+    assert!(matches!(
+        api_keys::create(&app.db, "  ").await,
+        Err(AppError::BadRequest(_))
+    ));
+}
+
+#[tokio::test]
+async fn admin_sessions_are_stored() {
+    let app = TestApp::new().await;
+    let spec = demo::DemoSpec {
+        seed: 1,
+        events: 0,
+        sessions: 300,
+        anchor: T0,
+    };
+    store::insert_admin_sessions(&app.db, &demo::sessions(&spec))
+        .await
+        .unwrap();
+    assert_eq!(store::count_admin_sessions(&app.db).await.unwrap(), 300);
+}
+
+#[tokio::test]
+async fn demo_load_fills_both_tables() {
+    let app = TestApp::new().await;
+    let spec = demo::DemoSpec {
+        seed: 9,
+        events: 12_000,
+        sessions: 500,
+        anchor: T0,
+    };
+    demo::load(&app.db, &spec).await.unwrap();
+    assert_eq!(app.count().await, 12_000);
+    assert_eq!(store::count_admin_sessions(&app.db).await.unwrap(), 500);
+    let newest = store::list_events(&app.db, &EventQuery::default())
+        .await
+        .unwrap();
+    assert!(newest.rows[0].occurred_at <= T0);
+    assert!(newest
+        .rows
+        .windows(2)
+        .all(|w| w[0].occurred_at >= w[1].occurred_at));
+}
