@@ -3,7 +3,7 @@ use crate::routes::activity_log::ActivityLogPage;
 use crate::routes::not_found::NotFound;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
-use leptos_router::components::{Redirect, Route, Router, Routes};
+use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
 /// The HTML document around the app, rendered on the server.
@@ -34,7 +34,6 @@ pub fn App() -> impl IntoView {
         <Router>
             <Layout>
                 <Routes fallback=NotFound>
-                    <Route path=path!("/") view=|| view! { <Redirect path="/activity-log" /> } />
                     <Route path=path!("/activity-log") view=ActivityLogPage />
                 </Routes>
             </Layout>

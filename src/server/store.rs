@@ -110,6 +110,7 @@ pub async fn insert_events(
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(event.occurred_at)
+        .bind(received_at)
         .bind(event.ip.map(|ip| ip.to_string()))
         .bind(event.ip.map(|ip| ip_key(ip).to_vec()))
         .bind(event.initiator.kind.as_str())
