@@ -20,7 +20,7 @@ test('the Activity Log loads with rows and hydrates', async ({ page }) => {
     'page',
   );
   await expect(page.locator(rows)).toHaveCount(25);
-  for (const header of ['ID', 'Date / time (UTC)', 'IP address', 'Initiator', 'Action', 'Table', 'Primary key', 'Description']) {
+  for (const header of ['ID', 'Date (UTC)', 'IP address', 'Initiator', 'Action', 'Table', 'Primary key', 'Description']) {
     await expect(page.getByRole('columnheader', { name: header, exact: true })).toBeVisible();
   }
   // Newest first.

@@ -85,7 +85,7 @@ fn EventsView(
                 <thead>
                     <tr>
                         <th scope="col">"ID"</th>
-                        <th scope="col">"Date / time (UTC)"</th>
+                        <th scope="col">"Date (UTC)"</th>
                         <th scope="col">"IP address"</th>
                         <th scope="col">"Initiator"</th>
                         <th scope="col">"Action"</th>
@@ -108,11 +108,18 @@ fn EventsView(
 fn EventRowView(row: EventRow) -> impl IntoView {
     let action_class = action_class(&row.action);
     let initiator_name = row.initiator.display_name();
+    let when = format_utc(row.occurred_at);
+    let (day, time) = when.split_once(' ').unwrap_or((when.as_str(), ""));
+    let (day, time) = (day.to_string(), time.to_string());
     view! {
         <tr data-event-id=row.id>
             <td class="num">{row.id}</td>
             <td class="nowrap">
-                <time datetime=format_rfc3339(row.occurred_at)>{format_utc(row.occurred_at)}</time>
+                <time datetime=format_rfc3339(row.occurred_at)>
+                    <span class="day">{day}</span>
+                    " "
+                    <span class="clock">{time}</span>
+                </time>
             </td>
             <td class="mono">{row.ip.unwrap_or_default()}</td>
             <td>

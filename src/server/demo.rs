@@ -174,52 +174,6 @@ fn random_ip(rng: &mut ChaCha8Rng, i: usize) -> IpAddr {
 }
 
 fn event(rng: &mut ChaCha8Rng, occurred_at: i64, ips: &[IpAddr]) -> NewEvent {
-    let who = rng.gen_range(0..100);
-    let (initiator, ip) = if who < 75 {
-        let i = rng.gen_range(0..PEOPLE.len());
-        let p = &PEOPLE[i];
-        (
-            Initiator {
-                kind: InitiatorKind::User,
-                id: Some(p.id.to_string()),
-                name: Some(p.name.into()),
-                email: Some(p.email.into()),
-            },
-            Some(ips[i]),
-        )
-    } else if who < 88 {
-        let i = rng.gen_range(0..API_CLIENTS.len());
-        (
-            Initiator {
-                kind: InitiatorKind::ApiKey,
-                id: Some(format!("{}", i + 1)),
-                name: Some(API_CLIENTS[i].into()),
-                email: None,
-            },
-            Some(ips[PEOPLE.len() + i]),
-        )
-    } else if who < 96 {
-        (
-            Initiator {
-                kind: InitiatorKind::System,
-                id: None,
-                name: None,
-                email: None,
-            },
-            None,
-        )
-    } else {
-        (
-            Initiator {
-                kind: InitiatorKind::Portal,
-                id: None,
-                name: Some("Customer portal".into()),
-                email: None,
-            },
-            Some(ips[ips.len() - 1]),
-        )
-    };
-
     let roll = rng.gen_range(0..100);
     let action = match roll {
         0..=34 => "UPDATE",
@@ -233,6 +187,15 @@ fn event(rng: &mut ChaCha8Rng, occurred_at: i64, ips: &[IpAddr]) -> NewEvent {
         90..=95 => "SEND",
         _ => "PUBLISH",
     };
+    // Who plausibly does this: (user, API key, system, portal) weights.
+    let weights: [u32; 4] = match action {
+        "LOGIN" | "LOGOUT" | "LOGIN_FAILED" | "EXPORT" => [1, 0, 0, 0],
+        "PUBLISH" => [8, 0, 0, 2],
+        "GENERATE" | "SEND" => [3, 4, 3, 0],
+        "DELETE" => [7, 1, 2, 0],
+        _ => [75, 15, 4, 6],
+    };
+    let (initiator, ip) = initiator(rng, weights, ips);
     let table = *TABLES.choose(rng).unwrap_or(&"customers");
     let key = rng.gen_range(1..5000).to_string();
     let actor = initiator.display_name();
@@ -338,6 +301,67 @@ fn event(rng: &mut ChaCha8Rng, occurred_at: i64, ips: &[IpAddr]) -> NewEvent {
         user_agent,
         request_id: Some(format!("req-{:016x}", rng.gen::<u64>())),
         session_id: None,
+    }
+}
+
+fn initiator(
+    rng: &mut ChaCha8Rng,
+    weights: [u32; 4],
+    ips: &[IpAddr],
+) -> (Initiator, Option<IpAddr>) {
+    let total: u32 = weights.iter().sum();
+    let mut pick = rng.gen_range(0..total);
+    let kind = weights
+        .iter()
+        .position(|w| {
+            if pick < *w {
+                true
+            } else {
+                pick -= w;
+                false
+            }
+        })
+        .unwrap_or(0);
+    match kind {
+        0 => {
+            let i = rng.gen_range(0..PEOPLE.len());
+            let p = &PEOPLE[i];
+            let user = Initiator {
+                kind: InitiatorKind::User,
+                id: Some(p.id.to_string()),
+                name: Some(p.name.into()),
+                email: Some(p.email.into()),
+            };
+            (user, Some(ips[i]))
+        }
+        1 => {
+            let i = rng.gen_range(0..API_CLIENTS.len());
+            let key = Initiator {
+                kind: InitiatorKind::ApiKey,
+                id: Some(format!("{}", i + 1)),
+                name: Some(API_CLIENTS[i].into()),
+                email: None,
+            };
+            (key, Some(ips[PEOPLE.len() + i]))
+        }
+        2 => {
+            let system = Initiator {
+                kind: InitiatorKind::System,
+                id: None,
+                name: None,
+                email: None,
+            };
+            (system, None)
+        }
+        _ => {
+            let portal = Initiator {
+                kind: InitiatorKind::Portal,
+                id: None,
+                name: Some("Customer portal".into()),
+                email: None,
+            };
+            (portal, Some(ips[ips.len() - 1]))
+        }
     }
 }
 
@@ -511,5 +535,10 @@ mod tests {
         assert_ne!(before, after);
         assert!(before["owner"].is_object());
         assert!(evs.iter().any(|e| matches!(e.ip, Some(IpAddr::V6(_)))));
+        // Initiators fit their actions: only people sign in, out, or export.
+        assert!(evs
+            .iter()
+            .filter(|e| ["LOGIN", "LOGOUT", "LOGIN_FAILED", "EXPORT"].contains(&e.action.as_str()))
+            .all(|e| e.initiator.kind == InitiatorKind::User));
     }
 }

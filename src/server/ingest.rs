@@ -415,7 +415,7 @@ mod tests {
 
     #[test]
     fn batch_limit_is_enforced() {
-        let batch = format!("[{}]", vec![r#"{"action":"A"}"#; 3].join(","));
+        let batch = format!("[{}]", [r#"{"action":"A"}"#; 3].join(","));
         assert_eq!(
             parse_payload(batch.as_bytes(), 3, &key(), NOW)
                 .unwrap()
