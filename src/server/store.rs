@@ -91,6 +91,9 @@ pub fn ip_key(ip: IpAddr) -> [u8; 16] {
     }
 }
 
+/// Rows per multi-row INSERT (18 parameters each, well under SQLite's limit).
+const INSERT_CHUNK: usize = 200;
+
 /// Stores a batch of events in one transaction and returns their ids, in order.
 /// `api_key_id` names the key that delivered them; its last-used time is
 /// updated in the same transaction.
@@ -102,34 +105,46 @@ pub async fn insert_events(
     let received_at = now_micros();
     let mut tx = db.write.begin().await?;
     let mut ids = Vec::with_capacity(events.len());
-    for event in events {
-        let id: i64 = sqlx::query_scalar(
+    for chunk in events.chunks(INSERT_CHUNK) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO events (occurred_at, received_at, ip, ip_bin, initiator_kind, initiator_id, \
              initiator_name, initiator_email, action, table_name, primary_key, description, \
-             before_data, after_data, user_agent, request_id, session_id, api_key_id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(event.occurred_at)
-        .bind(received_at)
-        .bind(event.ip.map(|ip| ip.to_string()))
-        .bind(event.ip.map(|ip| ip_key(ip).to_vec()))
-        .bind(event.initiator.kind.as_str())
-        .bind(&event.initiator.id)
-        .bind(&event.initiator.name)
-        .bind(&event.initiator.email)
-        .bind(&event.action)
-        .bind(&event.table_name)
-        .bind(&event.primary_key)
-        .bind(&event.description)
-        .bind(&event.before)
-        .bind(&event.after)
-        .bind(&event.user_agent)
-        .bind(&event.request_id)
-        .bind(&event.session_id)
-        .bind(api_key_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        ids.push(id);
+             before_data, after_data, user_agent, request_id, session_id, api_key_id) ",
+        );
+        insert.push_values(chunk, |mut row, event| {
+            row.push_bind(event.occurred_at)
+                .push_bind(received_at)
+                .push_bind(event.ip.map(|ip| ip.to_string()))
+                .push_bind(event.ip.map(|ip| ip_key(ip).to_vec()))
+                .push_bind(event.initiator.kind.as_str())
+                .push_bind(event.initiator.id.clone())
+                .push_bind(event.initiator.name.clone())
+                .push_bind(event.initiator.email.clone())
+                .push_bind(event.action.clone())
+                .push_bind(event.table_name.clone())
+                .push_bind(event.primary_key.clone())
+                .push_bind(event.description.clone())
+                .push_bind(event.before.clone())
+                .push_bind(event.after.clone())
+                .push_bind(event.user_agent.clone())
+                .push_bind(event.request_id.clone())
+                .push_bind(event.session_id.clone())
+                .push_bind(api_key_id);
+        });
+        insert.push(" RETURNING id");
+        let mut chunk_ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+        // The single writer assigns ids in VALUES order; RETURNING's row
+        // order is unspecified, so sort rather than rely on it.
+        chunk_ids.sort_unstable();
+        if chunk_ids.len() != chunk.len() {
+            tracing::error!(
+                expected = chunk.len(),
+                got = chunk_ids.len(),
+                "insert returned a wrong number of ids"
+            );
+            return Err(AppError::Internal);
+        }
+        ids.extend(chunk_ids);
     }
     if let Some(key_id) = api_key_id {
         sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
