@@ -17,14 +17,15 @@ cargo clippy --no-default-features --features ssr --all-targets -- -D warnings
 step "clippy: browser build"
 cargo clippy --no-default-features --features hydrate --target wasm32-unknown-unknown --lib -- -D warnings
 
-build_release
-
 step "Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --release --no-default-features --features ssr --no-fail-fast
 else
   cargo test --release --no-default-features --features ssr --no-fail-fast
 fi
+
+# Built after the Rust tests so the browser tests run cargo-leptos' own build.
+build_release
 
 step "browser tests (Playwright, Chromium)"
 E2E_DIR="$ROOT/target/e2e"

@@ -9,6 +9,12 @@ test('the server sends the first page of rows in the HTML', async ({ request }) 
   const html = await response.text();
   expect(html.match(/data-event-id=/g)?.length).toBe(25);
   expect(html).toContain('Activity Log');
+  // The browser bundle the page asks for exists (a mismatch means no hydration).
+  for (const asset of html.match(/\/pkg\/[\w.-]+\.(wasm|js)/g) ?? []) {
+    const res = await request.get(asset);
+    expect(res.status(), asset).toBe(200);
+  }
+  expect(html).toMatch(/\/pkg\/auditdeck(_bg)?\.wasm/);
 });
 
 test('the Activity Log loads with rows and hydrates', async ({ page }) => {
