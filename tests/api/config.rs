@@ -70,7 +70,10 @@ fn readme_documents_every_key_and_env_var() {
 #[test]
 fn compile_time_output_name_matches_cargo_toml() {
     // Without it, pages would load `<name>_bg.wasm`, which cargo-leptos does not write.
-    let cargo: toml::Table = std::fs::read_to_string("Cargo.toml").unwrap().parse().unwrap();
+    let cargo: toml::Table = std::fs::read_to_string("Cargo.toml")
+        .unwrap()
+        .parse()
+        .unwrap();
     let build = table_at(&cargo, &["package", "metadata", "leptos"]);
     assert_eq!(
         option_env!("LEPTOS_OUTPUT_NAME"),
