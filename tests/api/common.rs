@@ -1,4 +1,4 @@
-use auditdeck::models::{Initiator, InitiatorKind};
+use auditdeck::models::{EventPage, EventQuery, Initiator, InitiatorKind};
 use auditdeck::server::config::AppConfig;
 use auditdeck::server::state::AppState;
 use auditdeck::server::store::{self, Db, NewEvent};
@@ -110,6 +110,13 @@ impl TestApp {
         }
         self.send(request.body(Body::from(body.into())).unwrap())
             .await
+    }
+
+    /// One page of the Activity Log, newest first.
+    pub async fn page(&self, page: u32, per_page: u32) -> EventPage {
+        store::list_events(&self.db, &EventQuery { page, per_page })
+            .await
+            .expect("list events")
     }
 
     pub async fn count(&self) -> u64 {

@@ -41,15 +41,7 @@ async fn a_batch_of_1000_is_stored_in_order_and_appears_first() {
     assert_eq!(ids.len(), 1000);
     assert!(ids.windows(2).all(|w| w[1] == w[0] + 1));
     assert_eq!(app.count().await, 1000);
-    let page = store::list_events(
-        &app.db,
-        &EventQuery {
-            page: 1,
-            per_page: 10,
-        },
-    )
-    .await
-    .unwrap();
+    let page = app.page(1, 10).await;
     assert!(page
         .rows
         .iter()

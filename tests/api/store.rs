@@ -19,15 +19,7 @@ async fn events_round_trip_and_list_newest_first() {
     assert_eq!(ids.len(), 4);
     assert!(ids.windows(2).all(|w| w[1] == w[0] + 1));
 
-    let page = store::list_events(
-        &app.db,
-        &EventQuery {
-            page: 1,
-            per_page: 10,
-        },
-    )
-    .await
-    .unwrap();
+    let page = app.page(1, 10).await;
     assert_eq!(page.total, 4);
     let order: Vec<i64> = page.rows.iter().map(|r| r.id).collect();
     assert_eq!(order, vec![ids[0], ids[3], ids[2], ids[1]]);
@@ -66,15 +58,7 @@ async fn pages_partition_the_log() {
     let mut expected: Vec<i64> = (0..57).map(|i| T0 + i).collect();
     expected.reverse();
     assert_eq!(seen, expected);
-    let beyond = store::list_events(
-        &app.db,
-        &EventQuery {
-            page: 4,
-            per_page: 25,
-        },
-    )
-    .await
-    .unwrap();
+    let beyond = app.page(4, 25).await;
     assert!(beyond.rows.is_empty());
 }
 
