@@ -36,4 +36,13 @@ export AUDITDECK_DEMO_DATA=false
 target/release/auditdeck demo --seed 7 --events 3000 --sessions 200
 E2E_API_KEY="$(target/release/auditdeck create-api-key --label end2end | tail -n 1)"
 export E2E_API_KEY
+# One password for the three e2e users, new each run, passed by environment.
+E2E_PASSWORD="e2e-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export E2E_PASSWORD
+AUDITDECK_PASSWORD="$E2E_PASSWORD" target/release/auditdeck create-user \
+  --username e2e-admin --email e2e-admin@auditdeck.example --name "Edna Admin" --role admin
+AUDITDECK_PASSWORD="$E2E_PASSWORD" target/release/auditdeck create-user \
+  --username e2e-auditor --email e2e-auditor@auditdeck.example --name "Ezra Auditor" --role auditor
+AUDITDECK_PASSWORD="$E2E_PASSWORD" target/release/auditdeck create-user \
+  --username e2e-viewer --email e2e-viewer@auditdeck.example --name "Eva Viewer" --role viewer
 (cd "$ROOT/end2end" && npx playwright test)

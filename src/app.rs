@@ -1,9 +1,10 @@
 use crate::components::layout::Layout;
 use crate::routes::activity_log::ActivityLogPage;
+use crate::routes::login::LoginPage;
 use crate::routes::not_found::NotFound;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
-use leptos_router::components::{Route, Router, Routes};
+use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::path;
 
 /// The HTML document around the app, rendered on the server.
@@ -25,18 +26,25 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The app. Once hydrated in the browser, its root carries
+/// `data-hydrated="true"` (tests wait for it before clicking).
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    let (hydrated, set_hydrated) = signal(false);
+    Effect::new(move |_| set_hydrated.set(true));
     view! {
         <Stylesheet id="leptos" href="/pkg/auditdeck.css" />
         <Title formatter=|page: String| format!("{page} · Auditdeck") />
         <Router>
-            <Layout>
+            <div id="app" data-hydrated=move || hydrated.get().then_some("true")>
                 <Routes fallback=NotFound>
-                    <Route path=path!("/activity-log") view=ActivityLogPage />
+                    <Route path=path!("/login") view=LoginPage />
+                    <ParentRoute path=path!("") view=Layout>
+                        <Route path=path!("/activity-log") view=ActivityLogPage />
+                    </ParentRoute>
                 </Routes>
-            </Layout>
+            </div>
         </Router>
     }
 }

@@ -23,6 +23,9 @@ pub enum AppError {
     PayloadTooLarge(usize),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Too many attempts (failed sign-ins); the text says when to retry.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// Anything that went wrong inside the server. The details are logged, not shown.
     #[error("internal error; the details are in the server log")]
     Internal,
@@ -45,6 +48,7 @@ impl AppError {
             Self::NotFound(_) => 404,
             Self::PayloadTooLarge(_) => 413,
             Self::UnsupportedMediaType(_) => 415,
+            Self::TooManyRequests(_) => 429,
             Self::Internal | Self::Transport(_) => 500,
         }
     }

@@ -1,8 +1,9 @@
 //! The `auditdeck` command: serves the dashboard, and holds the admin tasks.
 
+use auditdeck::models::Role;
 use auditdeck::server::config::Config;
 use auditdeck::server::state::AppState;
-use auditdeck::server::{api_keys, demo, router, store};
+use auditdeck::server::{api_keys, auth, demo, router, store};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -40,6 +41,21 @@ enum Command {
         /// What the key is for, e.g. the name of the sending system.
         #[arg(long)]
         label: String,
+    },
+    /// Create a user (e.g. the first admin). The password comes from the
+    /// environment variable AUDITDECK_PASSWORD; without it one is generated
+    /// and printed once.
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// Full name, as shown in the dashboard.
+        #[arg(long)]
+        name: String,
+        /// viewer, auditor or admin.
+        #[arg(long, default_value = "admin")]
+        role: String,
     },
     /// Create the database when missing and run the migrations.
     Migrate,
@@ -96,6 +112,34 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             println!("API key {id} ({label}) created. It is shown only this once:");
             println!("{key}");
+            Ok(())
+        }
+        Command::CreateUser {
+            username,
+            email,
+            name,
+            role,
+        } => {
+            let role = Role::parse(&role)
+                .ok_or_else(|| format!("role: \"{role}\" is not one of viewer, auditor, admin"))?;
+            let (password, generated) = match std::env::var("AUDITDECK_PASSWORD") {
+                Ok(p) if !p.is_empty() => (p, false),
+                _ => (api_keys::generate_key()[4..20].to_string(), true),
+            };
+            let form = auth::UserForm {
+                username: &username,
+                email: &email,
+                name: &name,
+                role,
+                password: &password,
+            };
+            auth::create_user(&db, None, &cli_client(), form)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("user {username} ({}) created", role.as_str());
+            if generated {
+                println!("password (shown once): {password}");
+            }
             Ok(())
         }
         Command::Migrate => {
@@ -157,6 +201,14 @@ async fn serve(config: Config, db: store::Db) -> Result<(), String> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .map_err(|e| e.to_string())
+}
+
+/// The command line as a client, for the events it writes.
+fn cli_client() -> auth::ClientInfo {
+    auth::ClientInfo {
+        ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        user_agent: Some(format!("auditdeck-cli/{}", env!("CARGO_PKG_VERSION"))),
+    }
 }
 
 async fn shutdown_signal() {

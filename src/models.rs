@@ -7,6 +7,74 @@ use serde::{Deserialize, Serialize};
 pub const PAGE_SIZES: [u32; 5] = [10, 25, 50, 100, 250];
 pub const DEFAULT_PAGE_SIZE: u32 = 25;
 
+/// What a signed-in person may do. Each role includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads the logs.
+    Viewer,
+    /// Reads and exports.
+    Auditor,
+    /// Everything: deletion, settings, users, API keys.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Self::Viewer, Self::Auditor, Self::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Auditor => "auditor",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == value)
+    }
+
+    /// Whether this role may do what `needed` may.
+    pub fn allows(self, needed: Role) -> bool {
+        self >= needed
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Viewer => "Viewer",
+            Self::Auditor => "Auditor",
+            Self::Admin => "Admin",
+        }
+    }
+}
+
+/// The signed-in user, as the browser sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub id: i64,
+    pub username: String,
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+}
+
+/// Where to go after signing in: only a path on this site, else the Activity Log.
+pub fn safe_next_path(next: Option<&str>) -> String {
+    match next.map(str::trim) {
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.starts_with("/\\")
+                && !p.starts_with("/login")
+                && p.is_ascii()
+                && !p.chars().any(|c| c.is_ascii_control()) =>
+        {
+            p.to_string()
+        }
+        _ => "/activity-log".to_string(),
+    }
+}
+
 /// Who caused an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -360,6 +428,36 @@ mod tests {
         assert_eq!(page_count(25, 25), 1);
         assert_eq!(page_count(26, 25), 2);
         assert_eq!(page_count(100_000, 250), 400);
+    }
+
+    #[test]
+    fn roles_are_ordered_by_what_they_allow() {
+        assert!(Role::Admin.allows(Role::Auditor));
+        assert!(Role::Auditor.allows(Role::Viewer));
+        assert!(Role::Viewer.allows(Role::Viewer));
+        assert!(!Role::Viewer.allows(Role::Auditor));
+        assert!(!Role::Auditor.allows(Role::Admin));
+        assert_eq!(Role::parse("auditor"), Some(Role::Auditor));
+        assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn next_path_stays_on_this_site() {
+        assert_eq!(
+            safe_next_path(Some("/activity-log?page=2")),
+            "/activity-log?page=2"
+        );
+        for bad in [
+            None,
+            Some(""),
+            Some("https://evil.example/"),
+            Some("//evil.example"),
+            Some("/\\evil"),
+            Some("/login"),
+            Some("javascript:alert(1)"),
+        ] {
+            assert_eq!(safe_next_path(bad), "/activity-log", "{bad:?}");
+        }
     }
 
     #[test]

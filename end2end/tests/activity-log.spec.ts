@@ -1,9 +1,14 @@
 import { test, expect } from '@playwright/test';
-import { markWindow, openHydrated, rowIds, windowIsMarked } from './helpers';
+import { markWindow, openHydrated, rowIds, signIn, signInRequest, windowIsMarked } from './helpers';
 
 const rows = 'tbody tr[data-event-id]';
 
+test.beforeEach(async ({ page }) => {
+  await signIn(page, 'viewer');
+});
+
 test('the server sends the first page of rows in the HTML', async ({ request }) => {
+  await signInRequest(request, 'viewer');
   const response = await request.get('/activity-log');
   expect(response.status()).toBe(200);
   const html = await response.text();
@@ -20,6 +25,7 @@ test('the server sends the first page of rows in the HTML', async ({ request }) 
 test('the Activity Log loads with rows and hydrates', async ({ page }) => {
   await openHydrated(page, '/');
   await expect(page).toHaveURL(/\/activity-log$/);
+  await expect(page.getByTestId('user-menu')).toContainText('Viewer');
   await expect(page.getByRole('heading', { name: 'Activity Log', level: 1 })).toBeVisible();
   await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Activity Log' })).toHaveAttribute(
     'aria-current',

@@ -1,20 +1,28 @@
+use crate::functions::auth::{current_user, Logout};
+use crate::models::UserInfo;
+use leptos::form::ActionForm;
 use leptos::prelude::*;
-use leptos_router::components::A;
+use leptos_router::components::{Outlet, A};
 
-/// The frame of every page: sidebar, top bar and the main area.
-///
-/// Once the app has hydrated in the browser, the frame carries
-/// `data-hydrated="true"` (tests wait for it before clicking).
+/// The frame of every signed-in page: sidebar, top bar and the page.
 #[component]
-pub fn Layout(children: Children) -> impl IntoView {
-    let (hydrated, set_hydrated) = signal(false);
-    Effect::new(move |_| set_hydrated.set(true));
+pub fn Layout() -> impl IntoView {
+    let me = Resource::new(|| (), |_| current_user());
     view! {
-        <div class="frame" data-hydrated=move || hydrated.get().then_some("true")>
+        <div class="frame">
             <Sidebar />
             <div class="workspace">
-                <TopBar />
-                <main class="main">{children()}</main>
+                <header class="topbar">
+                    <span class="topbar-title">"Audit trail"</span>
+                    <Transition fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            me.await.ok().map(|user| view! { <UserMenu user /> })
+                        })}
+                    </Transition>
+                </header>
+                <main class="main">
+                    <Outlet />
+                </main>
             </div>
         </div>
     }
@@ -40,13 +48,21 @@ fn Sidebar() -> impl IntoView {
     }
 }
 
+/// The signed-in user and the sign-out button.
 #[component]
-fn TopBar() -> impl IntoView {
+fn UserMenu(user: UserInfo) -> impl IntoView {
+    let logout = ServerAction::<Logout>::new();
     view! {
-        <header class="topbar">
-            <span class="topbar-title">"Audit trail"</span>
-            <span class="topbar-note">"Times in UTC"</span>
-        </header>
+        <div class="user-menu" data-testid="user-menu">
+            <div class="user-who">
+                <span class="user-name">{user.name}</span>
+                <span class="user-email">{user.email}</span>
+            </div>
+            <span class=format!("badge role-{}", user.role.as_str())>{user.role.label()}</span>
+            <ActionForm action=logout>
+                <button type="submit" class="button">"Sign out"</button>
+            </ActionForm>
+        </div>
     }
 }
 
@@ -61,9 +77,7 @@ pub fn Breadcrumb(trail: Vec<&'static str>) -> impl IntoView {
                     .into_iter()
                     .enumerate()
                     .map(|(i, step)| {
-                        view! {
-                            <li aria-current=(i == last).then_some("page")>{step}</li>
-                        }
+                        view! { <li aria-current=(i == last).then_some("page")>{step}</li> }
                     })
                     .collect_view()}
             </ol>

@@ -2,9 +2,14 @@ use crate::errors::AppError;
 use crate::models::{EventPage, EventQuery};
 use leptos::prelude::*;
 
-/// One page of the Activity Log.
+/// One page of the Activity Log. Viewer and up.
 #[server(endpoint = "list_events")]
 pub async fn list_events(query: EventQuery) -> Result<EventPage, AppError> {
-    let state = crate::server::state::app_state()?;
-    crate::server::store::list_events(&state.db, &query).await
+    use crate::models::Role;
+    use crate::server::{auth, store, with_status};
+    with_status(async move {
+        let (state, _, _) = auth::require(Role::Viewer).await?;
+        store::list_events(&state.db, &query).await
+    })
+    .await
 }

@@ -1,3 +1,5 @@
-//! Server functions: the browser's only way to the data.
+//! Server functions: the browser's only way to the data. Each checks the
+//! signed-in user's role on the server (see the README's table).
 
+pub mod auth;
 pub mod events;

@@ -1,4 +1,5 @@
 //! Pages, one module each.
 
 pub mod activity_log;
+pub mod login;
 pub mod not_found;

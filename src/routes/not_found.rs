@@ -1,4 +1,3 @@
-use crate::components::layout::Breadcrumb;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -10,10 +9,11 @@ pub fn NotFound() -> impl IntoView {
     }
     view! {
         <Title text="Not found" />
-        <Breadcrumb trail=vec!["Not found"] />
-        <section class="card notice">
-            <h1>"Page not found"</h1>
-            <p>"There is no page at this address. "<a href="/activity-log">"Go to the Activity Log"</a></p>
-        </section>
+        <div class="login-page">
+            <section class="card notice">
+                <h1>"Page not found"</h1>
+                <p>"There is no page at this address. "<a href="/activity-log">"Go to the Activity Log"</a></p>
+            </section>
+        </div>
     }
 }

@@ -34,6 +34,18 @@ pub struct AppConfig {
     pub ingest_max_batch: usize,
     /// tracing filter, e.g. `info` or `auditdeck=debug,info`.
     pub log: String,
+    /// A session ends after this many minutes without a request.
+    pub session_idle_minutes: u32,
+    /// Mark the session cookie `Secure` (set when served over HTTPS).
+    pub secure_cookies: bool,
+    /// Peers whose `X-Forwarded-For` / `X-Real-IP` are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Failed sign-ins counted over this many minutes.
+    pub login_window_minutes: u32,
+    /// Failed sign-ins allowed per account within the window.
+    pub login_max_failures_per_account: u32,
+    /// Failed sign-ins allowed per IP address within the window.
+    pub login_max_failures_per_ip: u32,
 }
 
 impl Default for AppConfig {
@@ -47,12 +59,18 @@ impl Default for AppConfig {
             ingest_max_body_bytes: 4 * 1024 * 1024,
             ingest_max_batch: 1000,
             log: "info".into(),
+            session_idle_minutes: 60,
+            secure_cookies: false,
+            trusted_proxies: Vec::new(),
+            login_window_minutes: 15,
+            login_max_failures_per_account: 5,
+            login_max_failures_per_ip: 20,
         }
     }
 }
 
 /// Every key of the `[auditdeck]` table, as written in Leptos.toml.
-pub const APP_KEYS: [&str; 8] = [
+pub const APP_KEYS: [&str; 14] = [
     "database-url",
     "demo-data",
     "demo-seed",
@@ -61,6 +79,12 @@ pub const APP_KEYS: [&str; 8] = [
     "ingest-max-body-bytes",
     "ingest-max-batch",
     "log",
+    "session-idle-minutes",
+    "secure-cookies",
+    "trusted-proxies",
+    "login-window-minutes",
+    "login-max-failures-per-account",
+    "login-max-failures-per-ip",
 ];
 
 /// The environment variable that overrides a key.
@@ -129,11 +153,49 @@ impl AppConfig {
         if let Some(v) = value("log") {
             config.log = v;
         }
+        if let Some(v) = value("session-idle-minutes") {
+            config.session_idle_minutes = parse("session-idle-minutes", v)?;
+        }
+        if let Some(v) = value("secure-cookies") {
+            config.secure_cookies = parse("secure-cookies", v)?;
+        }
+        if let Some(v) = value("trusted-proxies") {
+            config.trusted_proxies = parse_proxies(&v)?;
+        }
+        if let Some(v) = value("login-window-minutes") {
+            config.login_window_minutes = parse("login-window-minutes", v)?;
+        }
+        if let Some(v) = value("login-max-failures-per-account") {
+            config.login_max_failures_per_account = parse("login-max-failures-per-account", v)?;
+        }
+        if let Some(v) = value("login-max-failures-per-ip") {
+            config.login_max_failures_per_ip = parse("login-max-failures-per-ip", v)?;
+        }
+        if config.session_idle_minutes == 0 {
+            return Err("configuration session-idle-minutes: must be at least 1".into());
+        }
         if config.ingest_max_batch == 0 {
             return Err("configuration ingest-max-batch: must be at least 1".into());
         }
         Ok(config)
     }
+}
+
+/// `trusted-proxies`: addresses or CIDR ranges, separated by commas (in TOML
+/// also an array of strings, which arrives here as its TOML text).
+fn parse_proxies(raw: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    raw.trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .map(|item| item.trim().trim_matches('"').trim())
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!("configuration trusted-proxies: \"{item}\" is not an IP address or CIDR range")
+                })
+        })
+        .collect()
 }
 
 impl Config {
@@ -210,6 +272,27 @@ mod tests {
             (k == "AUDITDECK_INGEST_MAX_BATCH").then(|| "0".to_string())
         })
         .is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_accept_addresses_ranges_and_arrays() {
+        let c = AppConfig::from_toml_and_env(
+            "[auditdeck]\ntrusted-proxies = [\"10.0.0.0/8\", \"::1\"]",
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert!(c.trusted_proxies[0].contains(&"10.2.3.4".parse::<std::net::IpAddr>().unwrap()));
+        let c = AppConfig::from_toml_and_env("", |k| {
+            (k == "AUDITDECK_TRUSTED_PROXIES").then(|| "127.0.0.1, 192.168.0.0/16".to_string())
+        })
+        .unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert!(AppConfig::from_toml_and_env("", |k| {
+            (k == "AUDITDECK_TRUSTED_PROXIES").then(|| "proxy.local".to_string())
+        })
+        .unwrap_err()
+        .contains("proxy.local"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Server-only code: configuration, storage, the ingest API, demo data.
 
 pub mod api_keys;
+pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod ingest;
@@ -8,22 +9,53 @@ pub mod state;
 pub mod store;
 
 use crate::app::{shell, App};
+use axum::middleware::from_fn_with_state;
 use axum::response::Redirect;
 use axum::routing::{get, post};
 use axum::Router;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use state::AppState;
 use tower_http::compression::CompressionLayer;
+use tower_sessions::cookie::{time::Duration, SameSite};
+use tower_sessions::{Expiry, SessionManagerLayer};
 
 /// The whole HTTP application: ingest API, server functions, pages and assets.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
+    let sessions = SessionManagerLayer::new(state.db.session_store())
+        .with_name("auditdeck_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.config.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(Duration::minutes(i64::from(
+            state.config.session_idle_minutes,
+        ))));
     Router::new()
         .route("/", get(|| async { Redirect::to("/activity-log") }))
         .route("/api/v1/events", post(ingest::ingest_events))
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(from_fn_with_state(state.clone(), auth::require_sign_in))
+        .layer(sessions)
+        .layer(from_fn_with_state(state.clone(), auth::client_info))
         .layer(CompressionLayer::new())
         .with_state(state)
+}
+
+/// Runs a server function's body and, when it fails, answers with the
+/// error's HTTP status (401, 403, 400, ...) instead of a generic 500.
+pub async fn with_status<T>(
+    body: impl std::future::Future<Output = crate::errors::AppResult<T>>,
+) -> crate::errors::AppResult<T> {
+    let result = body.await;
+    if let Err(error) = &result {
+        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(
+                axum::http::StatusCode::from_u16(error.status_code())
+                    .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
+            );
+        }
+    }
+    result
 }

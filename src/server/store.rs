@@ -6,7 +6,7 @@
 //! readers run beside the writer).
 
 use crate::errors::{AppError, AppResult};
-use crate::models::{EventPage, EventQuery, EventRow, Initiator, InitiatorKind};
+use crate::models::{EventPage, EventQuery, EventRow, Initiator, InitiatorKind, Role, UserInfo};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::net::IpAddr;
@@ -45,6 +45,9 @@ pub async fn open(url: &str) -> AppResult<Db> {
         .connect_with(options.clone())
         .await?;
     MIGRATOR.run(&write).await?;
+    tower_sessions_sqlx_store::SqliteStore::new(write.clone())
+        .migrate()
+        .await?;
     let read = SqlitePoolOptions::new()
         .max_connections(8)
         .connect_with(options)
@@ -53,6 +56,11 @@ pub async fn open(url: &str) -> AppResult<Db> {
 }
 
 impl Db {
+    /// The session store (tower-sessions), in the same database.
+    pub fn session_store(&self) -> tower_sessions_sqlx_store::SqliteStore {
+        tower_sessions_sqlx_store::SqliteStore::new(self.read.clone())
+    }
+
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
@@ -102,8 +110,27 @@ pub async fn insert_events(
     events: &[NewEvent],
     api_key_id: Option<i64>,
 ) -> AppResult<Vec<i64>> {
-    let received_at = now_micros();
     let mut tx = db.write.begin().await?;
+    let ids = insert_events_in(&mut tx, events, api_key_id).await?;
+    tx.commit().await?;
+    Ok(ids)
+}
+
+/// A write transaction on the single writer.
+pub type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+/// Begins a write transaction: a change and its audit event commit together.
+pub async fn begin(db: &Db) -> AppResult<Tx> {
+    Ok(db.write.begin().await?)
+}
+
+/// [`insert_events`] inside a transaction the caller commits.
+pub async fn insert_events_in(
+    tx: &mut Tx,
+    events: &[NewEvent],
+    api_key_id: Option<i64>,
+) -> AppResult<Vec<i64>> {
+    let received_at = now_micros();
     let mut ids = Vec::with_capacity(events.len());
     for chunk in events.chunks(INSERT_CHUNK) {
         let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
@@ -132,7 +159,7 @@ pub async fn insert_events(
                 .push_bind(api_key_id);
         });
         insert.push(" RETURNING id");
-        let mut chunk_ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+        let mut chunk_ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut **tx).await?;
         // The single writer assigns ids in VALUES order; RETURNING's row
         // order is unspecified, so sort rather than rely on it.
         chunk_ids.sort_unstable();
@@ -150,10 +177,9 @@ pub async fn insert_events(
         sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
             .bind(received_at)
             .bind(key_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
     }
-    tx.commit().await?;
     Ok(ids)
 }
 
@@ -333,4 +359,156 @@ pub async fn api_key_last_used(db: &Db, id: i64) -> AppResult<Option<i64>> {
             .fetch_one(&db.read)
             .await?,
     )
+}
+
+/// A user row, with what sign-in needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub info: UserInfo,
+    pub password_hash: String,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub username: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub password_hash: String,
+}
+
+fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> AppResult<UserRecord> {
+    let role: String = row.try_get("role")?;
+    let disabled_at: Option<i64> = row.try_get("disabled_at")?;
+    Ok(UserRecord {
+        info: UserInfo {
+            id: row.try_get("id")?,
+            username: row.try_get("username")?,
+            name: row.try_get("name")?,
+            email: row.try_get("email")?,
+            role: Role::parse(&role).ok_or_else(|| {
+                tracing::error!(role, "unknown role in the database");
+                AppError::Internal
+            })?,
+        },
+        password_hash: row.try_get("password_hash")?,
+        disabled: disabled_at.is_some(),
+    })
+}
+
+const USER_COLUMNS: &str = "id, username, name, email, role, password_hash, disabled_at";
+
+/// Creates a user inside the caller's transaction; a taken username or email
+/// is a 400 naming it.
+pub async fn insert_user_in(tx: &mut Tx, user: &NewUser) -> AppResult<i64> {
+    let taken: Option<String> = sqlx::query_scalar(
+        "SELECT CASE WHEN username = ?1 THEN 'username' ELSE 'email' END FROM users \
+         WHERE username = ?1 OR email = ?2 LIMIT 1",
+    )
+    .bind(&user.username)
+    .bind(&user.email)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(field) = taken {
+        return Err(AppError::bad_request(format!(
+            "{field}: already taken by another user"
+        )));
+    }
+    let now = now_micros();
+    Ok(sqlx::query_scalar(
+        "INSERT INTO users (username, email, name, role, password_hash, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&user.username)
+    .bind(&user.email)
+    .bind(&user.name)
+    .bind(user.role.as_str())
+    .bind(&user.password_hash)
+    .bind(now)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// The user with this username or email (either, case-insensitive).
+pub async fn find_user_by_login(db: &Db, login: &str) -> AppResult<Option<UserRecord>> {
+    let row = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE username = ?1 OR email = ?1 LIMIT 1"
+    ))
+    .bind(login)
+    .fetch_optional(&db.read)
+    .await?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+pub async fn get_user(db: &Db, id: i64) -> AppResult<Option<UserRecord>> {
+    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(&db.read)
+        .await?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+pub async fn count_users(db: &Db) -> AppResult<u64> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&db.read)
+        .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+pub async fn set_user_disabled_in(tx: &mut Tx, id: i64, disabled: bool) -> AppResult<()> {
+    let now = now_micros();
+    sqlx::query("UPDATE users SET disabled_at = ?, updated_at = ? WHERE id = ?")
+        .bind(disabled.then_some(now))
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Records a failed sign-in for the rate limit.
+pub async fn insert_login_failure_in(tx: &mut Tx, username: &str, ip: &str) -> AppResult<()> {
+    sqlx::query("INSERT INTO login_failures (username, ip, failed_at) VALUES (?, ?, ?)")
+        .bind(username)
+        .bind(ip)
+        .bind(now_micros())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Failed sign-ins since `since` (microseconds) for an account and for an IP.
+pub async fn count_login_failures(
+    db: &Db,
+    username: &str,
+    ip: &str,
+    since: i64,
+) -> AppResult<(u32, u32)> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM login_failures WHERE username = ? AND failed_at >= ?) AS by_account, \
+                (SELECT COUNT(*) FROM login_failures WHERE ip = ? AND failed_at >= ?) AS by_ip",
+    )
+    .bind(username)
+    .bind(since)
+    .bind(ip)
+    .bind(since)
+    .fetch_one(&db.read)
+    .await?;
+    let by_account: i64 = row.try_get("by_account")?;
+    let by_ip: i64 = row.try_get("by_ip")?;
+    Ok((
+        u32::try_from(by_account).unwrap_or(u32::MAX),
+        u32::try_from(by_ip).unwrap_or(u32::MAX),
+    ))
+}
+
+/// A successful sign-in forgets the account's failures.
+pub async fn clear_login_failures_in(tx: &mut Tx, username: &str) -> AppResult<()> {
+    sqlx::query("DELETE FROM login_failures WHERE username = ?")
+        .bind(username)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -1,13 +1,15 @@
-use auditdeck::models::{EventPage, EventQuery, Initiator, InitiatorKind};
+use auditdeck::models::{EventPage, EventQuery, Initiator, InitiatorKind, Role};
 use auditdeck::server::config::AppConfig;
 use auditdeck::server::state::AppState;
 use auditdeck::server::store::{self, Db, NewEvent};
-use auditdeck::server::{api_keys, router};
+use auditdeck::server::{api_keys, auth, router};
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderMap, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use leptos::config::LeptosOptions;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -94,6 +96,88 @@ impl TestApp {
             .await
     }
 
+    /// Creates a user with this role and the password [`PASSWORD`].
+    pub async fn user(&self, username: &str, role: Role) -> i64 {
+        let form = auth::UserForm {
+            username,
+            email: &format!("{username}@example.com"),
+            name: &format!("{username} person"),
+            role,
+            password: PASSWORD,
+        };
+        auth::create_user(&self.db, None, &cli(), form)
+            .await
+            .expect("create user")
+    }
+
+    /// POSTs the sign-in form from `peer` (the socket address).
+    pub async fn login_from(&self, peer: &str, username: &str, password: &str) -> TestResponse {
+        let body =
+            format!("username={username}&password={password}&next=%2Factivity-log%3Fpage%3D2");
+        let mut request = Request::post("/api/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "text/html")
+            .header("sec-fetch-site", "same-origin")
+            .body(Body::from(body))
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(peer.parse().unwrap(), 40000)));
+        self.send(request).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> TestResponse {
+        self.login_from("192.0.2.1", username, password).await
+    }
+
+    /// A session cookie (`name=value`) for a new user with this role.
+    pub async fn session_for(&self, role: Role) -> String {
+        let username = format!("{}{}", role.as_str(), rand_suffix());
+        self.user(&username, role).await;
+        let r = self.login(&username, PASSWORD).await;
+        assert!(
+            r.status.is_redirection() || r.status.is_success(),
+            "sign-in failed: {} {}",
+            r.status,
+            r.text()
+        );
+        session_cookie(&r).expect("a session cookie")
+    }
+
+    pub async fn get_with(&self, uri: &str, cookie: &str) -> TestResponse {
+        self.send(
+            Request::get(uri)
+                .header(header::COOKIE, cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Calls a server function (form-encoded arguments) with a session cookie.
+    pub async fn call(&self, endpoint: &str, args: &str, cookie: Option<&str>) -> TestResponse {
+        let mut request = Request::post(format!("/api/{endpoint}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .header("sec-fetch-site", "same-origin");
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        self.send(request.body(Body::from(args.to_string())).unwrap())
+            .await
+    }
+
+    /// The stored events with this action, newest first (description, ip).
+    pub async fn events_with_action(&self, action: &str) -> Vec<(String, Option<String>)> {
+        self.page(1, 250)
+            .await
+            .rows
+            .into_iter()
+            .filter(|r| r.action == action)
+            .map(|r| (r.description, r.ip))
+            .collect()
+    }
+
     pub async fn api_key(&self) -> String {
         api_keys::create(&self.db, "test client")
             .await
@@ -122,6 +206,31 @@ impl TestApp {
     pub async fn count(&self) -> u64 {
         store::count_events(&self.db).await.expect("count")
     }
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub fn cli() -> auth::ClientInfo {
+    auth::ClientInfo {
+        ip: "127.0.0.1".parse().unwrap(),
+        user_agent: Some("test".into()),
+    }
+}
+
+fn rand_suffix() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The `name=value` of the session cookie a response sets.
+pub fn session_cookie(r: &TestResponse) -> Option<String> {
+    r.headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("auditdeck_session="))
+        .map(|v| v.split(';').next().unwrap_or_default().to_string())
 }
 
 /// A plausible event, distinguishable by `i`.

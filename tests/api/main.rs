@@ -2,6 +2,7 @@
 //! SQLite database (a fresh file per test).
 #![cfg(feature = "ssr")]
 
+mod auth;
 mod common;
 mod config;
 mod ingest;

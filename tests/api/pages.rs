@@ -1,23 +1,28 @@
 use crate::common::{sample_event, TestApp};
+use auditdeck::models::Role;
 use auditdeck::server::store;
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use axum::http::{header, StatusCode};
 
-const T0: i64 = 1_761_566_400_000_000;
+/// Sample events an hour ahead, so they sort before the sign-in's own events.
+fn t0() -> i64 {
+    auditdeck::server::store::now_micros() + 3_600_000_000
+}
 
-async fn app_with_events(n: u32) -> TestApp {
+/// An app with `n` events and a viewer's session cookie.
+async fn app_with_events(n: u32) -> (TestApp, String) {
     let app = TestApp::new().await;
+    let cookie = app.session_for(Role::Viewer).await;
     let events: Vec<_> = (0..n)
-        .map(|i| sample_event(i, T0 + i64::from(i) * 1_000_000))
+        .map(|i| sample_event(i, t0() + i64::from(i) * 1_000_000))
         .collect();
     store::insert_events(&app.db, &events, None).await.unwrap();
-    app
+    (app, cookie)
 }
 
 #[tokio::test]
 async fn activity_log_is_rendered_on_the_server_with_rows() {
-    let app = app_with_events(60).await;
-    let r = app.get("/activity-log").await;
+    let (app, cookie) = app_with_events(60).await;
+    let r = app.get_with("/activity-log", &cookie).await;
     assert_eq!(r.status, StatusCode::OK);
     let html = r.text();
     assert!(html.contains("Activity Log"));
@@ -28,28 +33,32 @@ async fn activity_log_is_rendered_on_the_server_with_rows() {
     );
     assert!(!html.contains("Updated invoice number0<"));
     assert_eq!(html.matches("data-event-id=").count(), 25);
-    assert!(html.contains("60 events"));
+    // 60 samples + the test user's creation and sign-in.
+    assert!(html.contains("62 events"));
 }
 
 #[tokio::test]
 async fn page_and_size_come_from_the_url() {
-    let app = app_with_events(60).await;
-    let html = app.get("/activity-log?page=3&size=10").await.text();
+    let (app, cookie) = app_with_events(60).await;
+    let html = app
+        .get_with("/activity-log?page=3&size=10", &cookie)
+        .await
+        .text();
     assert_eq!(html.matches("data-event-id=").count(), 10);
     assert!(html.contains("Updated invoice number39<"));
     assert!(html.contains("Updated invoice number30<"));
     assert!(!html.contains("Updated invoice number40<"));
-    assert!(html.contains("21–30 of 60"));
+    assert!(html.contains("21–30 of 62"));
 }
 
 #[tokio::test]
 async fn malformed_page_parameters_show_a_message() {
-    let app = app_with_events(3).await;
+    let (app, cookie) = app_with_events(3).await;
     for (uri, field) in [
         ("/activity-log?page=abc", "page:"),
         ("/activity-log?size=13", "size:"),
     ] {
-        let html = app.get(uri).await.text();
+        let html = app.get_with(uri, &cookie).await.text();
         assert!(html.contains("This view cannot be shown"), "{uri}");
         assert!(html.contains(field), "{uri}");
         assert_eq!(html.matches("data-event-id=").count(), 0);
@@ -59,10 +68,11 @@ async fn malformed_page_parameters_show_a_message() {
 #[tokio::test]
 async fn logged_text_is_escaped_not_rendered() {
     let app = TestApp::new().await;
-    let mut event = sample_event(1, T0);
+    let cookie = app.session_for(Role::Viewer).await;
+    let mut event = sample_event(1, t0());
     event.description = "<script>alert('x')</script><b>bold</b>".into();
     store::insert_events(&app.db, &[event], None).await.unwrap();
-    let html = app.get("/activity-log").await.text();
+    let html = app.get_with("/activity-log", &cookie).await.text();
     assert!(!html.contains("<script>alert"));
     assert!(!html.contains("<b>bold</b>"));
     assert!(html.contains("&lt;script&gt;") || html.contains("&lt;script>"));
@@ -70,33 +80,38 @@ async fn logged_text_is_escaped_not_rendered() {
 
 #[tokio::test]
 async fn root_redirects_to_the_activity_log_and_unknown_pages_are_404() {
-    let app = app_with_events(1).await;
+    let (app, cookie) = app_with_events(1).await;
     let r = app.get("/").await;
     assert!(r.status.is_redirection(), "{}", r.status);
     assert_eq!(r.headers.get(header::LOCATION).unwrap(), "/activity-log");
-    let r = app.get("/no-such-page").await;
+    let r = app.get_with("/no-such-page", &cookie).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.text().contains("Page not found"));
 }
 
 #[tokio::test]
 async fn list_events_server_function_answers_json_and_refuses_bad_queries() {
-    let app = app_with_events(30).await;
-    let call = |body: &'static str| {
-        Request::post("/api/list_events")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::ACCEPT, "application/json")
-            .body(Body::from(body))
-            .unwrap()
-    };
-    let r = app.send(call("query[page]=2&query[per_page]=10")).await;
+    let (app, cookie) = app_with_events(30).await;
+    let r = app
+        .call(
+            "list_events",
+            "query[page]=2&query[per_page]=10",
+            Some(&cookie),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let page = r.json();
-    assert_eq!(page["total"], 30);
+    assert_eq!(page["total"], 32);
     assert_eq!(page["rows"].as_array().unwrap().len(), 10);
     assert_eq!(page["rows"][0]["description"], "Updated invoice number19");
 
-    let r = app.send(call("query[page]=1&query[per_page]=7")).await;
-    assert!(!r.status.is_success());
+    let r = app
+        .call(
+            "list_events",
+            "query[page]=1&query[per_page]=7",
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text().contains("size"), "{}", r.text());
 }
