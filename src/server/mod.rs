@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod ingest;
+pub mod security;
 pub mod state;
 pub mod store;
 
@@ -34,11 +35,18 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/activity-log") }))
         .route("/api/v1/events", post(ingest::ingest_events))
-        .leptos_routes(&state, routes, move || shell(options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .leptos_routes_with_context(&state, routes, security::page_context, move || {
+            shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(security::page_context, shell))
         .layer(from_fn_with_state(state.clone(), auth::require_sign_in))
         .layer(sessions)
         .layer(from_fn_with_state(state.clone(), auth::client_info))
+        .layer(axum::middleware::from_fn(security::refuse_cross_site))
+        .layer(axum::middleware::from_fn(security::security_headers))
         .layer(CompressionLayer::new())
         .with_state(state)
 }

@@ -7,4 +7,5 @@ mod common;
 mod config;
 mod ingest;
 mod pages;
+mod security;
 mod store;
