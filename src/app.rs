@@ -2,6 +2,8 @@ use crate::components::layout::Layout;
 use crate::routes::activity_log::ActivityLogPage;
 use crate::routes::login::LoginPage;
 use crate::routes::not_found::NotFound;
+use crate::routes::settings_api_keys::ApiKeysPage;
+use crate::routes::settings_users::UsersPage;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
@@ -42,6 +44,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/login") view=LoginPage />
                     <ParentRoute path=path!("") view=Layout>
                         <Route path=path!("/activity-log") view=ActivityLogPage />
+                        <Route path=path!("/settings/users") view=UsersPage />
+                        <Route path=path!("/settings/api-keys") view=ApiKeysPage />
                     </ParentRoute>
                 </Routes>
             </div>

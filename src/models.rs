@@ -58,6 +58,27 @@ pub struct UserInfo {
     pub role: Role,
 }
 
+/// A row of Settings → Users.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRow {
+    pub user: UserInfo,
+    pub disabled: bool,
+    /// Microseconds since the epoch.
+    pub created_at: i64,
+}
+
+/// A row of Settings → API keys (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRow {
+    pub id: i64,
+    pub label: String,
+    /// The first characters of the key, to recognise it.
+    pub prefix: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
 /// Where to go after signing in: only a path on this site, else the Activity Log.
 pub fn safe_next_path(next: Option<&str>) -> String {
     match next.map(str::trim) {

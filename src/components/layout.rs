@@ -1,5 +1,6 @@
+use crate::errors::AppError;
 use crate::functions::auth::{current_user, Logout};
-use crate::models::UserInfo;
+use crate::models::{Role, UserInfo};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_router::components::{Outlet, A};
@@ -10,7 +11,7 @@ pub fn Layout() -> impl IntoView {
     let me = Resource::new(|| (), |_| current_user());
     view! {
         <div class="frame">
-            <Sidebar />
+            <Sidebar me />
             <div class="workspace">
                 <header class="topbar">
                     <span class="topbar-title">"Audit trail"</span>
@@ -29,7 +30,7 @@ pub fn Layout() -> impl IntoView {
 }
 
 #[component]
-fn Sidebar() -> impl IntoView {
+fn Sidebar(me: Resource<Result<UserInfo, AppError>>) -> impl IntoView {
     view! {
         <nav class="sidebar" aria-label="Main">
             <a class="brand" href="/activity-log">
@@ -44,6 +45,28 @@ fn Sidebar() -> impl IntoView {
                     </li>
                 </ul>
             </div>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    me.await
+                        .ok()
+                        .filter(|u| u.role.allows(Role::Admin))
+                        .map(|_| {
+                            view! {
+                                <div class="nav-group">
+                                    <h2 class="nav-heading">"Settings"</h2>
+                                    <ul>
+                                        <li>
+                                            <A href="/settings/users">"Users"</A>
+                                        </li>
+                                        <li>
+                                            <A href="/settings/api-keys">"API keys"</A>
+                                        </li>
+                                    </ul>
+                                </div>
+                            }
+                        })
+                })}
+            </Transition>
         </nav>
     }
 }

@@ -3,3 +3,5 @@
 pub mod activity_log;
 pub mod login;
 pub mod not_found;
+pub mod settings_api_keys;
+pub mod settings_users;

@@ -27,12 +27,20 @@ pub fn generate_key() -> String {
 
 /// Creates a key and returns its id and the key itself, which is not stored.
 pub async fn create(db: &Db, label: &str) -> AppResult<(i64, String)> {
+    let mut tx = store::begin(db).await?;
+    let created = create_in(&mut tx, label).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// [`create`] inside the caller's transaction.
+pub async fn create_in(tx: &mut store::Tx, label: &str) -> AppResult<(i64, String)> {
     let label = label.trim();
     if label.is_empty() || label.chars().count() > 100 {
         return Err(AppError::bad_request("label: must be 1 to 100 characters"));
     }
     let key = generate_key();
-    let id = store::insert_api_key(db, label, &key[..PREFIX.len() + 6], &hash_key(&key)).await?;
+    let id = store::insert_api_key_in(tx, label, &key[..PREFIX.len() + 6], &hash_key(&key)).await?;
     Ok((id, key))
 }
 

@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), auth::require_sign_in))
         .layer(sessions)
         .layer(from_fn_with_state(state.clone(), auth::client_info))
+        .layer(axum::middleware::from_fn(security::server_fn_error_status))
         .layer(axum::middleware::from_fn(security::refuse_cross_site))
         .layer(axum::middleware::from_fn(security::security_headers))
         .layer(CompressionLayer::new())

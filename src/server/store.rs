@@ -6,7 +6,9 @@
 //! readers run beside the writer).
 
 use crate::errors::{AppError, AppResult};
-use crate::models::{EventPage, EventQuery, EventRow, Initiator, InitiatorKind, Role, UserInfo};
+use crate::models::{
+    ApiKeyRow, EventPage, EventQuery, EventRow, Initiator, InitiatorKind, Role, UserInfo, UserRow,
+};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::net::IpAddr;
@@ -314,7 +316,12 @@ pub struct ApiKey {
     pub label: String,
 }
 
-pub async fn insert_api_key(db: &Db, label: &str, prefix: &str, key_hash: &str) -> AppResult<i64> {
+pub async fn insert_api_key_in(
+    tx: &mut Tx,
+    label: &str,
+    prefix: &str,
+    key_hash: &str,
+) -> AppResult<i64> {
     Ok(sqlx::query_scalar(
         "INSERT INTO api_keys (label, prefix, key_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id",
     )
@@ -322,7 +329,39 @@ pub async fn insert_api_key(db: &Db, label: &str, prefix: &str, key_hash: &str) 
     .bind(prefix)
     .bind(key_hash)
     .bind(now_micros())
-    .fetch_one(&db.write)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+pub async fn list_api_keys(db: &Db) -> AppResult<Vec<ApiKeyRow>> {
+    let rows = sqlx::query(
+        "SELECT id, label, prefix, created_at, last_used_at, revoked_at FROM api_keys \
+         ORDER BY revoked_at IS NOT NULL, id DESC",
+    )
+    .fetch_all(&db.read)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ApiKeyRow {
+                id: r.try_get("id")?,
+                label: r.try_get("label")?,
+                prefix: r.try_get("prefix")?,
+                created_at: r.try_get("created_at")?,
+                last_used_at: r.try_get("last_used_at")?,
+                revoked_at: r.try_get("revoked_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Label of an unrevoked key; `None` when missing or already revoked.
+pub async fn revoke_api_key_in(tx: &mut Tx, id: i64) -> AppResult<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING label",
+    )
+    .bind(now_micros())
+    .bind(id)
+    .fetch_optional(&mut **tx)
     .await?)
 }
 
@@ -343,11 +382,9 @@ pub async fn find_active_api_key(db: &Db, key_hash: &str) -> AppResult<Option<Ap
 }
 
 pub async fn revoke_api_key(db: &Db, id: i64) -> AppResult<()> {
-    sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-        .bind(now_micros())
-        .bind(id)
-        .execute(&db.write)
-        .await?;
+    let mut tx = begin(db).await?;
+    revoke_api_key_in(&mut tx, id).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -508,6 +545,44 @@ pub async fn count_login_failures(
 pub async fn clear_login_failures_in(tx: &mut Tx, username: &str) -> AppResult<()> {
     sqlx::query("DELETE FROM login_failures WHERE username = ?")
         .bind(username)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn list_users(db: &Db) -> AppResult<Vec<UserRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS}, created_at FROM users ORDER BY disabled_at IS NOT NULL, name COLLATE NOCASE"
+    ))
+    .fetch_all(&db.read)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let user = user_from_row(r)?;
+            Ok(UserRow {
+                user: user.info,
+                disabled: user.disabled,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn set_user_role_in(tx: &mut Tx, id: i64, role: Role) -> AppResult<()> {
+    sqlx::query("UPDATE users SET role = ?, updated_at = ? WHERE id = ?")
+        .bind(role.as_str())
+        .bind(now_micros())
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_password_in(tx: &mut Tx, id: i64, password_hash: &str) -> AppResult<()> {
+    sqlx::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
+        .bind(password_hash)
+        .bind(now_micros())
+        .bind(id)
         .execute(&mut **tx)
         .await?;
     Ok(())

@@ -8,4 +8,5 @@ mod config;
 mod ingest;
 mod pages;
 mod security;
+mod settings;
 mod store;

@@ -1,0 +1,215 @@
+//! Settings: users and API keys. Admins only; every change is audited in
+//! the same transaction as the change.
+
+use crate::errors::AppError;
+use crate::models::{ApiKeyRow, Role, UserRow};
+use leptos::prelude::*;
+
+#[cfg(feature = "ssr")]
+mod admin {
+    use crate::errors::{AppError, AppResult};
+    use crate::models::{Role, UserInfo};
+    use crate::server::auth::{self, ClientInfo};
+    use crate::server::state::AppState;
+    use crate::server::store::{self, Tx};
+
+    pub async fn admin() -> AppResult<(AppState, UserInfo, ClientInfo)> {
+        auth::require(Role::Admin).await
+    }
+
+    /// The user an admin acts on; never the admin themselves (no lock-out).
+    pub async fn target(state: &AppState, me: &UserInfo, id: i64) -> AppResult<UserInfo> {
+        if id == me.id {
+            return Err(AppError::bad_request(
+                "You cannot change your own role, status or password here.",
+            ));
+        }
+        Ok(store::get_user(&state.db, id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("user {id}")))?
+            .info)
+    }
+
+    /// Writes the audit event of a change inside its transaction, then commits.
+    pub async fn audit_and_commit(
+        mut tx: Tx,
+        me: &UserInfo,
+        client: &ClientInfo,
+        action: &str,
+        record: (&str, String),
+        description: String,
+    ) -> AppResult<()> {
+        let event = auth::self_event(Some(me), client, action, Some(record), description);
+        store::insert_events_in(&mut tx, &[event], None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Every user. Admin.
+#[server(endpoint = "list_users")]
+pub async fn list_users() -> Result<Vec<UserRow>, AppError> {
+    crate::server::with_status(async move {
+        let (state, _, _) = admin::admin().await?;
+        crate::server::store::list_users(&state.db).await
+    })
+    .await
+}
+
+/// Creates a user. Admin.
+#[server(endpoint = "create_user")]
+pub async fn create_user(
+    username: String,
+    name: String,
+    email: String,
+    role: Role,
+    password: String,
+) -> Result<i64, AppError> {
+    use crate::server::auth;
+    crate::server::with_status(async move {
+        let (state, me, client) = admin::admin().await?;
+        let form = auth::UserForm {
+            username: &username,
+            email: &email,
+            name: &name,
+            role,
+            password: &password,
+        };
+        auth::create_user(&state.db, Some(&me), &client, form).await
+    })
+    .await
+}
+
+/// Changes a user's role. Admin.
+#[server(endpoint = "set_user_role")]
+pub async fn set_user_role(id: i64, role: Role) -> Result<(), AppError> {
+    use crate::server::store;
+    crate::server::with_status(async move {
+        let (state, me, client) = admin::admin().await?;
+        let user = admin::target(&state, &me, id).await?;
+        let mut tx = store::begin(&state.db).await?;
+        store::set_user_role_in(&mut tx, id, role).await?;
+        let description = format!(
+            "Changed the role of {} from {} to {}",
+            user.username,
+            user.role.as_str(),
+            role.as_str()
+        );
+        admin::audit_and_commit(
+            tx,
+            &me,
+            &client,
+            "UPDATE",
+            ("users", id.to_string()),
+            description,
+        )
+        .await
+    })
+    .await
+}
+
+/// Disables or enables a user. Admin.
+#[server(endpoint = "set_user_disabled")]
+pub async fn set_user_disabled(id: i64, disabled: bool) -> Result<(), AppError> {
+    use crate::server::store;
+    crate::server::with_status(async move {
+        let (state, me, client) = admin::admin().await?;
+        let user = admin::target(&state, &me, id).await?;
+        let mut tx = store::begin(&state.db).await?;
+        store::set_user_disabled_in(&mut tx, id, disabled).await?;
+        let verb = if disabled { "Disabled" } else { "Enabled" };
+        let description = format!("{verb} user {}", user.username);
+        admin::audit_and_commit(
+            tx,
+            &me,
+            &client,
+            "UPDATE",
+            ("users", id.to_string()),
+            description,
+        )
+        .await
+    })
+    .await
+}
+
+/// Sets a new password for a user. Admin.
+#[server(endpoint = "reset_password")]
+pub async fn reset_password(id: i64, password: String) -> Result<(), AppError> {
+    use crate::server::{auth, store};
+    crate::server::with_status(async move {
+        let (state, me, client) = admin::admin().await?;
+        let user = admin::target(&state, &me, id).await?;
+        auth::check_new_password(&password)?;
+        let hash = auth::hash_password(&password)?;
+        let mut tx = store::begin(&state.db).await?;
+        store::set_password_in(&mut tx, id, &hash).await?;
+        let description = format!("Reset the password of {}", user.username);
+        admin::audit_and_commit(
+            tx,
+            &me,
+            &client,
+            "UPDATE",
+            ("users", id.to_string()),
+            description,
+        )
+        .await
+    })
+    .await
+}
+
+/// Every API key (never the keys themselves). Admin.
+#[server(endpoint = "list_api_keys")]
+pub async fn list_api_keys() -> Result<Vec<ApiKeyRow>, AppError> {
+    crate::server::with_status(async move {
+        let (state, _, _) = admin::admin().await?;
+        crate::server::store::list_api_keys(&state.db).await
+    })
+    .await
+}
+
+/// Creates an API key and returns it: the only time it is shown. Admin.
+#[server(endpoint = "create_api_key")]
+pub async fn create_api_key(label: String) -> Result<String, AppError> {
+    use crate::server::{api_keys, store};
+    crate::server::with_status(async move {
+        let (state, me, client) = admin::admin().await?;
+        let mut tx = store::begin(&state.db).await?;
+        let (id, key) = api_keys::create_in(&mut tx, &label).await?;
+        let description = format!("Created API key \"{}\"", label.trim());
+        admin::audit_and_commit(
+            tx,
+            &me,
+            &client,
+            "CREATE",
+            ("api_keys", id.to_string()),
+            description,
+        )
+        .await?;
+        Ok(key)
+    })
+    .await
+}
+
+/// Revokes an API key. Admin.
+#[server(endpoint = "revoke_api_key")]
+pub async fn revoke_api_key(id: i64) -> Result<(), AppError> {
+    use crate::server::store;
+    crate::server::with_status(async move {
+        let (state, me, client) = admin::admin().await?;
+        let mut tx = store::begin(&state.db).await?;
+        let label = store::revoke_api_key_in(&mut tx, id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("active API key {id}")))?;
+        let description = format!("Revoked API key \"{label}\"");
+        admin::audit_and_commit(
+            tx,
+            &me,
+            &client,
+            "DELETE",
+            ("api_keys", id.to_string()),
+            description,
+        )
+        .await
+    })
+    .await
+}
