@@ -91,6 +91,31 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
+/// Largest server-function error body we read back (errors are short).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Middleware: server_fn answers every error with 500; this gives it the
+/// status of the [`AppError`] it carries (400 for malformed arguments, 403
+/// for a role that may not, ...).
+pub async fn server_fn_error_status(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if response.status() != axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        || !response.headers().contains_key("serverfnerror")
+    {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_ERROR_BODY)
+        .await
+        .unwrap_or_default();
+    if let Ok(error) = serde_json::from_slice::<AppError>(&bytes) {
+        if let Ok(status) = axum::http::StatusCode::from_u16(error.status_code()) {
+            parts.status = status;
+        }
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,29 +171,4 @@ mod tests {
         assert!(!csp.contains("unsafe-inline"));
         assert!(csp.contains("frame-ancestors 'none'"));
     }
-}
-
-/// Largest server-function error body we read back (errors are short).
-const MAX_ERROR_BODY: usize = 64 * 1024;
-
-/// Middleware: server_fn answers every error with 500; this gives it the
-/// status of the [`AppError`] it carries (400 for malformed arguments, 403
-/// for a role that may not, ...).
-pub async fn server_fn_error_status(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
-    if response.status() != axum::http::StatusCode::INTERNAL_SERVER_ERROR
-        || !response.headers().contains_key("serverfnerror")
-    {
-        return response;
-    }
-    let (mut parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_ERROR_BODY)
-        .await
-        .unwrap_or_default();
-    if let Ok(error) = serde_json::from_slice::<AppError>(&bytes) {
-        if let Ok(status) = axum::http::StatusCode::from_u16(error.status_code()) {
-            parts.status = status;
-        }
-    }
-    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
