@@ -183,6 +183,7 @@ async fn serve(config: Config, db: store::Db) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         println!("demo API key (shown once): {key}");
+        create_demo_users(&db).await?;
     }
     let addr = config.leptos.site_addr;
     let state = AppState {
@@ -201,6 +202,21 @@ async fn serve(config: Config, db: store::Db) -> Result<(), String> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .map_err(|e| e.to_string())
+}
+
+/// One user per role, with fresh passwords printed once.
+async fn create_demo_users(db: &store::Db) -> Result<(), String> {
+    let users = demo::create_users(db, &cli_client())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("demo users (passwords shown once):");
+    for (role, username, password) in users {
+        println!(
+            "  {:<8} username {username:<8} password {password}",
+            role.as_str()
+        );
+    }
+    Ok(())
 }
 
 /// The command line as a client, for the events it writes.

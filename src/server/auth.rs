@@ -363,7 +363,7 @@ fn is_public(path: &str) -> bool {
         || path == "/login"
         || path.starts_with("/pkg/")
         || path.starts_with("/api/")
-        || path == "/favicon.ico"
+        || path == "/favicon.svg"
 }
 
 /// Middleware: a signed-out visit to a page goes to the sign-in page, and

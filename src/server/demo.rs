@@ -480,6 +480,34 @@ pub async fn load(db: &Db, spec: &DemoSpec) -> AppResult<()> {
     Ok(())
 }
 
+/// Creates one demo user per role with a random password; returns
+/// (role, username, password) for the run command to print once.
+pub async fn create_users(
+    db: &Db,
+    client: &super::auth::ClientInfo,
+) -> AppResult<Vec<(crate::models::Role, String, String)>> {
+    use crate::models::Role;
+    let mut created = Vec::new();
+    for (username, name, role) in [
+        ("admin", "Avery Admin", Role::Admin),
+        ("auditor", "Aubrey Auditor", Role::Auditor),
+        ("viewer", "Vic Viewer", Role::Viewer),
+    ] {
+        let password = super::api_keys::generate_key()[4..20].to_string();
+        let email = format!("{username}@auditdeck.example");
+        let form = super::auth::UserForm {
+            username,
+            email: &email,
+            name,
+            role,
+            password: &password,
+        };
+        super::auth::create_user(db, None, client, form).await?;
+        created.push((role, username.to_string(), password));
+    }
+    Ok(created)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

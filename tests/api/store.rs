@@ -202,3 +202,25 @@ async fn demo_load_fills_both_tables() {
         .windows(2)
         .all(|w| w[0].occurred_at >= w[1].occurred_at));
 }
+
+#[tokio::test]
+async fn demo_users_exist_for_every_role_and_sign_in_with_the_printed_password() {
+    let app = TestApp::new().await;
+    let users = demo::create_users(&app.db, &crate::common::cli())
+        .await
+        .unwrap();
+    let roles: Vec<_> = users.iter().map(|(role, _, _)| *role).collect();
+    assert_eq!(
+        roles,
+        auditdeck::models::Role::ALL
+            .to_vec()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+    );
+    for (role, username, password) in &users {
+        assert!(password.len() >= 16);
+        let r = app.login(username, password).await;
+        assert!(r.status.is_redirection(), "{role:?} cannot sign in");
+    }
+}
