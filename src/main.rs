@@ -124,7 +124,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
                 .ok_or_else(|| format!("role: \"{role}\" is not one of viewer, auditor, admin"))?;
             let (password, generated) = match std::env::var("AUDITDECK_PASSWORD") {
                 Ok(p) if !p.is_empty() => (p, false),
-                _ => (api_keys::generate_key()[4..20].to_string(), true),
+                _ => (auth::generate_password(), true),
             };
             let form = auth::UserForm {
                 username: &username,

@@ -30,6 +30,57 @@ mod admin {
             .info)
     }
 
+    /// A change an admin makes to another user.
+    pub enum UserChange {
+        Role(Role),
+        Disabled(bool),
+        Password(String),
+    }
+
+    /// Applies a change to user `id` and audits it, in one transaction.
+    pub async fn change_user(id: i64, change: UserChange) -> AppResult<()> {
+        let (state, me, client) = admin().await?;
+        let user = target(&state, &me, id).await?;
+        let password_hash = match &change {
+            UserChange::Password(password) => {
+                auth::check_new_password(password)?;
+                Some(auth::hash_password(password)?)
+            }
+            _ => None,
+        };
+        let mut tx = store::begin(&state.db).await?;
+        let description = match change {
+            UserChange::Role(role) => {
+                store::set_user_role_in(&mut tx, id, role).await?;
+                format!(
+                    "Changed the role of {} from {} to {}",
+                    user.username,
+                    user.role.as_str(),
+                    role.as_str()
+                )
+            }
+            UserChange::Disabled(disabled) => {
+                store::set_user_disabled_in(&mut tx, id, disabled).await?;
+                let verb = if disabled { "Disabled" } else { "Enabled" };
+                format!("{verb} user {}", user.username)
+            }
+            UserChange::Password(_) => {
+                let hash = password_hash.unwrap_or_default();
+                store::set_password_in(&mut tx, id, &hash).await?;
+                format!("Reset the password of {}", user.username)
+            }
+        };
+        audit_and_commit(
+            tx,
+            &me,
+            &client,
+            "UPDATE",
+            ("users", id.to_string()),
+            description,
+        )
+        .await
+    }
+
     /// Writes the audit event of a change inside its transaction, then commits.
     pub async fn audit_and_commit(
         mut tx: Tx,
@@ -83,77 +134,26 @@ pub async fn create_user(
 /// Changes a user's role. Admin.
 #[server(endpoint = "set_user_role")]
 pub async fn set_user_role(id: i64, role: Role) -> Result<(), AppError> {
-    use crate::server::store;
-    crate::server::with_status(async move {
-        let (state, me, client) = admin::admin().await?;
-        let user = admin::target(&state, &me, id).await?;
-        let mut tx = store::begin(&state.db).await?;
-        store::set_user_role_in(&mut tx, id, role).await?;
-        let description = format!(
-            "Changed the role of {} from {} to {}",
-            user.username,
-            user.role.as_str(),
-            role.as_str()
-        );
-        admin::audit_and_commit(
-            tx,
-            &me,
-            &client,
-            "UPDATE",
-            ("users", id.to_string()),
-            description,
-        )
-        .await
-    })
-    .await
+    crate::server::with_status(admin::change_user(id, admin::UserChange::Role(role))).await
 }
 
 /// Disables or enables a user. Admin.
 #[server(endpoint = "set_user_disabled")]
 pub async fn set_user_disabled(id: i64, disabled: bool) -> Result<(), AppError> {
-    use crate::server::store;
-    crate::server::with_status(async move {
-        let (state, me, client) = admin::admin().await?;
-        let user = admin::target(&state, &me, id).await?;
-        let mut tx = store::begin(&state.db).await?;
-        store::set_user_disabled_in(&mut tx, id, disabled).await?;
-        let verb = if disabled { "Disabled" } else { "Enabled" };
-        let description = format!("{verb} user {}", user.username);
-        admin::audit_and_commit(
-            tx,
-            &me,
-            &client,
-            "UPDATE",
-            ("users", id.to_string()),
-            description,
-        )
-        .await
-    })
+    crate::server::with_status(admin::change_user(
+        id,
+        admin::UserChange::Disabled(disabled),
+    ))
     .await
 }
 
 /// Sets a new password for a user. Admin.
 #[server(endpoint = "reset_password")]
 pub async fn reset_password(id: i64, password: String) -> Result<(), AppError> {
-    use crate::server::{auth, store};
-    crate::server::with_status(async move {
-        let (state, me, client) = admin::admin().await?;
-        let user = admin::target(&state, &me, id).await?;
-        auth::check_new_password(&password)?;
-        let hash = auth::hash_password(&password)?;
-        let mut tx = store::begin(&state.db).await?;
-        store::set_password_in(&mut tx, id, &hash).await?;
-        let description = format!("Reset the password of {}", user.username);
-        admin::audit_and_commit(
-            tx,
-            &me,
-            &client,
-            "UPDATE",
-            ("users", id.to_string()),
-            description,
-        )
-        .await
-    })
+    crate::server::with_status(admin::change_user(
+        id,
+        admin::UserChange::Password(password),
+    ))
     .await
 }
 

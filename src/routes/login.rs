@@ -1,5 +1,6 @@
 //! The sign-in page.
 
+use crate::components::form_message::FormError;
 use crate::functions::auth::Login;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -32,7 +33,7 @@ pub fn LoginPage() -> impl IntoView {
                         <input type="password" name="password" autocomplete="current-password" required />
                     </label>
                     {move || {
-                        error().map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })
+                        error().map(|e| view! { <FormError error=e /> })
                     }}
                     <button type="submit" class="button primary" disabled=move || login.pending().get()>
                         {move || if login.pending().get() { "Signing in…" } else { "Sign in" }}

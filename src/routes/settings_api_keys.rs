@@ -1,6 +1,7 @@
 //! Settings → API keys (admins): keys for the ingest API.
 
 use crate::components::error_notice::ErrorNotice;
+use crate::components::form_message::FormError;
 use crate::components::layout::Breadcrumb;
 use crate::functions::settings::{list_api_keys, CreateApiKey, RevokeApiKey};
 use crate::models::{format_utc, ApiKeyRow};
@@ -48,7 +49,7 @@ pub fn ApiKeysPage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Err(e) => view! { <p class="form-error" role="alert">{e.to_string()}</p> }.into_any(),
+                        Err(e) => view! { <FormError error=e /> }.into_any(),
                     })
             }}
         </section>
@@ -57,7 +58,7 @@ pub fn ApiKeysPage() -> impl IntoView {
                 .value()
                 .get()
                 .and_then(Result::err)
-                .map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })
+                .map(|e| view! { <FormError error=e /> })
         }}
         <section class="card table-card">
             <Transition fallback=|| view! { <p class="loading">"Loading keys…"</p> }>

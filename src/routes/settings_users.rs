@@ -1,6 +1,7 @@
 //! Settings → Users (admins).
 
 use crate::components::error_notice::ErrorNotice;
+use crate::components::form_message::{FormError, FormOk};
 use crate::components::layout::Breadcrumb;
 use crate::functions::settings::{
     list_users, CreateUser, ResetPassword, SetUserDisabled, SetUserRole,
@@ -72,18 +73,18 @@ pub fn UsersPage() -> impl IntoView {
                     .value()
                     .get()
                     .map(|result| match result {
-                        Ok(_) => view! { <p class="form-ok" role="status">"User added."</p> }.into_any(),
-                        Err(e) => view! { <p class="form-error" role="alert">{e.to_string()}</p> }.into_any(),
+                        Ok(_) => view! { <FormOk text="User added." /> }.into_any(),
+                        Err(e) => view! { <FormError error=e /> }.into_any(),
                     })
             }}
         </section>
-        {move || row_error().map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })}
+        {move || row_error().map(|e| view! { <FormError error=e /> })}
         {move || {
             reset
                 .value()
                 .get()
                 .and_then(Result::ok)
-                .map(|_| view! { <p class="form-ok" role="status">"Password changed."</p> })
+                .map(|_| view! { <FormOk text="Password changed." /> })
         }}
         <section class="card table-card">
             <Transition fallback=|| view! { <p class="loading">"Loading users…"</p> }>

@@ -48,6 +48,11 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A random 16-character password (for generated and demo accounts).
+pub fn generate_password() -> String {
+    super::api_keys::generate_key()[4..20].to_string()
+}
+
 pub fn check_new_password(password: &str) -> AppResult<()> {
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(AppError::bad_request(format!(

@@ -493,7 +493,7 @@ pub async fn create_users(
         ("auditor", "Aubrey Auditor", Role::Auditor),
         ("viewer", "Vic Viewer", Role::Viewer),
     ] {
-        let password = super::api_keys::generate_key()[4..20].to_string();
+        let password = super::auth::generate_password();
         let email = format!("{username}@auditdeck.example");
         let form = super::auth::UserForm {
             username,
