@@ -4,9 +4,11 @@
 
 pub mod app;
 pub mod components;
+pub mod dates;
 pub mod errors;
 pub mod functions;
 pub mod models;
+pub mod query;
 pub mod routes;
 
 #[cfg(feature = "ssr")]

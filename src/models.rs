@@ -1,11 +1,8 @@
 //! Types shared by the server and the browser, and the plain logic around them.
 
-use crate::errors::AppError;
 use serde::{Deserialize, Serialize};
 
-/// Page sizes offered by the page-size selector.
-pub const PAGE_SIZES: [u32; 5] = [10, 25, 50, 100, 250];
-pub const DEFAULT_PAGE_SIZE: u32 = 25;
+pub use crate::query::{EventQuery, DEFAULT_PAGE_SIZE, PAGE_SIZES};
 
 /// What a signed-in person may do. Each role includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -140,6 +137,8 @@ pub struct Initiator {
     pub id: Option<String>,
     pub name: Option<String>,
     pub email: Option<String>,
+    /// The initiator's role in the system that logged the event.
+    pub role: Option<String>,
 }
 
 impl Initiator {
@@ -180,118 +179,150 @@ pub struct EventRow {
     pub has_changes: bool,
 }
 
-/// One page of the Activity Log.
+/// One page of the Activity Log. The count comes separately (it may take
+/// longer than the rows on a large log).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventPage {
     pub rows: Vec<EventRow>,
-    /// Number of events matching the query.
+    pub page: u32,
+    pub per_page: u32,
+    /// Whether rows exist before the first and after the last row shown.
+    pub has_prev: bool,
+    pub has_next: bool,
+}
+
+/// How many events match a view: exact up to a limit, estimated beyond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCount {
     pub total: u64,
-    pub page: u32,
-    pub per_page: u32,
+    pub exact: bool,
 }
 
-impl EventPage {
-    pub fn page_count(&self) -> u32 {
-        page_count(self.total, self.per_page)
-    }
-}
-
-pub fn page_count(total: u64, per_page: u32) -> u32 {
-    let per_page = u64::from(per_page.max(1));
-    u32::try_from(total.div_ceil(per_page).max(1)).unwrap_or(u32::MAX)
-}
-
-/// What the Activity Log shows: travels from the URL to the server function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct EventQuery {
-    /// 1-based page number.
-    pub page: u32,
-    pub per_page: u32,
-}
-
-impl Default for EventQuery {
-    fn default() -> Self {
-        Self {
-            page: 1,
-            per_page: DEFAULT_PAGE_SIZE,
-        }
-    }
-}
-
-impl EventQuery {
-    /// Reads the query from URL parameters (`page`, `size`); a missing
-    /// parameter takes its default, a malformed one is an error naming it.
-    pub fn from_params<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<Self, AppError> {
-        let mut query = Self::default();
-        if let Some(page) = get("page") {
-            query.page = match page.trim().parse::<u32>() {
-                Ok(n) if n >= 1 => n,
-                _ => {
-                    return Err(AppError::bad_request(format!(
-                        "page: \"{page}\" is not a page number (1, 2, 3, ...)"
-                    )))
-                }
-            };
-        }
-        if let Some(size) = get("size") {
-            query.per_page = match size.trim().parse::<u32>() {
-                Ok(n) if PAGE_SIZES.contains(&n) => n,
-                _ => {
-                    return Err(AppError::bad_request(format!(
-                        "size: \"{size}\" is not a page size; choose one of {}",
-                        PAGE_SIZES.map(|s| s.to_string()).join(", ")
-                    )))
-                }
-            };
-        }
-        Ok(query)
-    }
-
-    /// Checks a query that arrived at the server (it may not come from our UI).
-    pub fn validate(&self) -> Result<(), AppError> {
-        if self.page == 0 {
-            return Err(AppError::bad_request("page: must be 1 or more"));
-        }
-        if !PAGE_SIZES.contains(&self.per_page) {
-            return Err(AppError::bad_request(format!(
-                "size: {} is not a page size",
-                self.per_page
-            )));
-        }
-        Ok(())
-    }
-
-    /// The query string that shows this view (defaults left out).
-    pub fn to_query_string(&self) -> String {
-        let mut parts = Vec::new();
-        if self.page != 1 {
-            parts.push(format!("page={}", self.page));
-        }
-        if self.per_page != DEFAULT_PAGE_SIZE {
-            parts.push(format!("size={}", self.per_page));
-        }
-        if parts.is_empty() {
-            String::new()
+impl EventCount {
+    /// `1,234 events` or `≈ 1,230,000 events (estimate)`.
+    pub fn label(&self) -> String {
+        let noun = if self.total == 1 { "event" } else { "events" };
+        if self.exact {
+            format!("{} {noun}", format_count(self.total))
         } else {
-            format!("?{}", parts.join("&"))
+            format!("≈ {} {noun} (estimate)", format_count(self.total))
         }
     }
 
-    pub fn with_page(self, page: u32) -> Self {
-        Self {
-            page: page.max(1),
-            ..self
+    pub fn page_count(&self, per_page: u32) -> u32 {
+        let per_page = u64::from(per_page.max(1));
+        u32::try_from(self.total.div_ceil(per_page).max(1)).unwrap_or(u32::MAX)
+    }
+}
+
+/// An initiator offered by the user filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitiatorOption {
+    pub key: crate::query::InitiatorKey,
+    pub label: String,
+}
+
+/// The choices of the filter bar, read from the log itself.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FilterOptions {
+    pub initiators: Vec<InitiatorOption>,
+    pub actions: Vec<String>,
+    pub tables: Vec<String>,
+}
+
+/// Everything about one event, for the View details modal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventDetail {
+    pub row: EventRow,
+    pub received_at: i64,
+    pub initiator_role: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub session_id: Option<String>,
+    /// Label of the API key that delivered it.
+    pub api_key: Option<String>,
+    /// Other events on the same record (table + primary key), newest first.
+    pub history: Vec<EventRow>,
+}
+
+/// How a value changed between before and after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    Same,
+    Changed,
+    Added,
+    Removed,
+}
+
+impl Change {
+    pub fn class(self) -> &'static str {
+        match self {
+            Self::Same => "same",
+            Self::Changed => "changed",
+            Self::Added => "added",
+            Self::Removed => "removed",
         }
     }
 
-    /// A new page size starts again at the first page.
-    pub fn with_page_size(self, per_page: u32) -> Self {
-        Self { per_page, page: 1 }
+    /// Shown beside the colour, so the change reads without colour too.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Self::Same => " ",
+            Self::Changed => "~",
+            Self::Added => "+",
+            Self::Removed => "−",
+        }
     }
 
-    pub fn offset(&self) -> u64 {
-        u64::from(self.page.saturating_sub(1)) * u64::from(self.per_page)
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Same => "unchanged",
+            Self::Changed => "changed",
+            Self::Added => "added",
+            Self::Removed => "removed",
+        }
     }
+}
+
+/// One line of a line-by-line text diff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffLine {
+    pub change: Change,
+    pub text: String,
+}
+
+/// A node of the before/after tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffNode {
+    /// Field name, `[3]` for an array element, empty for the root.
+    pub key: String,
+    pub change: Change,
+    pub body: DiffBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DiffBody {
+    /// A scalar: each side as display text (absent when the side lacks it);
+    /// `lines` holds a line diff when long texts changed.
+    Leaf {
+        before: Option<String>,
+        after: Option<String>,
+        lines: Vec<DiffLine>,
+    },
+    /// An object or array.
+    Branch {
+        array: bool,
+        children: Vec<DiffNode>,
+    },
+}
+
+/// The View Difference content of one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventDiff {
+    pub id: i64,
+    pub has_before: bool,
+    pub has_after: bool,
+    pub root: DiffNode,
 }
 
 /// Formats microseconds since the epoch as `2025-10-27 12:00:00.123` (UTC).
@@ -323,132 +354,23 @@ pub fn format_count(n: u64) -> String {
     out
 }
 
-/// The page numbers a pager shows around `page`: the first, the last, two on
-/// each side of the current one, and `None` for each gap.
-pub fn page_window(page: u32, page_count: u32) -> Vec<Option<u32>> {
-    let page = page.clamp(1, page_count.max(1));
-    let low = page.saturating_sub(2).max(1);
-    let high = (page + 2).min(page_count.max(1));
-    let mut out = Vec::new();
-    if low > 1 {
-        out.push(Some(1));
-        if low > 2 {
-            out.push(None);
-        }
-    }
-    out.extend((low..=high).map(Some));
-    if high < page_count {
-        if high + 1 < page_count {
-            out.push(None);
-        }
-        out.push(Some(page_count));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn params<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<&'a str> + 'a {
-        move |key| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
-    }
-
-    #[test]
-    fn query_defaults_when_params_missing() {
-        assert_eq!(
-            EventQuery::from_params(params(&[])).unwrap(),
-            EventQuery::default()
-        );
-    }
-
-    #[test]
-    fn query_reads_page_and_size() {
-        let q = EventQuery::from_params(params(&[("page", "3"), ("size", "100")])).unwrap();
-        assert_eq!(
-            q,
-            EventQuery {
-                page: 3,
-                per_page: 100
-            }
-        );
-        assert_eq!(q.offset(), 200);
-        assert_eq!(q.to_query_string(), "?page=3&size=100");
-    }
-
-    #[test]
-    fn query_rejects_malformed_params_naming_them() {
-        for (key, value) in [
-            ("page", "0"),
-            ("page", "x"),
-            ("page", "-1"),
-            ("size", "7"),
-            ("size", ""),
-        ] {
-            let err = EventQuery::from_params(params(&[(key, value)])).unwrap_err();
-            assert!(
-                matches!(&err, AppError::BadRequest(m) if m.starts_with(key)),
-                "{err:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn query_string_round_trips() {
-        for q in [
-            EventQuery::default(),
-            EventQuery {
-                page: 9,
-                per_page: 10,
-            },
-            EventQuery {
-                page: 1,
-                per_page: 250,
-            },
-        ] {
-            let s = q.to_query_string();
-            let pairs: Vec<(String, String)> = s
-                .trim_start_matches('?')
-                .split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    let (k, v) = p.split_once('=').unwrap();
-                    (k.to_string(), v.to_string())
-                })
-                .collect();
-            let back = EventQuery::from_params(|key| {
-                pairs
-                    .iter()
-                    .find(|(k, _)| k == key)
-                    .map(|(_, v)| v.as_str())
-            })
-            .unwrap();
-            assert_eq!(back, q);
-        }
-    }
-
-    #[test]
-    fn page_size_change_returns_to_first_page() {
-        let q = EventQuery {
-            page: 7,
-            per_page: 25,
-        }
-        .with_page_size(50);
-        assert_eq!(
-            q,
-            EventQuery {
-                page: 1,
-                per_page: 50
-            }
-        );
-    }
-
     #[test]
     fn page_count_rounds_up_and_is_never_zero() {
-        assert_eq!(page_count(0, 25), 1);
-        assert_eq!(page_count(25, 25), 1);
-        assert_eq!(page_count(26, 25), 2);
-        assert_eq!(page_count(100_000, 250), 400);
+        let count = |total| EventCount { total, exact: true };
+        assert_eq!(count(0).page_count(25), 1);
+        assert_eq!(count(25).page_count(25), 1);
+        assert_eq!(count(26).page_count(25), 2);
+        assert_eq!(count(100_000).page_count(250), 400);
+        assert_eq!(count(1).label(), "1 event");
+        let estimate = EventCount {
+            total: 1_230_000,
+            exact: false,
+        };
+        assert_eq!(estimate.label(), "≈ 1,230,000 events (estimate)");
     }
 
     #[test]
@@ -490,47 +412,6 @@ mod tests {
     }
 
     #[test]
-    fn page_window_shows_ends_neighbours_and_gaps() {
-        assert_eq!(page_window(1, 1), vec![Some(1)]);
-        assert_eq!(page_window(1, 3), vec![Some(1), Some(2), Some(3)]);
-        assert_eq!(
-            page_window(1, 10),
-            vec![Some(1), Some(2), Some(3), None, Some(10)]
-        );
-        assert_eq!(
-            page_window(6, 10),
-            vec![
-                Some(1),
-                None,
-                Some(4),
-                Some(5),
-                Some(6),
-                Some(7),
-                Some(8),
-                None,
-                Some(10)
-            ]
-        );
-        assert_eq!(
-            page_window(10, 10),
-            vec![Some(1), None, Some(8), Some(9), Some(10)]
-        );
-        assert_eq!(
-            page_window(4, 10),
-            vec![
-                Some(1),
-                Some(2),
-                Some(3),
-                Some(4),
-                Some(5),
-                Some(6),
-                None,
-                Some(10)
-            ]
-        );
-    }
-
-    #[test]
     fn times_format_in_utc_with_milliseconds() {
         assert_eq!(format_utc(1_761_566_400_123_456), "2025-10-27 12:00:00.123");
         assert_eq!(
@@ -546,6 +427,7 @@ mod tests {
             id: None,
             name: None,
             email: None,
+            role: None,
         };
         assert_eq!(i.display_name(), "System");
         i.kind = InitiatorKind::ApiKey;

@@ -8,6 +8,7 @@ use leptos_router::components::{Outlet, A};
 /// The frame of every signed-in page: sidebar, top bar and the page.
 #[component]
 pub fn Layout() -> impl IntoView {
+    crate::components::zone::provide_display_zone();
     let me = Resource::new(|| (), |_| current_user());
     view! {
         <div class="frame">

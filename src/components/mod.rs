@@ -3,4 +3,7 @@
 pub mod error_notice;
 pub mod form_message;
 pub mod layout;
+pub mod modal;
 pub mod pager;
+pub mod range_picker;
+pub mod zone;

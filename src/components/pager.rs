@@ -1,69 +1,77 @@
-use crate::models::{format_count, page_window, PAGE_SIZES};
+use crate::models::{format_count, EventCount, PAGE_SIZES};
+use crate::query::Cursor;
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-/// Page links for a paged table: first, previous, a window of page numbers,
-/// next and last. `href` gives the address of a page number.
+/// Where a page sits, for the pager: its number, whether rows lie before
+/// and after it, and its first and last row (the keyset cursors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PagePosition {
+    pub page: u32,
+    pub per_page: u32,
+    pub has_prev: bool,
+    pub has_next: bool,
+    pub first_id: Option<i64>,
+    pub last_id: Option<i64>,
+}
+
+/// First, previous, next and last page links over a keyset-paged table, so
+/// page 10,000 costs what page 1 does. `href` gives the address of a page
+/// number with its cursor; `count` arrives separately (it may be estimated).
 #[component]
 pub fn Pager(
-    page: u32,
-    page_count: u32,
-    total: u64,
-    per_page: u32,
-    href: Callback<u32, String>,
+    position: PagePosition,
+    #[prop(into)] count: Signal<Option<EventCount>>,
+    href: Callback<(u32, Option<Cursor>), String>,
 ) -> impl IntoView {
-    let first_row = if total == 0 {
-        0
-    } else {
-        u64::from(page - 1) * u64::from(per_page) + 1
-    };
-    let last_row = (u64::from(page) * u64::from(per_page)).min(total);
-    let link = move |target: u32, label: &'static str, text: &'static str| {
-        if target == page || target == 0 || target > page_count {
-            view! { <span class="page-link disabled" aria-disabled="true" aria-label=label>{text}</span> }
+    let PagePosition {
+        page,
+        per_page,
+        has_prev,
+        has_next,
+        first_id,
+        last_id,
+    } = position;
+    let link = move |enabled: bool,
+                     target: (u32, Option<Cursor>),
+                     label: &'static str,
+                     text: &'static str| {
+        if enabled {
+            view! { <A href=href.run(target) attr:class="page-link" attr:aria-label=label>{text}</A> }
                 .into_any()
         } else {
-            view! { <A href=href.run(target) attr:class="page-link" attr:aria-label=label>{text}</A> }
+            view! { <span class="page-link disabled" aria-disabled="true" aria-label=label>{text}</span> }
                 .into_any()
         }
     };
+    let page = if has_prev { page } else { 1 };
+    let last_page = move || {
+        count
+            .get()
+            .map(|c| c.page_count(per_page).max(page + 1))
+            .unwrap_or(page + 1)
+    };
     view! {
         <nav class="pager" aria-label="Pagination">
-            <span class="pager-summary">
-                {format!(
-                    "{}–{} of {}",
-                    format_count(first_row),
-                    format_count(last_row),
-                    format_count(total),
-                )}
+            <span class="pager-summary" data-testid="pager-summary">
+                {move || match count.get() {
+                    Some(c) if c.exact => {
+                        format!("Page {} of {}", format_count(page.into()), format_count(c.page_count(per_page).into()))
+                    }
+                    Some(c) => {
+                        format!("Page {} of ≈ {}", format_count(page.into()), format_count(c.page_count(per_page).into()))
+                    }
+                    None => format!("Page {}", format_count(page.into())),
+                }}
             </span>
             <div class="pager-links">
-                {link(1, "First page", "«")}
-                {link(page.saturating_sub(1), "Previous page", "‹")}
-                {page_window(page, page_count)
-                    .into_iter()
-                    .map(|p| match p {
-                        None => view! { <span class="page-gap" aria-hidden="true">"…"</span> }.into_any(),
-                        Some(p) if p == page => {
-                            view! {
-                                <span class="page-link current" aria-current="page" aria-label=format!("Page {p}")>
-                                    {format_count(u64::from(p))}
-                                </span>
-                            }
-                                .into_any()
-                        }
-                        Some(p) => {
-                            view! {
-                                <A href=href.run(p) attr:class="page-link" attr:aria-label=format!("Page {p}")>
-                                    {format_count(u64::from(p))}
-                                </A>
-                            }
-                                .into_any()
-                        }
-                    })
-                    .collect_view()}
-                {link(page + 1, "Next page", "›")}
-                {link(page_count, "Last page", "»")}
+                {link(has_prev, (1, None), "First page", "«")}
+                {link(has_prev, (page.saturating_sub(1).max(1), first_id.map(Cursor::Before)), "Previous page", "‹")}
+                <span class="page-link current" aria-current="page" aria-label=format!("Page {page}")>
+                    {format_count(page.into())}
+                </span>
+                {link(has_next, (page + 1, last_id.map(Cursor::After)), "Next page", "›")}
+                {move || link(has_next, (last_page(), Some(Cursor::End)), "Last page", "»")}
             </div>
         </nav>
     }

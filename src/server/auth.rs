@@ -81,12 +81,14 @@ pub fn self_event(
             id: Some(u.id.to_string()),
             name: Some(u.name.clone()),
             email: Some(u.email.clone()),
+            role: Some(u.role.as_str().to_string()),
         },
         None => Initiator {
             kind: InitiatorKind::System,
             id: None,
             name: None,
             email: None,
+            role: None,
         },
     };
     let (table_name, primary_key) = match table {

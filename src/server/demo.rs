@@ -19,6 +19,9 @@ struct Person {
     email: &'static str,
 }
 
+/// Roles of the demo's people in the systems they work in.
+const DEMO_ROLES: [&str; 4] = ["admin", "editor", "support", "finance"];
+
 const PEOPLE: [Person; 12] = [
     Person {
         id: 1,
@@ -133,6 +136,11 @@ pub struct DemoSpec {
 
 /// The demo events, oldest first (so ids grow with time, as in a live log).
 pub fn events(spec: &DemoSpec) -> Vec<NewEvent> {
+    events_iter(spec).collect()
+}
+
+/// The demo events, oldest first, made one at a time (for large sets).
+pub fn events_iter(spec: &DemoSpec) -> impl Iterator<Item = NewEvent> {
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     let mut times: Vec<i64> = (0..spec.events)
         .map(|_| spec.anchor - rng.gen_range(0..SPAN_DAYS * DAY_MICROS))
@@ -141,10 +149,7 @@ pub fn events(spec: &DemoSpec) -> Vec<NewEvent> {
     let ips: Vec<IpAddr> = (0..PEOPLE.len() + API_CLIENTS.len() + 4)
         .map(|i| random_ip(&mut rng, i))
         .collect();
-    times
-        .into_iter()
-        .map(|t| event(&mut rng, t, &ips))
-        .collect()
+    times.into_iter().map(move |t| event(&mut rng, t, &ips))
 }
 
 fn random_ip(rng: &mut ChaCha8Rng, i: usize) -> IpAddr {
@@ -331,6 +336,7 @@ fn initiator(
                 id: Some(p.id.to_string()),
                 name: Some(p.name.into()),
                 email: Some(p.email.into()),
+                role: Some(DEMO_ROLES[i % DEMO_ROLES.len()].into()),
             };
             (user, Some(ips[i]))
         }
@@ -341,6 +347,7 @@ fn initiator(
                 id: Some(format!("{}", i + 1)),
                 name: Some(API_CLIENTS[i].into()),
                 email: None,
+                role: Some("integration".into()),
             };
             (key, Some(ips[PEOPLE.len() + i]))
         }
@@ -350,6 +357,7 @@ fn initiator(
                 id: None,
                 name: None,
                 email: None,
+                role: None,
             };
             (system, None)
         }
@@ -359,6 +367,7 @@ fn initiator(
                 id: None,
                 name: Some("Customer portal".into()),
                 email: None,
+                role: Some("customer".into()),
             };
             (portal, Some(ips[ips.len() - 1]))
         }
@@ -471,8 +480,13 @@ pub fn sessions(spec: &DemoSpec) -> Vec<NewAdminSession> {
 
 /// Fills the database with the demo set, in batches.
 pub async fn load(db: &Db, spec: &DemoSpec) -> AppResult<()> {
-    for chunk in events(spec).chunks(5000) {
-        store::insert_events(db, chunk, None).await?;
+    let mut all = events_iter(spec);
+    loop {
+        let chunk: Vec<NewEvent> = all.by_ref().take(5000).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        store::insert_events(db, &chunk, None).await?;
     }
     for chunk in sessions(spec).chunks(5000) {
         store::insert_admin_sessions(db, chunk).await?;

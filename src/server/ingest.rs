@@ -22,6 +22,7 @@ use std::net::IpAddr;
 const MAX_TEXT: usize = 512;
 const MAX_DESCRIPTION: usize = 10_000;
 const MAX_ACTION: usize = 64;
+const MAX_ROLE: usize = 64;
 /// Events may be stamped a little ahead of our clock, not more.
 const MAX_FUTURE_MICROS: i64 = 24 * 3600 * 1_000_000;
 
@@ -63,6 +64,8 @@ pub struct IngestInitiator {
     pub name: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
+    #[serde(default)]
+    pub role: Option<String>,
 }
 
 /// A primary key or id may be sent as a string or a number.
@@ -186,6 +189,7 @@ fn parse_event(value: Value, at: &str, key: &store::ApiKey, now: i64) -> AppResu
             id: Some(key.id.to_string()),
             name: Some(key.label.clone()),
             email: None,
+            role: None,
         },
         Some(i) => {
             let kind = InitiatorKind::parse(i.kind.trim()).ok_or_else(|| {
@@ -213,6 +217,7 @@ fn parse_event(value: Value, at: &str, key: &store::ApiKey, now: i64) -> AppResu
                 )?,
                 name: text(i.name, "initiator.name", MAX_TEXT, &bad)?,
                 email,
+                role: text(i.role, "initiator.role", MAX_ROLE, &bad)?,
             };
             if kind == InitiatorKind::User
                 && initiator.id.is_none()

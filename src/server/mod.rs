@@ -4,6 +4,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod config;
 pub mod demo;
+pub mod diff;
 pub mod ingest;
 pub mod security;
 pub mod state;

@@ -198,9 +198,16 @@ impl TestApp {
 
     /// One page of the Activity Log, newest first.
     pub async fn page(&self, page: u32, per_page: u32) -> EventPage {
-        store::list_events(&self.db, &EventQuery { page, per_page })
-            .await
-            .expect("list events")
+        store::list_events(
+            &self.db,
+            &EventQuery {
+                page,
+                per_page,
+                ..EventQuery::default()
+            },
+        )
+        .await
+        .expect("list events")
     }
 
     pub async fn count(&self) -> u64 {
@@ -243,6 +250,7 @@ pub fn sample_event(i: u32, occurred_at: i64) -> NewEvent {
             id: Some(i.to_string()),
             name: Some(format!("User {i}")),
             email: Some(format!("user{i}@example.com")),
+            role: Some("editor".into()),
         },
         action: "UPDATE".into(),
         table_name: Some("invoices".into()),

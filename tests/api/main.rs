@@ -7,6 +7,7 @@ mod common;
 mod config;
 mod ingest;
 mod pages;
+mod query;
 mod security;
 mod settings;
 mod store;

@@ -20,7 +20,8 @@ async fn events_round_trip_and_list_newest_first() {
     assert!(ids.windows(2).all(|w| w[1] == w[0] + 1));
 
     let page = app.page(1, 10).await;
-    assert_eq!(page.total, 4);
+    assert_eq!(page.rows.len(), 4);
+    assert!(!page.has_next && !page.has_prev);
     let order: Vec<i64> = page.rows.iter().map(|r| r.id).collect();
     assert_eq!(order, vec![ids[0], ids[3], ids[2], ids[1]]);
     let first = &page.rows[0];
@@ -48,11 +49,9 @@ async fn pages_partition_the_log() {
     store::insert_events(&app.db, &events, None).await.unwrap();
     let mut seen = Vec::new();
     for page in 1..=3 {
-        let p = store::list_events(&app.db, &EventQuery { page, per_page: 25 })
-            .await
-            .unwrap();
-        assert_eq!(p.total, 57);
-        assert_eq!(p.page_count(), 3);
+        let p = app.page(page, 25).await;
+        assert_eq!(p.has_next, page < 3);
+        assert_eq!(p.has_prev, page > 1);
         seen.extend(p.rows.iter().map(|r| r.occurred_at));
     }
     let mut expected: Vec<i64> = (0..57).map(|i| T0 + i).collect();
@@ -68,11 +67,15 @@ async fn invalid_queries_are_refused() {
     for q in [
         EventQuery {
             page: 0,
-            per_page: 25,
+            ..EventQuery::default()
         },
         EventQuery {
-            page: 1,
             per_page: 7,
+            ..EventQuery::default()
+        },
+        EventQuery {
+            ip: Some("10.0.0.0/99".into()),
+            ..EventQuery::default()
         },
     ] {
         assert!(matches!(

@@ -6,14 +6,15 @@
 //! readers run beside the writer).
 
 use crate::errors::{AppError, AppResult};
-use crate::models::{
-    ApiKeyRow, EventPage, EventQuery, EventRow, Initiator, InitiatorKind, Role, UserInfo, UserRow,
-};
+use crate::models::{ApiKeyRow, Initiator, Role, UserInfo, UserRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
+
+mod events;
+pub use events::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -101,7 +102,7 @@ pub fn ip_key(ip: IpAddr) -> [u8; 16] {
     }
 }
 
-/// Rows per multi-row INSERT (18 parameters each, well under SQLite's limit).
+/// Rows per multi-row INSERT (20 parameters each, well under SQLite's limit).
 const INSERT_CHUNK: usize = 200;
 
 /// Stores a batch of events in one transaction and returns their ids, in order.
@@ -133,14 +134,21 @@ pub async fn insert_events_in(
     api_key_id: Option<i64>,
 ) -> AppResult<Vec<i64>> {
     let received_at = now_micros();
+    let mut max_occurred_at: i64 =
+        sqlx::query_scalar("SELECT max_occurred_at FROM events ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?
+            .unwrap_or(0);
     let mut ids = Vec::with_capacity(events.len());
     for chunk in events.chunks(INSERT_CHUNK) {
         let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO events (occurred_at, received_at, ip, ip_bin, initiator_kind, initiator_id, \
-             initiator_name, initiator_email, action, table_name, primary_key, description, \
-             before_data, after_data, user_agent, request_id, session_id, api_key_id) ",
+             initiator_name, initiator_email, initiator_role, action, table_name, primary_key, \
+             description, before_data, after_data, user_agent, request_id, session_id, api_key_id, \
+             max_occurred_at) ",
         );
         insert.push_values(chunk, |mut row, event| {
+            max_occurred_at = max_occurred_at.max(event.occurred_at);
             row.push_bind(event.occurred_at)
                 .push_bind(received_at)
                 .push_bind(event.ip.map(|ip| ip.to_string()))
@@ -149,6 +157,7 @@ pub async fn insert_events_in(
                 .push_bind(event.initiator.id.clone())
                 .push_bind(event.initiator.name.clone())
                 .push_bind(event.initiator.email.clone())
+                .push_bind(event.initiator.role.clone())
                 .push_bind(event.action.clone())
                 .push_bind(event.table_name.clone())
                 .push_bind(event.primary_key.clone())
@@ -158,7 +167,8 @@ pub async fn insert_events_in(
                 .push_bind(event.user_agent.clone())
                 .push_bind(event.request_id.clone())
                 .push_bind(event.session_id.clone())
-                .push_bind(api_key_id);
+                .push_bind(api_key_id)
+                .push_bind(max_occurred_at);
         });
         insert.push(" RETURNING id");
         let mut chunk_ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut **tx).await?;
@@ -183,53 +193,6 @@ pub async fn insert_events_in(
             .await?;
     }
     Ok(ids)
-}
-
-/// One page of events, newest first.
-pub async fn list_events(db: &Db, query: &EventQuery) -> AppResult<EventPage> {
-    query.validate()?;
-    let rows = sqlx::query(
-        "SELECT id, occurred_at, ip, initiator_kind, initiator_id, initiator_name, initiator_email, \
-         action, table_name, primary_key, description, \
-         (before_data IS NOT NULL OR after_data IS NOT NULL) AS has_changes \
-         FROM events ORDER BY occurred_at DESC, id DESC LIMIT ? OFFSET ?",
-    )
-    .bind(i64::from(query.per_page))
-    .bind(i64::try_from(query.offset()).unwrap_or(i64::MAX))
-    .fetch_all(&db.read)
-    .await?;
-    let rows = rows
-        .into_iter()
-        .map(|row| -> AppResult<EventRow> {
-            let kind: String = row.try_get("initiator_kind")?;
-            Ok(EventRow {
-                id: row.try_get("id")?,
-                occurred_at: row.try_get("occurred_at")?,
-                ip: row.try_get("ip")?,
-                initiator: Initiator {
-                    kind: InitiatorKind::parse(&kind).ok_or_else(|| {
-                        tracing::error!(kind, "unknown initiator kind in the database");
-                        AppError::Internal
-                    })?,
-                    id: row.try_get("initiator_id")?,
-                    name: row.try_get("initiator_name")?,
-                    email: row.try_get("initiator_email")?,
-                },
-                action: row.try_get("action")?,
-                table_name: row.try_get("table_name")?,
-                primary_key: row.try_get("primary_key")?,
-                description: row.try_get("description")?,
-                has_changes: row.try_get("has_changes")?,
-            })
-        })
-        .collect::<AppResult<Vec<_>>>()?;
-    let total = count_events(db).await?;
-    Ok(EventPage {
-        rows,
-        total,
-        page: query.page,
-        per_page: query.per_page,
-    })
 }
 
 pub async fn count_events(db: &Db) -> AppResult<u64> {

@@ -1,0 +1,811 @@
+//! What the Activity Log shows — filters, sort, page — and its URL form.
+//! The same value travels from the URL to the server function, where it is
+//! checked again (it may not come from our UI).
+
+use crate::dates::Preset;
+use crate::errors::AppError;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// Page sizes offered by the page-size selector.
+pub const PAGE_SIZES: [u32; 5] = [10, 25, 50, 100, 250];
+pub const DEFAULT_PAGE_SIZE: u32 = 25;
+/// Longest keyword search accepted.
+pub const MAX_SEARCH_LEN: usize = 200;
+/// Most action types in one filter.
+pub const MAX_ACTIONS: usize = 20;
+
+/// Columns the table can be sorted by (the server's whitelist).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum SortColumn {
+    #[default]
+    Date,
+    User,
+    Action,
+    Table,
+    Ip,
+}
+
+impl SortColumn {
+    pub const ALL: [SortColumn; 5] = [Self::Date, Self::User, Self::Action, Self::Table, Self::Ip];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Date => "date",
+            Self::User => "user",
+            Self::Action => "action",
+            Self::Table => "table",
+            Self::Ip => "ip",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self, AppError> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == value)
+            .ok_or_else(|| {
+                AppError::bad_request(format!(
+                    "sort: \"{value}\" is not a column to sort by; choose one of {}",
+                    Self::ALL.map(|c| c.as_str()).join(", ")
+                ))
+            })
+    }
+
+    /// Date starts newest first; the others start A to Z.
+    pub fn default_descending(self) -> bool {
+        self == Self::Date
+    }
+}
+
+/// Where a page starts, as a position in the sorted result (keyset paging):
+/// the rows after or before a known row, or the very end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Cursor {
+    After(i64),
+    Before(i64),
+    End,
+}
+
+/// A user filter: the initiator's kind and id (`user:u-17`, `system:`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct InitiatorKey {
+    pub kind: String,
+    pub id: Option<String>,
+}
+
+impl InitiatorKey {
+    pub fn parse(value: &str) -> Result<Self, AppError> {
+        let (kind, id) = value.split_once(':').unwrap_or((value, ""));
+        if !["user", "system", "api_key", "portal"].contains(&kind) {
+            return Err(AppError::bad_request(format!(
+                "user: \"{value}\" is not an initiator (kind:id, such as user:u-17)"
+            )));
+        }
+        Ok(Self {
+            kind: kind.to_string(),
+            id: (!id.is_empty()).then(|| id.to_string()),
+        })
+    }
+
+    pub fn to_param(&self) -> String {
+        format!("{}:{}", self.kind, self.id.as_deref().unwrap_or(""))
+    }
+}
+
+/// An IP address or CIDR range filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpFilter {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpFilter {
+    pub fn parse(text: &str) -> Result<Self, AppError> {
+        let text = text.trim();
+        let bad = || {
+            AppError::bad_request(format!(
+                "ip: \"{text}\" is not an IP address or CIDR range (such as 10.0.0.0/8 or 2001:db8::/32)"
+            ))
+        };
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(p) if p <= max => p,
+                _ => return Err(bad()),
+            },
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    /// The range as 16-byte keys (IPv4 mapped into IPv6), both inclusive.
+    pub fn key_range(&self) -> ([u8; 16], [u8; 16]) {
+        let (bits, prefix) = match self.addr {
+            IpAddr::V4(v4) => (u128::from(v4.to_ipv6_mapped()), u32::from(self.prefix) + 96),
+            IpAddr::V6(v6) => (u128::from(v6), u32::from(self.prefix)),
+        };
+        let host_mask = if prefix >= 128 {
+            0
+        } else {
+            u128::MAX >> prefix
+        };
+        (
+            (bits & !host_mask).to_be_bytes(),
+            (bits | host_mask).to_be_bytes(),
+        )
+    }
+}
+
+/// The Activity Log view: filters, sort and page.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EventQuery {
+    /// 1-based page number (what the pager shows; the cursor says where).
+    pub page: u32,
+    pub per_page: u32,
+    pub user: Option<InitiatorKey>,
+    pub actions: Vec<String>,
+    pub table: Option<String>,
+    pub ip: Option<String>,
+    /// Keyword search: words and "quoted phrases".
+    pub q: Option<String>,
+    /// A rolling range ("24h"); when set, `from` and `to` are unset.
+    pub range: Option<String>,
+    /// Microseconds since the epoch, inclusive.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub sort: SortColumn,
+    pub descending: bool,
+    pub cursor: Option<Cursor>,
+}
+
+impl Default for EventQuery {
+    fn default() -> Self {
+        Self {
+            page: 1,
+            per_page: DEFAULT_PAGE_SIZE,
+            user: None,
+            actions: Vec::new(),
+            table: None,
+            ip: None,
+            q: None,
+            range: None,
+            from: None,
+            to: None,
+            sort: SortColumn::Date,
+            descending: true,
+            cursor: None,
+        }
+    }
+}
+
+fn non_empty(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn parse_instant(key: &str, text: &str) -> Result<i64, AppError> {
+    let parsed = chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_micros())
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%MZ")
+                .map(|t| t.and_utc().timestamp_micros())
+        });
+    parsed.map_err(|_| {
+        AppError::bad_request(format!(
+            "{key}: \"{text}\" is not a time; use UTC like 2025-10-27T12:00Z"
+        ))
+    })
+}
+
+/// A time as it appears in the URL: `2025-10-27T12:00Z`, with seconds only
+/// when it has them.
+pub fn format_instant_param(micros: i64) -> String {
+    match chrono::DateTime::from_timestamp_micros(micros) {
+        Some(t) if micros % 60_000_000 == 0 => t.format("%Y-%m-%dT%H:%MZ").to_string(),
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        None => String::new(),
+    }
+}
+
+fn check_action(action: &str) -> Result<(), AppError> {
+    let ok = !action.is_empty()
+        && action.len() <= 64
+        && action
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::bad_request(format!(
+            "action: \"{action}\" is not an action type (upper-case letters, digits, _)"
+        )))
+    }
+}
+
+fn parse_id(key: &str, text: &str) -> Result<i64, AppError> {
+    match text.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(AppError::bad_request(format!(
+            "{key}: \"{text}\" is not an event id"
+        ))),
+    }
+}
+
+impl EventQuery {
+    /// Reads the view from URL parameters; a missing parameter takes its
+    /// default, a malformed one is an error naming it.
+    pub fn from_params<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<Self, AppError> {
+        let mut query = Self::default();
+        if let Some(page) = get("page") {
+            query.page = match page.trim().parse::<u32>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    return Err(AppError::bad_request(format!(
+                        "page: \"{page}\" is not a page number (1, 2, 3, ...)"
+                    )))
+                }
+            };
+        }
+        if let Some(size) = get("size") {
+            query.per_page = match size.trim().parse::<u32>() {
+                Ok(n) if PAGE_SIZES.contains(&n) => n,
+                _ => {
+                    return Err(AppError::bad_request(format!(
+                        "size: \"{size}\" is not a page size; choose one of {}",
+                        PAGE_SIZES.map(|s| s.to_string()).join(", ")
+                    )))
+                }
+            };
+        }
+        query.user = non_empty(get("user"))
+            .map(InitiatorKey::parse)
+            .transpose()?;
+        if let Some(actions) = non_empty(get("action")) {
+            query.actions = actions
+                .split(',')
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect();
+        }
+        query.table = non_empty(get("table")).map(str::to_string);
+        query.ip = non_empty(get("ip")).map(str::to_string);
+        query.q = non_empty(get("q")).map(str::to_string);
+        query.range = non_empty(get("range")).map(str::to_string);
+        query.from = non_empty(get("from"))
+            .map(|t| parse_instant("from", t))
+            .transpose()?;
+        query.to = non_empty(get("to"))
+            .map(|t| parse_instant("to", t))
+            .transpose()?;
+        if let Some(sort) = non_empty(get("sort")) {
+            query.sort = SortColumn::parse(sort)?;
+        }
+        query.descending = match non_empty(get("dir")) {
+            None => query.sort.default_descending(),
+            Some("desc") => true,
+            Some("asc") => false,
+            Some(other) => {
+                return Err(AppError::bad_request(format!(
+                    "dir: \"{other}\" is not a direction; use asc or desc"
+                )))
+            }
+        };
+        query.cursor = match (get("after"), get("before"), get("end")) {
+            (Some(id), None, None) => Some(Cursor::After(parse_id("after", id)?)),
+            (None, Some(id), None) => Some(Cursor::Before(parse_id("before", id)?)),
+            (None, None, Some(_)) => Some(Cursor::End),
+            (None, None, None) => None,
+            _ => {
+                return Err(AppError::bad_request(
+                    "after, before and end: use only one of them",
+                ))
+            }
+        };
+        query.validate()?;
+        Ok(query)
+    }
+
+    /// Checks every part; the server calls it on whatever arrives.
+    pub fn validate(&self) -> Result<(), AppError> {
+        if self.page == 0 {
+            return Err(AppError::bad_request("page: must be 1 or more"));
+        }
+        if !PAGE_SIZES.contains(&self.per_page) {
+            return Err(AppError::bad_request(format!(
+                "size: {} is not a page size",
+                self.per_page
+            )));
+        }
+        if self.actions.len() > MAX_ACTIONS {
+            return Err(AppError::bad_request(format!(
+                "action: at most {MAX_ACTIONS} action types at once"
+            )));
+        }
+        for action in &self.actions {
+            check_action(action)?;
+        }
+        if let Some(ip) = &self.ip {
+            IpFilter::parse(ip)?;
+        }
+        if let Some(q) = &self.q {
+            if q.chars().count() > MAX_SEARCH_LEN {
+                return Err(AppError::bad_request(format!(
+                    "q: the search is longer than {MAX_SEARCH_LEN} characters"
+                )));
+            }
+        }
+        if let Some(range) = &self.range {
+            if Preset::from_code(range).is_none() {
+                return Err(AppError::bad_request(format!(
+                    "range: \"{range}\" is not a range; choose one of {}",
+                    Preset::ALL
+                        .iter()
+                        .filter_map(|p| p.code())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            if self.from.is_some() || self.to.is_some() {
+                return Err(AppError::bad_request(
+                    "range: use either a rolling range or from/to, not both",
+                ));
+            }
+        }
+        if let (Some(from), Some(to)) = (self.from, self.to) {
+            if to < from {
+                return Err(AppError::bad_request("to: the end is before the start"));
+            }
+        }
+        if let Some(Cursor::After(id) | Cursor::Before(id)) = self.cursor {
+            if id <= 0 {
+                return Err(AppError::bad_request("after: not an event id"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The time bounds as of `now` (a rolling range ends now, open-ended).
+    pub fn time_bounds(&self, now_micros: i64) -> (Option<i64>, Option<i64>) {
+        match self.range.as_deref().and_then(Preset::from_code) {
+            Some(preset) => (
+                Some(now_micros - preset.rolling_micros().unwrap_or_default()),
+                None,
+            ),
+            None => (self.from, self.to),
+        }
+    }
+
+    /// Whether any filter narrows the result.
+    pub fn is_filtered(&self) -> bool {
+        self.user.is_some()
+            || !self.actions.is_empty()
+            || self.table.is_some()
+            || self.ip.is_some()
+            || self.q.is_some()
+            || self.range.is_some()
+            || self.from.is_some()
+            || self.to.is_some()
+    }
+
+    /// The query string that shows this view (defaults left out).
+    pub fn to_query_string(&self) -> String {
+        let mut parts: Vec<(&str, String)> = Vec::new();
+        if let Some(user) = &self.user {
+            parts.push(("user", user.to_param()));
+        }
+        if !self.actions.is_empty() {
+            parts.push(("action", self.actions.join(",")));
+        }
+        for (key, value) in [("table", &self.table), ("ip", &self.ip), ("q", &self.q)] {
+            if let Some(value) = value {
+                parts.push((key, value.clone()));
+            }
+        }
+        if let Some(range) = &self.range {
+            parts.push(("range", range.clone()));
+        }
+        if let Some(from) = self.from {
+            parts.push(("from", format_instant_param(from)));
+        }
+        if let Some(to) = self.to {
+            parts.push(("to", format_instant_param(to)));
+        }
+        if self.sort != SortColumn::Date {
+            parts.push(("sort", self.sort.as_str().to_string()));
+        }
+        if self.descending != self.sort.default_descending() {
+            parts.push(("dir", if self.descending { "desc" } else { "asc" }.into()));
+        }
+        if self.page != 1 {
+            parts.push(("page", self.page.to_string()));
+        }
+        if self.per_page != DEFAULT_PAGE_SIZE {
+            parts.push(("size", self.per_page.to_string()));
+        }
+        match self.cursor {
+            Some(Cursor::After(id)) => parts.push(("after", id.to_string())),
+            Some(Cursor::Before(id)) => parts.push(("before", id.to_string())),
+            Some(Cursor::End) => parts.push(("end", "1".into())),
+            None => {}
+        }
+        if parts.is_empty() {
+            return String::new();
+        }
+        let encoded: Vec<String> = parts
+            .into_iter()
+            .map(|(k, v)| format!("{k}={}", encode_component(&v)))
+            .collect();
+        format!("?{}", encoded.join("&"))
+    }
+
+    /// Back to the first page (any change of filter, sort or size does this).
+    pub fn first_page(self) -> Self {
+        Self {
+            page: 1,
+            cursor: None,
+            ..self
+        }
+    }
+
+    /// A page reached through a cursor.
+    pub fn at(self, page: u32, cursor: Option<Cursor>) -> Self {
+        Self {
+            page: page.max(1),
+            cursor,
+            ..self
+        }
+    }
+
+    pub fn with_page_size(self, per_page: u32) -> Self {
+        Self { per_page, ..self }.first_page()
+    }
+
+    /// Sorting by a column: a new column starts in its natural direction;
+    /// the current one flips.
+    pub fn sorted_by(self, column: SortColumn) -> Self {
+        let descending = if self.sort == column {
+            !self.descending
+        } else {
+            column.default_descending()
+        };
+        Self {
+            sort: column,
+            descending,
+            ..self
+        }
+        .first_page()
+    }
+
+    /// Rows to skip when a page number arrives without a cursor.
+    pub fn offset(&self) -> u64 {
+        u64::from(self.page.saturating_sub(1)) * u64::from(self.per_page)
+    }
+
+    /// The words and phrases of the keyword search, for the index and for
+    /// highlighting: `"disk full" alice` → `["disk full", "alice"]`.
+    pub fn search_terms(&self) -> Vec<String> {
+        self.q.as_deref().map(search_terms).unwrap_or_default()
+    }
+}
+
+/// Splits a keyword search into "quoted phrases" and single words.
+pub fn search_terms(q: &str) -> Vec<String> {
+    let mut terms = Vec::new();
+    let mut rest = q;
+    while let Some(start) = rest.find('"') {
+        terms.extend(rest[..start].split_whitespace().map(str::to_string));
+        let after = &rest[start + 1..];
+        match after.find('"') {
+            Some(end) => {
+                let phrase = after[..end]
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                if !phrase.is_empty() {
+                    terms.push(phrase);
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                rest = after;
+            }
+        }
+    }
+    terms.extend(rest.split_whitespace().map(str::to_string));
+    terms.retain(|t| t.chars().any(char::is_alphanumeric));
+    terms
+}
+
+/// Splits `text` into runs that match one of `terms` (case-insensitively)
+/// and runs that do not, for highlighting: `[(text, matched)]`.
+pub fn highlight(text: &str, terms: &[String]) -> Vec<(String, bool)> {
+    let lower = text.to_lowercase();
+    // Lower-casing may change byte lengths; then highlight nothing.
+    if lower.len() != text.len() || terms.is_empty() {
+        return vec![(text.to_string(), false)];
+    }
+    let needles: Vec<String> = terms
+        .iter()
+        .map(|t| t.to_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut marks = vec![false; text.len()];
+    for needle in &needles {
+        let mut from = 0;
+        while let Some(pos) = lower[from..].find(needle.as_str()) {
+            let start = from + pos;
+            marks[start..start + needle.len()]
+                .iter_mut()
+                .for_each(|m| *m = true);
+            from = start + needle.len().max(1);
+        }
+    }
+    let mut out: Vec<(String, bool)> = Vec::new();
+    for (i, c) in text.char_indices() {
+        let marked = marks[i];
+        match out.last_mut() {
+            Some((run, m)) if *m == marked => run.push(c),
+            _ => out.push((c.to_string(), marked)),
+        }
+    }
+    if out.is_empty() {
+        out.push((String::new(), false));
+    }
+    out
+}
+
+/// Percent-encodes a URL query value (RFC 3986 unreserved characters stay).
+pub fn encode_component(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b',' | b':') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<&'a str> + 'a {
+        move |key| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+
+    /// Decodes what `to_query_string` wrote, as the router does.
+    fn decode(value: &str) -> String {
+        let bytes = value.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                out.push(u8::from_str_radix(&value[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    fn round_trip(q: &EventQuery) -> EventQuery {
+        let s = q.to_query_string();
+        let pairs: Vec<(String, String)> = s
+            .trim_start_matches('?')
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap();
+                (k.to_string(), decode(v))
+            })
+            .collect();
+        EventQuery::from_params(|key| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn defaults_when_params_missing() {
+        let q = EventQuery::from_params(params(&[])).unwrap();
+        assert_eq!(q, EventQuery::default());
+        assert_eq!(q.to_query_string(), "");
+        assert!(!q.is_filtered());
+    }
+
+    #[test]
+    fn every_part_round_trips_through_the_url() {
+        let q = EventQuery {
+            page: 4,
+            per_page: 100,
+            user: Some(InitiatorKey::parse("user:u-17").unwrap()),
+            actions: vec!["CREATE".into(), "LOGIN_FAILED".into()],
+            table: Some("invoice lines".into()),
+            ip: Some("10.0.0.0/8".into()),
+            q: Some("\"disk full\" & 100% ünïcode".into()),
+            range: None,
+            from: Some(1_761_566_400_000_000),
+            to: Some(1_761_739_200_123_000),
+            sort: SortColumn::Ip,
+            descending: true,
+            cursor: Some(Cursor::After(9_001)),
+        };
+        assert_eq!(round_trip(&q), q);
+        let rolling = EventQuery {
+            range: Some("24h".into()),
+            sort: SortColumn::Date,
+            descending: false,
+            cursor: Some(Cursor::End),
+            ..EventQuery::default()
+        };
+        assert_eq!(round_trip(&rolling), rolling);
+        let before = EventQuery {
+            cursor: Some(Cursor::Before(3)),
+            user: Some(InitiatorKey::parse("system:").unwrap()),
+            ..EventQuery::default()
+        };
+        assert_eq!(round_trip(&before), before);
+        assert!(before.to_query_string().contains("user=system:&"));
+    }
+
+    #[test]
+    fn malformed_params_are_refused_naming_them() {
+        for (key, value) in [
+            ("page", "0"),
+            ("page", "x"),
+            ("size", "7"),
+            ("user", "robot:1"),
+            ("action", "drop table"),
+            ("ip", "10.0.0.0/33"),
+            ("ip", "300.1.2.3"),
+            ("ip", "fe80::/129"),
+            ("ip", "10.0.0.1/"),
+            ("range", "2y"),
+            ("from", "2025-02-31T00:00Z"),
+            ("to", "yesterday"),
+            ("sort", "password_hash"),
+            ("dir", "up"),
+            ("after", "abc"),
+            ("before", "-3"),
+        ] {
+            let err = EventQuery::from_params(params(&[(key, value)])).unwrap_err();
+            assert!(
+                matches!(&err, AppError::BadRequest(m) if m.starts_with(key)),
+                "{key}={value}: {err:?}"
+            );
+        }
+        let long = "x".repeat(MAX_SEARCH_LEN + 1);
+        assert!(EventQuery::from_params(params(&[("q", &long)])).is_err());
+    }
+
+    #[test]
+    fn sort_whitelist_refuses_unknown_columns() {
+        for column in SortColumn::ALL {
+            assert_eq!(SortColumn::parse(column.as_str()).unwrap(), column);
+        }
+        for bad in ["id; DROP TABLE events", "occurred_at", "DATE", ""] {
+            assert!(SortColumn::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_end_before_the_start_is_refused() {
+        let err = EventQuery::from_params(params(&[
+            ("from", "2025-10-29T12:00Z"),
+            ("to", "2025-10-27T12:00Z"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("before the start"), "{err}");
+        let both =
+            EventQuery::from_params(params(&[("range", "1h"), ("from", "2025-10-29T12:00Z")]));
+        assert!(both.is_err());
+        let two_cursors = EventQuery::from_params(params(&[("after", "3"), ("before", "9")]));
+        assert!(two_cursors.is_err());
+    }
+
+    #[test]
+    fn sorting_flips_the_current_column_and_resets_the_page() {
+        let q = EventQuery::default().at(7, Some(Cursor::After(70)));
+        let by_user = q.clone().sorted_by(SortColumn::User);
+        assert_eq!(
+            (
+                by_user.sort,
+                by_user.descending,
+                by_user.page,
+                by_user.cursor
+            ),
+            (SortColumn::User, false, 1, None)
+        );
+        let flipped = by_user.sorted_by(SortColumn::User);
+        assert!(flipped.descending);
+        let date = q.sorted_by(SortColumn::Date);
+        assert!(!date.descending, "date was already descending, so it flips");
+        let sized = EventQuery::default()
+            .at(5, Some(Cursor::End))
+            .with_page_size(50);
+        assert_eq!((sized.page, sized.cursor, sized.per_page), (1, None, 50));
+    }
+
+    #[test]
+    fn rolling_ranges_end_now() {
+        let q = EventQuery {
+            range: Some("1h".into()),
+            ..EventQuery::default()
+        };
+        assert_eq!(q.time_bounds(7_200_000_000), (Some(3_600_000_000), None));
+        let fixed = EventQuery {
+            from: Some(5),
+            to: Some(9),
+            ..EventQuery::default()
+        };
+        assert_eq!(fixed.time_bounds(100), (Some(5), Some(9)));
+    }
+
+    #[test]
+    fn cidr_ranges_become_key_ranges() {
+        let f = IpFilter::parse("10.0.0.0/8").unwrap();
+        let (lo, hi) = f.key_range();
+        assert_eq!(&lo[10..], &[0xff, 0xff, 10, 0, 0, 0]);
+        assert_eq!(&hi[10..], &[0xff, 0xff, 10, 255, 255, 255]);
+        let one = IpFilter::parse("192.168.1.7").unwrap().key_range();
+        assert_eq!(one.0, one.1);
+        let v6 = IpFilter::parse("2001:db8::/32").unwrap().key_range();
+        assert_eq!(&v6.0[..4], &[0x20, 0x01, 0x0d, 0xb8]);
+        assert_eq!(v6.0[4..], [0; 12]);
+        assert_eq!(v6.1[4..], [0xff; 12]);
+        let all = IpFilter::parse("::/0").unwrap().key_range();
+        assert_eq!((all.0, all.1), ([0; 16], [0xff; 16]));
+        // Host bits in the address are ignored.
+        assert_eq!(
+            IpFilter::parse("10.1.2.3/8").unwrap().key_range(),
+            f.key_range()
+        );
+    }
+
+    #[test]
+    fn search_terms_keep_phrases_together() {
+        assert_eq!(
+            search_terms(r#"alice "disk full"  10.0.0.1"#),
+            ["alice", "disk full", "10.0.0.1"]
+        );
+        assert_eq!(search_terms(r#""unclosed phrase"#), ["unclosed", "phrase"]);
+        assert_eq!(search_terms(r#"" " - *"#), Vec::<String>::new());
+    }
+
+    #[test]
+    fn highlight_marks_every_match_case_insensitively() {
+        let runs = highlight("Disk full on disk 2", &["disk".into()]);
+        assert_eq!(
+            runs,
+            vec![
+                ("Disk".to_string(), true),
+                (" full on ".to_string(), false),
+                ("disk".to_string(), true),
+                (" 2".to_string(), false),
+            ]
+        );
+        let overlapping = highlight("invoice", &["inv".into(), "voice".into()]);
+        assert_eq!(overlapping, vec![("invoice".to_string(), true)]);
+        assert_eq!(highlight("abc", &[]), vec![("abc".to_string(), false)]);
+        // Multi-byte text still splits on character boundaries.
+        assert_eq!(
+            highlight("Zürich Zürich", &["zürich".into()])
+                .iter()
+                .filter(|r| r.1)
+                .count(),
+            2
+        );
+    }
+}

@@ -1,0 +1,264 @@
+//! Monitoring → Activity Log: every audit event, filtered, searched, sorted
+//! and paged, with the whole view in the URL.
+
+mod details;
+mod filters;
+
+use crate::components::error_notice::ErrorNotice;
+use crate::components::layout::Breadcrumb;
+use crate::components::pager::{PagePosition, PageSizeSelect, Pager};
+use crate::components::zone::{Time, UtcToggle};
+use crate::functions::events::{count_events, get_filter_options, list_events};
+use crate::models::{EventCount, EventPage, EventRow, COMMON_ACTIONS};
+use crate::query::{highlight, Cursor, EventQuery, SortColumn};
+use details::{DetailModal, DiffModal};
+use filters::FilterBar;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::{use_navigate, use_query_map};
+use std::sync::Arc;
+
+pub const PATH: &str = "/activity-log";
+
+fn href_of(q: &EventQuery) -> String {
+    format!("{PATH}{}", q.to_query_string())
+}
+
+/// Which modal is open, and for which event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    Details(i64),
+    Difference(i64),
+}
+
+#[component]
+pub fn ActivityLogPage() -> impl IntoView {
+    let params = use_query_map();
+    let query = Memo::new(move |_| params.with(|p| EventQuery::from_params(|k| p.get_str(k))));
+    let events = Resource::new(
+        move || query.get(),
+        |query| async move {
+            match query {
+                Ok(query) => list_events(query).await,
+                Err(e) => Err(e),
+            }
+        },
+    );
+    // The count does not change with the page, so paging does not refetch it.
+    let count = Resource::new(
+        move || query.get().ok().map(EventQuery::first_page),
+        |query| async move {
+            match query {
+                Some(query) => count_events(query).await.ok(),
+                None => None,
+            }
+        },
+    );
+    let options = Resource::new(|| (), |_| get_filter_options());
+    let navigate = use_navigate();
+    let go = Callback::new(move |q: EventQuery| navigate(&href_of(&q), Default::default()));
+    let open = RwSignal::new(None::<Open>);
+    // The filter bar is drawn again only when the filters change, not the page.
+    let filters_only = Memo::new(move |_| query.get().map(|q| q.first_page()).unwrap_or_default());
+
+    view! {
+        <Title text="Activity Log" />
+        <Breadcrumb trail=vec!["Monitoring", "Activity Log"] />
+        <div class="page-header">
+            <h1>"Activity Log"</h1>
+            <p class="page-intro">"Every action in your systems: who did what, when, and from where."</p>
+        </div>
+        <Transition fallback=|| view! { <div class="filter-bar card"></div> }>
+            {move || Suspend::new(async move {
+                let options = options.await.unwrap_or_default();
+                let current = filters_only.get();
+                view! { <FilterBar current options go /> }
+            })}
+        </Transition>
+        <section class="card table-card">
+            <Transition fallback=|| view! { <p class="loading">"Loading events…"</p> }>
+                {move || Suspend::new(async move {
+                    let count = count.await;
+                    match (events.await, query.get()) {
+                        (Ok(page), Ok(current)) => {
+                            view! { <EventsView page count current go open /> }.into_any()
+                        }
+                        (Err(error), _) | (_, Err(error)) => view! { <ErrorNotice error /> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+        {move || match open.get() {
+            Some(Open::Details(id)) => view! { <DetailModal id open /> }.into_any(),
+            Some(Open::Difference(id)) => view! { <DiffModal id open /> }.into_any(),
+            None => ().into_any(),
+        }}
+    }
+}
+
+#[component]
+fn EventsView(
+    page: EventPage,
+    count: Option<EventCount>,
+    current: EventQuery,
+    go: Callback<EventQuery>,
+    open: RwSignal<Option<Open>>,
+) -> impl IntoView {
+    let EventPage {
+        rows,
+        page: page_no,
+        per_page,
+        has_prev,
+        has_next,
+    } = page;
+    let position = PagePosition {
+        page: page_no,
+        per_page,
+        has_prev,
+        has_next,
+        first_id: rows.first().map(|r| r.id),
+        last_id: rows.last().map(|r| r.id),
+    };
+    let empty = rows.is_empty();
+    let terms = Arc::new(current.search_terms());
+    let base = current.clone();
+    let href = Callback::new(move |(page, cursor): (u32, Option<Cursor>)| {
+        href_of(&base.clone().at(page, cursor))
+    });
+    let sized = current.clone();
+    let on_page_size = Callback::new(move |size: u32| go.run(sized.clone().with_page_size(size)));
+    let header = |label: &'static str, column: SortColumn| {
+        let active = current.sort == column;
+        let (aria, arrow) = match (active, current.descending) {
+            (false, _) => ("none", "↕"),
+            (true, true) => ("descending", "▼"),
+            (true, false) => ("ascending", "▲"),
+        };
+        let href = href_of(&current.clone().sorted_by(column));
+        view! {
+            <th scope="col" aria-sort=aria class:sorted=active>
+                <A href=href attr:class="sort-link" attr:title=format!("Sort by {}", label.to_lowercase())>
+                    {label}
+                    <span class="sort-arrow" aria-hidden="true">{arrow}</span>
+                </A>
+            </th>
+        }
+    };
+    view! {
+        <div class="table-toolbar">
+            <span class="result-count" data-testid="result-count">
+                {count.map(|c| c.label()).unwrap_or_else(|| "Counting…".to_string())}
+            </span>
+            <div class="toolbar-right">
+                <UtcToggle />
+                <PageSizeSelect per_page on_change=on_page_size />
+            </div>
+        </div>
+        <div class="table-scroll">
+            <table class="data-table events">
+                <thead>
+                    <tr>
+                        <th scope="col">"ID"</th>
+                        {header("Date", SortColumn::Date)}
+                        {header("IP address", SortColumn::Ip)}
+                        {header("Initiator", SortColumn::User)}
+                        {header("Action", SortColumn::Action)}
+                        {header("Table", SortColumn::Table)}
+                        <th scope="col">"Primary key"</th>
+                        <th scope="col">"Description"</th>
+                        <th scope="col" class="actions-col">
+                            <span class="sr-only">"Actions"</span>
+                        </th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {rows
+                        .into_iter()
+                        .map(|row| view! { <EventRowView row terms=terms.clone() open /> })
+                        .collect_view()}
+                </tbody>
+            </table>
+            {empty.then(|| view! { <p class="empty">"No events match this view."</p> })}
+        </div>
+        <Pager position count href />
+    }
+}
+
+/// Text with the search terms marked.
+pub fn marked(text: &str, terms: &[String]) -> impl IntoView {
+    highlight(text, terms)
+        .into_iter()
+        .map(|(run, hit)| {
+            if hit {
+                view! { <mark>{run}</mark> }.into_any()
+            } else {
+                view! { <span>{run}</span> }.into_any()
+            }
+        })
+        .collect_view()
+}
+
+#[component]
+fn EventRowView(
+    row: EventRow,
+    terms: Arc<Vec<String>>,
+    open: RwSignal<Option<Open>>,
+) -> impl IntoView {
+    let id = row.id;
+    let action_class = action_class(&row.action);
+    let name = row.initiator.display_name();
+    let t = &terms;
+    view! {
+        <tr data-event-id=id>
+            <td class="num">{id}</td>
+            <td class="nowrap"><Time micros=row.occurred_at /></td>
+            <td class="mono">{marked(row.ip.as_deref().unwrap_or_default(), t)}</td>
+            <td>
+                <div class="initiator">{marked(&name, t)}</div>
+                {row
+                    .initiator
+                    .email
+                    .as_deref()
+                    .map(|email| view! { <div class="initiator-email">{marked(email, t)}</div> })}
+            </td>
+            <td>
+                <span class=format!("badge {action_class}")>{row.action.clone()}</span>
+            </td>
+            <td class="mono">{marked(row.table_name.as_deref().unwrap_or_default(), t)}</td>
+            <td class="mono">{marked(row.primary_key.as_deref().unwrap_or_default(), t)}</td>
+            <td class="description">{marked(&row.description, t)}</td>
+            <td class="row-actions">
+                <button
+                    type="button"
+                    class="button small"
+                    id=format!("view-{id}")
+                    aria-label=format!("View event {id}")
+                    on:click=move |_| open.set(Some(Open::Details(id)))
+                >
+                    "View"
+                </button>
+                {row.has_changes.then(|| view! {
+                    <button
+                        type="button"
+                        class="button small"
+                        id=format!("diff-{id}")
+                        aria-label=format!("View Difference of event {id}")
+                        on:click=move |_| open.set(Some(Open::Difference(id)))
+                    >
+                        "View Difference"
+                    </button>
+                })}
+            </td>
+        </tr>
+    }
+}
+
+/// CSS class of an action badge: one per common verb, one for custom verbs.
+pub fn action_class(action: &str) -> String {
+    if COMMON_ACTIONS.contains(&action) {
+        format!("action-{}", action.to_ascii_lowercase().replace('_', "-"))
+    } else {
+        "action-custom".to_string()
+    }
+}

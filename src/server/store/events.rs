@@ -1,0 +1,620 @@
+//! The Activity Log's queries: filters, sorting through a whitelist, keyset
+//! (seek) paging, keyword search over the full-text index, counts that are
+//! exact up to a limit and estimated beyond, the filter bar's choices, and
+//! one event's details with the history of its record.
+
+use super::{now_micros, Db};
+use crate::errors::{AppError, AppResult};
+use crate::models::{
+    EventCount, EventDetail, EventPage, EventRow, FilterOptions, Initiator, InitiatorKind,
+    InitiatorOption,
+};
+use crate::query::{search_terms, Cursor, EventQuery, InitiatorKey, IpFilter, SortColumn};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+/// Counts are exact up to this many matches, then estimated.
+pub const COUNT_LIMIT: u64 = 10_000;
+/// Full-text matches examined per step of a keyword search.
+const FTS_CHUNK: i64 = 1_000;
+/// Rows looked at to estimate a large count.
+const SAMPLE_SIZE: i64 = 2_000;
+/// Most entries in the record history of View details.
+const HISTORY_LIMIT: i64 = 50;
+/// Most initiators offered by the user filter.
+const MAX_INITIATORS: usize = 1_000;
+
+const ROW_COLUMNS: &str = "e.id, e.occurred_at, e.ip, e.initiator_kind, e.initiator_id, \
+     e.initiator_name, e.initiator_email, e.initiator_role, e.action, e.table_name, \
+     e.primary_key, e.description, \
+     (e.before_data IS NOT NULL OR e.after_data IS NOT NULL) AS has_changes";
+
+fn event_row(row: &SqliteRow) -> AppResult<EventRow> {
+    let kind: String = row.try_get("initiator_kind")?;
+    Ok(EventRow {
+        id: row.try_get("id")?,
+        occurred_at: row.try_get("occurred_at")?,
+        ip: row.try_get("ip")?,
+        initiator: Initiator {
+            kind: InitiatorKind::parse(&kind).ok_or_else(|| {
+                tracing::error!(kind, "unknown initiator kind in the database");
+                AppError::Internal
+            })?,
+            id: row.try_get("initiator_id")?,
+            name: row.try_get("initiator_name")?,
+            email: row.try_get("initiator_email")?,
+            role: row.try_get("initiator_role")?,
+        },
+        action: row.try_get("action")?,
+        table_name: row.try_get("table_name")?,
+        primary_key: row.try_get("primary_key")?,
+        description: row.try_get("description")?,
+        has_changes: row.try_get("has_changes")?,
+    })
+}
+
+/// The keyword search as an FTS5 query: every word and phrase quoted (so no
+/// user text is FTS syntax), all of them required.
+pub fn fts_query(q: &str) -> Option<String> {
+    let terms = search_terms(q);
+    if terms.is_empty() {
+        return None;
+    }
+    Some(
+        terms
+            .iter()
+            .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+/// How the keyword condition joins the other filters.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keyword {
+    /// `id IN (all matches)`: for small match sets and ordered scans.
+    InSet,
+    /// A full-text probe per row: for sampling.
+    Probe,
+    /// Left out: the caller drives the search from the index.
+    Skip,
+}
+
+/// A query's filters, checked and ready for SQL.
+struct Filters {
+    user: Option<InitiatorKey>,
+    actions: Vec<String>,
+    table: Option<String>,
+    ip: Option<([u8; 16], [u8; 16])>,
+    fts: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+impl Filters {
+    fn new(q: &EventQuery, now: i64) -> AppResult<Self> {
+        q.validate()?;
+        let (from, to) = q.time_bounds(now);
+        Ok(Self {
+            user: q.user.clone(),
+            actions: q.actions.clone(),
+            table: q.table.clone(),
+            ip: q
+                .ip
+                .as_deref()
+                .map(IpFilter::parse)
+                .transpose()?
+                .map(|f| f.key_range()),
+            fts: q.q.as_deref().and_then(fts_query),
+            from,
+            to,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.user.is_none()
+            && self.actions.is_empty()
+            && self.table.is_none()
+            && self.ip.is_none()
+            && self.fts.is_none()
+            && self.from.is_none()
+            && self.to.is_none()
+    }
+
+    /// Appends ` AND …` for each filter.
+    fn push(&self, b: &mut QueryBuilder<'_, Sqlite>, keyword: Keyword) {
+        if let Some(user) = &self.user {
+            b.push(" AND e.initiator_kind = ")
+                .push_bind(user.kind.clone())
+                .push(" AND e.initiator_id IS ")
+                .push_bind(user.id.clone());
+        }
+        if !self.actions.is_empty() {
+            b.push(" AND e.action IN (");
+            let mut list = b.separated(", ");
+            for action in &self.actions {
+                list.push_bind(action.clone());
+            }
+            b.push(")");
+        }
+        if let Some(table) = &self.table {
+            b.push(" AND e.table_name = ").push_bind(table.clone());
+        }
+        if let Some((lo, hi)) = self.ip {
+            b.push(" AND e.ip_bin BETWEEN ")
+                .push_bind(lo.to_vec())
+                .push(" AND ")
+                .push_bind(hi.to_vec());
+        }
+        if let Some(from) = self.from {
+            b.push(" AND e.occurred_at >= ").push_bind(from);
+        }
+        if let Some(to) = self.to {
+            b.push(" AND e.occurred_at <= ").push_bind(to);
+        }
+        if let Some(fts) = &self.fts {
+            match keyword {
+                Keyword::InSet => {
+                    b.push(" AND e.id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ")
+                        .push_bind(fts.clone())
+                        .push(")");
+                }
+                Keyword::Probe => {
+                    b.push(" AND EXISTS (SELECT 1 FROM events_fts WHERE events_fts MATCH ")
+                        .push_bind(fts.clone())
+                        .push(" AND rowid = e.id)");
+                }
+                Keyword::Skip => {}
+            }
+        }
+    }
+}
+
+/// The SQL of a sort column (the whitelist); `None` for date, which is
+/// `occurred_at` itself. NULLs sort as empty so row-value comparisons hold.
+fn sort_expr(column: SortColumn) -> Option<&'static str> {
+    match column {
+        SortColumn::Date => None,
+        SortColumn::User => Some("COALESCE(e.initiator_name, '')"),
+        SortColumn::Action => Some("e.action"),
+        SortColumn::Table => Some("COALESCE(e.table_name, '')"),
+        SortColumn::Ip => Some("COALESCE(e.ip_bin, x'')"),
+    }
+}
+
+fn push_order(b: &mut QueryBuilder<'_, Sqlite>, column: SortColumn, descending: bool) {
+    let dir = if descending { "DESC" } else { "ASC" };
+    b.push(" ORDER BY ");
+    if let Some(expr) = sort_expr(column) {
+        b.push(format!("{expr} {dir}, "));
+    }
+    b.push(format!("e.occurred_at {dir}, e.id {dir}"));
+}
+
+/// A sort value of the row a page starts from.
+enum SortValue {
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// The row a cursor names, with the values the sort compares.
+struct Anchor {
+    value: Option<SortValue>,
+    occurred_at: i64,
+    id: i64,
+}
+
+async fn load_anchor(db: &Db, column: SortColumn, id: i64) -> AppResult<Anchor> {
+    let expr = sort_expr(column).unwrap_or("NULL");
+    let row = sqlx::query(&format!(
+        "SELECT {expr} AS v, e.occurred_at, e.id FROM events e WHERE e.id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(&db.read)
+    .await?
+    .ok_or_else(|| {
+        AppError::bad_request(format!(
+            "after: event {id}, where this page started, is no longer in the log; go to the first page"
+        ))
+    })?;
+    let value = match column {
+        SortColumn::Date => None,
+        SortColumn::Ip => Some(SortValue::Blob(row.try_get("v")?)),
+        _ => Some(SortValue::Text(row.try_get("v")?)),
+    };
+    Ok(Anchor {
+        value,
+        occurred_at: row.try_get("occurred_at")?,
+        id: row.try_get("id")?,
+    })
+}
+
+/// ` AND (sort, occurred_at, id) < (anchor)` — rows past the anchor in the
+/// fetch direction.
+fn push_seek(b: &mut QueryBuilder<'_, Sqlite>, column: SortColumn, anchor: &Anchor, desc: bool) {
+    let op = if desc { "<" } else { ">" };
+    b.push(" AND (");
+    if let Some(expr) = sort_expr(column) {
+        b.push(format!("{expr}, "));
+    }
+    b.push(format!("e.occurred_at, e.id) {op} ("));
+    match &anchor.value {
+        Some(SortValue::Text(v)) => {
+            b.push_bind(v.clone()).push(", ");
+        }
+        Some(SortValue::Blob(v)) => {
+            b.push_bind(v.clone()).push(", ");
+        }
+        None => {}
+    }
+    b.push_bind(anchor.occurred_at)
+        .push(", ")
+        .push_bind(anchor.id)
+        .push(")");
+}
+
+/// One page of the Activity Log for a query.
+pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
+    let filters = Filters::new(q, now_micros())?;
+    // Before a row and the last page are read backwards, then turned round.
+    let reverse = matches!(q.cursor, Some(Cursor::Before(_) | Cursor::End));
+    let desc = q.descending != reverse;
+    let anchor = match q.cursor {
+        Some(Cursor::After(id) | Cursor::Before(id)) => Some(load_anchor(db, q.sort, id).await?),
+        _ => None,
+    };
+    let offset = if q.cursor.is_none() { q.offset() } else { 0 };
+    let limit = i64::from(q.per_page) + 1;
+
+    let mut rows = if filters.fts.is_some() && q.sort == SortColumn::Date && desc && offset == 0 {
+        let ids = newest_keyword_matches(db, &filters, anchor.as_ref(), limit).await?;
+        rows_by_ids(db, &ids).await?
+    } else {
+        let mut b = QueryBuilder::new(format!("SELECT {ROW_COLUMNS} FROM events e WHERE 1 = 1"));
+        filters.push(&mut b, Keyword::InSet);
+        if let Some(anchor) = &anchor {
+            push_seek(&mut b, q.sort, anchor, desc);
+        }
+        push_order(&mut b, q.sort, desc);
+        b.push(" LIMIT ").push_bind(limit);
+        if offset > 0 {
+            b.push(" OFFSET ")
+                .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        }
+        b.build()
+            .fetch_all(&db.read)
+            .await?
+            .iter()
+            .map(event_row)
+            .collect::<AppResult<Vec<_>>>()?
+    };
+    let more = rows.len() > q.per_page as usize;
+    rows.truncate(q.per_page as usize);
+    if reverse {
+        rows.reverse();
+    }
+    let (has_prev, has_next) = match q.cursor {
+        None => (offset > 0, more),
+        Some(Cursor::After(_)) => (true, more),
+        Some(Cursor::Before(_)) => (more, true),
+        Some(Cursor::End) => (more, false),
+    };
+    Ok(EventPage {
+        rows,
+        page: q.page,
+        per_page: q.per_page,
+        has_prev,
+        has_next,
+    })
+}
+
+/// Rows by id, newest first.
+async fn rows_by_ids(db: &Db, ids: &[i64]) -> AppResult<Vec<EventRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(&format!(
+        "SELECT {ROW_COLUMNS} FROM events e WHERE e.id IN (SELECT value FROM json_each(?)) \
+         ORDER BY e.occurred_at DESC, e.id DESC"
+    ))
+    .bind(serde_json::to_string(ids).unwrap_or_default())
+    .fetch_all(&db.read)
+    .await?;
+    rows.iter().map(event_row).collect()
+}
+
+/// The newest `limit` events that match the keyword and the other filters
+/// (and lie past `anchor`), without collecting every match.
+///
+/// It walks the full-text index from the highest id down, a chunk at a time,
+/// keeping the best candidates by time. Ids follow insertion order and each
+/// event stores the latest time of any event inserted up to it
+/// (`max_occurred_at`), so once the candidates are all at least as late as
+/// that mark at the chunk's lowest id, no older id can hold a later event and
+/// the walk stops — after one chunk when events arrive in time order.
+async fn newest_keyword_matches(
+    db: &Db,
+    filters: &Filters,
+    anchor: Option<&Anchor>,
+    limit: i64,
+) -> AppResult<Vec<i64>> {
+    let Some(fts) = &filters.fts else {
+        return Ok(Vec::new());
+    };
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut best: Vec<(i64, i64)> = Vec::new();
+    let mut below = i64::MAX;
+    loop {
+        let chunk: Vec<i64> = sqlx::query_scalar(
+            "SELECT rowid FROM events_fts WHERE events_fts MATCH ? AND rowid < ? \
+             ORDER BY rowid DESC LIMIT ?",
+        )
+        .bind(fts)
+        .bind(below)
+        .bind(FTS_CHUNK)
+        .fetch_all(&db.read)
+        .await?;
+        let Some(&lowest) = chunk.last() else { break };
+        let mut b = QueryBuilder::new(
+            "SELECT e.occurred_at, e.id FROM events e \
+             WHERE e.id IN (SELECT value FROM json_each(",
+        );
+        b.push_bind(serde_json::to_string(&chunk).unwrap_or_default())
+            .push("))");
+        filters.push(&mut b, Keyword::Skip);
+        if let Some(anchor) = anchor {
+            push_seek(&mut b, SortColumn::Date, anchor, true);
+        }
+        let found: Vec<(i64, i64)> = b.build_query_as().fetch_all(&db.read).await?;
+        best.extend(found);
+        best.sort_unstable_by(|a, b| b.cmp(a));
+        best.truncate(limit);
+        if (chunk.len() as i64) < FTS_CHUNK {
+            break;
+        }
+        let mark: Option<i64> =
+            sqlx::query_scalar("SELECT max_occurred_at FROM events WHERE id = ?")
+                .bind(lowest)
+                .fetch_optional(&db.read)
+                .await?;
+        if let Some(mark) = mark {
+            let full = best.len() >= limit && best[limit - 1].0 >= mark;
+            let before_range = filters.from.is_some_and(|from| mark < from);
+            if full || before_range {
+                break;
+            }
+        }
+        below = lowest;
+    }
+    Ok(best.into_iter().map(|(_, id)| id).collect())
+}
+
+/// How many events match: exact up to [`COUNT_LIMIT`], then an estimate from
+/// a sample of rows spread evenly over the log.
+pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
+    let filters = Filters::new(q, now_micros())?;
+    let cap = i64::try_from(COUNT_LIMIT).unwrap_or(i64::MAX) + 1;
+    let mut b = if let Some(fts) = &filters.fts {
+        // Driven by the full-text index, so it stops at the cap.
+        let mut b = QueryBuilder::new(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM events_fts f JOIN events e ON e.id = f.rowid \
+             WHERE events_fts MATCH ",
+        );
+        b.push_bind(fts.clone());
+        b
+    } else {
+        QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE 1 = 1")
+    };
+    filters.push(&mut b, Keyword::Skip);
+    b.push(" LIMIT ").push_bind(cap).push(")");
+    let n: i64 = b.build_query_scalar().fetch_one(&db.read).await?;
+    let n = u64::try_from(n).unwrap_or(0);
+    if n <= COUNT_LIMIT {
+        return Ok(EventCount {
+            total: n,
+            exact: true,
+        });
+    }
+    let (low, high) = id_range(db).await?;
+    let span = (high - low + 1).max(1);
+    let estimate = if filters.is_empty() {
+        span
+    } else {
+        // Evenly spaced ids, each moved by a pseudo-random part of the step
+        // so that no periodic pattern in the log lines up with the sample.
+        let step = (span / SAMPLE_SIZE).max(1);
+        let samples = (span / step).clamp(1, SAMPLE_SIZE);
+        let mut b = QueryBuilder::new(
+            "WITH RECURSIVE s(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM s WHERE k + 1 < ",
+        );
+        b.push_bind(samples)
+            .push(") SELECT COUNT(*) FROM s CROSS JOIN events e ON e.id = ")
+            .push_bind(low)
+            .push(" + s.k * ")
+            .push_bind(step)
+            .push(" + ((s.k * 2654435761) % ")
+            .push_bind(step)
+            .push(") WHERE 1 = 1");
+        filters.push(&mut b, Keyword::Probe);
+        let hits: i64 = b.build_query_scalar().fetch_one(&db.read).await?;
+        hits.saturating_mul(span) / samples.max(1)
+    };
+    Ok(EventCount {
+        total: round_estimate(u64::try_from(estimate).unwrap_or(0).max(COUNT_LIMIT + 1)),
+        exact: false,
+    })
+}
+
+/// The lowest and highest event id (0, 0 when empty).
+pub async fn id_range(db: &Db) -> AppResult<(i64, i64)> {
+    let (low, high): (Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT MIN(id), MAX(id) FROM events")
+            .fetch_one(&db.read)
+            .await?;
+    Ok((low.unwrap_or(0), high.unwrap_or(0)))
+}
+
+/// An estimate to three significant digits.
+fn round_estimate(n: u64) -> u64 {
+    let mut unit = 1;
+    while n / unit >= 1_000 {
+        unit *= 10;
+    }
+    (n + unit / 2) / unit * unit
+}
+
+/// The filter bar's choices: every initiator, action and table in the log.
+/// Each is read by skipping along an index (one seek per distinct value),
+/// so the cost follows the number of choices, not of events.
+pub async fn filter_options(db: &Db) -> AppResult<FilterOptions> {
+    let mut actions = Vec::new();
+    let mut last = String::new();
+    while let Some(action) = sqlx::query_scalar::<_, String>(
+        "SELECT action FROM events WHERE action > ? ORDER BY action LIMIT 1",
+    )
+    .bind(&last)
+    .fetch_optional(&db.read)
+    .await?
+    {
+        last.clone_from(&action);
+        actions.push(action);
+    }
+    let mut tables = Vec::new();
+    let mut last = String::new();
+    while let Some(table) = sqlx::query_scalar::<_, String>(
+        "SELECT table_name FROM events WHERE table_name > ? ORDER BY table_name LIMIT 1",
+    )
+    .bind(&last)
+    .fetch_optional(&db.read)
+    .await?
+    {
+        last.clone_from(&table);
+        tables.push(table);
+    }
+    let mut initiators = Vec::new();
+    for kind in InitiatorKind::ALL {
+        let mut ids: Vec<Option<String>> = Vec::new();
+        let anonymous: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE initiator_kind = ? AND initiator_id IS NULL)",
+        )
+        .bind(kind.as_str())
+        .fetch_one(&db.read)
+        .await?;
+        if anonymous {
+            ids.push(None);
+        }
+        let mut last = String::new();
+        while ids.len() < MAX_INITIATORS {
+            let next: Option<String> = sqlx::query_scalar(
+                "SELECT initiator_id FROM events WHERE initiator_kind = ? AND initiator_id > ? \
+                 ORDER BY initiator_id LIMIT 1",
+            )
+            .bind(kind.as_str())
+            .bind(&last)
+            .fetch_optional(&db.read)
+            .await?;
+            let Some(id) = next else { break };
+            last.clone_from(&id);
+            ids.push(Some(id));
+        }
+        for id in ids {
+            let row = sqlx::query(
+                "SELECT initiator_kind, initiator_id, initiator_name, initiator_email FROM events \
+                 WHERE initiator_kind = ? AND initiator_id IS ? ORDER BY occurred_at DESC LIMIT 1",
+            )
+            .bind(kind.as_str())
+            .bind(&id)
+            .fetch_one(&db.read)
+            .await?;
+            let initiator = Initiator {
+                kind,
+                id: id.clone(),
+                name: row.try_get("initiator_name")?,
+                email: row.try_get("initiator_email")?,
+                role: None,
+            };
+            let mut label = initiator.display_name();
+            if let Some(email) = &initiator.email {
+                label = format!("{label} <{email}>");
+            } else if let (Some(id), InitiatorKind::User) = (&id, kind) {
+                label = format!("{label} ({id})");
+            }
+            initiators.push(InitiatorOption {
+                key: InitiatorKey {
+                    kind: kind.as_str().to_string(),
+                    id,
+                },
+                label,
+            });
+        }
+    }
+    initiators.sort_by_key(|i| i.label.to_lowercase());
+    initiators.truncate(MAX_INITIATORS);
+    Ok(FilterOptions {
+        initiators,
+        actions,
+        tables,
+    })
+}
+
+/// One event with everything View details shows.
+pub async fn event_detail(db: &Db, id: i64) -> AppResult<EventDetail> {
+    let row = sqlx::query(&format!(
+        "SELECT {ROW_COLUMNS}, e.received_at, e.user_agent, e.request_id, e.session_id, \
+         k.label AS api_key FROM events e LEFT JOIN api_keys k ON k.id = e.api_key_id \
+         WHERE e.id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(&db.read)
+    .await?
+    .ok_or_else(|| AppError::NotFound(format!("event {id}")))?;
+    let event = event_row(&row)?;
+    let history = match (&event.table_name, &event.primary_key) {
+        (Some(table), Some(key)) => sqlx::query(&format!(
+            "SELECT {ROW_COLUMNS} FROM events e WHERE e.table_name = ? AND e.primary_key = ? \
+             ORDER BY e.occurred_at DESC, e.id DESC LIMIT ?"
+        ))
+        .bind(table)
+        .bind(key)
+        .bind(HISTORY_LIMIT)
+        .fetch_all(&db.read)
+        .await?
+        .iter()
+        .map(event_row)
+        .collect::<AppResult<Vec<_>>>()?,
+        _ => Vec::new(),
+    };
+    Ok(EventDetail {
+        initiator_role: event.initiator.role.clone(),
+        row: event,
+        received_at: row.try_get("received_at")?,
+        user_agent: row.try_get("user_agent")?,
+        request_id: row.try_get("request_id")?,
+        session_id: row.try_get("session_id")?,
+        api_key: row.try_get("api_key")?,
+        history,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyword_text_never_becomes_fts_syntax() {
+        assert_eq!(fts_query("alice"), Some("\"alice\"".into()));
+        assert_eq!(
+            fts_query(r#""disk full" OR NEAR(x)"#),
+            Some(r#""disk full" "OR" "NEAR(x)""#.into())
+        );
+        assert_eq!(fts_query("  \"\" "), None);
+    }
+
+    #[test]
+    fn estimates_keep_three_digits() {
+        assert_eq!(round_estimate(10_001), 10_000);
+        assert_eq!(round_estimate(1_234_567), 1_230_000);
+        assert_eq!(round_estimate(999), 999);
+        assert_eq!(round_estimate(99_951), 100_000);
+    }
+}

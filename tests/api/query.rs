@@ -1,0 +1,498 @@
+//! The Activity Log's query builder against a real database: each filter
+//! alone and combined, CIDR ranges, phrases, sorting, keyset boundaries,
+//! keyword search order, counts, filter choices and record history.
+
+use crate::common::{sample_event, TestApp};
+use auditdeck::errors::AppError;
+use auditdeck::models::{EventRow, InitiatorKind};
+use auditdeck::query::{Cursor, EventQuery, InitiatorKey, SortColumn};
+use auditdeck::server::store::{self, NewEvent, COUNT_LIMIT};
+
+const T0: i64 = 1_761_566_400_000_000; // 2025-10-27 12:00 UTC
+const MINUTE: i64 = 60_000_000;
+
+fn q() -> EventQuery {
+    EventQuery {
+        per_page: 250,
+        ..EventQuery::default()
+    }
+}
+
+async fn ids(app: &TestApp, query: &EventQuery) -> Vec<i64> {
+    store::list_events(&app.db, query)
+        .await
+        .expect("list")
+        .rows
+        .iter()
+        .map(|r| r.id)
+        .collect()
+}
+
+/// Ten events that differ in every filtered field; returns their ids.
+async fn varied(app: &TestApp) -> Vec<i64> {
+    let mut events = Vec::new();
+    for i in 0..10u32 {
+        let mut e = sample_event(i, T0 + i64::from(i) * 60 * MINUTE);
+        e.action = ["CREATE", "UPDATE", "DELETE", "LOGIN", "PUBLISH"][i as usize % 5].into();
+        e.table_name = Some(if i % 2 == 0 { "invoices" } else { "customers" }.into());
+        e.ip = Some(
+            match i {
+                0..=3 => format!("10.1.0.{i}"),
+                4..=6 => format!("192.168.7.{i}"),
+                _ => format!("2001:db8:{i}::1"),
+            }
+            .parse()
+            .unwrap(),
+        );
+        e.initiator.id = Some(format!("u-{}", i % 3));
+        e.initiator.name = Some(format!("Person {}", i % 3));
+        e.description = match i {
+            2 => "Disk full on volume A".into(),
+            5 => "Full disk report sent".into(),
+            8 => "Invoice paid by card".into(),
+            _ => format!("Routine change {i}"),
+        };
+        events.push(e);
+    }
+    store::insert_events(&app.db, &events, None).await.unwrap()
+}
+
+/// ids picked by index, newest (highest time) first.
+fn pick(all: &[i64], idx: &[usize]) -> Vec<i64> {
+    let mut v: Vec<i64> = idx.iter().map(|&i| all[i]).collect();
+    v.sort_unstable_by(|a, b| b.cmp(a));
+    v
+}
+
+#[tokio::test]
+async fn each_filter_alone() {
+    let app = TestApp::new().await;
+    let all = varied(&app).await;
+    let user = EventQuery {
+        user: Some(InitiatorKey::parse("user:u-1").unwrap()),
+        ..q()
+    };
+    assert_eq!(ids(&app, &user).await, pick(&all, &[1, 4, 7]));
+    let actions = EventQuery {
+        actions: vec!["CREATE".into(), "LOGIN".into()],
+        ..q()
+    };
+    assert_eq!(ids(&app, &actions).await, pick(&all, &[0, 3, 5, 8]));
+    let table = EventQuery {
+        table: Some("customers".into()),
+        ..q()
+    };
+    assert_eq!(ids(&app, &table).await, pick(&all, &[1, 3, 5, 7, 9]));
+    let one_ip = EventQuery {
+        ip: Some("192.168.7.5".into()),
+        ..q()
+    };
+    assert_eq!(ids(&app, &one_ip).await, pick(&all, &[5]));
+    let from = EventQuery {
+        from: Some(T0 + 7 * 60 * MINUTE),
+        ..q()
+    };
+    assert_eq!(ids(&app, &from).await, pick(&all, &[7, 8, 9]));
+    let to = EventQuery {
+        to: Some(T0 + 60 * MINUTE),
+        ..q()
+    };
+    assert_eq!(
+        ids(&app, &to).await,
+        pick(&all, &[0, 1]),
+        "bounds are inclusive"
+    );
+    let word = EventQuery {
+        q: Some("INVOICE".into()),
+        ..q()
+    };
+    assert_eq!(ids(&app, &word).await, pick(&all, &[8]), "case-insensitive");
+}
+
+#[tokio::test]
+async fn cidr_ranges_for_ipv4_and_ipv6() {
+    let app = TestApp::new().await;
+    let all = varied(&app).await;
+    let range = |ip: &str| EventQuery {
+        ip: Some(ip.into()),
+        ..q()
+    };
+    assert_eq!(
+        ids(&app, &range("10.0.0.0/8")).await,
+        pick(&all, &[0, 1, 2, 3])
+    );
+    assert_eq!(
+        ids(&app, &range("192.168.0.0/16")).await,
+        pick(&all, &[4, 5, 6])
+    );
+    assert_eq!(
+        ids(&app, &range("2001:db8::/32")).await,
+        pick(&all, &[7, 8, 9])
+    );
+    assert_eq!(ids(&app, &range("2001:db8:8::/48")).await, pick(&all, &[8]));
+    assert_eq!(
+        ids(&app, &range("0.0.0.0/0")).await.len(),
+        7,
+        "all IPv4, no IPv6"
+    );
+    assert!(ids(&app, &range("172.16.0.0/12")).await.is_empty());
+}
+
+#[tokio::test]
+async fn phrases_match_words_in_order() {
+    let app = TestApp::new().await;
+    let all = varied(&app).await;
+    let search = |text: &str| EventQuery {
+        q: Some(text.into()),
+        ..q()
+    };
+    assert_eq!(ids(&app, &search("\"disk full\"")).await, pick(&all, &[2]));
+    assert_eq!(ids(&app, &search("disk full")).await, pick(&all, &[2, 5]));
+    assert_eq!(
+        ids(&app, &search("\"full disk\" report")).await,
+        pick(&all, &[5])
+    );
+    // Search reaches user names, tables, keys and IPs too.
+    assert_eq!(
+        ids(&app, &search("\"Person 2\"")).await,
+        pick(&all, &[2, 5, 8])
+    );
+    assert_eq!(ids(&app, &search("192.168.7.6")).await, pick(&all, &[6]));
+    // FTS syntax in user text is only text.
+    assert!(ids(&app, &search("NEAR(disk full) OR *")).await.is_empty());
+}
+
+#[tokio::test]
+async fn filters_combine() {
+    let app = TestApp::new().await;
+    let all = varied(&app).await;
+    let combined = EventQuery {
+        user: Some(InitiatorKey::parse("user:u-2").unwrap()),
+        table: Some("invoices".into()),
+        from: Some(T0 + 3 * 60 * MINUTE),
+        ..q()
+    };
+    assert_eq!(ids(&app, &combined).await, pick(&all, &[8]));
+    let keyword_and_more = EventQuery {
+        q: Some("disk".into()),
+        ip: Some("10.0.0.0/8".into()),
+        actions: vec!["DELETE".into()],
+        ..q()
+    };
+    assert_eq!(ids(&app, &keyword_and_more).await, pick(&all, &[2]));
+    let nothing = EventQuery {
+        q: Some("disk".into()),
+        table: Some("customers".into()),
+        to: Some(T0),
+        ..q()
+    };
+    assert!(ids(&app, &nothing).await.is_empty());
+}
+
+#[tokio::test]
+async fn sorting_uses_the_whitelist_and_breaks_ties_by_time() {
+    let app = TestApp::new().await;
+    varied(&app).await;
+    let rows = |column, descending| {
+        let query = EventQuery {
+            sort: column,
+            descending,
+            ..q()
+        };
+        let app = &app;
+        async move { store::list_events(&app.db, &query).await.unwrap().rows }
+    };
+    let by_user: Vec<EventRow> = rows(SortColumn::User, false).await;
+    let names: Vec<_> = by_user
+        .iter()
+        .map(|r| r.initiator.name.clone().unwrap())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    // Within one name, time ascending too.
+    for w in by_user.windows(2) {
+        if w[0].initiator.name == w[1].initiator.name {
+            assert!(w[0].occurred_at < w[1].occurred_at);
+        }
+    }
+    let by_action = rows(SortColumn::Action, true).await;
+    assert_eq!(by_action[0].action, "UPDATE");
+    assert_eq!(by_action.last().unwrap().action, "CREATE");
+    let by_ip = rows(SortColumn::Ip, false).await;
+    let first_ips: Vec<_> = by_ip
+        .iter()
+        .map(|r| r.ip.clone().unwrap())
+        .take(2)
+        .collect();
+    assert_eq!(
+        first_ips,
+        ["10.1.0.0", "10.1.0.1"],
+        "IPs sort numerically, v4 before v6"
+    );
+    assert!(by_ip
+        .last()
+        .unwrap()
+        .ip
+        .as_deref()
+        .unwrap()
+        .starts_with("2001:db8:9"));
+    let by_table = rows(SortColumn::Table, false).await;
+    assert_eq!(by_table[0].table_name.as_deref(), Some("customers"));
+    // An unknown column never reaches SQL.
+    let bad =
+        EventQuery::from_params(|k| (k == "sort").then_some("description; DROP TABLE events"));
+    assert!(matches!(bad, Err(AppError::BadRequest(m)) if m.starts_with("sort:")));
+}
+
+/// Pages through a whole result with cursors, as the pager does.
+async fn walk(app: &TestApp, base: &EventQuery) -> Vec<i64> {
+    let mut seen = Vec::new();
+    let mut query = base.clone();
+    loop {
+        let page = store::list_events(&app.db, &query).await.unwrap();
+        seen.extend(page.rows.iter().map(|r| r.id));
+        if !page.has_next {
+            return seen;
+        }
+        let last = page.rows.last().unwrap().id;
+        let next = query.page + 1;
+        query = query.at(next, Some(Cursor::After(last)));
+    }
+}
+
+#[tokio::test]
+async fn keyset_pages_hold_when_timestamps_are_equal() {
+    let app = TestApp::new().await;
+    // 23 events in the same microsecond, among others before and after.
+    let mut events: Vec<NewEvent> = (0..23).map(|i| sample_event(i, T0)).collect();
+    events.extend((23..30).map(|i| sample_event(i, T0 - i64::from(i))));
+    events.extend((30..35).map(|i| sample_event(i, T0 + i64::from(i))));
+    let mut all = store::insert_events(&app.db, &events, None).await.unwrap();
+    // Expected: newest first, equal times by id descending.
+    let times: std::collections::HashMap<i64, i64> = all
+        .iter()
+        .zip(&events)
+        .map(|(id, e)| (*id, e.occurred_at))
+        .collect();
+    all.sort_by_key(|id| std::cmp::Reverse((times[id], *id)));
+    for per_page in [10, 25] {
+        let base = EventQuery {
+            per_page,
+            ..EventQuery::default()
+        };
+        assert_eq!(walk(&app, &base).await, all, "per page {per_page}");
+    }
+    // Backwards from page 3 gives page 2 exactly.
+    let base = EventQuery {
+        per_page: 10,
+        ..EventQuery::default()
+    };
+    let page3_first = all[20];
+    let back = store::list_events(
+        &app.db,
+        &base.clone().at(2, Some(Cursor::Before(page3_first))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        back.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+        all[10..20]
+    );
+    assert!(back.has_prev && back.has_next);
+    // The end is the last ten, in display order.
+    let end = store::list_events(&app.db, &base.clone().at(4, Some(Cursor::End)))
+        .await
+        .unwrap();
+    assert_eq!(end.rows.iter().map(|r| r.id).collect::<Vec<_>>(), all[25..]);
+    assert!(!end.has_next && end.has_prev);
+    // Ascending, and sorted by another column, the walk still sees each row once.
+    let asc = EventQuery {
+        per_page: 10,
+        descending: false,
+        ..EventQuery::default()
+    };
+    let mut reversed = all.clone();
+    reversed.reverse();
+    assert_eq!(walk(&app, &asc).await, reversed);
+    let by_user = EventQuery {
+        per_page: 10,
+        sort: SortColumn::User,
+        descending: false,
+        ..EventQuery::default()
+    };
+    let mut seen = walk(&app, &by_user).await;
+    assert_eq!(seen.len(), all.len());
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), all.len());
+    // A cursor naming a missing event is a clear error.
+    let gone = store::list_events(&app.db, &base.at(2, Some(Cursor::After(999_999)))).await;
+    assert!(matches!(gone, Err(AppError::BadRequest(m)) if m.contains("no longer in the log")));
+}
+
+#[tokio::test]
+async fn keyword_search_finds_the_newest_even_when_events_arrive_late() {
+    let app = TestApp::new().await;
+    // 2,600 matching events over several full-text chunks; their times are
+    // shuffled against insertion order (late deliveries, backfills).
+    let events: Vec<NewEvent> = (0..2_600u32)
+        .map(|i| {
+            let scrambled = i64::from((i * 7_919) % 2_600);
+            let mut e = sample_event(i, T0 + scrambled * MINUTE);
+            e.description = format!("Backup job {i} finished");
+            if i % 3 == 0 {
+                e.table_name = Some("backups".into());
+            }
+            e
+        })
+        .collect();
+    let ids = store::insert_events(&app.db, &events, None).await.unwrap();
+    let mut expected: Vec<(i64, i64)> = ids
+        .iter()
+        .zip(&events)
+        .filter(|(_, e)| e.table_name.as_deref() == Some("backups"))
+        .map(|(id, e)| (e.occurred_at, *id))
+        .collect();
+    expected.sort_unstable_by(|a, b| b.cmp(a));
+    let query = EventQuery {
+        q: Some("backup finished".into()),
+        table: Some("backups".into()),
+        per_page: 50,
+        ..EventQuery::default()
+    };
+    let page = store::list_events(&app.db, &query).await.unwrap();
+    let want: Vec<i64> = expected.iter().take(50).map(|(_, id)| *id).collect();
+    assert_eq!(page.rows.iter().map(|r| r.id).collect::<Vec<_>>(), want);
+    // Walking every page with cursors returns every match once, in order.
+    let all: Vec<i64> = expected.iter().map(|(_, id)| *id).collect();
+    assert_eq!(walk(&app, &query).await, all);
+}
+
+#[tokio::test]
+async fn counts_are_exact_to_the_limit_then_estimated() {
+    let app = TestApp::new().await;
+    let n = COUNT_LIMIT as u32 + 6_000;
+    let events: Vec<NewEvent> = (0..n)
+        .map(|i| {
+            let mut e = sample_event(i, T0 + i64::from(i));
+            e.action = if i % 4 == 0 { "DELETE" } else { "UPDATE" }.into();
+            e
+        })
+        .collect();
+    store::insert_events(&app.db, &events, None).await.unwrap();
+    let count = |query: EventQuery| {
+        let app = &app;
+        async move { store::count_matching(&app.db, &query).await.unwrap() }
+    };
+    let deletes = count(EventQuery {
+        actions: vec!["DELETE".into()],
+        ..EventQuery::default()
+    })
+    .await;
+    assert!(deletes.exact);
+    assert_eq!(deletes.total, u64::from(n).div_ceil(4));
+    let all = count(EventQuery::default()).await;
+    assert!(!all.exact);
+    assert_eq!(all.total, 16_000);
+    let updates = count(EventQuery {
+        actions: vec!["UPDATE".into()],
+        ..EventQuery::default()
+    })
+    .await;
+    assert!(!updates.exact);
+    let truth = u64::from(n) * 3 / 4;
+    assert!(
+        updates.total > truth * 8 / 10 && updates.total < truth * 12 / 10,
+        "{} vs {truth}",
+        updates.total
+    );
+    let keyword = count(EventQuery {
+        q: Some("updated invoice".into()),
+        ..EventQuery::default()
+    })
+    .await;
+    assert!(!keyword.exact);
+    assert!(keyword.total > 10_000);
+    let none = count(EventQuery {
+        q: Some("zanzibar".into()),
+        ..EventQuery::default()
+    })
+    .await;
+    assert_eq!((none.total, none.exact), (0, true));
+}
+
+#[tokio::test]
+async fn filter_choices_come_from_the_log() {
+    let app = TestApp::new().await;
+    varied(&app).await;
+    let mut system = sample_event(99, T0);
+    system.initiator.kind = InitiatorKind::System;
+    system.initiator.id = None;
+    system.initiator.name = None;
+    system.initiator.email = None;
+    system.table_name = None;
+    store::insert_events(&app.db, &[system], None)
+        .await
+        .unwrap();
+    let options = store::filter_options(&app.db).await.unwrap();
+    assert_eq!(
+        options.actions,
+        ["CREATE", "DELETE", "LOGIN", "PUBLISH", "UPDATE"]
+    );
+    assert_eq!(options.tables, ["customers", "invoices"]);
+    let labels: Vec<_> = options
+        .initiators
+        .iter()
+        .map(|i| i.label.as_str())
+        .collect();
+    assert_eq!(labels.len(), 4, "{labels:?}");
+    assert!(labels.contains(&"System"));
+    let person = options
+        .initiators
+        .iter()
+        .find(|i| i.label.starts_with("Person 1"))
+        .unwrap();
+    assert_eq!(person.key, InitiatorKey::parse("user:u-1").unwrap());
+    // The system's key finds its event.
+    let sys = options
+        .initiators
+        .iter()
+        .find(|i| i.label == "System")
+        .unwrap();
+    let query = EventQuery {
+        user: Some(sys.key.clone()),
+        ..q()
+    };
+    assert_eq!(ids(&app, &query).await.len(), 1);
+}
+
+#[tokio::test]
+async fn details_carry_every_field_and_the_record_history() {
+    let app = TestApp::new().await;
+    let mut events: Vec<NewEvent> = (0..4)
+        .map(|i| sample_event(i, T0 + i64::from(i) * MINUTE))
+        .collect();
+    for e in &mut events {
+        e.primary_key = Some("INV-7".into());
+        e.user_agent = Some("Mozilla/5.0 test".into());
+        e.request_id = Some("req-1".into());
+    }
+    events[3].primary_key = Some("INV-8".into());
+    let ids = store::insert_events(&app.db, &events, None).await.unwrap();
+    let detail = store::event_detail(&app.db, ids[1]).await.unwrap();
+    assert_eq!(detail.row.id, ids[1]);
+    assert_eq!(detail.user_agent.as_deref(), Some("Mozilla/5.0 test"));
+    assert_eq!(detail.request_id.as_deref(), Some("req-1"));
+    assert_eq!(detail.initiator_role.as_deref(), Some("editor"));
+    let history: Vec<i64> = detail.history.iter().map(|r| r.id).collect();
+    assert_eq!(
+        history,
+        [ids[2], ids[1], ids[0]],
+        "same record, newest first"
+    );
+    assert!(matches!(
+        store::event_detail(&app.db, 424_242).await,
+        Err(AppError::NotFound(_))
+    ));
+}
