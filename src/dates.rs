@@ -2,7 +2,10 @@
 //! month grids, keyboard moves, typed dates, presets, and conversion between
 //! UTC instants and wall-clock times in a zone whose offset may change (DST).
 
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime};
+//! Formatting and parsing are written out by hand: chrono's format-string
+//! machinery is large, and this module runs in the browser too.
+
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 
 const MICROS_PER_MINUTE: i64 = 60_000_000;
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -128,12 +131,53 @@ pub fn ordered<T: Ord>(a: T, b: T) -> (T, T) {
     }
 }
 
+pub const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// `October 2025`
+pub fn month_title(day: NaiveDate) -> String {
+    format!("{} {}", MONTHS[day.month0() as usize], day.year())
+}
+
+/// `27 October 2025`, how a screen reader hears a calendar day.
+pub fn long_day(day: NaiveDate) -> String {
+    format!("{} {}", day.day(), month_title(day))
+}
+
+/// `2025-10-27`
+pub fn iso_day(day: NaiveDate) -> String {
+    format!("{:04}-{:02}-{:02}", day.year(), day.month(), day.day())
+}
+
 pub fn format_day(day: NaiveDate) -> String {
-    day.format("%d-%m-%Y").to_string()
+    format!("{:02}-{:02}-{:04}", day.day(), day.month(), day.year())
 }
 
 pub fn format_clock(time: NaiveTime) -> String {
-    time.format("%H:%M").to_string()
+    format!("{:02}:{:02}", time.hour(), time.minute())
+}
+
+/// `2025-10-27 12:00:05`
+pub fn iso_day_time(t: NaiveDateTime) -> String {
+    format!(
+        "{} {:02}:{:02}:{:02}",
+        iso_day(t.date()),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// `27-10-2025 12:00`
@@ -143,9 +187,7 @@ pub fn format_day_time(t: NaiveDateTime) -> String {
 
 /// `2025-10-27 12:00:00` in the zone.
 pub fn format_instant(utc_micros: i64, zone: &impl Zone) -> String {
-    to_local(utc_micros, zone)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
+    iso_day_time(to_local(utc_micros, zone))
 }
 
 /// A typed day, `DD-MM-YYYY` (also `/` or `.` between the parts).

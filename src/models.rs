@@ -328,7 +328,11 @@ pub struct EventDiff {
 /// Formats microseconds since the epoch as `2025-10-27 12:00:00.123` (UTC).
 pub fn format_utc(micros: i64) -> String {
     match chrono::DateTime::from_timestamp_micros(micros) {
-        Some(t) => t.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+        Some(t) => format!(
+            "{}.{:03}",
+            crate::dates::iso_day_time(t.naive_utc()),
+            t.timestamp_subsec_millis()
+        ),
         None => "invalid time".to_string(),
     }
 }
@@ -336,7 +340,11 @@ pub fn format_utc(micros: i64) -> String {
 /// RFC 3339 form of microseconds since the epoch, for `<time datetime>`.
 pub fn format_rfc3339(micros: i64) -> String {
     match chrono::DateTime::from_timestamp_micros(micros) {
-        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        Some(t) => format!(
+            "{}.{:06}Z",
+            crate::dates::iso_day_time(t.naive_utc()).replace(' ', "T"),
+            t.timestamp_subsec_micros()
+        ),
         None => String::new(),
     }
 }

@@ -188,14 +188,54 @@ fn non_empty(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|v| !v.is_empty())
 }
 
+/// `2025-10-27T12:00Z`, `2025-10-27T12:00:05.5Z`, `2025-10-27T14:00+02:00`.
+fn parse_rfc3339ish(text: &str) -> Option<i64> {
+    let (day, rest) = text.split_once(['T', 't', ' '])?;
+    let mut parts = day.splitn(3, '-');
+    let year: i32 = parts.next().filter(|y| y.len() == 4)?.parse().ok()?;
+    let month: u32 = parts.next().filter(|m| m.len() == 2)?.parse().ok()?;
+    let dom: u32 = parts.next().filter(|d| d.len() == 2)?.parse().ok()?;
+    let date = chrono::NaiveDate::from_ymd_opt(year, month, dom)?;
+    let (clock, offset_minutes) = if let Some(clock) = rest.strip_suffix(['Z', 'z']) {
+        (clock, 0i64)
+    } else {
+        let at = rest.rfind(['+', '-'])?;
+        let (clock, offset) = rest.split_at(at);
+        let sign = if offset.starts_with('-') { -1 } else { 1 };
+        let (h, m) = offset[1..].split_once(':')?;
+        if h.len() != 2 || m.len() != 2 {
+            return None;
+        }
+        let minutes = h.parse::<i64>().ok()? * 60 + m.parse::<i64>().ok()?;
+        (clock, sign * minutes)
+    };
+    let (hms, fraction) = match clock.split_once('.') {
+        Some((hms, f))
+            if !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            (hms, format!("{f:0<6}")[..6].parse::<u32>().ok()?)
+        }
+        Some(_) => return None,
+        None => (clock, 0),
+    };
+    let mut fields = hms.split(':');
+    let mut next = |required: bool| -> Option<u32> {
+        match fields.next() {
+            Some(f) if f.len() == 2 => f.parse().ok(),
+            None if !required => Some(0),
+            _ => None,
+        }
+    };
+    let (h, m, s) = (next(true)?, next(true)?, next(false)?);
+    if fields.next().is_some() {
+        return None;
+    }
+    let time = chrono::NaiveTime::from_hms_micro_opt(h, m, s, fraction)?;
+    Some(date.and_time(time).and_utc().timestamp_micros() - offset_minutes * 60_000_000)
+}
+
 fn parse_instant(key: &str, text: &str) -> Result<i64, AppError> {
-    let parsed = chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp_micros())
-        .or_else(|_| {
-            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%MZ")
-                .map(|t| t.and_utc().timestamp_micros())
-        });
-    parsed.map_err(|_| {
+    parse_rfc3339ish(text).ok_or_else(|| {
         AppError::bad_request(format!(
             "{key}: \"{text}\" is not a time; use UTC like 2025-10-27T12:00Z"
         ))
@@ -205,10 +245,17 @@ fn parse_instant(key: &str, text: &str) -> Result<i64, AppError> {
 /// A time as it appears in the URL: `2025-10-27T12:00Z`, with seconds only
 /// when it has them.
 pub fn format_instant_param(micros: i64) -> String {
-    match chrono::DateTime::from_timestamp_micros(micros) {
-        Some(t) if micros % 60_000_000 == 0 => t.format("%Y-%m-%dT%H:%MZ").to_string(),
-        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        None => String::new(),
+    let Some(t) = chrono::DateTime::from_timestamp_micros(micros) else {
+        return String::new();
+    };
+    let full = crate::dates::iso_day_time(t.naive_utc()).replace(' ', "T");
+    let micros_part = t.timestamp_subsec_micros();
+    if micros.rem_euclid(60_000_000) == 0 {
+        format!("{}Z", &full[..16])
+    } else if micros_part == 0 {
+        format!("{full}Z")
+    } else {
+        format!("{full}.{micros_part:06}Z")
     }
 }
 
@@ -736,6 +783,40 @@ mod tests {
             .at(5, Some(Cursor::End))
             .with_page_size(50);
         assert_eq!((sized.page, sized.cursor, sized.per_page), (1, None, 50));
+    }
+
+    #[test]
+    fn url_times_parse_strictly() {
+        let noon = 1_761_566_400_000_000;
+        for (text, want) in [
+            ("2025-10-27T12:00Z", noon),
+            ("2025-10-27T12:00:00Z", noon),
+            ("2025-10-27T12:00:00.5Z", noon + 500_000),
+            ("2025-10-27T12:00:00.123456Z", noon + 123_456),
+            ("2025-10-27T14:00+02:00", noon),
+            ("2025-10-27T07:30:00-04:30", noon),
+        ] {
+            assert_eq!(parse_rfc3339ish(text), Some(want), "{text}");
+        }
+        for bad in [
+            "2025-02-29T12:00Z",
+            "2025-10-27",
+            "2025-10-27T24:00Z",
+            "2025-10-27T12Z",
+            "2025-10-27T12:00",
+            "2025-10-27T12:00:00.Z",
+            "25-10-27T12:00Z",
+            "2025-10-27T12:00:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339ish(bad), None, "{bad}");
+        }
+        for micros in [noon, noon + 5_000_000, noon + 1, 0] {
+            assert_eq!(
+                parse_rfc3339ish(&format_instant_param(micros)),
+                Some(micros)
+            );
+        }
+        assert_eq!(format_instant_param(noon), "2025-10-27T12:00Z");
     }
 
     #[test]

@@ -6,7 +6,8 @@ use crate::components::modal::focus_by_id;
 use crate::components::zone::{now_micros, use_display_zone};
 use crate::dates::{
     add_months, end_of_day, first_of_month, format_clock, format_day, format_day_time, from_local,
-    month_grid, move_day, ordered, parse_clock, parse_day, to_local, Preset, Zone,
+    iso_day, long_day, month_grid, month_title, move_day, ordered, parse_clock, parse_day,
+    to_local, Preset, Zone,
 };
 use chrono::{Datelike, NaiveDate, NaiveTime};
 use leptos::prelude::*;
@@ -109,7 +110,7 @@ fn draft_of(value: RangeValue, zone: &impl Zone, now: i64) -> Draft {
 }
 
 fn day_id(day: NaiveDate) -> String {
-    format!("day-{}", day.format("%Y-%m-%d"))
+    format!("day-{}", iso_day(day))
 }
 
 #[component]
@@ -285,7 +286,7 @@ pub fn DateRangePicker(
                     id=day_id(day)
                     class=class
                     tabindex=move || if focus_day.get() == day { "0" } else { "-1" }
-                    aria-label=day.format("%-d %B %Y").to_string()
+                    aria-label=long_day(day)
                     on:click=move |_| pick(day)
                     on:mouseenter=move |_| {
                         if picking_end.get_untracked() {
@@ -303,7 +304,7 @@ pub fn DateRangePicker(
     let month_view = move |offset: i32| {
         move || {
             let first = add_months(month.get(), offset);
-            let title = first.format("%B %Y").to_string();
+            let title = month_title(first);
             let weeks = month_grid(first);
             view! {
                 <div class="month">
@@ -348,7 +349,10 @@ pub fn DateRangePicker(
                     if open.get_untracked() { close() } else { open_picker(ev) }
                 }
             >
-                <span class="range-icon" aria-hidden="true">"📅"</span>
+                <svg class="range-icon" aria-hidden="true" viewBox="0 0 16 16" width="16" height="16">
+                    <rect x="1.5" y="2.5" width="13" height="12" rx="2" fill="none" stroke="currentColor" />
+                    <path d="M1.5 6.5h13M5 1v3M11 1v3" stroke="currentColor" />
+                </svg>
                 <span class="range-label">{move || value.get().label(&zone.get())}</span>
             </button>
             <Show when=move || open.get()>

@@ -78,7 +78,9 @@ pub fn self_event(
     let initiator = match actor {
         Some(u) => Initiator {
             kind: InitiatorKind::User,
-            id: Some(u.id.to_string()),
+            // Our own users in a namespace of their own, apart from the ids
+            // of the systems that send events.
+            id: Some(format!("auditdeck:{}", u.id)),
             name: Some(u.name.clone()),
             email: Some(u.email.clone()),
             role: Some(u.role.as_str().to_string()),
