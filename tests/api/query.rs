@@ -334,39 +334,62 @@ async fn keyset_pages_hold_when_timestamps_are_equal() {
 #[tokio::test]
 async fn keyword_search_finds_the_newest_even_when_events_arrive_late() {
     let app = TestApp::new().await;
-    // 2,600 matching events over several full-text chunks; their times are
-    // shuffled against insertion order (late deliveries, backfills).
-    let events: Vec<NewEvent> = (0..2_600u32)
+    // 9,000 events over several search windows, a third of them matching;
+    // their times are shuffled against insertion order (late deliveries,
+    // backfills).
+    let n = 9_000u32;
+    let events: Vec<NewEvent> = (0..n)
         .map(|i| {
-            let scrambled = i64::from((i * 7_919) % 2_600);
+            let scrambled = i64::from((i * 7_919) % n);
             let mut e = sample_event(i, T0 + scrambled * MINUTE);
-            e.description = format!("Backup job {i} finished");
-            if i % 3 == 0 {
+            e.description = if i % 3 == 0 {
+                format!("Backup job {i} finished")
+            } else {
+                format!("Routine check {i}")
+            };
+            if i % 2 == 0 {
                 e.table_name = Some("backups".into());
             }
             e
         })
         .collect();
     let ids = store::insert_events(&app.db, &events, None).await.unwrap();
-    let mut expected: Vec<(i64, i64)> = ids
-        .iter()
-        .zip(&events)
-        .filter(|(_, e)| e.table_name.as_deref() == Some("backups"))
-        .map(|(id, e)| (e.occurred_at, *id))
-        .collect();
-    expected.sort_unstable_by(|a, b| b.cmp(a));
+    let expect = |from: i64| -> Vec<i64> {
+        let mut v: Vec<(i64, i64)> = ids
+            .iter()
+            .zip(&events)
+            .filter(|(_, e)| {
+                e.table_name.as_deref() == Some("backups")
+                    && e.description.starts_with("Backup")
+                    && e.occurred_at >= from
+            })
+            .map(|(id, e)| (e.occurred_at, *id))
+            .collect();
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v.into_iter().map(|(_, id)| id).collect()
+    };
     let query = EventQuery {
         q: Some("backup finished".into()),
         table: Some("backups".into()),
         per_page: 50,
         ..EventQuery::default()
     };
+    let all = expect(0);
+    assert_eq!(all.len(), 1_500);
     let page = store::list_events(&app.db, &query).await.unwrap();
-    let want: Vec<i64> = expected.iter().take(50).map(|(_, id)| *id).collect();
-    assert_eq!(page.rows.iter().map(|r| r.id).collect::<Vec<_>>(), want);
+    assert_eq!(
+        page.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+        all[..50]
+    );
     // Walking every page with cursors returns every match once, in order.
-    let all: Vec<i64> = expected.iter().map(|(_, id)| *id).collect();
     assert_eq!(walk(&app, &query).await, all);
+    // With a start time too.
+    let recent = EventQuery {
+        from: Some(T0 + 6_000 * MINUTE),
+        per_page: 250,
+        ..query
+    };
+    assert_eq!(walk(&app, &recent).await, expect(T0 + 6_000 * MINUTE));
 }
 
 #[tokio::test]
@@ -406,6 +429,19 @@ async fn counts_are_exact_to_the_limit_then_estimated() {
         updates.total > truth * 8 / 10 && updates.total < truth * 12 / 10,
         "{} vs {truth}",
         updates.total
+    );
+    // A time range narrows where the estimate samples.
+    let recent = count(EventQuery {
+        from: Some(T0 + 2_000),
+        ..EventQuery::default()
+    })
+    .await;
+    assert!(!recent.exact);
+    let truth = u64::from(n) - 2_000;
+    assert!(
+        recent.total > truth * 8 / 10 && recent.total < truth * 12 / 10,
+        "{} vs {truth}",
+        recent.total
     );
     let keyword = count(EventQuery {
         q: Some("updated invoice".into()),

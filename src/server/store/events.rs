@@ -15,10 +15,12 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 /// Counts are exact up to this many matches, then estimated.
 pub const COUNT_LIMIT: u64 = 10_000;
-/// Full-text matches examined per step of a keyword search.
-const FTS_CHUNK: i64 = 1_000;
-/// Rows looked at to estimate a large count.
-const SAMPLE_SIZE: i64 = 2_000;
+/// Ids in the first window of a keyword search, and the most in any window.
+const FIRST_WINDOW: i64 = 4_096;
+const MAX_WINDOW: i64 = 1 << 20;
+/// Windows of ids looked at to estimate a large count, and their width.
+const SAMPLE_WINDOWS: i64 = 16;
+const WINDOW_WIDTH: i64 = 1_000;
 /// Most entries in the record history of View details.
 const HISTORY_LIMIT: i64 = 50;
 /// Most initiators offered by the user filter.
@@ -74,8 +76,6 @@ pub fn fts_query(q: &str) -> Option<String> {
 enum Keyword {
     /// `id IN (all matches)`: for small match sets and ordered scans.
     InSet,
-    /// A full-text probe per row: for sampling.
-    Probe,
     /// Left out: the caller drives the search from the index.
     Skip,
 }
@@ -158,11 +158,6 @@ impl Filters {
                     b.push(" AND e.id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ")
                         .push_bind(fts.clone())
                         .push(")");
-                }
-                Keyword::Probe => {
-                    b.push(" AND EXISTS (SELECT 1 FROM events_fts WHERE events_fts MATCH ")
-                        .push_bind(fts.clone())
-                        .push(" AND rowid = e.id)");
                 }
                 Keyword::Skip => {}
             }
@@ -326,12 +321,13 @@ async fn rows_by_ids(db: &Db, ids: &[i64]) -> AppResult<Vec<EventRow>> {
 /// The newest `limit` events that match the keyword and the other filters
 /// (and lie past `anchor`), without collecting every match.
 ///
-/// It walks the full-text index from the highest id down, a chunk at a time,
-/// keeping the best candidates by time. Ids follow insertion order and each
-/// event stores the latest time of any event inserted up to it
-/// (`max_occurred_at`), so once the candidates are all at least as late as
-/// that mark at the chunk's lowest id, no older id can hold a later event and
-/// the walk stops — after one chunk when events arrive in time order.
+/// It walks the full-text index from the highest id down, one window of ids
+/// at a time (each window twice the last), keeping the best candidates by
+/// time. Ids follow insertion order and each event stores the latest time of
+/// any event inserted up to it (`max_occurred_at`), so once the candidates are
+/// all at least as late as that mark below the window, no older id can hold a
+/// later event and the walk stops — after the first window when events arrive
+/// in time order. Ids before the first that can reach `from` are never read.
 async fn newest_keyword_matches(
     db: &Db,
     filters: &Filters,
@@ -342,25 +338,25 @@ async fn newest_keyword_matches(
         return Ok(Vec::new());
     };
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let (low, high) = id_range(db).await?;
+    let floor = match filters.from {
+        Some(from) => first_id_reaching(db, from, low, high).await?,
+        None => low,
+    };
     let mut best: Vec<(i64, i64)> = Vec::new();
-    let mut below = i64::MAX;
-    loop {
-        let chunk: Vec<i64> = sqlx::query_scalar(
-            "SELECT rowid FROM events_fts WHERE events_fts MATCH ? AND rowid < ? \
-             ORDER BY rowid DESC LIMIT ?",
-        )
-        .bind(fts)
-        .bind(below)
-        .bind(FTS_CHUNK)
-        .fetch_all(&db.read)
-        .await?;
-        let Some(&lowest) = chunk.last() else { break };
+    let mut top = high + 1;
+    let mut width = FIRST_WINDOW;
+    while top > floor {
+        let bottom = (top - width).max(floor);
         let mut b = QueryBuilder::new(
-            "SELECT e.occurred_at, e.id FROM events e \
-             WHERE e.id IN (SELECT value FROM json_each(",
+            "SELECT e.occurred_at, e.id FROM events_fts f CROSS JOIN events e ON e.id = f.rowid \
+             WHERE events_fts MATCH ",
         );
-        b.push_bind(serde_json::to_string(&chunk).unwrap_or_default())
-            .push("))");
+        b.push_bind(fts.clone())
+            .push(" AND f.rowid >= ")
+            .push_bind(bottom)
+            .push(" AND f.rowid < ")
+            .push_bind(top);
         filters.push(&mut b, Keyword::Skip);
         if let Some(anchor) = anchor {
             push_seek(&mut b, SortColumn::Date, anchor, true);
@@ -369,35 +365,33 @@ async fn newest_keyword_matches(
         best.extend(found);
         best.sort_unstable_by(|a, b| b.cmp(a));
         best.truncate(limit);
-        if (chunk.len() as i64) < FTS_CHUNK {
-            break;
-        }
-        let mark: Option<i64> =
-            sqlx::query_scalar("SELECT max_occurred_at FROM events WHERE id = ?")
-                .bind(lowest)
-                .fetch_optional(&db.read)
-                .await?;
-        if let Some(mark) = mark {
-            let full = best.len() >= limit && best[limit - 1].0 >= mark;
-            let before_range = filters.from.is_some_and(|from| mark < from);
-            if full || before_range {
+        if best.len() >= limit {
+            // The latest time any id below the window can hold.
+            let mark: Option<i64> = sqlx::query_scalar(
+                "SELECT max_occurred_at FROM events WHERE id >= ? ORDER BY id LIMIT 1",
+            )
+            .bind(bottom)
+            .fetch_optional(&db.read)
+            .await?;
+            if mark.is_none_or(|mark| best[limit - 1].0 >= mark) {
                 break;
             }
         }
-        below = lowest;
+        top = bottom;
+        width = (width * 2).min(MAX_WINDOW);
     }
     Ok(best.into_iter().map(|(_, id)| id).collect())
 }
 
 /// How many events match: exact up to [`COUNT_LIMIT`], then an estimate from
-/// a sample of rows spread evenly over the log.
+/// windows of ids sampled over the part of the log the time range allows.
 pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
     let filters = Filters::new(q, now_micros())?;
     let cap = i64::try_from(COUNT_LIMIT).unwrap_or(i64::MAX) + 1;
     let mut b = if let Some(fts) = &filters.fts {
         // Driven by the full-text index, so it stops at the cap.
         let mut b = QueryBuilder::new(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM events_fts f JOIN events e ON e.id = f.rowid \
+            "SELECT COUNT(*) FROM (SELECT 1 FROM events_fts f CROSS JOIN events e ON e.id = f.rowid \
              WHERE events_fts MATCH ",
         );
         b.push_bind(fts.clone());
@@ -415,29 +409,46 @@ pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
             exact: true,
         });
     }
-    let (low, high) = id_range(db).await?;
+    let (mut low, high) = id_range(db).await?;
+    if let Some(from) = filters.from {
+        low = first_id_reaching(db, from, low, high).await?;
+    }
     let span = (high - low + 1).max(1);
     let estimate = if filters.is_empty() {
         span
     } else {
-        // Evenly spaced ids, each moved by a pseudo-random part of the step
-        // so that no periodic pattern in the log lines up with the sample.
-        let step = (span / SAMPLE_SIZE).max(1);
-        let samples = (span / step).clamp(1, SAMPLE_SIZE);
-        let mut b = QueryBuilder::new(
-            "WITH RECURSIVE s(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM s WHERE k + 1 < ",
-        );
-        b.push_bind(samples)
-            .push(") SELECT COUNT(*) FROM s CROSS JOIN events e ON e.id = ")
-            .push_bind(low)
-            .push(" + s.k * ")
-            .push_bind(step)
-            .push(" + ((s.k * 2654435761) % ")
-            .push_bind(step)
-            .push(") WHERE 1 = 1");
-        filters.push(&mut b, Keyword::Probe);
-        let hits: i64 = b.build_query_scalar().fetch_one(&db.read).await?;
-        hits.saturating_mul(span) / samples.max(1)
+        // Windows of consecutive ids spread over the span, each moved by a
+        // pseudo-random part of its stride so that no periodic pattern in
+        // the log lines up with them; each is a short range scan.
+        let stride = (span / SAMPLE_WINDOWS).max(1);
+        let width = stride.min(WINDOW_WIDTH);
+        let (mut hits, mut covered) = (0i64, 0i64);
+        for k in 0..SAMPLE_WINDOWS.min(span) {
+            let slack = (stride - width).max(0);
+            let start = low + k * stride + (k * 2_654_435_761) % (slack + 1);
+            let end = start + width - 1;
+            let mut b = if let Some(fts) = &filters.fts {
+                let mut b = QueryBuilder::new(
+                    "SELECT COUNT(*) FROM events_fts f CROSS JOIN events e ON e.id = f.rowid \
+                     WHERE events_fts MATCH ",
+                );
+                b.push_bind(fts.clone())
+                    .push(" AND f.rowid BETWEEN ")
+                    .push_bind(start)
+                    .push(" AND ")
+                    .push_bind(end);
+                b
+            } else {
+                let mut b = QueryBuilder::new("SELECT COUNT(*) FROM events e WHERE e.id BETWEEN ");
+                b.push_bind(start).push(" AND ").push_bind(end);
+                b
+            };
+            filters.push(&mut b, Keyword::Skip);
+            let n: i64 = b.build_query_scalar().fetch_one(&db.read).await?;
+            hits += n;
+            covered += width;
+        }
+        hits.saturating_mul(span) / covered.max(1)
     };
     Ok(EventCount {
         total: round_estimate(u64::try_from(estimate).unwrap_or(0).max(COUNT_LIMIT + 1)),
@@ -447,11 +458,33 @@ pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
 
 /// The lowest and highest event id (0, 0 when empty).
 pub async fn id_range(db: &Db) -> AppResult<(i64, i64)> {
+    // Two scalar subqueries: each is one step down the primary key.
     let (low, high): (Option<i64>, Option<i64>) =
-        sqlx::query_as("SELECT MIN(id), MAX(id) FROM events")
+        sqlx::query_as("SELECT (SELECT MIN(id) FROM events), (SELECT MAX(id) FROM events)")
             .fetch_one(&db.read)
             .await?;
     Ok((low.unwrap_or(0), high.unwrap_or(0)))
+}
+
+/// The first id that can hold an event at or after `from`: `max_occurred_at`
+/// never decreases along the ids, so a binary search over the primary key
+/// finds it, and every id below it holds only earlier events.
+async fn first_id_reaching(db: &Db, from: i64, mut low: i64, mut high: i64) -> AppResult<i64> {
+    while low < high {
+        let mid = low + (high - low) / 2;
+        let mark: Option<i64> = sqlx::query_scalar(
+            "SELECT max_occurred_at FROM events WHERE id >= ? ORDER BY id LIMIT 1",
+        )
+        .bind(mid)
+        .fetch_optional(&db.read)
+        .await?;
+        if mark.is_some_and(|m| m >= from) {
+            high = mid;
+        } else {
+            low = mid + 1;
+        }
+    }
+    Ok(low)
 }
 
 /// An estimate to three significant digits.
