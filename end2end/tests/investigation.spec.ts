@@ -173,7 +173,7 @@ test('filters and keyword search combine, and matches are highlighted', async ({
   // A user from the list, then a CIDR range.
   await page.getByRole('link', { name: 'Clear filters' }).click();
   await expect(page).toHaveURL(/\/activity-log$/);
-  const user = page.getByLabel('User');
+  const user = page.getByLabel('User', { exact: true });
   const option = await page.locator('#initiator-options option').evaluateAll((os) =>
     os.map((o) => (o as HTMLOptionElement).value).find((v) => v.startsWith('Ada Kowalski')),
   );
