@@ -21,7 +21,8 @@ pub struct PagePosition {
 #[component]
 pub fn Pager(
     position: PagePosition,
-    #[prop(into)] count: Signal<Option<EventCount>>,
+    /// Arrives on its own; the links that need it wait for it, the rest not.
+    count: Resource<Option<EventCount>>,
     href: Callback<(u32, Option<Cursor>), String>,
 ) -> impl IntoView {
     let PagePosition {
@@ -45,24 +46,27 @@ pub fn Pager(
         }
     };
     let page = if has_prev { page } else { 1 };
-    let last_page = move || {
+    let last_page = move |count: Option<EventCount>| {
         count
-            .get()
             .map(|c| c.page_count(per_page).max(page + 1))
             .unwrap_or(page + 1)
     };
     view! {
         <nav class="pager" aria-label="Pagination">
             <span class="pager-summary" data-testid="pager-summary">
-                {move || match count.get() {
-                    Some(c) if c.exact => {
-                        format!("Page {} of {}", format_count(page.into()), format_count(c.page_count(per_page).into()))
-                    }
-                    Some(c) => {
-                        format!("Page {} of ≈ {}", format_count(page.into()), format_count(c.page_count(per_page).into()))
-                    }
-                    None => format!("Page {}", format_count(page.into())),
-                }}
+                <Suspense fallback=move || format!("Page {}", format_count(page.into()))>
+                    {move || Suspend::new(async move {
+                        match count.await {
+                            Some(c) if c.exact => {
+                                format!("Page {} of {}", format_count(page.into()), format_count(c.page_count(per_page).into()))
+                            }
+                            Some(c) => {
+                                format!("Page {} of ≈ {}", format_count(page.into()), format_count(c.page_count(per_page).into()))
+                            }
+                            None => format!("Page {}", format_count(page.into())),
+                        }
+                    })}
+                </Suspense>
             </span>
             <div class="pager-links">
                 {link(has_prev, (1, None), "First page", "«")}
@@ -71,7 +75,11 @@ pub fn Pager(
                     {format_count(page.into())}
                 </span>
                 {link(has_next, (page + 1, last_id.map(Cursor::After)), "Next page", "›")}
-                {move || link(has_next, (last_page(), Some(Cursor::End)), "Last page", "»")}
+                <Suspense fallback=move || link(has_next, (page + 1, Some(Cursor::End)), "Last page", "»")>
+                    {move || Suspend::new(async move {
+                        link(has_next, (last_page(count.await), Some(Cursor::End)), "Last page", "»")
+                    })}
+                </Suspense>
             </div>
         </nav>
     }

@@ -79,7 +79,6 @@ pub fn ActivityLogPage() -> impl IntoView {
         <section class="card table-card">
             <Transition fallback=|| view! { <p class="loading">"Loading events…"</p> }>
                 {move || Suspend::new(async move {
-                    let count = count.await;
                     match (events.await, query.get()) {
                         (Ok(page), Ok(current)) => {
                             view! { <EventsView page count current go open /> }.into_any()
@@ -100,7 +99,7 @@ pub fn ActivityLogPage() -> impl IntoView {
 #[component]
 fn EventsView(
     page: EventPage,
-    count: Option<EventCount>,
+    count: Resource<Option<EventCount>>,
     current: EventQuery,
     go: Callback<EventQuery>,
     open: RwSignal<Option<Open>>,
@@ -148,7 +147,12 @@ fn EventsView(
     view! {
         <div class="table-toolbar">
             <span class="result-count" data-testid="result-count">
-                {count.map(|c| c.label()).unwrap_or_else(|| "Counting…".to_string())}
+                // The rows do not wait for the count: it streams in after.
+                <Suspense fallback=|| "Counting…">
+                    {move || Suspend::new(async move {
+                        count.await.map(|c| c.label()).unwrap_or_else(|| "Count unavailable".into())
+                    })}
+                </Suspense>
             </span>
             <div class="toolbar-right">
                 <UtcToggle />
