@@ -501,6 +501,20 @@ async fn filter_choices_come_from_the_log() {
         ..q()
     };
     assert_eq!(ids(&app, &query).await.len(), 1);
+    // Joined with a keyword, the filter is matched inside the full-text index.
+    let with_keyword = EventQuery {
+        q: Some("invoice".into()),
+        ..query
+    };
+    assert_eq!(ids(&app, &with_keyword).await.len(), 1);
+    let other = EventQuery {
+        user: Some(person.key.clone()),
+        ..with_keyword
+    };
+    assert!(
+        ids(&app, &other).await.is_empty(),
+        "Person 1 wrote no invoice text"
+    );
 }
 
 #[tokio::test]

@@ -55,20 +55,50 @@ fn event_row(row: &SqliteRow) -> AppResult<EventRow> {
     })
 }
 
+/// The columns a keyword is looked for in (not the filter keys).
+const TEXT_COLUMNS: &str = "{description initiator_name initiator_email table_name primary_key ip}";
+
 /// The keyword search as an FTS5 query: every word and phrase quoted (so no
-/// user text is FTS syntax), all of them required.
+/// user text is FTS syntax), all of them required, in the text columns.
 pub fn fts_query(q: &str) -> Option<String> {
     let terms = search_terms(q);
     if terms.is_empty() {
         return None;
     }
-    Some(
-        terms
-            .iter()
-            .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(" "),
-    )
+    let quoted: Vec<String> = terms
+        .iter()
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect();
+    Some(format!("{TEXT_COLUMNS} : ({})", quoted.join(" ")))
+}
+
+/// A filter value as the single token the index holds for it (see the
+/// `filter_keys` column): a prefix letter and the value in hex.
+fn filter_token(prefix: char, value: &str) -> String {
+    let mut token = String::with_capacity(1 + value.len() * 2);
+    token.push(prefix);
+    for b in value.bytes() {
+        token.push_str(&format!("{b:02x}"));
+    }
+    token
+}
+
+/// The keyword query with the user, action and table filters joined in, so
+/// the index intersects them before any row is read.
+fn fts_with_filters(keyword: &str, q: &EventQuery) -> String {
+    let mut parts = vec![keyword.to_string()];
+    if let Some(user) = &q.user {
+        let key = format!("{}:{}", user.kind, user.id.as_deref().unwrap_or(""));
+        parts.push(format!("filter_keys : {}", filter_token('u', &key)));
+    }
+    if !q.actions.is_empty() {
+        let any: Vec<String> = q.actions.iter().map(|a| filter_token('a', a)).collect();
+        parts.push(format!("filter_keys : ({})", any.join(" OR ")));
+    }
+    if let Some(table) = &q.table {
+        parts.push(format!("filter_keys : {}", filter_token('t', table)));
+    }
+    parts.join(" AND ")
 }
 
 /// How the keyword condition joins the other filters.
@@ -105,7 +135,11 @@ impl Filters {
                 .map(IpFilter::parse)
                 .transpose()?
                 .map(|f| f.key_range()),
-            fts: q.q.as_deref().and_then(fts_query),
+            fts: q
+                .q
+                .as_deref()
+                .and_then(fts_query)
+                .map(|keyword| fts_with_filters(&keyword, q)),
             from,
             to,
         })
@@ -639,12 +673,30 @@ mod tests {
 
     #[test]
     fn keyword_text_never_becomes_fts_syntax() {
-        assert_eq!(fts_query("alice"), Some("\"alice\"".into()));
+        assert_eq!(
+            fts_query("alice"),
+            Some(format!("{TEXT_COLUMNS} : (\"alice\")"))
+        );
         assert_eq!(
             fts_query(r#""disk full" OR NEAR(x)"#),
-            Some(r#""disk full" "OR" "NEAR(x)""#.into())
+            Some(format!(r#"{TEXT_COLUMNS} : ("disk full" "OR" "NEAR(x)")"#))
         );
         assert_eq!(fts_query("  \"\" "), None);
+    }
+
+    #[test]
+    fn filters_join_the_keyword_as_index_tokens() {
+        let q = EventQuery {
+            user: Some(InitiatorKey::parse("user:u-1").unwrap()),
+            actions: vec!["CREATE".into(), "LOGIN".into()],
+            table: Some("invoices".into()),
+            ..EventQuery::default()
+        };
+        assert_eq!(
+            fts_with_filters("K", &q),
+            "K AND filter_keys : u757365723a752d31 AND filter_keys : (a435245415445 OR a4c4f47494e) \
+             AND filter_keys : t696e766f69636573"
+        );
     }
 
     #[test]
