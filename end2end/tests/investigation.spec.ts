@@ -131,6 +131,22 @@ test('the range picker works from the keyboard', async ({ page }) => {
   await expect(popover(page)).toHaveCount(0);
   expect(page.url()).toBe(url);
   await expect(picker(page)).toHaveText(`${ddmmyyyy(start)} 00:00 - ${ddmmyyyy(end)} 23:59`);
+
+  // A preset, from the keyboard only: Shift+Tab back to it, Enter, Tab on to Apply.
+  await page.keyboard.press('Enter');
+  await expect(popover(page)).toBeVisible();
+  const focusedText = () => page.evaluate(() => document.activeElement?.textContent?.trim() ?? '');
+  for (let i = 0; i < 20 && (await focusedText()) !== 'Last 24 hours'; i++) {
+    await page.keyboard.press('Shift+Tab');
+  }
+  expect(await focusedText()).toBe('Last 24 hours');
+  await page.keyboard.press('Enter');
+  for (let i = 0; i < 30 && (await focusedText()) !== 'Apply'; i++) {
+    await page.keyboard.press('Tab');
+  }
+  await page.keyboard.press('Enter');
+  await expect(page).toHaveURL(/[?&]range=24h\b/);
+  await expect(picker(page)).toHaveText('Last 24 hours');
 });
 
 test('a typed date that does not exist, or an end before the start, is refused', async ({ page }) => {

@@ -120,3 +120,33 @@ async fn list_events_server_function_answers_json_and_refuses_bad_queries() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text().contains("size"), "{}", r.text());
 }
+
+#[tokio::test]
+async fn a_filtered_sorted_view_is_rendered_on_the_server_from_the_url() {
+    let (app, cookie) = app_with_events(40).await;
+    let html = app
+        .get_with(
+            "/activity-log?q=number17&action=UPDATE&sort=ip&dir=desc&size=10",
+            &cookie,
+        )
+        .await
+        .text();
+    assert_eq!(html.matches("data-event-id=").count(), 1, "only the match");
+    let at = html.find("<mark").expect("a mark");
+    assert!(
+        html[at..].starts_with("<mark>number17"),
+        "{}",
+        &html[at..at + 60]
+    );
+    assert!(html.contains(r#"aria-sort="descending""#));
+    assert!(html.contains("1 event"));
+    // The filter bar shows the view it came from.
+    assert!(html.contains(r#"value="number17""#));
+    // A bad parameter is refused with a message naming it, and no rows.
+    let bad = app
+        .get_with("/activity-log?ip=10.0.0.0/99", &cookie)
+        .await
+        .text();
+    assert!(bad.contains("ip: \"10.0.0.0/99\" is not an IP address or CIDR range"));
+    assert_eq!(bad.matches("data-event-id=").count(), 0);
+}
