@@ -3,7 +3,8 @@
 //!
 //! `cargo bench --no-default-features --features ssr --bench query`
 //! env BENCH_SIZES (default "1000000,10000000"), BENCH_RUNS (default 200),
-//! BENCH_DIR (default target/bench). A data set is generated once and kept.
+//! BENCH_DIR (default target/bench), BENCH_VERBOSE (print the first runs of each
+//! case). A data set is generated once and kept.
 //! Prints p50 / p95 in milliseconds per case, as a Markdown table.
 
 use auditdeck::query::{Cursor, EventQuery, InitiatorKey};
@@ -96,6 +97,9 @@ async fn run(db: &Db, case: &Case, runs: usize) -> (f64, f64, usize) {
             rows += page.rows.len();
         }
         times.push(started.elapsed());
+        if std::env::var("BENCH_VERBOSE").is_ok() && i < 12 {
+            eprintln!("  {} #{i}: {:.2?} {:?}", case.name, started.elapsed(), q.q);
+        }
     }
     times.sort_unstable();
     (

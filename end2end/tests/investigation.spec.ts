@@ -284,6 +284,9 @@ test('View details shows every field and follows the record history', async ({ p
 });
 
 test('View Difference marks a changed nested field, keeps focus inside, and returns it', async ({ page, request }) => {
+  const errors: string[] = [];
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  page.on('pageerror', (e) => errors.push(e.message));
   const key = `CUST-${Date.now()}`;
   const [id] = await ingest(request, [
     {
@@ -326,6 +329,8 @@ test('View Difference marks a changed nested field, keeps focus inside, and retu
   await page.keyboard.press('Escape');
   await expect(page.getByRole('dialog')).toHaveCount(0);
   await expect(button).toBeFocused();
+  // Nothing broke the page's Content-Security-Policy on the way.
+  expect(errors).toEqual([]);
 });
 
 test('reload and Back show exactly the same view', async ({ page }) => {

@@ -180,14 +180,17 @@ fn DiffBodyView(d: EventDiff, only_changes: RwSignal<bool>) -> impl IntoView {
     let rows = match root.body {
         DiffBody::Branch { children, .. } => children
             .into_iter()
-            .map(node_view)
+            .map(|c| node_view(c, 0))
             .collect_view()
             .into_any(),
-        body => node_view(DiffNode {
-            key: "value".into(),
-            change: root.change,
-            body,
-        }),
+        body => node_view(
+            DiffNode {
+                key: "value".into(),
+                change: root.change,
+                body,
+            },
+            0,
+        ),
     };
     view! {
         <div class="diff" class:only-changes=move || only_changes.get() role="table" aria-label="Before and after">
@@ -236,16 +239,20 @@ fn side(value: Option<String>, lines: &[DiffLine], keep: Change) -> AnyView {
 
 /// One field of the tree: a row for a value, an expandable group for an
 /// object or array.
-fn node_view(node: DiffNode) -> AnyView {
+fn node_view(node: DiffNode, depth: usize) -> AnyView {
     let DiffNode { key, change, body } = node;
     let data_key = key.clone();
+    // Nested fields are indented inside the key column, so the before and
+    // after columns stay aligned at every depth (a class per level: the page's
+    // CSP allows no inline styles).
+    let indent = format!("depth-{}", depth.min(8));
     match body {
         DiffBody::Leaf {
             before,
             after,
             lines,
         } => view! {
-            <div class=format!("diff-row {}", change.class()) role="row" data-key=data_key>
+            <div class=format!("diff-row {} {indent}", change.class()) role="row" data-key=data_key>
                 <span class="diff-key" role="rowheader">{symbol(change)}{key}</span>
                 <span class="diff-side before" role="cell">{side(before, &lines, Change::Removed)}</span>
                 <span class="diff-side after" role="cell">{side(after, &lines, Change::Added)}</span>
@@ -259,14 +266,14 @@ fn node_view(node: DiffNode) -> AnyView {
                 format!("{{{} fields}}", children.len())
             };
             view! {
-                <details class=format!("diff-branch {}", change.class()) open data-key=data_key>
+                <details class=format!("diff-branch {} {indent}", change.class()) open data-key=data_key>
                     <summary>
                         {symbol(change)}
                         <span class="diff-key">{key}</span>
                         <span class="diff-kind">{summary}</span>
                     </summary>
                     <div class="diff-children">
-                        {children.into_iter().map(node_view).collect_view()}
+                        {children.into_iter().map(|c| node_view(c, depth + 1)).collect_view()}
                     </div>
                 </details>
             }

@@ -15,9 +15,6 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 /// Counts are exact up to this many matches, then estimated.
 pub const COUNT_LIMIT: u64 = 10_000;
-/// Ids in the first window of a keyword search, and the most in any window.
-const FIRST_WINDOW: i64 = 4_096;
-const MAX_WINDOW: i64 = 1 << 20;
 /// Windows of ids looked at to estimate a large count, and their width.
 const SAMPLE_WINDOWS: i64 = 16;
 const WINDOW_WIDTH: i64 = 1_000;
@@ -355,66 +352,69 @@ async fn rows_by_ids(db: &Db, ids: &[i64]) -> AppResult<Vec<EventRow>> {
 /// The newest `limit` events that match the keyword and the other filters
 /// (and lie past `anchor`), without collecting every match.
 ///
-/// It walks the full-text index from the highest id down, one window of ids
-/// at a time (each window twice the last), keeping the best candidates by
-/// time. Ids follow insertion order and each event stores the latest time of
-/// any event inserted up to it (`max_occurred_at`), so once the candidates are
-/// all at least as late as that mark below the window, no older id can hold a
-/// later event and the walk stops — after the first window when events arrive
-/// in time order. Ids before the first that can reach `from` are never read.
+/// One query streams the full-text matches (user, action and table are part
+/// of the full-text query) from the highest id down, and the walk stops as
+/// soon as no older id can hold a later event. Ids follow insertion order and
+/// each event stores the latest time of any event inserted up to it
+/// (`max_occurred_at`), so once the best `limit` candidates are all at least
+/// that late, the rest cannot rank higher — after about `limit` matches when
+/// events arrive in time order. It stops too once that mark falls before the
+/// range's start.
 async fn newest_keyword_matches(
     db: &Db,
     filters: &Filters,
     anchor: Option<&Anchor>,
     limit: i64,
 ) -> AppResult<Vec<i64>> {
+    use futures_util::TryStreamExt;
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
     let Some(fts) = &filters.fts else {
         return Ok(Vec::new());
     };
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let (low, high) = id_range(db).await?;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
+    // No id below this one can hold an event at or after `from`.
     let floor = match filters.from {
-        Some(from) => first_id_reaching(db, from, low, high).await?,
-        None => low,
-    };
-    let mut best: Vec<(i64, i64)> = Vec::new();
-    let mut top = high + 1;
-    let mut width = FIRST_WINDOW;
-    while top > floor {
-        let bottom = (top - width).max(floor);
-        let mut b = QueryBuilder::new(
-            "SELECT e.occurred_at, e.id FROM events_fts f CROSS JOIN events e ON e.id = f.rowid \
-             WHERE events_fts MATCH ",
-        );
-        b.push_bind(fts.clone())
-            .push(" AND f.rowid >= ")
-            .push_bind(bottom)
-            .push(" AND f.rowid < ")
-            .push_bind(top);
-        filters.push(&mut b, Keyword::Skip);
-        if let Some(anchor) = anchor {
-            push_seek(&mut b, SortColumn::Date, anchor, true);
+        Some(from) => {
+            let (low, high) = id_range(db).await?;
+            first_id_reaching(db, from, low, high).await?
         }
-        let found: Vec<(i64, i64)> = b.build_query_as().fetch_all(&db.read).await?;
-        best.extend(found);
-        best.sort_unstable_by(|a, b| b.cmp(a));
-        best.truncate(limit);
-        if best.len() >= limit {
-            // The latest time any id below the window can hold.
-            let mark: Option<i64> = sqlx::query_scalar(
-                "SELECT max_occurred_at FROM events WHERE id >= ? ORDER BY id LIMIT 1",
-            )
-            .bind(bottom)
-            .fetch_optional(&db.read)
-            .await?;
-            if mark.is_none_or(|mark| best[limit - 1].0 >= mark) {
-                break;
+        None => 0,
+    };
+    // Whether a match passes the filters the full-text query cannot hold.
+    let mut b = QueryBuilder::new("SELECT e.occurred_at, e.id, e.max_occurred_at, (1 = 1");
+    filters.push(&mut b, Keyword::Skip);
+    if let Some(anchor) = anchor {
+        push_seek(&mut b, SortColumn::Date, anchor, true);
+    }
+    b.push(
+        ") AS passes FROM events_fts f CROSS JOIN events e ON e.id = f.rowid \
+         WHERE events_fts MATCH ",
+    )
+    .push_bind(fts.clone())
+    .push(" AND f.rowid >= ")
+    .push_bind(floor)
+    .push(" ORDER BY f.rowid DESC");
+    // The best candidates so far, the worst of them on top.
+    let mut best: BinaryHeap<Reverse<(i64, i64)>> = BinaryHeap::with_capacity(limit + 1);
+    let mut rows = b.build_query_as::<(i64, i64, i64, bool)>().fetch(&db.read);
+    while let Some((occurred_at, id, mark, passes)) = rows.try_next().await? {
+        if passes {
+            best.push(Reverse((occurred_at, id)));
+            if best.len() > limit {
+                best.pop();
             }
         }
-        top = bottom;
-        width = (width * 2).min(MAX_WINDOW);
+        let full = best.len() >= limit && best.peek().is_some_and(|Reverse((t, _))| *t >= mark);
+        let before_range = filters.from.is_some_and(|from| mark < from);
+        if full || before_range {
+            break;
+        }
     }
-    Ok(best.into_iter().map(|(_, id)| id).collect())
+    let mut found: Vec<(i64, i64)> = best.into_iter().map(|Reverse(c)| c).collect();
+    found.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(found.into_iter().map(|(_, id)| id).collect())
 }
 
 /// How many events match: exact up to [`COUNT_LIMIT`], then an estimate from
@@ -422,18 +422,28 @@ async fn newest_keyword_matches(
 pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
     let filters = Filters::new(q, now_micros())?;
     let cap = i64::try_from(COUNT_LIMIT).unwrap_or(i64::MAX) + 1;
+    let (mut low, high) = id_range(db).await?;
+    if let Some(from) = filters.from {
+        low = first_id_reaching(db, from, low, high).await?;
+    }
     let mut b = if let Some(fts) = &filters.fts {
-        // Driven by the full-text index, so it stops at the cap.
+        // Driven by the full-text index, newest first and never below the
+        // first id the range can reach, so it stops at the cap.
         let mut b = QueryBuilder::new(
             "SELECT COUNT(*) FROM (SELECT 1 FROM events_fts f CROSS JOIN events e ON e.id = f.rowid \
              WHERE events_fts MATCH ",
         );
-        b.push_bind(fts.clone());
+        b.push_bind(fts.clone())
+            .push(" AND f.rowid >= ")
+            .push_bind(low);
         b
     } else {
         QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE 1 = 1")
     };
     filters.push(&mut b, Keyword::Skip);
+    if filters.fts.is_some() {
+        b.push(" ORDER BY f.rowid DESC");
+    }
     b.push(" LIMIT ").push_bind(cap).push(")");
     let n: i64 = b.build_query_scalar().fetch_one(&db.read).await?;
     let n = u64::try_from(n).unwrap_or(0);
@@ -442,10 +452,6 @@ pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
             total: n,
             exact: true,
         });
-    }
-    let (mut low, high) = id_range(db).await?;
-    if let Some(from) = filters.from {
-        low = first_id_reaching(db, from, low, high).await?;
     }
     let span = (high - low + 1).max(1);
     let estimate = if filters.is_empty() {
