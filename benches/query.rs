@@ -162,6 +162,25 @@ async fn main() {
                 count: false,
             },
             Case {
+                name: "IP range (CIDR) alone",
+                make: Box::new(|i| EventQuery {
+                    ip: Some(["10.0.0.0/8", "192.168.0.0/16", "203.0.113.0/24"][i % 3].into()),
+                    ..base()
+                }),
+                count: false,
+            },
+            Case {
+                name: "two action types",
+                make: Box::new(|i| EventQuery {
+                    actions: vec![
+                        ["UPDATE", "DELETE", "CREATE"][i % 3].into(),
+                        ["LOGIN", "EXPORT"][i % 2].into(),
+                    ],
+                    ..base()
+                }),
+                count: false,
+            },
+            Case {
                 name: "keyword alone",
                 make: Box::new(|i| EventQuery {
                     q: Some(KEYWORDS[i % KEYWORDS.len()].into()),

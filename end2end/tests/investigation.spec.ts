@@ -133,6 +133,7 @@ test('the range picker works from the keyboard', async ({ page }) => {
   await expect(picker(page)).toHaveText(`${ddmmyyyy(start)} 00:00 - ${ddmmyyyy(end)} 23:59`);
 
   // A preset, from the keyboard only: Shift+Tab back to it, Enter, Tab on to Apply.
+  await expect(picker(page)).toBeFocused();
   await page.keyboard.press('Enter');
   await expect(popover(page)).toBeVisible();
   const focusedText = () => page.evaluate(() => document.activeElement?.textContent?.trim() ?? '');

@@ -237,6 +237,15 @@ fn side(value: Option<String>, lines: &[DiffLine], keep: Change) -> AnyView {
     }
 }
 
+/// `1 field`, `3 fields`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// One field of the tree: a row for a value, an expandable group for an
 /// object or array.
 fn node_view(node: DiffNode, depth: usize) -> AnyView {
@@ -261,9 +270,9 @@ fn node_view(node: DiffNode, depth: usize) -> AnyView {
         .into_any(),
         DiffBody::Branch { array, children } => {
             let summary = if array {
-                format!("[{} items]", children.len())
+                format!("[{}]", plural(children.len(), "item"))
             } else {
-                format!("{{{} fields}}", children.len())
+                format!("{{{}}}", plural(children.len(), "field"))
             };
             view! {
                 <details class=format!("diff-branch {} {indent}", change.class()) open data-key=data_key>

@@ -296,7 +296,13 @@ pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
         let ids = newest_keyword_matches(db, &filters, anchor.as_ref(), limit).await?;
         rows_by_ids(db, &ids).await?
     } else {
-        let mut b = QueryBuilder::new(format!("SELECT {ROW_COLUMNS} FROM events e WHERE 1 = 1"));
+        let by_time = q.sort == SortColumn::Date && walk_time_order(db, &filters).await?;
+        let from = if by_time {
+            "events e INDEXED BY events_occurred"
+        } else {
+            "events e"
+        };
+        let mut b = QueryBuilder::new(format!("SELECT {ROW_COLUMNS} FROM {from} WHERE 1 = 1"));
         filters.push(&mut b, Keyword::InSet);
         if let Some(anchor) = &anchor {
             push_seek(&mut b, q.sort, anchor, desc);
@@ -332,6 +338,31 @@ pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
         has_prev,
         has_next,
     })
+}
+
+/// Matches up to which a filter's own index is read and its rows sorted.
+const SMALL_SET: i64 = 5_000;
+
+/// Whether a date-sorted page should walk the time index and test each row,
+/// rather than let SQLite read a filter's index and sort every match. That
+/// is the case for a filter whose index does not give rows in time order (a
+/// CIDR range, several action types) when no filter that does (user, table,
+/// one action, one address) narrows it, and the matches are many.
+async fn walk_time_order(db: &Db, filters: &Filters) -> AppResult<bool> {
+    let one_address = filters.ip.is_some_and(|(lo, hi)| lo == hi);
+    let unordered = (filters.ip.is_some() && !one_address) || filters.actions.len() > 1;
+    let ordered = filters.user.is_some()
+        || filters.table.is_some()
+        || filters.actions.len() == 1
+        || one_address;
+    if !unordered || ordered || filters.fts.is_some() {
+        return Ok(false);
+    }
+    let mut b = QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE 1 = 1");
+    filters.push(&mut b, Keyword::Skip);
+    b.push(" LIMIT ").push_bind(SMALL_SET + 1).push(")");
+    let n: i64 = b.build_query_scalar().fetch_one(&db.read).await?;
+    Ok(n > SMALL_SET)
 }
 
 /// Rows by id, newest first.
