@@ -68,8 +68,11 @@ async fn main() {
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let db = store::open(&url).await.expect("open");
     let (_, key) = api_keys::create(&db, "bench").await.expect("key");
+    let (recorder, _writer) =
+        auditdeck::server::recorder::spawn(db.clone(), auditdeck::server::recorder::QUEUE_CAPACITY);
     let state = AppState {
         leptos_options: LeptosOptions::builder().output_name("auditdeck").build(),
+        recorder,
         db: db.clone(),
         config: Arc::new(AppConfig {
             database_url: url,

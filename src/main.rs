@@ -3,7 +3,7 @@
 use auditdeck::models::Role;
 use auditdeck::server::config::Config;
 use auditdeck::server::state::AppState;
-use auditdeck::server::{api_keys, auth, demo, router, store};
+use auditdeck::server::{api_keys, auth, demo, recorder, router, store};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -186,10 +186,12 @@ async fn serve(config: Config, db: store::Db) -> Result<(), String> {
         create_demo_users(&db).await?;
     }
     let addr = config.leptos.site_addr;
+    let (recorder, writer) = recorder::spawn(db.clone(), recorder::QUEUE_CAPACITY);
     let state = AppState {
         leptos_options: config.leptos,
         db,
         config: Arc::new(config.app),
+        recorder,
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -201,7 +203,11 @@ async fn serve(config: Config, db: store::Db) -> Result<(), String> {
     )
     .with_graceful_shutdown(shutdown_signal())
     .await
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    // The router and every request are gone: store what is still queued.
+    let stored = writer.drained().await;
+    println!("Auditdeck stopped; {stored} admin-session records stored this run");
+    Ok(())
 }
 
 /// One user per role, with fresh passwords printed once.

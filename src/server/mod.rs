@@ -6,6 +6,7 @@ pub mod config;
 pub mod demo;
 pub mod diff;
 pub mod ingest;
+pub mod recorder;
 pub mod security;
 pub mod state;
 pub mod store;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
             _,
         >(security::page_context, shell))
         .layer(from_fn_with_state(state.clone(), auth::require_sign_in))
+        .layer(from_fn_with_state(state.clone(), recorder::record_requests))
         .layer(sessions)
         .layer(from_fn_with_state(state.clone(), auth::client_info))
         .layer(axum::middleware::from_fn(security::server_fn_error_status))

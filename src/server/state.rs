@@ -12,6 +12,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub db: Db,
     pub config: Arc<AppConfig>,
+    /// Where requests hand their Admin Sessions records.
+    pub recorder: super::recorder::Recorder,
 }
 
 /// The state, from inside a server function.

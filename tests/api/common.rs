@@ -56,10 +56,15 @@ impl TestApp {
         let db = store::open(&config.database_url)
             .await
             .expect("open database");
+        let (recorder, _writer) = auditdeck::server::recorder::spawn(
+            db.clone(),
+            auditdeck::server::recorder::QUEUE_CAPACITY,
+        );
         let state = AppState {
             leptos_options: LeptosOptions::builder().output_name("auditdeck").build(),
             db: db.clone(),
             config: Arc::new(config),
+            recorder,
         };
         Self {
             db,

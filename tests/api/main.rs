@@ -9,5 +9,6 @@ mod ingest;
 mod pages;
 mod query;
 mod security;
+mod sessions;
 mod settings;
 mod store;

@@ -265,6 +265,36 @@ pub async fn insert_admin_sessions(db: &Db, records: &[NewAdminSession]) -> AppR
     Ok(())
 }
 
+/// The newest admin-session records, newest first.
+pub async fn latest_admin_sessions(db: &Db, limit: u32) -> AppResult<Vec<NewAdminSession>> {
+    let rows = sqlx::query(
+        "SELECT occurred_at, user_id, user_name, user_email, ip, url, kind, method, status, \
+         duration_us FROM admin_sessions ORDER BY occurred_at DESC, id DESC LIMIT ?",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(&db.read)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let kind: String = r.try_get("kind")?;
+            let ip: Option<String> = r.try_get("ip")?;
+            let status: i64 = r.try_get("status")?;
+            Ok(NewAdminSession {
+                occurred_at: r.try_get("occurred_at")?,
+                user_id: r.try_get("user_id")?,
+                user_name: r.try_get("user_name")?,
+                user_email: r.try_get("user_email")?,
+                ip: ip.and_then(|ip| ip.parse().ok()),
+                url: r.try_get("url")?,
+                kind: if kind == "API" { "API" } else { "WEB" },
+                method: r.try_get("method")?,
+                status: u16::try_from(status).unwrap_or(0),
+                duration_us: r.try_get("duration_us")?,
+            })
+        })
+        .collect()
+}
+
 pub async fn count_admin_sessions(db: &Db) -> AppResult<u64> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admin_sessions")
         .fetch_one(&db.read)
