@@ -299,6 +299,23 @@ fn session_error(error: tower_sessions::session::Error) -> AppError {
     AppError::Internal
 }
 
+/// The user signed in when the request began, looked up once per request by
+/// the recording middleware and reused by the sign-in gate and by [`require`].
+#[derive(Clone, Debug)]
+pub struct RequestUser(pub Option<UserInfo>);
+
+/// The request's [`RequestUser`] when the middleware found it, else a lookup.
+async fn user_of_request(
+    db: &Db,
+    session: &Session,
+    known: Option<&RequestUser>,
+) -> AppResult<Option<UserInfo>> {
+    match known {
+        Some(RequestUser(user)) => Ok(user.clone()),
+        None => session_user(db, session).await,
+    }
+}
+
 /// The signed-in, enabled user of a session, if any.
 pub async fn session_user(db: &Db, session: &Session) -> AppResult<Option<UserInfo>> {
     let Some(id) = session
@@ -386,7 +403,8 @@ pub async fn require_sign_in(
     if is_public(request.uri().path()) {
         return next.run(request).await;
     }
-    match session_user(&state.db, &session).await {
+    let known = request.extensions().get::<RequestUser>().cloned();
+    match user_of_request(&state.db, &session, known.as_ref()).await {
         Ok(Some(_)) => next.run(request).await,
         Ok(None) => {
             let target = request
@@ -422,7 +440,8 @@ pub async fn require(needed: Role) -> AppResult<(AppState, UserInfo, ClientInfo)
         AppError::Internal
     })?;
     let client = client_from_context().await?;
-    let user = session_user(&state.db, &session)
+    let known: Option<axum::Extension<RequestUser>> = leptos_axum::extract().await.unwrap_or(None);
+    let user = user_of_request(&state.db, &session, known.as_ref().map(|k| &k.0))
         .await?
         .ok_or_else(|| AppError::Unauthorized("Sign in to continue.".into()))?;
     if !user.role.allows(needed) {

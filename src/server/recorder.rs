@@ -4,7 +4,7 @@
 //! waits for room rather than drop its record; on shutdown the writer drains
 //! the queue before the process exits.
 
-use super::auth::{session_user, ClientInfo};
+use super::auth::{session_user, ClientInfo, RequestUser};
 use super::state::AppState;
 use super::store::{self, Db, NewAdminSession};
 use axum::extract::{Request, State};
@@ -161,8 +161,13 @@ pub async fn record_requests(
         return next.run(request).await;
     }
     // Who is signed in when the request starts (a sign-in is not yet theirs,
-    // a sign-out still is).
-    let user = session_user(&state.db, &session).await.ok().flatten();
+    // a sign-out still is). The gate and the server functions reuse it; on a
+    // lookup error they look again and report it.
+    let Ok(user) = session_user(&state.db, &session).await else {
+        return next.run(request).await;
+    };
+    let mut request = request;
+    request.extensions_mut().insert(RequestUser(user.clone()));
     let Some(user) = user else {
         return next.run(request).await;
     };
