@@ -1,5 +1,6 @@
 use crate::components::layout::Layout;
 use crate::routes::activity_log::ActivityLogPage;
+use crate::routes::admin_sessions::AdminSessionsPage;
 use crate::routes::login::LoginPage;
 use crate::routes::not_found::NotFound;
 use crate::routes::settings_api_keys::ApiKeysPage;
@@ -45,6 +46,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/login") view=LoginPage />
                     <ParentRoute path=path!("") view=Layout>
                         <Route path=path!("/activity-log") view=ActivityLogPage />
+                        <Route path=path!("/admin-sessions") view=AdminSessionsPage />
                         <Route path=path!("/settings/users") view=UsersPage />
                         <Route path=path!("/settings/api-keys") view=ApiKeysPage />
                     </ParentRoute>

@@ -10,6 +10,7 @@ pub mod functions;
 pub mod models;
 pub mod query;
 pub mod routes;
+pub mod session_query;
 
 #[cfg(feature = "ssr")]
 pub mod server;

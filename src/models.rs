@@ -179,16 +179,79 @@ pub struct EventRow {
     pub has_changes: bool,
 }
 
-/// One page of the Activity Log. The count comes separately (it may take
-/// longer than the rows on a large log).
+/// One page of a table. The count comes separately (it may take longer than
+/// the rows on a large log).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventPage {
-    pub rows: Vec<EventRow>,
+pub struct Page<T> {
+    pub rows: Vec<T>,
     pub page: u32,
     pub per_page: u32,
     /// Whether rows exist before the first and after the last row shown.
     pub has_prev: bool,
     pub has_next: bool,
+}
+
+/// A row with an id: what paging, refresh highlighting and selection key on.
+pub trait Keyed {
+    fn key(&self) -> i64;
+}
+
+impl<T: Keyed> Page<T> {
+    /// The ids of the rows, top to bottom.
+    pub fn ids(&self) -> Vec<i64> {
+        self.rows.iter().map(Keyed::key).collect()
+    }
+}
+
+impl Keyed for EventRow {
+    fn key(&self) -> i64 {
+        self.id
+    }
+}
+
+/// One page of the Activity Log.
+pub type EventPage = Page<EventRow>;
+
+/// One request a signed-in user made to Auditdeck (a row of Admin Sessions).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRow {
+    pub id: i64,
+    /// When the request arrived, microseconds since the epoch.
+    pub occurred_at: i64,
+    pub user_id: Option<String>,
+    pub user_name: String,
+    pub user_email: String,
+    pub ip: Option<String>,
+    /// Path and query, secret parameter values masked.
+    pub url: String,
+    /// `WEB` or `API`.
+    pub kind: String,
+    pub method: String,
+    pub status: u16,
+    pub duration_us: i64,
+}
+
+impl Keyed for SessionRow {
+    fn key(&self) -> i64 {
+        self.id
+    }
+}
+
+/// One page of Admin Sessions.
+pub type SessionPage = Page<SessionRow>;
+
+/// `850 µs`, `12.3 ms`, `1.24 s`: a request's duration.
+pub fn format_duration(micros: i64) -> String {
+    let micros = micros.max(0);
+    if micros < 1_000 {
+        format!("{micros} µs")
+    } else if micros < 100_000 {
+        format!("{:.1} ms", micros as f64 / 1_000.0)
+    } else if micros < 1_000_000 {
+        format!("{} ms", micros / 1_000)
+    } else {
+        format!("{:.2} s", micros as f64 / 1_000_000.0)
+    }
 }
 
 /// How many events match a view: exact up to a limit, estimated beyond.
@@ -201,7 +264,12 @@ pub struct EventCount {
 impl EventCount {
     /// `1,234 events` or `≈ 1,230,000 events (estimate)`.
     pub fn label(&self) -> String {
-        let noun = if self.total == 1 { "event" } else { "events" };
+        self.label_of("event", "events")
+    }
+
+    /// The label with another noun: `3 requests`.
+    pub fn label_of(&self, one: &str, many: &str) -> String {
+        let noun = if self.total == 1 { one } else { many };
         if self.exact {
             format!("{} {noun}", format_count(self.total))
         } else {
@@ -409,6 +477,15 @@ mod tests {
         ] {
             assert_eq!(safe_next_path(bad), "/activity-log", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn durations_read_at_a_glance() {
+        assert_eq!(format_duration(850), "850 µs");
+        assert_eq!(format_duration(12_345), "12.3 ms");
+        assert_eq!(format_duration(250_000), "250 ms");
+        assert_eq!(format_duration(1_240_000), "1.24 s");
+        assert_eq!(format_duration(-5), "0 µs");
     }
 
     #[test]

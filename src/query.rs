@@ -162,6 +162,9 @@ pub struct EventQuery {
     pub sort: SortColumn,
     pub descending: bool,
     pub cursor: Option<Cursor>,
+    /// Auto refresh: page state in the URL, never sent to the server.
+    #[serde(skip)]
+    pub refresh: Option<RefreshEvery>,
 }
 
 impl Default for EventQuery {
@@ -180,6 +183,7 @@ impl Default for EventQuery {
             sort: SortColumn::Date,
             descending: true,
             cursor: None,
+            refresh: None,
         }
     }
 }
@@ -283,13 +287,24 @@ fn parse_id(key: &str, text: &str) -> Result<i64, AppError> {
     }
 }
 
-impl EventQuery {
-    /// Reads the view from URL parameters; a missing parameter takes its
-    /// default, a malformed one is an error naming it.
-    pub fn from_params<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<Self, AppError> {
-        let mut query = Self::default();
+/// Page number, page size and keyset position, as every paged view has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    pub page: u32,
+    pub per_page: u32,
+    pub cursor: Option<Cursor>,
+}
+
+impl Paging {
+    /// Reads `page`, `size` and one of `after`, `before`, `end`.
+    pub fn from_params<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Self, AppError> {
+        let mut paging = Self {
+            page: 1,
+            per_page: DEFAULT_PAGE_SIZE,
+            cursor: None,
+        };
         if let Some(page) = get("page") {
-            query.page = match page.trim().parse::<u32>() {
+            paging.page = match page.trim().parse::<u32>() {
                 Ok(n) if n >= 1 => n,
                 _ => {
                     return Err(AppError::bad_request(format!(
@@ -299,7 +314,7 @@ impl EventQuery {
             };
         }
         if let Some(size) = get("size") {
-            query.per_page = match size.trim().parse::<u32>() {
+            paging.per_page = match size.trim().parse::<u32>() {
                 Ok(n) if PAGE_SIZES.contains(&n) => n,
                 _ => {
                     return Err(AppError::bad_request(format!(
@@ -309,40 +324,7 @@ impl EventQuery {
                 }
             };
         }
-        query.user = non_empty(get("user"))
-            .map(InitiatorKey::parse)
-            .transpose()?;
-        if let Some(actions) = non_empty(get("action")) {
-            query.actions = actions
-                .split(',')
-                .map(|a| a.trim().to_string())
-                .filter(|a| !a.is_empty())
-                .collect();
-        }
-        query.table = non_empty(get("table")).map(str::to_string);
-        query.ip = non_empty(get("ip")).map(str::to_string);
-        query.q = non_empty(get("q")).map(str::to_string);
-        query.range = non_empty(get("range")).map(str::to_string);
-        query.from = non_empty(get("from"))
-            .map(|t| parse_instant("from", t))
-            .transpose()?;
-        query.to = non_empty(get("to"))
-            .map(|t| parse_instant("to", t))
-            .transpose()?;
-        if let Some(sort) = non_empty(get("sort")) {
-            query.sort = SortColumn::parse(sort)?;
-        }
-        query.descending = match non_empty(get("dir")) {
-            None => query.sort.default_descending(),
-            Some("desc") => true,
-            Some("asc") => false,
-            Some(other) => {
-                return Err(AppError::bad_request(format!(
-                    "dir: \"{other}\" is not a direction; use asc or desc"
-                )))
-            }
-        };
-        query.cursor = match (get("after"), get("before"), get("end")) {
+        paging.cursor = match (get("after"), get("before"), get("end")) {
             (Some(id), None, None) => Some(Cursor::After(parse_id("after", id)?)),
             (None, Some(id), None) => Some(Cursor::Before(parse_id("before", id)?)),
             (None, None, Some(_)) => Some(Cursor::End),
@@ -353,11 +335,9 @@ impl EventQuery {
                 ))
             }
         };
-        query.validate()?;
-        Ok(query)
+        Ok(paging)
     }
 
-    /// Checks every part; the server calls it on whatever arrives.
     pub fn validate(&self) -> Result<(), AppError> {
         if self.page == 0 {
             return Err(AppError::bad_request("page: must be 1 or more"));
@@ -368,24 +348,58 @@ impl EventQuery {
                 self.per_page
             )));
         }
-        if self.actions.len() > MAX_ACTIONS {
-            return Err(AppError::bad_request(format!(
-                "action: at most {MAX_ACTIONS} action types at once"
-            )));
-        }
-        for action in &self.actions {
-            check_action(action)?;
-        }
-        if let Some(ip) = &self.ip {
-            IpFilter::parse(ip)?;
-        }
-        if let Some(q) = &self.q {
-            if q.chars().count() > MAX_SEARCH_LEN {
-                return Err(AppError::bad_request(format!(
-                    "q: the search is longer than {MAX_SEARCH_LEN} characters"
-                )));
+        if let Some(Cursor::After(id) | Cursor::Before(id)) = self.cursor {
+            if id <= 0 {
+                return Err(AppError::bad_request("after: not an id"));
             }
         }
+        Ok(())
+    }
+
+    /// Rows to skip when a page number arrives without a cursor.
+    pub fn offset(&self) -> u64 {
+        u64::from(self.page.saturating_sub(1)) * u64::from(self.per_page)
+    }
+
+    pub fn push_params(&self, parts: &mut Vec<(&'static str, String)>) {
+        if self.page != 1 {
+            parts.push(("page", self.page.to_string()));
+        }
+        if self.per_page != DEFAULT_PAGE_SIZE {
+            parts.push(("size", self.per_page.to_string()));
+        }
+        match self.cursor {
+            Some(Cursor::After(id)) => parts.push(("after", id.to_string())),
+            Some(Cursor::Before(id)) => parts.push(("before", id.to_string())),
+            Some(Cursor::End) => parts.push(("end", "1".into())),
+            None => {}
+        }
+    }
+}
+
+/// A time filter: a rolling range (`24h`) or fixed ends, as in the URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub range: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+impl TimeRange {
+    /// Reads `range`, `from` and `to`.
+    pub fn from_params<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Self, AppError> {
+        Ok(Self {
+            range: non_empty(get("range")).map(str::to_string),
+            from: non_empty(get("from"))
+                .map(|t| parse_instant("from", t))
+                .transpose()?,
+            to: non_empty(get("to"))
+                .map(|t| parse_instant("to", t))
+                .transpose()?,
+        })
+    }
+
+    pub fn validate(&self) -> Result<(), AppError> {
         if let Some(range) = &self.range {
             if Preset::from_code(range).is_none() {
                 return Err(AppError::bad_request(format!(
@@ -408,16 +422,11 @@ impl EventQuery {
                 return Err(AppError::bad_request("to: the end is before the start"));
             }
         }
-        if let Some(Cursor::After(id) | Cursor::Before(id)) = self.cursor {
-            if id <= 0 {
-                return Err(AppError::bad_request("after: not an event id"));
-            }
-        }
         Ok(())
     }
 
-    /// The time bounds as of `now` (a rolling range ends now, open-ended).
-    pub fn time_bounds(&self, now_micros: i64) -> (Option<i64>, Option<i64>) {
+    /// The bounds as of `now` (a rolling range ends now, open-ended).
+    pub fn bounds(&self, now_micros: i64) -> (Option<i64>, Option<i64>) {
         match self.range.as_deref().and_then(Preset::from_code) {
             Some(preset) => (
                 Some(now_micros - preset.rolling_micros().unwrap_or_default()),
@@ -427,6 +436,202 @@ impl EventQuery {
         }
     }
 
+    pub fn is_set(&self) -> bool {
+        self.range.is_some() || self.from.is_some() || self.to.is_some()
+    }
+
+    pub fn push_params(&self, parts: &mut Vec<(&'static str, String)>) {
+        if let Some(range) = &self.range {
+            parts.push(("range", range.clone()));
+        }
+        if let Some(from) = self.from {
+            parts.push(("from", format_instant_param(from)));
+        }
+        if let Some(to) = self.to {
+            parts.push(("to", format_instant_param(to)));
+        }
+    }
+}
+
+/// How often a page refreshes itself when auto refresh is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RefreshEvery {
+    Sec2,
+    Sec5,
+    Sec10,
+    Sec30,
+    Min1,
+    Min5,
+}
+
+impl RefreshEvery {
+    pub const ALL: [RefreshEvery; 6] = [
+        Self::Sec2,
+        Self::Sec5,
+        Self::Sec10,
+        Self::Sec30,
+        Self::Min1,
+        Self::Min5,
+    ];
+    /// The interval offered first.
+    pub const DEFAULT: RefreshEvery = Self::Sec5;
+
+    pub fn millis(self) -> u64 {
+        match self {
+            Self::Sec2 => 2_000,
+            Self::Sec5 => 5_000,
+            Self::Sec10 => 10_000,
+            Self::Sec30 => 30_000,
+            Self::Min1 => 60_000,
+            Self::Min5 => 300_000,
+        }
+    }
+
+    /// The URL form: `2s` … `5m`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Sec2 => "2s",
+            Self::Sec5 => "5s",
+            Self::Sec10 => "10s",
+            Self::Sec30 => "30s",
+            Self::Min1 => "1m",
+            Self::Min5 => "5m",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Sec2 => "2 seconds",
+            Self::Sec5 => "5 seconds",
+            Self::Sec10 => "10 seconds",
+            Self::Sec30 => "30 seconds",
+            Self::Min1 => "1 minute",
+            Self::Min5 => "5 minutes",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.code() == code)
+    }
+
+    /// Reads `refresh` (absent: auto refresh is off).
+    pub fn from_params<'a>(
+        get: &impl Fn(&str) -> Option<&'a str>,
+    ) -> Result<Option<Self>, AppError> {
+        non_empty(get("refresh"))
+            .map(|code| {
+                Self::parse(code).ok_or_else(|| {
+                    AppError::bad_request(format!(
+                        "refresh: \"{code}\" is not a refresh interval; choose one of {}",
+                        Self::ALL.map(|e| e.code()).join(", ")
+                    ))
+                })
+            })
+            .transpose()
+    }
+}
+
+/// A keyword search no longer than [`MAX_SEARCH_LEN`].
+pub fn check_search(q: Option<&str>) -> Result<(), AppError> {
+    match q {
+        Some(q) if q.chars().count() > MAX_SEARCH_LEN => Err(AppError::bad_request(format!(
+            "q: the search is longer than {MAX_SEARCH_LEN} characters"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `?k=v&…` from parts (values percent-encoded), or nothing.
+pub fn query_string(parts: Vec<(&'static str, String)>) -> String {
+    if parts.is_empty() {
+        return String::new();
+    }
+    let encoded: Vec<String> = parts
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", encode_component(&v)))
+        .collect();
+    format!("?{}", encoded.join("&"))
+}
+
+impl EventQuery {
+    /// Reads the view from URL parameters; a missing parameter takes its
+    /// default, a malformed one is an error naming it.
+    pub fn from_params<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<Self, AppError> {
+        let mut query = Self::default();
+        let paging = Paging::from_params(&get)?;
+        (query.page, query.per_page, query.cursor) = (paging.page, paging.per_page, paging.cursor);
+        let times = TimeRange::from_params(&get)?;
+        (query.range, query.from, query.to) = (times.range, times.from, times.to);
+        query.refresh = RefreshEvery::from_params(&get)?;
+        query.user = non_empty(get("user"))
+            .map(InitiatorKey::parse)
+            .transpose()?;
+        if let Some(actions) = non_empty(get("action")) {
+            query.actions = actions
+                .split(',')
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect();
+        }
+        query.table = non_empty(get("table")).map(str::to_string);
+        query.ip = non_empty(get("ip")).map(str::to_string);
+        query.q = non_empty(get("q")).map(str::to_string);
+        if let Some(sort) = non_empty(get("sort")) {
+            query.sort = SortColumn::parse(sort)?;
+        }
+        query.descending = match non_empty(get("dir")) {
+            None => query.sort.default_descending(),
+            Some("desc") => true,
+            Some("asc") => false,
+            Some(other) => {
+                return Err(AppError::bad_request(format!(
+                    "dir: \"{other}\" is not a direction; use asc or desc"
+                )))
+            }
+        };
+        query.validate()?;
+        Ok(query)
+    }
+
+    pub fn paging(&self) -> Paging {
+        Paging {
+            page: self.page,
+            per_page: self.per_page,
+            cursor: self.cursor,
+        }
+    }
+
+    pub fn times(&self) -> TimeRange {
+        TimeRange {
+            range: self.range.clone(),
+            from: self.from,
+            to: self.to,
+        }
+    }
+
+    /// Checks every part; the server calls it on whatever arrives.
+    pub fn validate(&self) -> Result<(), AppError> {
+        self.paging().validate()?;
+        self.times().validate()?;
+        if self.actions.len() > MAX_ACTIONS {
+            return Err(AppError::bad_request(format!(
+                "action: at most {MAX_ACTIONS} action types at once"
+            )));
+        }
+        for action in &self.actions {
+            check_action(action)?;
+        }
+        if let Some(ip) = &self.ip {
+            IpFilter::parse(ip)?;
+        }
+        check_search(self.q.as_deref())
+    }
+
+    /// The time bounds as of `now` (a rolling range ends now, open-ended).
+    pub fn time_bounds(&self, now_micros: i64) -> (Option<i64>, Option<i64>) {
+        self.times().bounds(now_micros)
+    }
+
     /// Whether any filter narrows the result.
     pub fn is_filtered(&self) -> bool {
         self.user.is_some()
@@ -434,14 +639,12 @@ impl EventQuery {
             || self.table.is_some()
             || self.ip.is_some()
             || self.q.is_some()
-            || self.range.is_some()
-            || self.from.is_some()
-            || self.to.is_some()
+            || self.times().is_set()
     }
 
     /// The query string that shows this view (defaults left out).
     pub fn to_query_string(&self) -> String {
-        let mut parts: Vec<(&str, String)> = Vec::new();
+        let mut parts: Vec<(&'static str, String)> = Vec::new();
         if let Some(user) = &self.user {
             parts.push(("user", user.to_param()));
         }
@@ -453,41 +656,18 @@ impl EventQuery {
                 parts.push((key, value.clone()));
             }
         }
-        if let Some(range) = &self.range {
-            parts.push(("range", range.clone()));
-        }
-        if let Some(from) = self.from {
-            parts.push(("from", format_instant_param(from)));
-        }
-        if let Some(to) = self.to {
-            parts.push(("to", format_instant_param(to)));
-        }
+        self.times().push_params(&mut parts);
         if self.sort != SortColumn::Date {
             parts.push(("sort", self.sort.as_str().to_string()));
         }
         if self.descending != self.sort.default_descending() {
             parts.push(("dir", if self.descending { "desc" } else { "asc" }.into()));
         }
-        if self.page != 1 {
-            parts.push(("page", self.page.to_string()));
+        self.paging().push_params(&mut parts);
+        if let Some(every) = self.refresh {
+            parts.push(("refresh", every.code().to_string()));
         }
-        if self.per_page != DEFAULT_PAGE_SIZE {
-            parts.push(("size", self.per_page.to_string()));
-        }
-        match self.cursor {
-            Some(Cursor::After(id)) => parts.push(("after", id.to_string())),
-            Some(Cursor::Before(id)) => parts.push(("before", id.to_string())),
-            Some(Cursor::End) => parts.push(("end", "1".into())),
-            None => {}
-        }
-        if parts.is_empty() {
-            return String::new();
-        }
-        let encoded: Vec<String> = parts
-            .into_iter()
-            .map(|(k, v)| format!("{k}={}", encode_component(&v)))
-            .collect();
-        format!("?{}", encoded.join("&"))
+        query_string(parts)
     }
 
     /// Back to the first page (any change of filter, sort or size does this).
@@ -530,7 +710,7 @@ impl EventQuery {
 
     /// Rows to skip when a page number arrives without a cursor.
     pub fn offset(&self) -> u64 {
-        u64::from(self.page.saturating_sub(1)) * u64::from(self.per_page)
+        self.paging().offset()
     }
 
     /// The words and phrases of the keyword search, for the index and for
@@ -688,6 +868,7 @@ mod tests {
             sort: SortColumn::Ip,
             descending: true,
             cursor: Some(Cursor::After(9_001)),
+            refresh: Some(RefreshEvery::Sec30),
         };
         assert_eq!(round_trip(&q), q);
         let rolling = EventQuery {
@@ -726,6 +907,7 @@ mod tests {
             ("dir", "up"),
             ("after", "abc"),
             ("before", "-3"),
+            ("refresh", "3s"),
         ] {
             let err = EventQuery::from_params(params(&[(key, value)])).unwrap_err();
             assert!(
@@ -735,6 +917,25 @@ mod tests {
         }
         let long = "x".repeat(MAX_SEARCH_LEN + 1);
         assert!(EventQuery::from_params(params(&[("q", &long)])).is_err());
+    }
+
+    #[test]
+    fn refresh_intervals_have_url_codes() {
+        for every in RefreshEvery::ALL {
+            assert_eq!(RefreshEvery::parse(every.code()), Some(every));
+        }
+        assert_eq!(RefreshEvery::Sec2.millis(), 2_000);
+        assert_eq!(RefreshEvery::Min5.millis(), 300_000);
+        assert_eq!(RefreshEvery::parse("7s"), None);
+        let q = EventQuery {
+            refresh: Some(RefreshEvery::Sec2),
+            ..EventQuery::default()
+        };
+        assert_eq!(q.to_query_string(), "?refresh=2s");
+        // Paging and filtering keep it; the server never sees it.
+        assert_eq!(q.clone().at(3, None).refresh, Some(RefreshEvery::Sec2));
+        let sent: EventQuery = serde_json::from_str(&serde_json::to_string(&q).unwrap()).unwrap();
+        assert_eq!(sent.refresh, None);
     }
 
     #[test]

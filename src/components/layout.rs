@@ -44,14 +44,23 @@ fn Sidebar(me: Resource<Result<UserInfo, AppError>>) -> impl IntoView {
                     <li>
                         <A href="/activity-log">"Activity Log"</A>
                     </li>
+                    <Transition fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            is_admin(me.await).then(|| {
+                                view! {
+                                    <li>
+                                        <A href="/admin-sessions">"Admin Sessions"</A>
+                                    </li>
+                                }
+                            })
+                        })}
+                    </Transition>
                 </ul>
             </div>
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
-                    me.await
-                        .ok()
-                        .filter(|u| u.role.allows(Role::Admin))
-                        .map(|_| {
+                    is_admin(me.await)
+                        .then(|| {
                             view! {
                                 <div class="nav-group">
                                     <h2 class="nav-heading">"Settings"</h2>
@@ -70,6 +79,10 @@ fn Sidebar(me: Resource<Result<UserInfo, AppError>>) -> impl IntoView {
             </Transition>
         </nav>
     }
+}
+
+fn is_admin(me: Result<UserInfo, AppError>) -> bool {
+    me.is_ok_and(|u| u.role.allows(Role::Admin))
 }
 
 /// The signed-in user and the sign-out button.

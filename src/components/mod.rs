@@ -1,5 +1,6 @@
 //! Reusable pieces of UI.
 
+pub mod auto_refresh;
 pub mod error_notice;
 pub mod form_message;
 pub mod layout;

@@ -1,4 +1,4 @@
-use crate::models::{format_count, EventCount, PAGE_SIZES};
+use crate::models::{format_count, EventCount, Keyed, Page, PAGE_SIZES};
 use crate::query::Cursor;
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -13,6 +13,45 @@ pub struct PagePosition {
     pub has_next: bool,
     pub first_id: Option<i64>,
     pub last_id: Option<i64>,
+}
+
+impl PagePosition {
+    pub fn of<T: Keyed>(page: &Page<T>) -> Self {
+        Self {
+            page: page.page,
+            per_page: page.per_page,
+            has_prev: page.has_prev,
+            has_next: page.has_next,
+            first_id: page.rows.first().map(Keyed::key),
+            last_id: page.rows.last().map(Keyed::key),
+        }
+    }
+}
+
+/// The result count above a table. It arrives after the rows; while a
+/// refresh recounts, the last count stays.
+#[component]
+pub fn CountLabel(
+    count: Resource<Option<EventCount>>,
+    /// What is counted, singular and plural (default: events).
+    #[prop(default = ("event", "events"))]
+    noun: (&'static str, &'static str),
+) -> impl IntoView {
+    let last = StoredValue::new(String::from("Counting…"));
+    view! {
+        <span class="result-count" data-testid="result-count">
+            <Transition fallback=move || last.get_value()>
+                {move || Suspend::new(async move {
+                    let label = count
+                        .await
+                        .map(|c| c.label_of(noun.0, noun.1))
+                        .unwrap_or_else(|| "Count unavailable".into());
+                    last.set_value(label.clone());
+                    label
+                })}
+            </Transition>
+        </span>
+    }
 }
 
 /// First, previous, next and last page links over a keyset-paged table, so
@@ -54,7 +93,7 @@ pub fn Pager(
     view! {
         <nav class="pager" aria-label="Pagination">
             <span class="pager-summary" data-testid="pager-summary">
-                <Suspense fallback=move || format!("Page {}", format_count(page.into()))>
+                <Transition fallback=move || format!("Page {}", format_count(page.into()))>
                     {move || Suspend::new(async move {
                         match count.await {
                             Some(c) if c.exact => {
@@ -66,7 +105,7 @@ pub fn Pager(
                             None => format!("Page {}", format_count(page.into())),
                         }
                     })}
-                </Suspense>
+                </Transition>
             </span>
             <div class="pager-links">
                 {link(has_prev, (1, None), "First page", "«")}
@@ -75,11 +114,11 @@ pub fn Pager(
                     {format_count(page.into())}
                 </span>
                 {link(has_next, (page + 1, last_id.map(Cursor::After)), "Next page", "›")}
-                <Suspense fallback=move || link(has_next, (page + 1, Some(Cursor::End)), "Last page", "»")>
+                <Transition fallback=move || link(has_next, (page + 1, Some(Cursor::End)), "Last page", "»")>
                     {move || Suspend::new(async move {
                         link(has_next, (last_page(count.await), Some(Cursor::End)), "Last page", "»")
                     })}
-                </Suspense>
+                </Transition>
             </div>
         </nav>
     }

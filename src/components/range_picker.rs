@@ -9,6 +9,7 @@ use crate::dates::{
     iso_day, long_day, month_grid, month_title, move_day, ordered, parse_clock, parse_day,
     to_local, Preset, Zone,
 };
+use crate::query::TimeRange;
 use chrono::{Datelike, NaiveDate, NaiveTime};
 use leptos::prelude::*;
 
@@ -26,6 +27,33 @@ pub enum RangeValue {
 }
 
 impl RangeValue {
+    /// The picker's value for a view's time filter.
+    pub fn of(times: &TimeRange) -> Self {
+        match times.range.as_deref().and_then(Preset::from_code) {
+            Some(preset) => Self::Rolling(preset),
+            None if times.from.is_some() || times.to.is_some() => {
+                Self::Between(times.from, times.to)
+            }
+            None => Self::Any,
+        }
+    }
+
+    /// The time filter this value stands for.
+    pub fn time_range(self) -> TimeRange {
+        match self {
+            Self::Any => TimeRange::default(),
+            Self::Rolling(preset) => TimeRange {
+                range: preset.code().map(str::to_string),
+                ..TimeRange::default()
+            },
+            Self::Between(from, to) => TimeRange {
+                range: None,
+                from,
+                to,
+            },
+        }
+    }
+
     /// What the picker's button says, in `zone`.
     pub fn label(&self, zone: &impl Zone) -> String {
         let at = |t: i64| format_day_time(to_local(t, zone));

@@ -46,6 +46,8 @@ pub struct AppConfig {
     pub login_max_failures_per_account: u32,
     /// Failed sign-ins allowed per IP address within the window.
     pub login_max_failures_per_ip: u32,
+    /// Record every signed-in request in Admin Sessions.
+    pub record_admin_sessions: bool,
 }
 
 impl Default for AppConfig {
@@ -65,12 +67,13 @@ impl Default for AppConfig {
             login_window_minutes: 15,
             login_max_failures_per_account: 5,
             login_max_failures_per_ip: 20,
+            record_admin_sessions: true,
         }
     }
 }
 
 /// Every key of the `[auditdeck]` table, as written in Leptos.toml.
-pub const APP_KEYS: [&str; 14] = [
+pub const APP_KEYS: [&str; 15] = [
     "database-url",
     "demo-data",
     "demo-seed",
@@ -85,6 +88,7 @@ pub const APP_KEYS: [&str; 14] = [
     "login-window-minutes",
     "login-max-failures-per-account",
     "login-max-failures-per-ip",
+    "record-admin-sessions",
 ];
 
 /// The environment variable that overrides a key.
@@ -170,6 +174,9 @@ impl AppConfig {
         }
         if let Some(v) = value("login-max-failures-per-ip") {
             config.login_max_failures_per_ip = parse("login-max-failures-per-ip", v)?;
+        }
+        if let Some(v) = value("record-admin-sessions") {
+            config.record_admin_sessions = parse("record-admin-sessions", v)?;
         }
         if config.session_idle_minutes == 0 {
             return Err("configuration session-idle-minutes: must be at least 1".into());

@@ -464,7 +464,8 @@ pub fn sessions(spec: &DemoSpec) -> Vec<NewAdminSession> {
             let status = [200, 200, 200, 200, 200, 201, 302, 400, 403, 500][rng.gen_range(0..10)];
             NewAdminSession {
                 occurred_at: t,
-                user_id: Some(p.id.to_string()),
+                // Not Auditdeck users: ids of their own, never equal to a real user's.
+                user_id: Some(format!("demo:{}", p.id)),
                 user_name: p.name.into(),
                 user_email: p.email.into(),
                 ip: Some(IpAddr::V4(Ipv4Addr::new(10, 1, 0, p.id as u8))),

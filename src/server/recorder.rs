@@ -168,7 +168,7 @@ pub async fn record_requests(
     };
     let mut request = request;
     request.extensions_mut().insert(RequestUser(user.clone()));
-    let Some(user) = user else {
+    let Some(user) = user.filter(|_| state.config.record_admin_sessions) else {
         return next.run(request).await;
     };
     let started = Instant::now();

@@ -3,12 +3,15 @@
 
 use crate::common::TestApp;
 use auditdeck::models::Role;
+use auditdeck::models::SessionRow;
+use auditdeck::query::Cursor;
 use auditdeck::server::recorder;
 use auditdeck::server::store::{self, NewAdminSession};
+use auditdeck::session_query::SessionQuery;
 use std::time::Duration;
 
 /// Waits until the writer has stored at least `n` records.
-async fn stored_at_least(app: &TestApp, n: u64) -> Vec<NewAdminSession> {
+async fn stored_at_least(app: &TestApp, n: u64) -> Vec<SessionRow> {
     for _ in 0..200 {
         if store::count_admin_sessions(&app.db).await.unwrap() >= n {
             return store::latest_admin_sessions(&app.db, 100).await.unwrap();
@@ -100,4 +103,222 @@ async fn a_burst_larger_than_the_queue_is_stored_whole_and_drained_on_shutdown()
     drop(recorder);
     assert_eq!(writer.drained().await, 3_000);
     assert_eq!(store::count_admin_sessions(&app.db).await.unwrap(), 3_000);
+}
+
+#[tokio::test]
+async fn drain_on_shutdown_stores_what_is_still_queued() {
+    let app = TestApp::new().await;
+    let (recorder, writer) = recorder::spawn(app.db.clone(), 5_000);
+    for i in 0..2_000u32 {
+        recorder.record(record(i)).await;
+    }
+    // Shutdown while requests still hold the queue's sending end: the writer
+    // stops taking records and stores every one already queued.
+    let stored = writer.drained().await;
+    assert_eq!(stored, 2_000);
+    assert_eq!(store::count_admin_sessions(&app.db).await.unwrap(), 2_000);
+    drop(recorder);
+}
+
+fn timed(i: u32, email: &str, kind: &'static str, method: &str, url: &str) -> NewAdminSession {
+    NewAdminSession {
+        occurred_at: 1_761_566_400_000_000 + i64::from(i) * 1_000_000,
+        user_id: Some(if email.starts_with("ann") { "1" } else { "2" }.into()),
+        user_name: email.split('@').next().unwrap().to_string(),
+        user_email: email.to_string(),
+        ip: Some(format!("192.0.2.{}", i % 200 + 1).parse().unwrap()),
+        url: url.to_string(),
+        kind,
+        method: method.to_string(),
+        status: 200,
+        duration_us: 1_500,
+    }
+}
+
+#[tokio::test]
+async fn the_page_filters_searches_hides_me_and_pages_by_keyset() {
+    let app = TestApp::new().await;
+    let mut records = Vec::new();
+    for i in 0..60u32 {
+        let (email, kind, method, url) = match i % 3 {
+            0 => (
+                "ann@example.com",
+                "WEB",
+                "GET",
+                format!("/activity-log?page={i}"),
+            ),
+            1 => (
+                "bob@example.com",
+                "API",
+                "POST",
+                "/api/list_events".to_string(),
+            ),
+            _ => (
+                "bob@example.com",
+                "WEB",
+                "GET",
+                "/settings/users".to_string(),
+            ),
+        };
+        records.push(timed(i, email, kind, method, &url));
+    }
+    store::insert_admin_sessions(&app.db, &records)
+        .await
+        .unwrap();
+    let list = |q: SessionQuery, me: i64| {
+        let db = app.db.clone();
+        async move { store::list_admin_sessions(&db, &q, me).await.unwrap() }
+    };
+    let count = |q: SessionQuery, me: i64| {
+        let db = app.db.clone();
+        async move {
+            store::count_admin_sessions_matching(&db, &q, me)
+                .await
+                .unwrap()
+                .total
+        }
+    };
+
+    // Newest first.
+    let first = list(SessionQuery::default(), 1).await;
+    assert_eq!(first.rows.len(), 25);
+    assert!(first.has_next && !first.has_prev);
+    assert!(first
+        .rows
+        .windows(2)
+        .all(|w| w[0].occurred_at > w[1].occurred_at));
+    assert_eq!(first.rows[0].url, "/settings/users");
+
+    // Hide Me leaves out the signed-in user's own requests (user 1 is Ann).
+    let hide = SessionQuery {
+        hide_me: true,
+        per_page: 100,
+        ..SessionQuery::default()
+    };
+    let others = list(hide.clone(), 1).await;
+    assert_eq!(others.rows.len(), 40);
+    assert!(others
+        .rows
+        .iter()
+        .all(|r| r.user_email == "bob@example.com"));
+    assert_eq!(count(hide.clone(), 1).await, 40);
+    assert_eq!(list(hide, 2).await.rows.len(), 20, "Bob hides his own");
+
+    // Type, method and search (name, email, URL, IP; every word must match).
+    let api = SessionQuery {
+        kind: Some("API".into()),
+        per_page: 100,
+        ..SessionQuery::default()
+    };
+    assert!(list(api.clone(), 1)
+        .await
+        .rows
+        .iter()
+        .all(|r| r.kind == "API" && r.method == "POST"));
+    assert_eq!(count(api, 1).await, 20);
+    let get = SessionQuery {
+        method: Some("GET".into()),
+        ..SessionQuery::default()
+    };
+    assert_eq!(count(get, 1).await, 40);
+    let search = |q: &str| SessionQuery {
+        q: Some(q.into()),
+        per_page: 100,
+        ..SessionQuery::default()
+    };
+    assert_eq!(count(search("settings bob"), 1).await, 20);
+    assert_eq!(count(search("ANN"), 1).await, 20);
+    // 192.0.2.1 and 192.0.2.10 … 192.0.2.19 are the IPs of records 0, 9 … 18.
+    assert_eq!(count(search("192.0.2.1"), 1).await, 11);
+    assert_eq!(count(search("100%"), 1).await, 0, "wildcards are literal");
+
+    // A time range, inclusive at both ends.
+    let ranged = SessionQuery {
+        from: Some(records[10].occurred_at),
+        to: Some(records[19].occurred_at),
+        ..SessionQuery::default()
+    };
+    assert_eq!(count(ranged, 1).await, 10);
+
+    // Keyset pages: forward, back and to the end, without overlap.
+    let second = list(
+        SessionQuery::default().at(2, Some(Cursor::After(first.rows[24].id))),
+        1,
+    )
+    .await;
+    assert_eq!(second.rows.len(), 25);
+    assert!(second.has_prev && second.has_next);
+    assert!(second.rows[0].occurred_at < first.rows[24].occurred_at);
+    let back = list(
+        SessionQuery::default().at(1, Some(Cursor::Before(second.rows[0].id))),
+        1,
+    )
+    .await;
+    assert_eq!(back.ids(), first.ids());
+    let last = list(SessionQuery::default().at(3, Some(Cursor::End)), 1).await;
+    assert_eq!(last.rows.len(), 25);
+    assert!(!last.has_next && last.has_prev);
+    assert_eq!(
+        last.rows.last().unwrap().occurred_at,
+        records[0].occurred_at
+    );
+}
+
+#[tokio::test]
+async fn admin_sessions_are_for_admins_and_refuse_bad_filters() {
+    let app = TestApp::new().await;
+    let admin = app.session_for(Role::Admin).await;
+    let viewer = app.session_for(Role::Viewer).await;
+    let auditor = app.session_for(Role::Auditor).await;
+    for cookie in [&viewer, &auditor] {
+        let r = app
+            .call("list_admin_sessions", "query[per_page]=25", Some(cookie))
+            .await;
+        assert_eq!(r.status.as_u16(), 403, "{}", r.text());
+        let r = app
+            .call("count_admin_sessions", "query[per_page]=25", Some(cookie))
+            .await;
+        assert_eq!(r.status.as_u16(), 403);
+    }
+    let r = app
+        .call("list_admin_sessions", "query[kind]=CLI", Some(&admin))
+        .await;
+    assert_eq!(r.status.as_u16(), 400);
+    assert!(
+        r.text().contains("type: \\\"CLI\\\" is not a request type"),
+        "{}",
+        r.text()
+    );
+    // The admin's own page load is listed; with Hide Me it is not.
+    assert_eq!(
+        app.get_with("/admin-sessions", &admin)
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+    // 4 refused calls, 1 bad filter, 1 page load: all recorded.
+    stored_at_least(&app, 6).await;
+    let r = app
+        .call("list_admin_sessions", "query[per_page]=25", Some(&admin))
+        .await;
+    assert_eq!(r.status.as_u16(), 200);
+    let rows = r.json()["rows"].as_array().unwrap().clone();
+    assert!(
+        rows.iter().any(|row| row["url"] == "/admin-sessions"),
+        "{rows:?}"
+    );
+    let hidden = app
+        .call(
+            "list_admin_sessions",
+            "query[per_page]=25&query[hide_me]=true",
+            Some(&admin),
+        )
+        .await
+        .json();
+    assert!(hidden["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|row| row["url"] != "/admin-sessions"));
 }

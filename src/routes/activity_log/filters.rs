@@ -2,9 +2,8 @@
 //! CIDR, keyword search. Choices apply at once; typed text on Enter or Apply.
 
 use crate::components::range_picker::{DateRangePicker, RangeValue};
-use crate::dates::Preset;
 use crate::models::FilterOptions;
-use crate::query::{EventQuery, IpFilter};
+use crate::query::{EventQuery, IpFilter, TimeRange};
 use leptos::prelude::*;
 use leptos_router::components::A;
 
@@ -12,27 +11,19 @@ use super::PATH;
 
 /// The picker's value for a view.
 pub fn range_of(q: &EventQuery) -> RangeValue {
-    match q.range.as_deref().and_then(Preset::from_code) {
-        Some(preset) => RangeValue::Rolling(preset),
-        None if q.from.is_some() || q.to.is_some() => RangeValue::Between(q.from, q.to),
-        None => RangeValue::Any,
-    }
+    RangeValue::of(&q.times())
 }
 
 /// A view with a new range.
-pub fn with_range(mut q: EventQuery, range: RangeValue) -> EventQuery {
-    q.range = None;
-    q.from = None;
-    q.to = None;
-    match range {
-        RangeValue::Any => {}
-        RangeValue::Rolling(preset) => q.range = preset.code().map(str::to_string),
-        RangeValue::Between(from, to) => {
-            q.from = from;
-            q.to = to;
-        }
+pub fn with_range(q: EventQuery, range: RangeValue) -> EventQuery {
+    let TimeRange { range, from, to } = range.time_range();
+    EventQuery {
+        range,
+        from,
+        to,
+        ..q
     }
-    q.first_page()
+    .first_page()
 }
 
 fn actions_label(actions: &[String]) -> String {
@@ -152,6 +143,14 @@ pub fn FilterBar(
         .collect_view();
     let filtered = current.is_filtered();
     let range = range_of(&current);
+    let clear = format!(
+        "{PATH}{}",
+        EventQuery {
+            refresh: current.refresh,
+            ..EventQuery::default()
+        }
+        .to_query_string()
+    );
 
     view! {
         <form
@@ -230,7 +229,7 @@ pub fn FilterBar(
                 </label>
                 <div class="filter-actions">
                     <button type="submit" class="button primary">"Apply"</button>
-                    {filtered.then(|| view! { <A href=PATH attr:class="button">"Clear filters"</A> })}
+                    {filtered.then(|| view! { <A href=clear attr:class="button">"Clear filters"</A> })}
                 </div>
             </div>
             {move || error.get().map(|e| view! { <p class="filter-error" role="alert">{e}</p> })}
@@ -241,6 +240,7 @@ pub fn FilterBar(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dates::Preset;
 
     #[test]
     fn ranges_move_between_the_picker_and_the_url() {

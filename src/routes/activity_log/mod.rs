@@ -4,19 +4,21 @@
 mod details;
 mod filters;
 
+use crate::components::auto_refresh::{AutoRefresh, Fresh, Refresh, Settled, Shown};
 use crate::components::error_notice::ErrorNotice;
 use crate::components::layout::Breadcrumb;
-use crate::components::pager::{PagePosition, PageSizeSelect, Pager};
+use crate::components::pager::{CountLabel, PagePosition, PageSizeSelect, Pager};
 use crate::components::zone::{Time, UtcToggle};
 use crate::functions::events::{count_events, get_filter_options, list_events};
 use crate::models::{EventCount, EventPage, EventRow, COMMON_ACTIONS};
-use crate::query::{highlight, Cursor, EventQuery, SortColumn};
+use crate::query::{highlight, Cursor, EventQuery, RefreshEvery, SortColumn};
 use details::{DetailModal, DiffModal};
 use filters::FilterBar;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
+use leptos_router::NavigateOptions;
 use std::sync::Arc;
 
 pub const PATH: &str = "/activity-log";
@@ -36,9 +38,13 @@ pub enum Open {
 pub fn ActivityLogPage() -> impl IntoView {
     let params = use_query_map();
     let query = Memo::new(move |_| params.with(|p| EventQuery::from_params(|k| p.get_str(k))));
+    // What the server is asked: the view without its auto-refresh setting,
+    // so switching auto refresh does not reload anything.
+    let asked = Memo::new(move |_| query.get().map(|q| EventQuery { refresh: None, ..q }));
+    let refresh = Refresh::new();
     let events = Resource::new(
-        move || query.get(),
-        |query| async move {
+        move || (asked.get(), refresh.tick.get()),
+        |(query, _)| async move {
             match query {
                 Ok(query) => list_events(query).await,
                 Err(e) => Err(e),
@@ -47,8 +53,13 @@ pub fn ActivityLogPage() -> impl IntoView {
     );
     // The count does not change with the page, so paging does not refetch it.
     let count = Resource::new(
-        move || query.get().ok().map(EventQuery::first_page),
-        |query| async move {
+        move || {
+            (
+                asked.get().ok().map(EventQuery::first_page),
+                refresh.tick.get(),
+            )
+        },
+        |(query, _)| async move {
             match query {
                 Some(query) => count_events(query).await.ok(),
                 None => None,
@@ -58,16 +69,38 @@ pub fn ActivityLogPage() -> impl IntoView {
     let options = Resource::new(|| (), |_| get_filter_options());
     let navigate = use_navigate();
     let go = Callback::new(move |q: EventQuery| navigate(&href_of(&q), Default::default()));
+    let replace = use_navigate();
+    let set_every = Callback::new(move |every: Option<RefreshEvery>| {
+        if let Ok(q) = query.get_untracked() {
+            let options = NavigateOptions {
+                replace: true,
+                scroll: false,
+                ..Default::default()
+            };
+            replace(
+                &href_of(&EventQuery {
+                    refresh: every,
+                    ..q
+                }),
+                options,
+            );
+        }
+    });
+    let every = Signal::derive(move || query.get().ok().and_then(|q| q.refresh));
     let open = RwSignal::new(None::<Open>);
     // The filter bar is drawn again only when the filters change, not the page.
     let filters_only = Memo::new(move |_| query.get().map(|q| q.first_page()).unwrap_or_default());
+    let shown = Shown::<EventPage>::new();
 
     view! {
         <Title text="Activity Log" />
         <Breadcrumb trail=vec!["Monitoring", "Activity Log"] />
         <div class="page-header">
-            <h1>"Activity Log"</h1>
-            <p class="page-intro">"Every action in your systems: who did what, when, and from where."</p>
+            <div>
+                <h1>"Activity Log"</h1>
+                <p class="page-intro">"Every action in your systems: who did what, when, and from where."</p>
+            </div>
+            <AutoRefresh every set_every refresh />
         </div>
         <Transition fallback=|| view! { <div class="filter-bar card"></div> }>
             {move || Suspend::new(async move {
@@ -79,9 +112,14 @@ pub fn ActivityLogPage() -> impl IntoView {
         <section class="card table-card">
             <Transition fallback=|| view! { <p class="loading">"Loading events…"</p> }>
                 {move || Suspend::new(async move {
-                    match (events.await, query.get()) {
-                        (Ok(page), Ok(current)) => {
-                            view! { <EventsView page count current go open /> }.into_any()
+                    let result = events.await;
+                    let settled = asked.get().and_then(|asked| {
+                        shown.settle(asked.to_query_string(), result, refresh, EventPage::ids)
+                    });
+                    match (settled, query.get()) {
+                        (Ok(Settled { data: page, fresh }), Ok(current)) => {
+                            let fresh = Arc::new(Fresh { ids: fresh, class: refresh.fresh_class() });
+                            view! { <EventsView page count current go open fresh /> }.into_any()
                         }
                         (Err(error), _) | (_, Err(error)) => view! { <ErrorNotice error /> }.into_any(),
                     }
@@ -103,22 +141,11 @@ fn EventsView(
     current: EventQuery,
     go: Callback<EventQuery>,
     open: RwSignal<Option<Open>>,
+    fresh: Arc<Fresh>,
 ) -> impl IntoView {
-    let EventPage {
-        rows,
-        page: page_no,
-        per_page,
-        has_prev,
-        has_next,
-    } = page;
-    let position = PagePosition {
-        page: page_no,
-        per_page,
-        has_prev,
-        has_next,
-        first_id: rows.first().map(|r| r.id),
-        last_id: rows.last().map(|r| r.id),
-    };
+    let position = PagePosition::of(&page);
+    let EventPage { rows, .. } = page;
+    let per_page = position.per_page;
     let empty = rows.is_empty();
     let terms = Arc::new(current.search_terms());
     let base = current.clone();
@@ -146,14 +173,7 @@ fn EventsView(
     };
     view! {
         <div class="table-toolbar">
-            <span class="result-count" data-testid="result-count">
-                // The rows do not wait for the count: it streams in after.
-                <Suspense fallback=|| "Counting…">
-                    {move || Suspend::new(async move {
-                        count.await.map(|c| c.label()).unwrap_or_else(|| "Count unavailable".into())
-                    })}
-                </Suspense>
-            </span>
+            <CountLabel count />
             <div class="toolbar-right">
                 <UtcToggle />
                 <PageSizeSelect per_page on_change=on_page_size />
@@ -179,7 +199,10 @@ fn EventsView(
                 <tbody>
                     {rows
                         .into_iter()
-                        .map(|row| view! { <EventRowView row terms=terms.clone() open /> })
+                        .map(|row| {
+                            let fresh = fresh.class_of(row.id);
+                            view! { <EventRowView row terms=terms.clone() open fresh /> }
+                        })
                         .collect_view()}
                 </tbody>
             </table>
@@ -208,13 +231,15 @@ fn EventRowView(
     row: EventRow,
     terms: Arc<Vec<String>>,
     open: RwSignal<Option<Open>>,
+    /// The highlight of a row a refresh brought.
+    fresh: Option<&'static str>,
 ) -> impl IntoView {
     let id = row.id;
     let action_class = action_class(&row.action);
     let name = row.initiator.display_name();
     let t = &terms;
     view! {
-        <tr data-event-id=id>
+        <tr data-event-id=id class=fresh>
             <td class="num">{id}</td>
             <td class="nowrap"><Time micros=row.occurred_at /></td>
             <td class="mono">{marked(row.ip.as_deref().unwrap_or_default(), t)}</td>

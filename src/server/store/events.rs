@@ -563,7 +563,7 @@ async fn first_id_reaching(db: &Db, from: i64, mut low: i64, mut high: i64) -> A
 }
 
 /// An estimate to three significant digits.
-fn round_estimate(n: u64) -> u64 {
+pub(super) fn round_estimate(n: u64) -> u64 {
     let mut unit = 1;
     while n / unit >= 1_000 {
         unit *= 10;

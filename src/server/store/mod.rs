@@ -14,7 +14,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 mod events;
+mod sessions;
 pub use events::*;
+pub use sessions::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -222,84 +224,6 @@ pub async fn search_event_ids(db: &Db, fts_query: &str, limit: u32) -> AppResult
     .bind(i64::from(limit))
     .fetch_all(&db.read)
     .await?)
-}
-
-/// A request that a signed-in admin made to Auditdeck.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewAdminSession {
-    pub occurred_at: i64,
-    pub user_id: Option<String>,
-    pub user_name: String,
-    pub user_email: String,
-    pub ip: Option<IpAddr>,
-    pub url: String,
-    /// `WEB` or `API`.
-    pub kind: &'static str,
-    pub method: String,
-    pub status: u16,
-    pub duration_us: i64,
-}
-
-/// Stores a batch of admin-session records in one transaction.
-pub async fn insert_admin_sessions(db: &Db, records: &[NewAdminSession]) -> AppResult<()> {
-    let mut tx = db.write.begin().await?;
-    for r in records {
-        sqlx::query(
-            "INSERT INTO admin_sessions (occurred_at, user_id, user_name, user_email, ip, url, \
-             kind, method, status, duration_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(r.occurred_at)
-        .bind(&r.user_id)
-        .bind(&r.user_name)
-        .bind(&r.user_email)
-        .bind(r.ip.map(|ip| ip.to_string()))
-        .bind(&r.url)
-        .bind(r.kind)
-        .bind(&r.method)
-        .bind(i64::from(r.status))
-        .bind(r.duration_us)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// The newest admin-session records, newest first.
-pub async fn latest_admin_sessions(db: &Db, limit: u32) -> AppResult<Vec<NewAdminSession>> {
-    let rows = sqlx::query(
-        "SELECT occurred_at, user_id, user_name, user_email, ip, url, kind, method, status, \
-         duration_us FROM admin_sessions ORDER BY occurred_at DESC, id DESC LIMIT ?",
-    )
-    .bind(i64::from(limit))
-    .fetch_all(&db.read)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let kind: String = r.try_get("kind")?;
-            let ip: Option<String> = r.try_get("ip")?;
-            let status: i64 = r.try_get("status")?;
-            Ok(NewAdminSession {
-                occurred_at: r.try_get("occurred_at")?,
-                user_id: r.try_get("user_id")?,
-                user_name: r.try_get("user_name")?,
-                user_email: r.try_get("user_email")?,
-                ip: ip.and_then(|ip| ip.parse().ok()),
-                url: r.try_get("url")?,
-                kind: if kind == "API" { "API" } else { "WEB" },
-                method: r.try_get("method")?,
-                status: u16::try_from(status).unwrap_or(0),
-                duration_us: r.try_get("duration_us")?,
-            })
-        })
-        .collect()
-}
-
-pub async fn count_admin_sessions(db: &Db) -> AppResult<u64> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admin_sessions")
-        .fetch_one(&db.read)
-        .await?;
-    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// An API key as the ingest layer sees it.

@@ -1,0 +1,74 @@
+import { test, expect } from '@playwright/test';
+import { openHydrated, signIn, users } from './helpers';
+
+const rows = 'tbody tr[data-session-id]';
+const adminEmail = `${users.admin.username}@auditdeck.example`;
+
+test('an admin sees their own page loads recorded, and Hide Me removes them', async ({ page }) => {
+  await signIn(page, 'admin', '/activity-log?size=50');
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Admin Sessions' }).click();
+  await expect(page).toHaveURL(/\/admin-sessions$/);
+  await expect(page.getByRole('heading', { name: 'Admin Sessions', level: 1 })).toBeVisible();
+  for (const header of ['Date', 'Admin', 'IP address', 'URL', 'Type', 'Method', 'Status', 'Duration']) {
+    await expect(page.getByRole('columnheader', { name: header, exact: true })).toBeVisible();
+  }
+  // The sign-in landed on the Activity Log: a page load (WEB, GET) by this admin.
+  const mine = page.locator(rows).filter({ hasText: '/activity-log?size=50' }).filter({ hasText: adminEmail });
+  await expect(async () => {
+    await page.getByRole('button', { name: 'Refresh now' }).click();
+    await expect(mine.first()).toBeVisible({ timeout: 1_000 });
+  }).toPass({ timeout: 10_000 });
+  await expect(mine.first()).toContainText(users.admin.name);
+  await expect(mine.first().locator('.badge.kind-web')).toHaveText('WEB');
+  await expect(mine.first().locator('.badge.method-get')).toHaveText('GET');
+  await expect(mine.first().locator('.status')).toHaveText('200');
+  // Server-function calls made by this page are API requests.
+  await expect(page.locator(rows).filter({ hasText: '/api/list_admin_sessions' }).first()).toContainText('API');
+
+  await page.getByLabel('Hide Me').check();
+  await expect(page).toHaveURL(/[?&]hide_me=1\b/);
+  await expect(page.getByLabel('Hide Me')).toBeChecked();
+  await expect(page.locator(rows).first()).toBeVisible();
+  await expect(page.locator('tbody')).not.toContainText(adminEmail);
+
+  // The view is in the address: a reload shows the same.
+  await page.reload();
+  await expect(page.getByLabel('Hide Me')).toBeChecked();
+  await expect(page.locator(rows).first()).toBeVisible();
+  await expect(page.locator('tbody')).not.toContainText(adminEmail);
+});
+
+test('type, method and search filter the requests', async ({ page }) => {
+  await signIn(page, 'admin', '/admin-sessions');
+  await page.getByLabel('Type').selectOption('API');
+  await expect(page).toHaveURL(/[?&]type=API\b/);
+  await expect(page.locator(rows).first()).toBeVisible();
+  await expect(page.locator(`${rows} .badge.kind-web`)).toHaveCount(0);
+
+  await page.getByLabel('Method').selectOption('POST');
+  await expect(page).toHaveURL(/[?&]method=POST\b/);
+  await expect(page.locator(rows).first()).toBeVisible();
+  const methods = await page.locator(`${rows} td:nth-child(6)`).allInnerTexts();
+  expect(methods.every((m) => m.trim() === 'POST')).toBe(true);
+
+  await page.getByRole('link', { name: 'Clear filters' }).click();
+  await page.getByRole('searchbox', { name: 'Search' }).fill('settings/users');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await expect(page).toHaveURL(/[?&]q=settings%2Fusers\b/);
+  await expect(page.locator(rows).first()).toBeVisible();
+  const urls = await page.locator(`${rows} .url-cell`).allInnerTexts();
+  expect(urls.every((u) => u.includes('/settings/users'))).toBe(true);
+});
+
+test('viewers have no Admin Sessions and are refused by the server', async ({ page }) => {
+  await signIn(page, 'viewer');
+  await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Admin Sessions' })).toHaveCount(0);
+  await openHydrated(page, '/admin-sessions');
+  await expect(page.getByRole('alert')).toContainText('needs the admin role');
+  await expect(page.locator(rows)).toHaveCount(0);
+});
+
+test('a malformed filter in the address is named', async ({ page }) => {
+  await signIn(page, 'admin', '/admin-sessions?type=CLI');
+  await expect(page.getByRole('alert')).toContainText('type: "CLI" is not a request type');
+});

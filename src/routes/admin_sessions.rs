@@ -1,0 +1,316 @@
+//! Monitoring → Admin Sessions: every request a signed-in person made to
+//! Auditdeck, newest first, filtered and paged, with the view in the URL and
+//! auto refresh — built from the same pieces as the Activity Log.
+
+use crate::components::auto_refresh::{AutoRefresh, Fresh, Refresh, Settled, Shown};
+use crate::components::error_notice::ErrorNotice;
+use crate::components::layout::Breadcrumb;
+use crate::components::pager::{CountLabel, PagePosition, PageSizeSelect, Pager};
+use crate::components::range_picker::{DateRangePicker, RangeValue};
+use crate::components::zone::{Time, UtcToggle};
+use crate::functions::sessions::{count_admin_sessions, list_admin_sessions};
+use crate::models::{format_duration, SessionPage, SessionRow};
+use crate::query::{Cursor, RefreshEvery, TimeRange};
+use crate::routes::activity_log::marked;
+use crate::session_query::{SessionQuery, METHODS, REQUEST_KINDS};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::{use_navigate, use_query_map};
+use leptos_router::NavigateOptions;
+use std::sync::Arc;
+
+pub const PATH: &str = "/admin-sessions";
+
+fn href_of(q: &SessionQuery) -> String {
+    format!("{PATH}{}", q.to_query_string())
+}
+
+#[component]
+pub fn AdminSessionsPage() -> impl IntoView {
+    let params = use_query_map();
+    let query = Memo::new(move |_| params.with(|p| SessionQuery::from_params(|k| p.get_str(k))));
+    let asked = Memo::new(move |_| query.get().map(|q| SessionQuery { refresh: None, ..q }));
+    let refresh = Refresh::new();
+    let sessions = Resource::new(
+        move || (asked.get(), refresh.tick.get()),
+        |(query, _)| async move {
+            match query {
+                Ok(query) => list_admin_sessions(query).await,
+                Err(e) => Err(e),
+            }
+        },
+    );
+    let count = Resource::new(
+        move || {
+            (
+                asked.get().ok().map(SessionQuery::first_page),
+                refresh.tick.get(),
+            )
+        },
+        |(query, _)| async move {
+            match query {
+                Some(query) => count_admin_sessions(query).await.ok(),
+                None => None,
+            }
+        },
+    );
+    let navigate = use_navigate();
+    let go = Callback::new(move |q: SessionQuery| navigate(&href_of(&q), Default::default()));
+    let replace = use_navigate();
+    let set_every = Callback::new(move |every: Option<RefreshEvery>| {
+        if let Ok(q) = query.get_untracked() {
+            let options = NavigateOptions {
+                replace: true,
+                scroll: false,
+                ..Default::default()
+            };
+            replace(
+                &href_of(&SessionQuery {
+                    refresh: every,
+                    ..q
+                }),
+                options,
+            );
+        }
+    });
+    let every = Signal::derive(move || query.get().ok().and_then(|q| q.refresh));
+    let filters_only = Memo::new(move |_| query.get().map(|q| q.first_page()).unwrap_or_default());
+    let shown = Shown::<SessionPage>::new();
+
+    view! {
+        <Title text="Admin Sessions" />
+        <Breadcrumb trail=vec!["Monitoring", "Admin Sessions"] />
+        <div class="page-header">
+            <div>
+                <h1>"Admin Sessions"</h1>
+                <p class="page-intro">"Every request made to Auditdeck by a signed-in person: pages opened and calls made."</p>
+            </div>
+            <AutoRefresh every set_every refresh />
+        </div>
+        {move || {
+            let current = filters_only.get();
+            view! { <SessionFilters current go /> }
+        }}
+        <section class="card table-card">
+            <Transition fallback=|| view! { <p class="loading">"Loading requests…"</p> }>
+                {move || Suspend::new(async move {
+                    let result = sessions.await;
+                    let settled = asked.get().and_then(|asked| {
+                        shown.settle(asked.to_query_string(), result, refresh, SessionPage::ids)
+                    });
+                    match (settled, query.get()) {
+                        (Ok(Settled { data: page, fresh }), Ok(current)) => {
+                            let fresh = Arc::new(Fresh { ids: fresh, class: refresh.fresh_class() });
+                            view! { <SessionsView page count current go fresh /> }.into_any()
+                        }
+                        (Err(error), _) | (_, Err(error)) => view! { <ErrorNotice error /> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+/// Date range, search, type, method and Hide Me. Choices apply at once;
+/// the search on Enter or Apply.
+#[component]
+fn SessionFilters(current: SessionQuery, go: Callback<SessionQuery>) -> impl IntoView {
+    let base = StoredValue::new(current.clone());
+    let search_text = RwSignal::new(current.q.clone().unwrap_or_default());
+    let apply = move |change: &dyn Fn(&mut SessionQuery)| {
+        let mut q = base.get_value();
+        change(&mut q);
+        go.run(q.first_page());
+    };
+    let choice = |value: &'static str, selected: bool| {
+        view! { <option value=value selected=selected>{value}</option> }
+    };
+    let kind = current.kind.clone();
+    let method = current.method.clone();
+    let clear = href_of(&SessionQuery {
+        refresh: current.refresh,
+        ..SessionQuery::default()
+    });
+    let filtered = current.is_filtered();
+    view! {
+        <form
+            class="filter-bar card"
+            role="search"
+            aria-label="Filter requests"
+            on:submit=move |ev| {
+                ev.prevent_default();
+                let search = search_text.get_untracked().trim().to_string();
+                apply(&|q| q.q = (!search.is_empty()).then(|| search.clone()));
+            }
+        >
+            <div class="filter-row">
+                <DateRangePicker
+                    value=Signal::stored(RangeValue::of(&current.times()))
+                    on_apply=Callback::new(move |range: RangeValue| {
+                        let TimeRange { range, from, to } = range.time_range();
+                        apply(&|q| {
+                            q.range = range.clone();
+                            q.from = from;
+                            q.to = to;
+                        })
+                    })
+                />
+                <label class="filter search-filter">
+                    <span class="filter-label">"Search"</span>
+                    <input
+                        type="search"
+                        placeholder="Admin, URL or IP"
+                        value=current.q.clone()
+                        on:input=move |ev| search_text.set(event_target_value(&ev))
+                    />
+                </label>
+                <label class="filter">
+                    <span class="filter-label">"Type"</span>
+                    <select on:change=move |ev| {
+                        let value = event_target_value(&ev);
+                        apply(&|q| q.kind = (!value.is_empty()).then(|| value.clone()))
+                    }>
+                        <option value="" selected=kind.is_none()>"Any type"</option>
+                        {REQUEST_KINDS
+                            .into_iter()
+                            .map(|k| choice(k, kind.as_deref() == Some(k)))
+                            .collect_view()}
+                    </select>
+                </label>
+                <label class="filter">
+                    <span class="filter-label">"Method"</span>
+                    <select on:change=move |ev| {
+                        let value = event_target_value(&ev);
+                        apply(&|q| q.method = (!value.is_empty()).then(|| value.clone()))
+                    }>
+                        <option value="" selected=method.is_none()>"Any method"</option>
+                        {METHODS
+                            .into_iter()
+                            .map(|m| choice(m, method.as_deref() == Some(m)))
+                            .collect_view()}
+                    </select>
+                </label>
+                <label class="check hide-me">
+                    <input
+                        type="checkbox"
+                        checked=current.hide_me
+                        on:change=move |ev| {
+                            let hide = event_target_checked(&ev);
+                            apply(&|q| q.hide_me = hide)
+                        }
+                    />
+                    <span>"Hide Me"</span>
+                </label>
+                <div class="filter-actions">
+                    <button type="submit" class="button primary">"Apply"</button>
+                    {filtered.then(|| view! { <A href=clear attr:class="button">"Clear filters"</A> })}
+                </div>
+            </div>
+        </form>
+    }
+}
+
+#[component]
+fn SessionsView(
+    page: SessionPage,
+    count: Resource<Option<crate::models::EventCount>>,
+    current: SessionQuery,
+    go: Callback<SessionQuery>,
+    fresh: Arc<Fresh>,
+) -> impl IntoView {
+    let position = PagePosition::of(&page);
+    let SessionPage { rows, .. } = page;
+    let empty = rows.is_empty();
+    let terms = Arc::new(current.search_terms());
+    let base = current.clone();
+    let href = Callback::new(move |(page, cursor): (u32, Option<Cursor>)| {
+        href_of(&base.clone().at(page, cursor))
+    });
+    let on_page_size = Callback::new(move |size: u32| go.run(current.clone().with_page_size(size)));
+    view! {
+        <div class="table-toolbar">
+            <CountLabel count noun=("request", "requests") />
+            <div class="toolbar-right">
+                <UtcToggle />
+                <PageSizeSelect per_page=position.per_page on_change=on_page_size />
+            </div>
+        </div>
+        <div class="table-scroll">
+            <table class="data-table sessions">
+                <thead>
+                    <tr>
+                        <th scope="col">"Date"</th>
+                        <th scope="col">"Admin"</th>
+                        <th scope="col">"IP address"</th>
+                        <th scope="col">"URL"</th>
+                        <th scope="col">"Type"</th>
+                        <th scope="col">"Method"</th>
+                        <th scope="col">"Status"</th>
+                        <th scope="col" class="num">"Duration"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {rows
+                        .into_iter()
+                        .map(|row| {
+                            let fresh = fresh.class_of(row.id);
+                            view! { <SessionRowView row terms=terms.clone() fresh /> }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+            {empty.then(|| view! { <p class="empty">"No requests match this view."</p> })}
+        </div>
+        <Pager position count href />
+    }
+}
+
+/// CSS class of a status: 2xx, 3xx, 4xx, 5xx.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        200..=299 => "status-ok",
+        300..=399 => "status-redirect",
+        400..=499 => "status-client-error",
+        _ => "status-server-error",
+    }
+}
+
+#[component]
+fn SessionRowView(
+    row: SessionRow,
+    terms: Arc<Vec<String>>,
+    fresh: Option<&'static str>,
+) -> impl IntoView {
+    let t = &terms;
+    let kind_class = format!("badge kind-{}", row.kind.to_ascii_lowercase());
+    let method_class = format!("badge method-{}", row.method.to_ascii_lowercase());
+    view! {
+        <tr data-session-id=row.id class=fresh>
+            <td class="nowrap"><Time micros=row.occurred_at /></td>
+            <td>
+                <div class="initiator">{marked(&row.user_name, t)}</div>
+                <div class="initiator-email">{marked(&row.user_email, t)}</div>
+            </td>
+            <td class="mono">{marked(row.ip.as_deref().unwrap_or_default(), t)}</td>
+            <td class="mono url-cell">{marked(&row.url, t)}</td>
+            <td><span class=kind_class>{row.kind.clone()}</span></td>
+            <td><span class=method_class>{row.method.clone()}</span></td>
+            <td><span class=format!("status {}", status_class(row.status))>{row.status}</span></td>
+            <td class="num nowrap">{format_duration(row.duration_us)}</td>
+        </tr>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_class;
+
+    #[test]
+    fn statuses_are_classed_by_family() {
+        assert_eq!(status_class(200), "status-ok");
+        assert_eq!(status_class(302), "status-redirect");
+        assert_eq!(status_class(403), "status-client-error");
+        assert_eq!(status_class(500), "status-server-error");
+    }
+}

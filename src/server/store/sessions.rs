@@ -1,0 +1,282 @@
+//! Admin Sessions: the background writer's batch insert, and the page's
+//! queries (filters, keyset paging newest first, counts).
+
+use super::events::{round_estimate, COUNT_LIMIT};
+use super::{now_micros, Db};
+use crate::errors::{AppError, AppResult};
+use crate::models::{EventCount, SessionPage, SessionRow};
+use crate::query::Cursor;
+use crate::session_query::SessionQuery;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+use std::net::IpAddr;
+
+/// A request that a signed-in admin made to Auditdeck.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAdminSession {
+    pub occurred_at: i64,
+    pub user_id: Option<String>,
+    pub user_name: String,
+    pub user_email: String,
+    pub ip: Option<IpAddr>,
+    pub url: String,
+    /// `WEB` or `API`.
+    pub kind: &'static str,
+    pub method: String,
+    pub status: u16,
+    pub duration_us: i64,
+}
+
+/// Records per multi-row INSERT (10 parameters each).
+const INSERT_CHUNK: usize = 250;
+
+/// Stores a batch of admin-session records in one transaction.
+pub async fn insert_admin_sessions(db: &Db, records: &[NewAdminSession]) -> AppResult<()> {
+    let mut tx = db.write.begin().await?;
+    for chunk in records.chunks(INSERT_CHUNK) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO admin_sessions (occurred_at, user_id, user_name, user_email, ip, url, \
+             kind, method, status, duration_us) ",
+        );
+        insert.push_values(chunk, |mut row, r| {
+            row.push_bind(r.occurred_at)
+                .push_bind(r.user_id.clone())
+                .push_bind(r.user_name.clone())
+                .push_bind(r.user_email.clone())
+                .push_bind(r.ip.map(|ip| ip.to_string()))
+                .push_bind(r.url.clone())
+                .push_bind(r.kind)
+                .push_bind(r.method.clone())
+                .push_bind(i64::from(r.status))
+                .push_bind(r.duration_us);
+        });
+        insert.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+const SESSION_COLUMNS: &str =
+    "s.id, s.occurred_at, s.user_id, s.user_name, s.user_email, s.ip, s.url, s.kind, s.method, \
+     s.status, s.duration_us";
+
+fn session_row(r: &SqliteRow) -> AppResult<SessionRow> {
+    let status: i64 = r.try_get("status")?;
+    Ok(SessionRow {
+        id: r.try_get("id")?,
+        occurred_at: r.try_get("occurred_at")?,
+        user_id: r.try_get("user_id")?,
+        user_name: r.try_get("user_name")?,
+        user_email: r.try_get("user_email")?,
+        ip: r.try_get("ip")?,
+        url: r.try_get("url")?,
+        kind: r.try_get("kind")?,
+        method: r.try_get("method")?,
+        status: u16::try_from(status).unwrap_or(0),
+        duration_us: r.try_get("duration_us")?,
+    })
+}
+
+/// The newest admin-session records, newest first.
+pub async fn latest_admin_sessions(db: &Db, limit: u32) -> AppResult<Vec<SessionRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {SESSION_COLUMNS} FROM admin_sessions s \
+         ORDER BY s.occurred_at DESC, s.id DESC LIMIT ?"
+    ))
+    .bind(i64::from(limit))
+    .fetch_all(&db.read)
+    .await?;
+    rows.iter().map(session_row).collect()
+}
+
+pub async fn count_admin_sessions(db: &Db) -> AppResult<u64> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admin_sessions")
+        .fetch_one(&db.read)
+        .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// `%text%` for LIKE, with the wildcards in the text taken literally.
+fn like_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// ` AND …` for every filter of the view. `me` is the signed-in user's id,
+/// left out when the view hides their own requests.
+fn push_filters(b: &mut QueryBuilder<'_, Sqlite>, q: &SessionQuery, me: i64, now: i64) {
+    let (from, to) = q.times().bounds(now);
+    if let Some(from) = from {
+        b.push(" AND s.occurred_at >= ").push_bind(from);
+    }
+    if let Some(to) = to {
+        b.push(" AND s.occurred_at <= ").push_bind(to);
+    }
+    if let Some(kind) = &q.kind {
+        b.push(" AND s.kind = ").push_bind(kind.clone());
+    }
+    if let Some(method) = &q.method {
+        b.push(" AND s.method = ").push_bind(method.clone());
+    }
+    if q.hide_me {
+        b.push(" AND s.user_id IS NOT ").push_bind(me.to_string());
+    }
+    for term in q.search_terms() {
+        let pattern = like_pattern(&term);
+        b.push(" AND (");
+        for (i, column) in ["s.user_name", "s.user_email", "s.url", "s.ip"]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                b.push(" OR ");
+            }
+            b.push(format!("{column} LIKE "))
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\'");
+        }
+        b.push(")");
+    }
+}
+
+/// One page of Admin Sessions, newest first, for the user `me`.
+pub async fn list_admin_sessions(db: &Db, q: &SessionQuery, me: i64) -> AppResult<SessionPage> {
+    q.validate()?;
+    // Before a row and the last page are read oldest first, then turned round.
+    let reverse = matches!(q.cursor, Some(Cursor::Before(_) | Cursor::End));
+    let anchor = match q.cursor {
+        Some(Cursor::After(id) | Cursor::Before(id)) => {
+            let at: Option<i64> =
+                sqlx::query_scalar("SELECT occurred_at FROM admin_sessions WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(&db.read)
+                    .await?;
+            let at = at.ok_or_else(|| {
+                AppError::bad_request(format!(
+                    "after: request {id}, where this page started, is no longer recorded; go to the first page"
+                ))
+            })?;
+            Some((at, id))
+        }
+        _ => None,
+    };
+    let offset = if q.cursor.is_none() {
+        q.paging().offset()
+    } else {
+        0
+    };
+    let mut b = QueryBuilder::new(format!(
+        "SELECT {SESSION_COLUMNS} FROM admin_sessions s WHERE 1 = 1"
+    ));
+    push_filters(&mut b, q, me, now_micros());
+    if let Some((at, id)) = anchor {
+        let op = if reverse { ">" } else { "<" };
+        b.push(format!(" AND (s.occurred_at, s.id) {op} ("))
+            .push_bind(at)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
+    }
+    let dir = if reverse { "ASC" } else { "DESC" };
+    b.push(format!(" ORDER BY s.occurred_at {dir}, s.id {dir} LIMIT "))
+        .push_bind(i64::from(q.per_page) + 1);
+    if offset > 0 {
+        b.push(" OFFSET ")
+            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+    }
+    let mut rows = b
+        .build()
+        .fetch_all(&db.read)
+        .await?
+        .iter()
+        .map(session_row)
+        .collect::<AppResult<Vec<_>>>()?;
+    let more = rows.len() > q.per_page as usize;
+    rows.truncate(q.per_page as usize);
+    if reverse {
+        rows.reverse();
+    }
+    let (has_prev, has_next) = match q.cursor {
+        None => (offset > 0, more),
+        Some(Cursor::After(_)) => (true, more),
+        Some(Cursor::Before(_)) => (more, true),
+        Some(Cursor::End) => (more, false),
+    };
+    Ok(SessionPage {
+        rows,
+        page: q.page,
+        per_page: q.per_page,
+        has_prev,
+        has_next,
+    })
+}
+
+/// Rows sampled to estimate a count beyond [`COUNT_LIMIT`].
+const SAMPLE: i64 = 10_000;
+
+/// How many records match: exact up to [`COUNT_LIMIT`]; beyond, the share
+/// of matches among the newest records in the time range, times the records
+/// in that range (ids follow arrival, so the id span counts them).
+pub async fn count_admin_sessions_matching(
+    db: &Db,
+    q: &SessionQuery,
+    me: i64,
+) -> AppResult<EventCount> {
+    q.validate()?;
+    let now = now_micros();
+    let cap = i64::try_from(COUNT_LIMIT).unwrap_or(i64::MAX) + 1;
+    let mut b =
+        QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM admin_sessions s WHERE 1 = 1");
+    push_filters(&mut b, q, me, now);
+    b.push(" LIMIT ").push_bind(cap).push(")");
+    let n: i64 = b.build_query_scalar().fetch_one(&db.read).await?;
+    if n < cap {
+        return Ok(EventCount {
+            total: u64::try_from(n).unwrap_or(0),
+            exact: true,
+        });
+    }
+    let unfiltered = SessionQuery {
+        range: q.range.clone(),
+        from: q.from,
+        to: q.to,
+        ..SessionQuery::default()
+    };
+    let mut span =
+        QueryBuilder::new("SELECT MIN(s.id), MAX(s.id) FROM admin_sessions s WHERE 1 = 1");
+    push_filters(&mut span, &unfiltered, me, now);
+    let (low, high): (Option<i64>, Option<i64>) = span.build_query_as().fetch_one(&db.read).await?;
+    let in_range = high.unwrap_or(0) - low.unwrap_or(0) + 1;
+    let mut sample =
+        QueryBuilder::new("SELECT COUNT(*) FROM (SELECT s.id FROM admin_sessions s WHERE 1 = 1");
+    push_filters(&mut sample, &unfiltered, me, now);
+    sample.push(" ORDER BY s.id DESC LIMIT ").push_bind(SAMPLE);
+    sample.push(") w JOIN admin_sessions s ON s.id = w.id WHERE 1 = 1");
+    push_filters(&mut sample, q, me, now);
+    let hits: i64 = sample.build_query_scalar().fetch_one(&db.read).await?;
+    let seen = in_range.min(SAMPLE).max(1);
+    let estimate = (in_range as f64 * hits as f64 / seen as f64) as u64;
+    Ok(EventCount {
+        total: round_estimate(estimate.max(COUNT_LIMIT + 1)),
+        exact: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_pattern;
+
+    #[test]
+    fn like_wildcards_in_a_search_are_literal() {
+        assert_eq!(like_pattern("ann"), "%ann%");
+        assert_eq!(like_pattern("50%_x\\"), "%50\\%\\_x\\\\%");
+    }
+}
