@@ -5,14 +5,16 @@ const rows = 'tbody tr[data-session-id]';
 const adminEmail = `${users.admin.username}@auditdeck.example`;
 
 test('an admin sees their own page loads recorded, and Hide Me removes them', async ({ page }) => {
-  await signIn(page, 'admin', '/activity-log?size=50');
+  await signIn(page, 'admin');
+  // A page load (signing in lands through a client-side navigation).
+  await openHydrated(page, '/activity-log?size=50');
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Admin Sessions' }).click();
   await expect(page).toHaveURL(/\/admin-sessions$/);
   await expect(page.getByRole('heading', { name: 'Admin Sessions', level: 1 })).toBeVisible();
   for (const header of ['Date', 'Admin', 'IP address', 'URL', 'Type', 'Method', 'Status', 'Duration']) {
     await expect(page.getByRole('columnheader', { name: header, exact: true })).toBeVisible();
   }
-  // The sign-in landed on the Activity Log: a page load (WEB, GET) by this admin.
+  // That page load is a WEB GET by this admin.
   const mine = page.locator(rows).filter({ hasText: '/activity-log?size=50' }).filter({ hasText: adminEmail });
   await expect(async () => {
     await page.getByRole('button', { name: 'Refresh now' }).click();

@@ -46,10 +46,17 @@ impl Refresh {
         self.tick.update(|t| *t += 1);
     }
 
+    /// A load has finished (whatever its outcome).
+    pub fn done(&self) {
+        if self.loading.get_untracked() {
+            self.loading.set(false);
+        }
+    }
+
     /// The class that highlights a row a refresh brought: two names used in
     /// turn, so the highlight replays when the next refresh brings another.
     pub fn fresh_class(&self) -> &'static str {
-        if self.tick.get_untracked() % 2 == 0 {
+        if self.tick.get_untracked().is_multiple_of(2) {
             "fresh-a"
         } else {
             "fresh-b"
@@ -116,7 +123,7 @@ impl<T: Clone + Send + Sync + 'static> Shown<T> {
         refresh: Refresh,
         ids: impl Fn(&T) -> Vec<i64>,
     ) -> Result<Settled<T>, AppError> {
-        refresh.loading.set(false);
+        refresh.done();
         let same_view = self
             .last
             .with_value(|last| last.as_ref().is_some_and(|(k, _)| *k == key));

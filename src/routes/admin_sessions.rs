@@ -96,9 +96,13 @@ pub fn AdminSessionsPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading">"Loading requests…"</p> }>
                 {move || Suspend::new(async move {
                     let result = sessions.await;
-                    let settled = asked.get().and_then(|asked| {
-                        shown.settle(asked.to_query_string(), result, refresh, SessionPage::ids)
-                    });
+                    let settled = match asked.get() {
+                        Ok(asked) => shown.settle(asked.to_query_string(), result, refresh, SessionPage::ids),
+                        Err(error) => {
+                            refresh.done();
+                            Err(error)
+                        }
+                    };
                     match (settled, query.get()) {
                         (Ok(Settled { data: page, fresh }), Ok(current)) => {
                             let fresh = Arc::new(Fresh { ids: fresh, class: refresh.fresh_class() });

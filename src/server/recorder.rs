@@ -18,7 +18,13 @@ use tower_sessions::Session;
 /// Records waiting to be stored, at most.
 pub const QUEUE_CAPACITY: usize = 10_000;
 /// Records stored per transaction, at most.
-const BATCH: usize = 500;
+const BATCH: usize = 1_000;
+/// How long the writer lets records gather after the first of a batch
+/// arrives, so that a busy server writes a few large transactions a second
+/// rather than one per request (each commit costs a sync and CPU that the
+/// requests would otherwise have).
+const LINGER: Duration = Duration::from_millis(100);
+const LINGER_STEP: Duration = Duration::from_millis(5);
 
 /// The requests' end of the queue (cheap to clone).
 #[derive(Clone, Debug)]
@@ -79,6 +85,19 @@ async fn write_batches(db: Db, mut rx: mpsc::Receiver<NewAdminSession>, stop: Ar
         };
         if received == 0 {
             break;
+        }
+        // Let a batch gather, unless enough is already waiting (a queue
+        // filling up means requests may soon wait for room: write now).
+        let enough = BATCH.min(rx.max_capacity() / 2).max(1);
+        let deadline = Instant::now() + LINGER;
+        while !stopping && batch.len() + rx.len() < enough && Instant::now() < deadline {
+            tokio::time::sleep(LINGER_STEP).await;
+        }
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(record) => batch.push(record),
+                Err(_) => break,
+            }
         }
         // A failed write is retried (the database may be busy for a moment);
         // nothing accepted is dropped.

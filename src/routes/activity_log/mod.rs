@@ -113,9 +113,13 @@ pub fn ActivityLogPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading">"Loading events…"</p> }>
                 {move || Suspend::new(async move {
                     let result = events.await;
-                    let settled = asked.get().and_then(|asked| {
-                        shown.settle(asked.to_query_string(), result, refresh, EventPage::ids)
-                    });
+                    let settled = match asked.get() {
+                        Ok(asked) => shown.settle(asked.to_query_string(), result, refresh, EventPage::ids),
+                        Err(error) => {
+                            refresh.done();
+                            Err(error)
+                        }
+                    };
                     match (settled, query.get()) {
                         (Ok(Settled { data: page, fresh }), Ok(current)) => {
                             let fresh = Arc::new(Fresh { ids: fresh, class: refresh.fresh_class() });

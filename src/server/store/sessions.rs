@@ -262,7 +262,7 @@ pub async fn count_admin_sessions_matching(
     sample.push(") w JOIN admin_sessions s ON s.id = w.id WHERE 1 = 1");
     push_filters(&mut sample, q, me, now);
     let hits: i64 = sample.build_query_scalar().fetch_one(&db.read).await?;
-    let seen = in_range.min(SAMPLE).max(1);
+    let seen = in_range.clamp(1, SAMPLE);
     let estimate = (in_range as f64 * hits as f64 / seen as f64) as u64;
     Ok(EventCount {
         total: round_estimate(estimate.max(COUNT_LIMIT + 1)),
