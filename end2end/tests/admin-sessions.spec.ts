@@ -5,6 +5,9 @@ const rows = 'tbody tr[data-session-id]';
 const adminEmail = `${users.admin.username}@auditdeck.example`;
 
 test('an admin sees their own page loads recorded, and Hide Me removes them', async ({ page }) => {
+  const errors: string[] = [];
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  page.on('pageerror', (e) => errors.push(e.message));
   await signIn(page, 'admin');
   // A page load (signing in lands through a client-side navigation).
   await openHydrated(page, '/activity-log?size=50');
@@ -16,16 +19,20 @@ test('an admin sees their own page loads recorded, and Hide Me removes them', as
   }
   // That page load is a WEB GET by this admin.
   const mine = page.locator(rows).filter({ hasText: '/activity-log?size=50' }).filter({ hasText: adminEmail });
+  // Server-function calls made by this page are API requests.
+  const call = page.locator(rows).filter({ hasText: '/api/list_admin_sessions' }).filter({ hasText: adminEmail });
+  // Records are stored in the background, moments after the request.
   await expect(async () => {
     await page.getByRole('button', { name: 'Refresh now' }).click();
     await expect(mine.first()).toBeVisible({ timeout: 1_000 });
+    await expect(call.first()).toBeVisible({ timeout: 1_000 });
   }).toPass({ timeout: 10_000 });
+  await expect(call.first().locator('.badge.kind-api')).toHaveText('API');
+  await expect(call.first().locator('.badge.method-post')).toHaveText('POST');
   await expect(mine.first()).toContainText(users.admin.name);
   await expect(mine.first().locator('.badge.kind-web')).toHaveText('WEB');
   await expect(mine.first().locator('.badge.method-get')).toHaveText('GET');
   await expect(mine.first().locator('.status')).toHaveText('200');
-  // Server-function calls made by this page are API requests.
-  await expect(page.locator(rows).filter({ hasText: '/api/list_admin_sessions' }).first()).toContainText('API');
 
   await page.getByLabel('Hide Me').check();
   await expect(page).toHaveURL(/[?&]hide_me=1\b/);
@@ -38,6 +45,8 @@ test('an admin sees their own page loads recorded, and Hide Me removes them', as
   await expect(page.getByLabel('Hide Me')).toBeChecked();
   await expect(page.locator(rows).first()).toBeVisible();
   await expect(page.locator('tbody')).not.toContainText(adminEmail);
+  // The page, its auto-refresh control included, runs under the CSP.
+  expect(errors).toEqual([]);
 });
 
 test('type, method and search filter the requests', async ({ page }) => {

@@ -248,16 +248,13 @@ pub fn AutoRefresh(
                     })
                     .collect_view()}
             </select>
-            <div
+            // A native progress bar: no inline style, which the page's CSP forbids.
+            <progress
                 class="refresh-progress"
-                role="progressbar"
                 aria-label="Time to the next refresh"
-                aria-valuemin="0"
-                aria-valuemax="100"
-                aria-valuenow=percent
-            >
-                <div class="refresh-progress-bar" style:width=move || format!("{}%", percent())></div>
-            </div>
+                max="100"
+                value=percent
+            ></progress>
             <span class="refresh-status" role="status" data-testid="refresh-status">
                 {move || {
                     if refresh.loading.get() {
