@@ -73,6 +73,7 @@ async fn main() {
     let state = AppState {
         leptos_options: LeptosOptions::builder().output_name("auditdeck").build(),
         recorder,
+        exports: Default::default(),
         db: db.clone(),
         config: Arc::new(AppConfig {
             database_url: url,

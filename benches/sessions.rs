@@ -209,6 +209,7 @@ async fn main() {
             ..AppConfig::default()
         }),
         recorder: recorder.clone(),
+        exports: Default::default(),
     };
     let on = serve(state(true)).await;
     let off = serve(state(false)).await;

@@ -3,6 +3,7 @@
 //! One crate, two builds: `ssr` (the axum server) and `hydrate` (the browser).
 
 pub mod app;
+pub mod bulk;
 pub mod components;
 pub mod dates;
 pub mod errors;

@@ -192,6 +192,7 @@ async fn serve(config: Config, db: store::Db) -> Result<(), String> {
         db,
         config: Arc::new(config.app),
         recorder,
+        exports: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await

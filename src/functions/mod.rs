@@ -2,6 +2,7 @@
 //! signed-in user's role on the server (see the README's table).
 
 pub mod auth;
+pub mod bulk;
 pub mod events;
 pub mod sessions;
 pub mod settings;

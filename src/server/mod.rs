@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod diff;
+pub mod export;
 pub mod ingest;
 pub mod recorder;
 pub mod security;
@@ -18,7 +19,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use state::AppState;
-use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate};
+use tower_http::compression::{CompressionLayer, DefaultPredicate};
 use tower_sessions::cookie::{time::Duration, SameSite};
 use tower_sessions::{Expiry, SessionManagerLayer};
 
@@ -37,6 +39,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/activity-log") }))
         .route("/api/v1/events", post(ingest::ingest_events))
+        .route("/api/exports/{token}", get(export::download))
         .leptos_routes_with_context(&state, routes, security::page_context, move || {
             shell(options.clone())
         })
@@ -51,7 +54,15 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(security::server_fn_error_status))
         .layer(axum::middleware::from_fn(security::refuse_cross_site))
         .layer(axum::middleware::from_fn(security::security_headers))
-        .layer(CompressionLayer::new())
+        // Exports stream at full speed, uncompressed.
+        .layer(
+            CompressionLayer::new().compress_when(
+                DefaultPredicate::new()
+                    .and(NotForContentType::const_new("text/csv"))
+                    .and(NotForContentType::const_new("application/x-ndjson"))
+                    .and(NotForContentType::const_new("application/pdf")),
+            ),
+        )
         .with_state(state)
 }
 

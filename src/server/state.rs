@@ -14,6 +14,8 @@ pub struct AppState {
     pub config: Arc<AppConfig>,
     /// Where requests hand their Admin Sessions records.
     pub recorder: super::recorder::Recorder,
+    /// Exports prepared and running.
+    pub exports: Arc<super::export::Exports>,
 }
 
 /// The state, from inside a server function.

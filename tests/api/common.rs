@@ -65,6 +65,7 @@ impl TestApp {
             db: db.clone(),
             config: Arc::new(config),
             recorder,
+            exports: Default::default(),
         };
         Self {
             db,
@@ -168,6 +169,22 @@ impl TestApp {
         if let Some(cookie) = cookie {
             request = request.header(header::COOKIE, cookie);
         }
+        self.send(request.body(Body::from(args.to_string())).unwrap())
+            .await
+    }
+
+    /// Calls a server function that takes JSON arguments.
+    pub async fn call_json(
+        &self,
+        endpoint: &str,
+        args: serde_json::Value,
+        cookie: &str,
+    ) -> TestResponse {
+        let request = Request::post(format!("/api/{endpoint}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json")
+            .header("sec-fetch-site", "same-origin")
+            .header(header::COOKIE, cookie);
         self.send(request.body(Body::from(args.to_string())).unwrap())
             .await
     }

@@ -3,6 +3,7 @@
 #![cfg(feature = "ssr")]
 
 mod auth;
+mod bulk;
 mod common;
 mod config;
 mod ingest;

@@ -100,7 +100,7 @@ fn fts_with_filters(keyword: &str, q: &EventQuery) -> String {
 
 /// How the keyword condition joins the other filters.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Keyword {
+pub(super) enum Keyword {
     /// `id IN (all matches)`: for small match sets and ordered scans.
     InSet,
     /// Left out: the caller drives the search from the index.
@@ -108,7 +108,7 @@ enum Keyword {
 }
 
 /// A query's filters, checked and ready for SQL.
-struct Filters {
+pub(super) struct Filters {
     user: Option<InitiatorKey>,
     actions: Vec<String>,
     table: Option<String>,
@@ -119,7 +119,7 @@ struct Filters {
 }
 
 impl Filters {
-    fn new(q: &EventQuery, now: i64) -> AppResult<Self> {
+    pub(super) fn new(q: &EventQuery, now: i64) -> AppResult<Self> {
         q.validate()?;
         let (from, to) = q.time_bounds(now);
         Ok(Self {
@@ -153,7 +153,7 @@ impl Filters {
     }
 
     /// Appends ` AND …` for each filter.
-    fn push(&self, b: &mut QueryBuilder<'_, Sqlite>, keyword: Keyword) {
+    pub(super) fn push(&self, b: &mut QueryBuilder<'_, Sqlite>, keyword: Keyword) {
         if let Some(user) = &self.user {
             b.push(" AND e.initiator_kind = ")
                 .push_bind(user.kind.clone())

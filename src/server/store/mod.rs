@@ -13,8 +13,10 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod bulk;
 mod events;
 mod sessions;
+pub use bulk::*;
 pub use events::*;
 pub use sessions::*;
 

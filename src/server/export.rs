@@ -1,0 +1,808 @@
+//! Exports: a server function prepares one (checks the role, counts the
+//! selection, fixes the newest id it may hold) and hands the browser a
+//! ticket; `GET /api/exports/{token}` streams it as a download, reading one
+//! row at a time and sending 64 KB chunks through a small queue, so memory
+//! stays flat whatever the size. The page follows its progress and can
+//! cancel it. Starting the download writes the EXPORT event.
+
+use super::auth::{self_event, ClientInfo, RequestUser};
+use super::state::AppState;
+use super::store::{self, ExportRow, RowSink};
+use crate::bulk::{ExportFormat, ExportStatus, ExportTicket, Selection, MAX_PDF_ROWS};
+use crate::errors::{AppError, AppResult};
+use crate::models::{format_count, format_rfc3339, format_utc, Role, UserInfo};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Bytes gathered before a chunk goes to the client.
+const CHUNK_BYTES: usize = 64 * 1024;
+/// Chunks waiting for the client, at most (the memory an export holds).
+const QUEUE_CHUNKS: usize = 4;
+/// An export not downloaded within this time is forgotten.
+const TICKET_LIFETIME: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Default)]
+struct Progress {
+    rows: AtomicU64,
+    started: AtomicBool,
+    done: AtomicBool,
+    cancelled: AtomicBool,
+    failed: AtomicBool,
+}
+
+#[derive(Debug)]
+struct Job {
+    owner: i64,
+    selection: Selection,
+    format: ExportFormat,
+    total: u64,
+    up_to: i64,
+    created: Instant,
+    progress: Arc<Progress>,
+}
+
+/// The exports prepared and running on this server.
+#[derive(Debug, Default)]
+pub struct Exports {
+    jobs: Mutex<HashMap<String, Job>>,
+}
+
+impl Exports {
+    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Job>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers an export and returns its ticket.
+    pub fn prepare(
+        &self,
+        owner: i64,
+        selection: Selection,
+        format: ExportFormat,
+        total: u64,
+        up_to: i64,
+    ) -> ExportTicket {
+        use rand::Rng;
+        let token: String = {
+            let bytes: [u8; 16] = rand::thread_rng().gen();
+            hex::encode(bytes)
+        };
+        let mut jobs = self.jobs();
+        jobs.retain(|_, job| {
+            job.created.elapsed() < TICKET_LIFETIME || !job.is_finished_or_unstarted()
+        });
+        jobs.insert(
+            token.clone(),
+            Job {
+                owner,
+                selection,
+                format,
+                total,
+                up_to,
+                created: Instant::now(),
+                progress: Arc::default(),
+            },
+        );
+        ExportTicket {
+            token,
+            total,
+            format,
+        }
+    }
+
+    /// How far the owner's export has come.
+    pub fn status(&self, token: &str, owner: i64) -> AppResult<ExportStatus> {
+        let jobs = self.jobs();
+        let job = jobs
+            .get(token)
+            .filter(|j| j.owner == owner)
+            .ok_or_else(|| AppError::NotFound("export".into()))?;
+        Ok(job.status())
+    }
+
+    /// Stops the owner's export; the download ends unfinished.
+    pub fn cancel(&self, token: &str, owner: i64) -> AppResult<ExportStatus> {
+        let jobs = self.jobs();
+        let job = jobs
+            .get(token)
+            .filter(|j| j.owner == owner)
+            .ok_or_else(|| AppError::NotFound("export".into()))?;
+        if !job.progress.done.load(Ordering::Relaxed) {
+            job.progress.cancelled.store(true, Ordering::Relaxed);
+        }
+        Ok(job.status())
+    }
+
+    /// Marks the owner's export started; each ticket downloads once.
+    fn start(
+        &self,
+        token: &str,
+        owner: i64,
+    ) -> AppResult<(Selection, ExportFormat, u64, i64, Arc<Progress>)> {
+        let jobs = self.jobs();
+        let job = jobs
+            .get(token)
+            .filter(|j| j.owner == owner && j.created.elapsed() < TICKET_LIFETIME)
+            .ok_or_else(|| AppError::NotFound("export".into()))?;
+        if job.progress.started.swap(true, Ordering::Relaxed) {
+            return Err(AppError::Conflict(
+                "this export was already downloaded; start a new one".into(),
+            ));
+        }
+        if job.progress.cancelled.load(Ordering::Relaxed) {
+            return Err(AppError::Conflict("this export was cancelled".into()));
+        }
+        Ok((
+            job.selection.clone(),
+            job.format,
+            job.total,
+            job.up_to,
+            job.progress.clone(),
+        ))
+    }
+}
+
+impl Job {
+    fn status(&self) -> ExportStatus {
+        let p = &self.progress;
+        ExportStatus {
+            rows: p.rows.load(Ordering::Relaxed),
+            total: self.total,
+            started: p.started.load(Ordering::Relaxed),
+            done: p.done.load(Ordering::Relaxed),
+            cancelled: p.cancelled.load(Ordering::Relaxed),
+            failed: p.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    fn is_finished_or_unstarted(&self) -> bool {
+        let s = self.status();
+        s.finished() || !s.started
+    }
+}
+
+/// Prepares an export of a selection for `user` (auditors and admins).
+pub async fn prepare(
+    state: &AppState,
+    user: &UserInfo,
+    selection: Selection,
+    format: ExportFormat,
+) -> AppResult<ExportTicket> {
+    if !user.role.allows(Role::Auditor) {
+        return Err(AppError::Forbidden(
+            "Your role may not export; it needs the auditor role.".into(),
+        ));
+    }
+    selection.validate()?;
+    let up_to = store::max_event_id(&state.db).await?;
+    let total = store::count_selection(&state.db, &selection, Some(up_to)).await?;
+    if format == ExportFormat::Pdf && total > MAX_PDF_ROWS {
+        return Err(AppError::bad_request(format!(
+            "format: a PDF report holds at most {} events and this selection has {}; export CSV or JSON Lines, or narrow the filter",
+            format_count(MAX_PDF_ROWS),
+            format_count(total)
+        )));
+    }
+    Ok(state
+        .exports
+        .prepare(user.id, selection, format, total, up_to))
+}
+
+/// `GET /api/exports/{token}`: the download.
+pub async fn download(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    user: Option<Extension<RequestUser>>,
+    client: Option<Extension<ClientInfo>>,
+) -> Response {
+    match start_download(&state, &token, user, client).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn start_download(
+    state: &AppState,
+    token: &str,
+    user: Option<Extension<RequestUser>>,
+    client: Option<Extension<ClientInfo>>,
+) -> AppResult<Response> {
+    let user = user
+        .and_then(|Extension(RequestUser(u))| u)
+        .ok_or_else(|| AppError::Unauthorized("Sign in to continue.".into()))?;
+    if !user.role.allows(Role::Auditor) {
+        return Err(AppError::Forbidden(
+            "Your role may not export; it needs the auditor role.".into(),
+        ));
+    }
+    let Extension(client) = client.ok_or(AppError::Internal)?;
+    let (selection, format, total, up_to, progress) = state.exports.start(token, user.id)?;
+    // The export is an event of its own, written before any row leaves.
+    let mut record = self_event(
+        Some(&user),
+        &client,
+        "EXPORT",
+        None,
+        format!(
+            "Exported {} {} as {} ({})",
+            format_count(total),
+            if total == 1 { "event" } else { "events" },
+            format.label(),
+            selection.describe()
+        ),
+    );
+    record.after = Some(
+        serde_json::json!({
+            "format": format.extension(),
+            "count": total,
+            "selection": selection.describe(),
+            "up_to_id": up_to,
+        })
+        .to_string(),
+    );
+    store::insert_events(&state.db, &[record], None).await?;
+
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE_CHUNKS);
+    let header = ReportHeader {
+        selection: selection.describe(),
+        generated_at: store::now_micros(),
+        user: format!("{} ({})", user.name, user.email),
+        total,
+    };
+    let db = state.db.clone();
+    tokio::spawn(async move {
+        let mut sink = StreamSink {
+            encoder: Encoder::new(format, header),
+            tx,
+            progress: progress.clone(),
+        };
+        let limit = (format == ExportFormat::Pdf).then_some(MAX_PDF_ROWS);
+        let result = store::export_rows(&db, &selection, up_to, limit, &mut sink).await;
+        let result = match result {
+            Ok(_) => sink.finish().await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => progress.done.store(true, Ordering::Relaxed),
+            Err(e) => {
+                if !progress.cancelled.load(Ordering::Relaxed) {
+                    progress.failed.store(true, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "export stopped");
+                }
+                // An error ends the body: the download is not mistaken for complete.
+                let _ = sink
+                    .tx
+                    .send(Err(std::io::Error::other("export stopped")))
+                    .await;
+            }
+        }
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let filename = format!(
+        "auditdeck-events-{}.{}",
+        format_rfc3339(store::now_micros())
+            .get(..19)
+            .unwrap_or_default()
+            .replace(':', ""),
+        format.extension()
+    );
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// What the PDF report says about itself.
+#[derive(Debug, Clone)]
+pub struct ReportHeader {
+    pub selection: String,
+    pub generated_at: i64,
+    pub user: String,
+    pub total: u64,
+}
+
+struct StreamSink {
+    encoder: Encoder,
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    progress: Arc<Progress>,
+}
+
+impl StreamSink {
+    async fn send(&mut self, bytes: Vec<u8>) -> AppResult<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.tx
+            .send(Ok(Bytes::from(bytes)))
+            .await
+            .map_err(|_| AppError::Transport("the client went away".into()))
+    }
+
+    async fn finish(&mut self) -> AppResult<()> {
+        let rest = self.encoder.finish()?;
+        for chunk in rest.chunks(CHUNK_BYTES) {
+            self.send(chunk.to_vec()).await?;
+        }
+        Ok(())
+    }
+}
+
+impl RowSink for StreamSink {
+    async fn row(&mut self, row: ExportRow) -> AppResult<()> {
+        if self.progress.cancelled.load(Ordering::Relaxed) {
+            return Err(AppError::Conflict("cancelled".into()));
+        }
+        self.encoder.row(&row)?;
+        self.progress.rows.fetch_add(1, Ordering::Relaxed);
+        if let Some(chunk) = self.encoder.take_if_over(CHUNK_BYTES) {
+            self.send(chunk).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Turns rows into the bytes of one format.
+pub enum Encoder {
+    Csv(Box<csv::Writer<Vec<u8>>>),
+    JsonLines(Vec<u8>),
+    Pdf(Box<PdfReport>),
+}
+
+/// The CSV header row.
+pub const CSV_HEADER: [&str; 17] = [
+    "id",
+    "occurred_at",
+    "ip",
+    "initiator_kind",
+    "initiator_id",
+    "initiator_name",
+    "initiator_email",
+    "initiator_role",
+    "action",
+    "table",
+    "primary_key",
+    "description",
+    "before",
+    "after",
+    "user_agent",
+    "request_id",
+    "session_id",
+];
+
+impl Encoder {
+    pub fn new(format: ExportFormat, header: ReportHeader) -> Self {
+        match format {
+            ExportFormat::Csv => {
+                // A byte-order mark, so spreadsheets read the file as UTF-8.
+                let mut csv = csv::Writer::from_writer("\u{feff}".as_bytes().to_vec());
+                let _ = csv.write_record(CSV_HEADER);
+                Self::Csv(Box::new(csv))
+            }
+            ExportFormat::JsonLines => Self::JsonLines(Vec::with_capacity(CHUNK_BYTES * 2)),
+            ExportFormat::Pdf => Self::Pdf(Box::new(PdfReport::new(header))),
+        }
+    }
+
+    pub fn row(&mut self, row: &ExportRow) -> AppResult<()> {
+        match self {
+            Self::Csv(w) => {
+                let id = row.id.to_string();
+                let at = format_rfc3339(row.occurred_at);
+                fn opt(v: &Option<String>) -> &str {
+                    v.as_deref().unwrap_or("")
+                }
+                let cells = [
+                    id.as_str(),
+                    at.as_str(),
+                    opt(&row.ip),
+                    row.initiator_kind.as_str(),
+                    opt(&row.initiator_id),
+                    opt(&row.initiator_name),
+                    opt(&row.initiator_email),
+                    opt(&row.initiator_role),
+                    row.action.as_str(),
+                    opt(&row.table_name),
+                    opt(&row.primary_key),
+                    row.description.as_str(),
+                    opt(&row.before),
+                    opt(&row.after),
+                    opt(&row.user_agent),
+                    opt(&row.request_id),
+                    opt(&row.session_id),
+                ];
+                let fail = |e: csv::Error| {
+                    tracing::error!(error = %e, "csv");
+                    AppError::Internal
+                };
+                for cell in cells {
+                    w.write_field(neutralise(cell).as_bytes()).map_err(fail)?;
+                }
+                w.write_record(std::iter::empty::<&[u8]>()).map_err(fail)
+            }
+            Self::JsonLines(buf) => {
+                serde_json::to_writer(&mut *buf, &json_line(row)?).map_err(|e| {
+                    tracing::error!(error = %e, "json lines");
+                    AppError::Internal
+                })?;
+                buf.push(b'\n');
+                Ok(())
+            }
+            Self::Pdf(report) => {
+                report.row(row);
+                Ok(())
+            }
+        }
+    }
+
+    /// The bytes written so far, once there are at least `n`.
+    pub fn take_if_over(&mut self, n: usize) -> Option<Vec<u8>> {
+        match self {
+            Self::Csv(w) if w.get_ref().len() >= n => {
+                let full = std::mem::replace(w.as_mut(), csv::Writer::from_writer(Vec::new()));
+                full.into_inner().ok()
+            }
+            Self::JsonLines(buf) if buf.len() >= n => Some(std::mem::take(buf)),
+            _ => None,
+        }
+    }
+
+    /// Everything not yet taken.
+    pub fn finish(&mut self) -> AppResult<Vec<u8>> {
+        match self {
+            Self::Csv(w) => {
+                let full = std::mem::replace(w.as_mut(), csv::Writer::from_writer(Vec::new()));
+                full.into_inner().map_err(|_| AppError::Internal)
+            }
+            Self::JsonLines(buf) => Ok(std::mem::take(buf)),
+            Self::Pdf(report) => Ok(report.finish()),
+        }
+    }
+}
+
+/// A CSV cell that no spreadsheet runs as a formula: a cell starting with
+/// `=`, `+`, `-`, `@`, tab or carriage return gets a leading `'`, unless it
+/// is a plain number (`-5`, `+3.25`), which stays readable as it is.
+pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    let dangerous = cell
+        .chars()
+        .next()
+        .is_some_and(|c| matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r'));
+    if dangerous && !is_plain_number(cell) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
+}
+
+fn is_plain_number(cell: &str) -> bool {
+    let digits = cell.strip_prefix(['-', '+']).unwrap_or(cell);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
+    !int.is_empty()
+        && !frac.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[derive(serde::Serialize)]
+struct JsonInitiator<'a> {
+    kind: &'a str,
+    id: Option<&'a str>,
+    name: Option<&'a str>,
+    email: Option<&'a str>,
+    role: Option<&'a str>,
+}
+
+/// One JSON Lines record: the ingest API's event shape, with the id.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    id: i64,
+    occurred_at: String,
+    action: &'a str,
+    initiator: JsonInitiator<'a>,
+    ip: Option<&'a str>,
+    table: Option<&'a str>,
+    primary_key: Option<&'a str>,
+    description: &'a str,
+    before: Option<Box<serde_json::value::RawValue>>,
+    after: Option<Box<serde_json::value::RawValue>>,
+    user_agent: Option<&'a str>,
+    request_id: Option<&'a str>,
+    session_id: Option<&'a str>,
+}
+
+fn json_line(row: &ExportRow) -> AppResult<JsonLine<'_>> {
+    let raw = |v: &Option<String>| -> AppResult<Option<Box<serde_json::value::RawValue>>> {
+        v.as_ref()
+            .map(|text| {
+                serde_json::value::RawValue::from_string(text.clone()).map_err(|e| {
+                    tracing::error!(id = row.id, error = %e, "stored change data is not JSON");
+                    AppError::Internal
+                })
+            })
+            .transpose()
+    };
+    Ok(JsonLine {
+        id: row.id,
+        occurred_at: format_rfc3339(row.occurred_at),
+        action: &row.action,
+        initiator: JsonInitiator {
+            kind: &row.initiator_kind,
+            id: row.initiator_id.as_deref(),
+            name: row.initiator_name.as_deref(),
+            email: row.initiator_email.as_deref(),
+            role: row.initiator_role.as_deref(),
+        },
+        ip: row.ip.as_deref(),
+        table: row.table_name.as_deref(),
+        primary_key: row.primary_key.as_deref(),
+        description: &row.description,
+        before: raw(&row.before)?,
+        after: raw(&row.after)?,
+        user_agent: row.user_agent.as_deref(),
+        request_id: row.request_id.as_deref(),
+        session_id: row.session_id.as_deref(),
+    })
+}
+
+/// A PDF report: title, the filter, when and by whom it was made, a table of
+/// the entries, page numbers. Built with `pdf-writer` in Helvetica (the
+/// viewer's own font: characters outside Windows-1252 show as `?`).
+pub struct PdfReport {
+    header: ReportHeader,
+    rows: Vec<[String; 7]>,
+}
+
+/// A4 landscape, in points.
+const PAGE_W: f32 = 842.0;
+const PAGE_H: f32 = 595.0;
+const MARGIN: f32 = 36.0;
+const ROW_H: f32 = 13.0;
+const FONT_SIZE: f32 = 7.5;
+/// Column titles, left edges and widths (points).
+const COLUMNS: [(&str, f32, f32); 7] = [
+    ("ID", 36.0, 48.0),
+    ("Date (UTC)", 84.0, 102.0),
+    ("Initiator", 186.0, 150.0),
+    ("Action", 336.0, 70.0),
+    ("Table / key", 406.0, 110.0),
+    ("IP", 516.0, 80.0),
+    ("Description", 596.0, 210.0),
+];
+
+impl PdfReport {
+    pub fn new(header: ReportHeader) -> Self {
+        Self {
+            header,
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, row: &ExportRow) {
+        let fit = |text: &str, width: f32| fit_text(text, width);
+        let initiator = match (&row.initiator_name, &row.initiator_email) {
+            (Some(n), Some(e)) => format!("{n} <{e}>"),
+            (Some(n), None) => n.clone(),
+            (None, Some(e)) => e.clone(),
+            (None, None) => row.initiator_kind.clone(),
+        };
+        let target = match (&row.table_name, &row.primary_key) {
+            (Some(t), Some(k)) => format!("{t} #{k}"),
+            (Some(t), None) => t.clone(),
+            (None, Some(k)) => k.clone(),
+            (None, None) => String::new(),
+        };
+        let cells = [
+            row.id.to_string(),
+            format_utc(row.occurred_at),
+            initiator,
+            row.action.clone(),
+            target,
+            row.ip.clone().unwrap_or_default(),
+            row.description.replace(['\n', '\r', '\t'], " "),
+        ];
+        self.rows
+            .push(std::array::from_fn(|i| fit(&cells[i], COLUMNS[i].2 - 4.0)));
+    }
+
+    /// Rows on the first page (below the title block) and on the others.
+    fn rows_per_page(first: bool) -> usize {
+        let top = if first { 120.0 } else { 50.0 };
+        ((PAGE_H - top - MARGIN - 20.0) / ROW_H) as usize
+    }
+
+    pub fn page_count(&self) -> usize {
+        let first = Self::rows_per_page(true);
+        if self.rows.len() <= first {
+            1
+        } else {
+            1 + (self.rows.len() - first).div_ceil(Self::rows_per_page(false))
+        }
+    }
+
+    pub fn finish(&mut self) -> Vec<u8> {
+        use pdf_writer::{Content, Name, Pdf, Rect, Ref, Str};
+        let pages = self.page_count();
+        let catalog = Ref::new(1);
+        let tree = Ref::new(2);
+        let font = Ref::new(3);
+        let bold = Ref::new(4);
+        let page_ref = |i: usize| Ref::new(5 + 2 * i as i32);
+        let content_ref = |i: usize| Ref::new(6 + 2 * i as i32);
+        let mut pdf = Pdf::new();
+        pdf.catalog(catalog).pages(tree);
+        pdf.pages(tree)
+            .kids((0..pages).map(page_ref))
+            .count(pages as i32);
+        pdf.type1_font(font)
+            .base_font(Name(b"Helvetica"))
+            .encoding_predefined(Name(b"WinAnsiEncoding"));
+        pdf.type1_font(bold)
+            .base_font(Name(b"Helvetica-Bold"))
+            .encoding_predefined(Name(b"WinAnsiEncoding"));
+        let mut rows = self.rows.iter();
+        for i in 0..pages {
+            let mut c = Content::new();
+            let text = |c: &mut Content, f: &[u8], size: f32, x: f32, y: f32, s: &str| {
+                c.begin_text();
+                c.set_font(Name(f), size);
+                c.next_line(x, y);
+                c.show(Str(&win_ansi(s)));
+                c.end_text();
+            };
+            let mut y = PAGE_H - MARGIN;
+            if i == 0 {
+                text(
+                    &mut c,
+                    b"F2",
+                    16.0,
+                    MARGIN,
+                    y - 14.0,
+                    "Auditdeck - Activity Log export",
+                );
+                let h = &self.header;
+                let lines = [
+                    format!("Selection: {}", h.selection),
+                    format!(
+                        "Generated: {} UTC by {}",
+                        format_utc(h.generated_at),
+                        h.user
+                    ),
+                    format!("Entries: {}", format_count(h.total)),
+                ];
+                for (k, line) in lines.iter().enumerate() {
+                    text(
+                        &mut c,
+                        b"F1",
+                        9.0,
+                        MARGIN,
+                        y - 34.0 - 13.0 * k as f32,
+                        &fit_text(line, PAGE_W - 2.0 * MARGIN),
+                    );
+                }
+                y -= 84.0;
+            }
+            // Column titles on a grey band.
+            c.set_fill_gray(0.92);
+            c.rect(MARGIN, y - ROW_H, PAGE_W - 2.0 * MARGIN, ROW_H);
+            c.fill_nonzero();
+            c.set_fill_gray(0.0);
+            for (title, x, _) in COLUMNS {
+                text(&mut c, b"F2", FONT_SIZE, x + 2.0, y - 9.5, title);
+            }
+            y -= ROW_H;
+            for _ in 0..Self::rows_per_page(i == 0) {
+                let Some(row) = rows.next() else { break };
+                for (cell, (_, x, _)) in row.iter().zip(COLUMNS) {
+                    text(&mut c, b"F1", FONT_SIZE, x + 2.0, y - 9.5, cell);
+                }
+                c.set_stroke_gray(0.85);
+                c.move_to(MARGIN, y - ROW_H);
+                c.line_to(PAGE_W - MARGIN, y - ROW_H);
+                c.stroke();
+                y -= ROW_H;
+            }
+            let footer = format!("Page {} of {}", i + 1, pages);
+            text(
+                &mut c,
+                b"F1",
+                8.0,
+                PAGE_W - MARGIN - 60.0,
+                MARGIN - 14.0,
+                &footer,
+            );
+            let mut page = pdf.page(page_ref(i));
+            page.media_box(Rect::new(0.0, 0.0, PAGE_W, PAGE_H))
+                .parent(tree)
+                .contents(content_ref(i));
+            page.resources()
+                .fonts()
+                .pair(Name(b"F1"), font)
+                .pair(Name(b"F2"), bold);
+            drop(page);
+            pdf.stream(content_ref(i), &c.finish());
+        }
+        pdf.finish()
+    }
+}
+
+/// Cuts text to about `width` points of 7.5 pt Helvetica, ending in `...`.
+fn fit_text(text: &str, width: f32) -> String {
+    let max = (width / (FONT_SIZE * 0.5)) as usize;
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut cut: String = text.chars().take(max.saturating_sub(3)).collect();
+        cut.push_str("...");
+        cut
+    }
+}
+
+/// Text in the PDF's WinAnsiEncoding: Latin-1 and the common punctuation;
+/// anything else becomes `?`.
+pub fn win_ansi(text: &str) -> Vec<u8> {
+    text.chars()
+        .map(|c| match c {
+            '\u{20}'..='\u{7e}' | '\u{a0}'..='\u{ff}' => c as u8,
+            '€' => 0x80,
+            '‚' => 0x82,
+            '„' => 0x84,
+            '…' => 0x85,
+            '‘' => 0x91,
+            '’' => 0x92,
+            '“' => 0x93,
+            '”' => 0x94,
+            '•' => 0x95,
+            '–' => 0x96,
+            '—' => 0x97,
+            '™' => 0x99,
+            _ => b'?',
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_neutralised_and_numbers_stay_readable() {
+        for cell in [
+            "=1+1",
+            "+cmd|' /C calc'!A0",
+            "-2+3",
+            "@SUM(A1)",
+            "\tx",
+            "\r=x",
+            "-",
+            "=",
+            "+1e5",
+        ] {
+            assert_eq!(neutralise(cell), format!("'{cell}"), "{cell:?}");
+        }
+        for cell in ["-5", "+3.25", "-0.5", "42", "a=b", "", "hello @you", "5-3"] {
+            assert_eq!(neutralise(cell), cell, "{cell:?}");
+        }
+    }
+
+    #[test]
+    fn pdf_text_is_win_ansi() {
+        assert_eq!(win_ansi("Zürich – 5 €"), b"Z\xfcrich \x96 5 \x80".to_vec());
+        assert_eq!(win_ansi("日本"), b"??".to_vec());
+        assert_eq!(fit_text("short", 100.0), "short");
+        assert!(fit_text(&"x".repeat(200), 40.0).ends_with("..."));
+    }
+}
