@@ -62,8 +62,12 @@ impl Selection {
                 format!("ids {}{more}", shown.join(", "))
             }
             Self::Filter(q) => {
+                // Only the filters: page, size and order do not change what matches.
                 let q = EventQuery {
                     refresh: None,
+                    per_page: crate::query::DEFAULT_PAGE_SIZE,
+                    sort: crate::query::SortColumn::Date,
+                    descending: true,
                     ..(**q).clone().first_page()
                 };
                 let text = q.to_query_string();
@@ -197,6 +201,8 @@ mod tests {
             actions: vec!["LOGIN".into()],
             range: Some("7d".into()),
             page: 4,
+            per_page: 100,
+            sort: crate::query::SortColumn::Ip,
             ..EventQuery::default()
         };
         assert_eq!(

@@ -10,6 +10,8 @@ use leptos_router::components::{Outlet, A};
 pub fn Layout() -> impl IntoView {
     crate::components::zone::provide_display_zone();
     let me = Resource::new(|| (), |_| current_user());
+    // Pages read the signed-in user (their role) from here.
+    provide_context(me);
     view! {
         <div class="frame">
             <Sidebar me />

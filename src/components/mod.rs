@@ -7,4 +7,5 @@ pub mod layout;
 pub mod modal;
 pub mod pager;
 pub mod range_picker;
+pub mod selection;
 pub mod zone;

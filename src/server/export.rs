@@ -741,7 +741,7 @@ impl PdfReport {
 
 /// Cuts text to about `width` points of 7.5 pt Helvetica, ending in `...`.
 fn fit_text(text: &str, width: f32) -> String {
-    let max = (width / (FONT_SIZE * 0.5)) as usize;
+    let max = (width / (FONT_SIZE * 0.56)) as usize;
     if text.chars().count() <= max {
         text.to_string()
     } else {

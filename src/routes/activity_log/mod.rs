@@ -1,17 +1,23 @@
 //! Monitoring → Activity Log: every audit event, filtered, searched, sorted
 //! and paged, with the whole view in the URL.
 
+mod bulk;
 mod details;
 mod filters;
 
+use crate::bulk::Selection;
 use crate::components::auto_refresh::{AutoRefresh, Fresh, Refresh, Settled, Shown};
 use crate::components::error_notice::ErrorNotice;
 use crate::components::layout::Breadcrumb;
 use crate::components::pager::{CountLabel, PagePosition, PageSizeSelect, Pager};
+use crate::components::selection::{PageCheckbox, RowCheckbox, SelectionState};
 use crate::components::zone::{Time, UtcToggle};
+use crate::errors::AppError;
 use crate::functions::events::{count_events, get_filter_options, list_events};
 use crate::models::{EventCount, EventPage, EventRow, COMMON_ACTIONS};
+use crate::models::{Role, UserInfo};
 use crate::query::{highlight, Cursor, EventQuery, RefreshEvery, SortColumn};
+use bulk::{Bulk, BulkBar, DeleteDialog};
 use details::{DetailModal, DiffModal};
 use filters::FilterBar;
 use leptos::prelude::*;
@@ -91,6 +97,26 @@ pub fn ActivityLogPage() -> impl IntoView {
     // The filter bar is drawn again only when the filters change, not the page.
     let filters_only = Memo::new(move |_| query.get().map(|q| q.first_page()).unwrap_or_default());
     let shown = Shown::<EventPage>::new();
+    let bulk = Bulk::new();
+    let me = use_context::<Resource<Result<UserInfo, AppError>>>();
+    // A selection belongs to its filters: changing them clears it, with a note.
+    let filter_key = Memo::new(move |_| {
+        query
+            .get()
+            .map(|q| Selection::Filter(Box::new(q)).describe())
+            .unwrap_or_default()
+    });
+    Effect::new(move |previous: Option<String>| {
+        let key = filter_key.get();
+        if previous.is_some_and(|p| p != key)
+            && !bulk.selected.with_untracked(SelectionState::is_empty)
+        {
+            bulk.selected.update(SelectionState::clear);
+            bulk.notice
+                .set(Some("Selection cleared: the filters changed.".into()));
+        }
+        key
+    });
 
     view! {
         <Title text="Activity Log" />
@@ -113,6 +139,10 @@ pub fn ActivityLogPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading">"Loading events…"</p> }>
                 {move || Suspend::new(async move {
                     let result = events.await;
+                    let role = match me {
+                        Some(me) => me.await.ok().map(|u| u.role),
+                        None => None,
+                    };
                     let settled = match asked.get() {
                         Ok(asked) => shown.settle(asked.to_query_string(), result, refresh, EventPage::ids),
                         Err(error) => {
@@ -123,7 +153,7 @@ pub fn ActivityLogPage() -> impl IntoView {
                     match (settled, query.get()) {
                         (Ok(Settled { data: page, fresh }), Ok(current)) => {
                             let fresh = Arc::new(Fresh { ids: fresh, class: refresh.fresh_class() });
-                            view! { <EventsView page count current go open fresh /> }.into_any()
+                            view! { <EventsView page count current go open fresh bulk role /> }.into_any()
                         }
                         (Err(error), _) | (_, Err(error)) => view! { <ErrorNotice error /> }.into_any(),
                     }
@@ -135,6 +165,7 @@ pub fn ActivityLogPage() -> impl IntoView {
             Some(Open::Difference(id)) => view! { <DiffModal id open /> }.into_any(),
             None => ().into_any(),
         }}
+        <DeleteDialog bulk refresh />
     }
 }
 
@@ -146,8 +177,15 @@ fn EventsView(
     go: Callback<EventQuery>,
     open: RwSignal<Option<Open>>,
     fresh: Arc<Fresh>,
+    bulk: Bulk,
+    /// The signed-in user's role: auditors and admins select rows.
+    role: Option<Role>,
 ) -> impl IntoView {
     let position = PagePosition::of(&page);
+    let page_ids = StoredValue::new(page.ids());
+    let selecting = role.filter(|r| r.allows(Role::Auditor));
+    let more = page.has_prev || page.has_next;
+    let selected = bulk.selected;
     let EventPage { rows, .. } = page;
     let per_page = position.per_page;
     let empty = rows.is_empty();
@@ -175,7 +213,11 @@ fn EventsView(
             </th>
         }
     };
+    let bar_query = current.clone();
     view! {
+        {selecting.map(|role| {
+            view! { <BulkBar bulk current=bar_query count role page=page_ids more /> }
+        })}
         <div class="table-toolbar">
             <CountLabel count />
             <div class="toolbar-right">
@@ -187,6 +229,7 @@ fn EventsView(
             <table class="data-table events">
                 <thead>
                     <tr>
+                        {selecting.map(|_| view! { <PageCheckbox selected page=page_ids /> })}
                         <th scope="col">"ID"</th>
                         {header("Date", SortColumn::Date)}
                         {header("IP address", SortColumn::Ip)}
@@ -205,7 +248,10 @@ fn EventsView(
                         .into_iter()
                         .map(|row| {
                             let fresh = fresh.class_of(row.id);
-                            view! { <EventRowView row terms=terms.clone() open fresh /> }
+                            let check = selecting.map(|_| {
+                                view! { <RowCheckbox id=row.id selected page=page_ids noun="event" /> }.into_any()
+                            });
+                            view! { <EventRowView row terms=terms.clone() open fresh check selected /> }
                         })
                         .collect_view()}
                 </tbody>
@@ -237,13 +283,17 @@ fn EventRowView(
     open: RwSignal<Option<Open>>,
     /// The highlight of a row a refresh brought.
     fresh: Option<&'static str>,
+    /// The row's selection checkbox, when the user may select.
+    check: Option<AnyView>,
+    selected: RwSignal<SelectionState>,
 ) -> impl IntoView {
     let id = row.id;
     let action_class = action_class(&row.action);
     let name = row.initiator.display_name();
     let t = &terms;
     view! {
-        <tr data-event-id=id class=fresh>
+        <tr data-event-id=id class=fresh class:selected=move || selected.with(|s| s.is_selected(id))>
+            {check}
             <td class="num">{id}</td>
             <td class="nowrap"><Time micros=row.occurred_at /></td>
             <td class="mono">{marked(row.ip.as_deref().unwrap_or_default(), t)}</td>
