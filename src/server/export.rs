@@ -16,6 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -342,7 +343,7 @@ impl StreamSink {
 }
 
 impl RowSink for StreamSink {
-    async fn row(&mut self, row: ExportRow) -> AppResult<()> {
+    async fn row(&mut self, row: ExportRow<'_>) -> AppResult<()> {
         if self.progress.cancelled.load(Ordering::Relaxed) {
             return Err(AppError::Conflict("cancelled".into()));
         }
@@ -397,29 +398,31 @@ impl Encoder {
         }
     }
 
-    pub fn row(&mut self, row: &ExportRow) -> AppResult<()> {
+    pub fn row(&mut self, row: &ExportRow<'_>) -> AppResult<()> {
         match self {
             Self::Csv(w) => {
                 let id = row.id.to_string();
                 let at = format_rfc3339(row.occurred_at);
-                fn opt(v: &Option<String>) -> &str {
+                let before = row.before.map(store::json_text);
+                let after = row.after.map(store::json_text);
+                fn opt<'b>(v: &'b Option<Cow<'_, str>>) -> &'b str {
                     v.as_deref().unwrap_or("")
                 }
                 let cells = [
                     id.as_str(),
                     at.as_str(),
                     opt(&row.ip),
-                    row.initiator_kind.as_str(),
+                    &row.initiator_kind,
                     opt(&row.initiator_id),
                     opt(&row.initiator_name),
                     opt(&row.initiator_email),
                     opt(&row.initiator_role),
-                    row.action.as_str(),
+                    &row.action,
                     opt(&row.table_name),
                     opt(&row.primary_key),
-                    row.description.as_str(),
-                    opt(&row.before),
-                    opt(&row.after),
+                    &row.description,
+                    opt(&before),
+                    opt(&after),
                     opt(&row.user_agent),
                     opt(&row.request_id),
                     opt(&row.session_id),
@@ -434,11 +437,22 @@ impl Encoder {
                 w.write_record(std::iter::empty::<&[u8]>()).map_err(fail)
             }
             Self::JsonLines(buf) => {
-                serde_json::to_writer(&mut *buf, &json_line(row)?).map_err(|e| {
+                serde_json::to_writer(&mut *buf, &json_line(row)).map_err(|e| {
                     tracing::error!(error = %e, "json lines");
                     AppError::Internal
                 })?;
-                buf.push(b'\n');
+                // before and after go in as the JSON they are stored as
+                // (checked valid when stored), not re-parsed.
+                buf.pop();
+                for (key, value) in [
+                    (&b",\"before\":"[..], row.before),
+                    (&b",\"after\":"[..], row.after),
+                ] {
+                    buf.extend_from_slice(key);
+                    let text = value.map(store::json_text);
+                    buf.extend_from_slice(text.as_deref().unwrap_or("null").as_bytes());
+                }
+                buf.extend_from_slice(b"}\n");
                 Ok(())
             }
             Self::Pdf(report) => {
@@ -506,7 +520,8 @@ struct JsonInitiator<'a> {
     role: Option<&'a str>,
 }
 
-/// One JSON Lines record: the ingest API's event shape, with the id.
+/// One JSON Lines record: the ingest API's event shape, with the id
+/// (`before` and `after` are appended as stored).
 #[derive(serde::Serialize)]
 struct JsonLine<'a> {
     id: i64,
@@ -517,25 +532,13 @@ struct JsonLine<'a> {
     table: Option<&'a str>,
     primary_key: Option<&'a str>,
     description: &'a str,
-    before: Option<Box<serde_json::value::RawValue>>,
-    after: Option<Box<serde_json::value::RawValue>>,
     user_agent: Option<&'a str>,
     request_id: Option<&'a str>,
     session_id: Option<&'a str>,
 }
 
-fn json_line(row: &ExportRow) -> AppResult<JsonLine<'_>> {
-    let raw = |v: &Option<String>| -> AppResult<Option<Box<serde_json::value::RawValue>>> {
-        v.as_ref()
-            .map(|text| {
-                serde_json::value::RawValue::from_string(text.clone()).map_err(|e| {
-                    tracing::error!(id = row.id, error = %e, "stored change data is not JSON");
-                    AppError::Internal
-                })
-            })
-            .transpose()
-    };
-    Ok(JsonLine {
+fn json_line<'a>(row: &'a ExportRow<'_>) -> JsonLine<'a> {
+    JsonLine {
         id: row.id,
         occurred_at: format_rfc3339(row.occurred_at),
         action: &row.action,
@@ -550,12 +553,10 @@ fn json_line(row: &ExportRow) -> AppResult<JsonLine<'_>> {
         table: row.table_name.as_deref(),
         primary_key: row.primary_key.as_deref(),
         description: &row.description,
-        before: raw(&row.before)?,
-        after: raw(&row.after)?,
         user_agent: row.user_agent.as_deref(),
         request_id: row.request_id.as_deref(),
         session_id: row.session_id.as_deref(),
-    })
+    }
 }
 
 /// A PDF report: title, the filter, when and by whom it was made, a table of
@@ -591,27 +592,27 @@ impl PdfReport {
         }
     }
 
-    pub fn row(&mut self, row: &ExportRow) {
+    pub fn row(&mut self, row: &ExportRow<'_>) {
         let fit = |text: &str, width: f32| fit_text(text, width);
         let initiator = match (&row.initiator_name, &row.initiator_email) {
             (Some(n), Some(e)) => format!("{n} <{e}>"),
-            (Some(n), None) => n.clone(),
-            (None, Some(e)) => e.clone(),
-            (None, None) => row.initiator_kind.clone(),
+            (Some(n), None) => n.to_string(),
+            (None, Some(e)) => e.to_string(),
+            (None, None) => row.initiator_kind.to_string(),
         };
         let target = match (&row.table_name, &row.primary_key) {
             (Some(t), Some(k)) => format!("{t} #{k}"),
-            (Some(t), None) => t.clone(),
-            (None, Some(k)) => k.clone(),
+            (Some(t), None) => t.to_string(),
+            (None, Some(k)) => k.to_string(),
             (None, None) => String::new(),
         };
         let cells = [
             row.id.to_string(),
             format_utc(row.occurred_at),
             initiator,
-            row.action.clone(),
+            row.action.to_string(),
             target,
-            row.ip.clone().unwrap_or_default(),
+            row.ip.as_deref().unwrap_or_default().to_string(),
             row.description.replace(['\n', '\r', '\t'], " "),
         ];
         self.rows
