@@ -219,6 +219,22 @@ async fn export(
     )
 }
 
+/// The time of the event with this id (or the next one still there).
+async fn sqlx_from(db: &Db, id: i64) -> i64 {
+    let page = store::list_events(
+        db,
+        &auditdeck::models::EventQuery {
+            cursor: Some(auditdeck::query::Cursor::After(id + 1)),
+            per_page: 10,
+            descending: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("list");
+    page.rows.first().map(|r| r.occurred_at).expect("an event")
+}
+
 fn deletion_record() -> NewEvent {
     let admin = auditdeck::models::UserInfo {
         id: 1,
@@ -291,26 +307,37 @@ async fn main() {
         let db = store::open(&format!("sqlite://{copy}"))
             .await
             .expect("open copy");
-        let mut times = Vec::new();
-        for round in 0..5i64 {
-            let ids: Vec<i64> = (0..500).map(|i| 7 + round + i * (n as i64 / 600)).collect();
-            let selection = auditdeck::bulk::Selection::Ids(ids);
-            let up_to = store::max_event_id(&db).await.expect("max");
-            let started = Instant::now();
-            let (deleted, _) =
-                store::delete_selection(&db, &selection, up_to, 500, deletion_record())
+        // 500 ids as a person selects them (20 pages of 25 of one view: close
+        // together), and 500 spread evenly over the whole log (the worst case).
+        let patterns: [(&str, Box<dyn Fn(i64) -> Vec<i64>>); 2] = [
+            ("from one view", Box::new(move |round| (0..500).map(|i| n as i64 - 6_000 + round * 1_000 + i).collect())),
+            ("spread over the log", Box::new(move |round| (0..500).map(|i| 7 + round + i * (n as i64 / 700)).collect())),
+        ];
+        for (label, ids_of) in &patterns {
+            let mut times = Vec::new();
+            for round in 0..5i64 {
+                let selection = auditdeck::bulk::Selection::Ids(ids_of(round));
+                let up_to = store::max_event_id(&db).await.expect("max");
+                let started = Instant::now();
+                let (deleted, _) = store::delete_selection(&db, &selection, up_to, 500, deletion_record())
                     .await
                     .expect("delete ids");
-            times.push(started.elapsed().as_secs_f64() * 1000.0);
-            assert_eq!(deleted, 500);
+                times.push(started.elapsed().as_secs_f64() * 1000.0);
+                assert_eq!(deleted, 500);
+            }
+            times.sort_by(f64::total_cmp);
+            println!(
+                "  delete 500 ids {label}: p50 {:.1} ms, max {:.1} ms (5 runs)",
+                times[2], times[4]
+            );
         }
-        times.sort_by(f64::total_cmp);
-        println!(
-            "  delete 500 chosen ids: p50 {:.1} ms, max {:.1} ms (5 runs)",
-            times[2], times[4]
-        );
 
-        let all = auditdeck::bulk::Selection::Filter(Box::default());
+        // The newest tenth of the log, by a time filter (1M events at 10M).
+        let from: i64 = sqlx_from(&db, n as i64 - n as i64 / 10).await;
+        let all = auditdeck::bulk::Selection::Filter(Box::new(auditdeck::models::EventQuery {
+            from: Some(from),
+            ..Default::default()
+        }));
         let up_to = store::max_event_id(&db).await.expect("max");
         let expected = store::count_selection(&db, &all, Some(up_to))
             .await
@@ -341,7 +368,7 @@ async fn main() {
         stop.store(true, Ordering::Relaxed);
         let (worst, writes) = probe.await.expect("probe");
         println!(
-            "  delete all {deleted} by filter: {:.1} s, {:.0} rows/s; {writes} writes beside it, the slowest waited {:.0} ms",
+            "  delete {deleted} by a time filter: {:.1} s, {:.0} rows/s; {writes} writes beside it, the slowest waited {:.0} ms",
             s,
             deleted as f64 / s,
             worst.as_secs_f64() * 1000.0
