@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Which 500 ids a deletion round takes.
+type IdPattern = Box<dyn Fn(i64) -> Vec<i64>>;
+
 const ANCHOR: i64 = 1_761_566_400_000_000;
 const PASSWORD: &str = "bench-password-123";
 
@@ -309,9 +312,19 @@ async fn main() {
             .expect("open copy");
         // 500 ids as a person selects them (20 pages of 25 of one view: close
         // together), and 500 spread evenly over the whole log (the worst case).
-        let patterns: [(&str, Box<dyn Fn(i64) -> Vec<i64>>); 2] = [
-            ("from one view", Box::new(move |round| (0..500).map(|i| n as i64 - 6_000 + round * 1_000 + i).collect())),
-            ("spread over the log", Box::new(move |round| (0..500).map(|i| 7 + round + i * (n as i64 / 700)).collect())),
+        let patterns: [(&str, IdPattern); 2] = [
+            (
+                "from one view",
+                Box::new(move |round| {
+                    (0..500)
+                        .map(|i| n as i64 - 6_000 + round * 1_000 + i)
+                        .collect()
+                }),
+            ),
+            (
+                "spread over the log",
+                Box::new(move |round| (0..500).map(|i| 7 + round + i * (n as i64 / 700)).collect()),
+            ),
         ];
         for (label, ids_of) in &patterns {
             let mut times = Vec::new();
@@ -319,9 +332,10 @@ async fn main() {
                 let selection = auditdeck::bulk::Selection::Ids(ids_of(round));
                 let up_to = store::max_event_id(&db).await.expect("max");
                 let started = Instant::now();
-                let (deleted, _) = store::delete_selection(&db, &selection, up_to, 500, deletion_record())
-                    .await
-                    .expect("delete ids");
+                let (deleted, _) =
+                    store::delete_selection(&db, &selection, up_to, 500, deletion_record())
+                        .await
+                        .expect("delete ids");
                 times.push(started.elapsed().as_secs_f64() * 1000.0);
                 assert_eq!(deleted, 500);
             }

@@ -81,6 +81,73 @@ impl Selection {
     }
 }
 
+/// A selection on Admin Sessions: chosen records, or every record that
+/// matches the page's filters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SessionSelection {
+    Ids(Vec<i64>),
+    Filter(Box<crate::session_query::SessionQuery>),
+}
+
+/// What an export holds: events, or Admin Sessions records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExportSource {
+    Events(Selection),
+    Sessions(SessionSelection),
+}
+
+impl SessionSelection {
+    pub fn validate(&self) -> Result<(), AppError> {
+        match self {
+            Self::Ids(ids) => Selection::Ids(ids.clone()).validate(),
+            Self::Filter(q) => q.validate(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Ids(ids) => Selection::Ids(ids.clone()).describe(),
+            Self::Filter(q) => {
+                let q = crate::session_query::SessionQuery {
+                    refresh: None,
+                    per_page: crate::query::DEFAULT_PAGE_SIZE,
+                    ..(**q).clone().first_page()
+                };
+                let text = q.to_query_string();
+                if text.is_empty() {
+                    "filter: every request".to_string()
+                } else {
+                    format!("filter {}", text.trim_start_matches('?'))
+                }
+            }
+        }
+    }
+}
+
+impl ExportSource {
+    pub fn validate(&self) -> Result<(), AppError> {
+        match self {
+            Self::Events(s) => s.validate(),
+            Self::Sessions(s) => s.validate(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Events(s) => s.describe(),
+            Self::Sessions(s) => format!("Admin Sessions, {}", s.describe()),
+        }
+    }
+
+    /// What one entry is called.
+    pub fn nouns(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::Events(_) => ("event", "events"),
+            Self::Sessions(_) => ("request", "requests"),
+        }
+    }
+}
+
 /// The formats an export can take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ExportFormat {

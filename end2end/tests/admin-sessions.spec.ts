@@ -1,4 +1,5 @@
 import { test, expect } from '@playwright/test';
+import * as fs from 'fs';
 import { openHydrated, signIn, users } from './helpers';
 
 const rows = 'tbody tr[data-session-id]';
@@ -82,4 +83,31 @@ test('viewers have no Admin Sessions and are refused by the server', async ({ pa
 test('a malformed filter in the address is named', async ({ page }) => {
   await signIn(page, 'admin', '/admin-sessions?type=CLI');
   await expect(page.getByRole('alert')).toContainText('type: "CLI" is not a request type');
+});
+
+test('requests are selected with the same checkboxes and export as CSV', async ({ page }) => {
+  await signIn(page, 'admin', '/admin-sessions?type=WEB');
+  const boxes = page.locator(`${rows} input[type=checkbox]`);
+  await boxes.nth(1).check();
+  await boxes.nth(3).click({ modifiers: ['Shift'] });
+  await expect(page.getByTestId('selection-count')).toHaveText('3 selected');
+  const ids = await page
+    .locator(rows)
+    .evaluateAll((trs) => trs.slice(1, 4).map((tr) => Number(tr.getAttribute('data-session-id'))));
+  await page.getByTestId('bulk-bar').locator('summary', { hasText: 'Export' }).click();
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'CSV', exact: true }).click(),
+  ]);
+  expect(download.suggestedFilename()).toMatch(/^auditdeck-admin-sessions-.*\.csv$/);
+  const text = fs.readFileSync((await download.path())!, 'utf8').replace(/^\uFEFF/, '');
+  const lines = text.trim().split(/\r?\n/);
+  expect(lines[0]).toBe('id,occurred_at,user_id,user_name,user_email,ip,url,type,method,status,duration_us');
+  expect(lines.slice(1).map((l) => Number(l.split(',')[0]))).toEqual(ids);
+  expect(lines.slice(1).every((l) => l.split(',')[7] === 'WEB')).toBe(true);
+  // Paging keeps the selection; a new filter clears it.
+  await page.getByRole('link', { name: 'Next page' }).click();
+  await expect(page.getByTestId('selection-count')).toHaveText('3 selected');
+  await page.getByLabel('Method').selectOption('GET');
+  await expect(page.getByText('Selection cleared: the filters changed.')).toBeVisible();
 });

@@ -33,7 +33,7 @@ test('three selected rows export as CSV, exactly those rows', async ({ page }) =
     'id,occurred_at,ip,initiator_kind,initiator_id,initiator_name,initiator_email,initiator_role,action,table,primary_key,description,before,after,user_agent,request_id,session_id',
   );
   expect(lines.slice(1).map((l) => Number(l.split(',')[0]))).toEqual(ids.slice(0, 3));
-  await expect(page.getByTestId('export-progress')).toContainText('Exported 3 events as CSV.');
+  await expect(page.getByTestId('export-progress')).toContainText('Exported 3 entries as CSV.');
   // The selection survives a page change and comes back with its rows.
   await page.getByRole('link', { name: 'Next page' }).click();
   await expect(page.getByTestId('selection-count')).toHaveText('3 selected');

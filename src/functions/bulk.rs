@@ -2,6 +2,7 @@
 
 use crate::bulk::{
     DeletionDone, DeletionPlan, ExportFormat, ExportStatus, ExportTicket, Selection,
+    SessionSelection,
 };
 use crate::errors::AppError;
 use leptos::prelude::*;
@@ -19,7 +20,34 @@ pub async fn start_export(
     use crate::server::{auth, export, with_status};
     with_status(async move {
         let (state, user, _) = auth::require(Role::Auditor).await?;
-        export::prepare(&state, &user, selection, format).await
+        export::prepare(
+            &state,
+            &user,
+            crate::bulk::ExportSource::Events(selection),
+            format,
+        )
+        .await
+    })
+    .await
+}
+
+/// Prepares an export of Admin Sessions records (admins only; CSV or JSON Lines).
+#[server(endpoint = "start_session_export", input = Json)]
+pub async fn start_session_export(
+    selection: SessionSelection,
+    format: ExportFormat,
+) -> Result<ExportTicket, AppError> {
+    use crate::models::Role;
+    use crate::server::{auth, export, with_status};
+    with_status(async move {
+        let (state, user, _) = auth::require(Role::Admin).await?;
+        export::prepare(
+            &state,
+            &user,
+            crate::bulk::ExportSource::Sessions(selection),
+            format,
+        )
+        .await
     })
     .await
 }

@@ -2,15 +2,18 @@
 //! Auditdeck, newest first, filtered and paged, with the view in the URL and
 //! auto refresh — built from the same pieces as the Activity Log.
 
+use crate::bulk::{ExportFormat, SessionSelection};
 use crate::components::auto_refresh::{AutoRefresh, Fresh, Refresh, Settled, Shown};
 use crate::components::error_notice::ErrorNotice;
 use crate::components::layout::Breadcrumb;
 use crate::components::pager::{CountLabel, PagePosition, PageSizeSelect, Pager};
 use crate::components::range_picker::{DateRangePicker, RangeValue};
+use crate::components::selection::{PageCheckbox, PageSelected, RowCheckbox, SelectionState};
 use crate::components::zone::{Time, UtcToggle};
 use crate::functions::sessions::{count_admin_sessions, list_admin_sessions};
-use crate::models::{format_duration, SessionPage, SessionRow};
+use crate::models::{format_count, format_duration, SessionPage, SessionRow};
 use crate::query::{Cursor, RefreshEvery, TimeRange};
+use crate::routes::activity_log::bulk::{close_menu, Bulk, ExportProgress};
 use crate::routes::activity_log::marked;
 use crate::session_query::{SessionQuery, METHODS, REQUEST_KINDS};
 use leptos::prelude::*;
@@ -77,6 +80,25 @@ pub fn AdminSessionsPage() -> impl IntoView {
     let every = Signal::derive(move || query.get().ok().and_then(|q| q.refresh));
     let filters_only = Memo::new(move |_| query.get().map(|q| q.first_page()).unwrap_or_default());
     let shown = Shown::<SessionPage>::new();
+    let bulk = Bulk::new();
+    // A selection belongs to its filters: changing them clears it, with a note.
+    let filter_key = Memo::new(move |_| {
+        query
+            .get()
+            .map(|q| SessionSelection::Filter(Box::new(q)).describe())
+            .unwrap_or_default()
+    });
+    Effect::new(move |previous: Option<String>| {
+        let key = filter_key.get();
+        if previous.is_some_and(|p| p != key)
+            && !bulk.selected.with_untracked(SelectionState::is_empty)
+        {
+            bulk.selected.update(SelectionState::clear);
+            bulk.notice
+                .set(Some("Selection cleared: the filters changed.".into()));
+        }
+        key
+    });
 
     view! {
         <Title text="Admin Sessions" />
@@ -106,7 +128,7 @@ pub fn AdminSessionsPage() -> impl IntoView {
                     match (settled, query.get()) {
                         (Ok(Settled { data: page, fresh }), Ok(current)) => {
                             let fresh = Arc::new(Fresh { ids: fresh, class: refresh.fresh_class() });
-                            view! { <SessionsView page count current go fresh /> }.into_any()
+                            view! { <SessionsView page count current go fresh bulk /> }.into_any()
                         }
                         (Err(error), _) | (_, Err(error)) => view! { <ErrorNotice error /> }.into_any(),
                     }
@@ -222,8 +244,13 @@ fn SessionsView(
     current: SessionQuery,
     go: Callback<SessionQuery>,
     fresh: Arc<Fresh>,
+    bulk: Bulk,
 ) -> impl IntoView {
     let position = PagePosition::of(&page);
+    let page_ids = StoredValue::new(page.ids());
+    let more = page.has_prev || page.has_next;
+    let selected = bulk.selected;
+    let bar_query = current.clone();
     let SessionPage { rows, .. } = page;
     let empty = rows.is_empty();
     let terms = Arc::new(current.search_terms());
@@ -233,6 +260,7 @@ fn SessionsView(
     });
     let on_page_size = Callback::new(move |size: u32| go.run(current.clone().with_page_size(size)));
     view! {
+        <SessionsBar bulk current=bar_query count page=page_ids more />
         <div class="table-toolbar">
             <CountLabel count noun=("request", "requests") />
             <div class="toolbar-right">
@@ -244,6 +272,7 @@ fn SessionsView(
             <table class="data-table sessions">
                 <thead>
                     <tr>
+                        <PageCheckbox selected page=page_ids />
                         <th scope="col">"Date"</th>
                         <th scope="col">"Admin"</th>
                         <th scope="col">"IP address"</th>
@@ -259,7 +288,7 @@ fn SessionsView(
                         .into_iter()
                         .map(|row| {
                             let fresh = fresh.class_of(row.id);
-                            view! { <SessionRowView row terms=terms.clone() fresh /> }
+                            view! { <SessionRowView row terms=terms.clone() fresh selected page=page_ids /> }
                         })
                         .collect_view()}
                 </tbody>
@@ -267,6 +296,115 @@ fn SessionsView(
             {empty.then(|| view! { <p class="empty">"No requests match this view."</p> })}
         </div>
         <Pager position count href />
+    }
+}
+
+/// The selection bar of Admin Sessions: count, select all matching, export
+/// (CSV, JSON Lines), clear — the same selection as the Activity Log's.
+#[component]
+fn SessionsBar(
+    bulk: Bulk,
+    current: SessionQuery,
+    count: Resource<Option<crate::models::EventCount>>,
+    page: StoredValue<Vec<i64>>,
+    more: bool,
+) -> impl IntoView {
+    let view_q = StoredValue::new(current);
+    let selected = bulk.selected;
+    let total = move || {
+        count
+            .get()
+            .flatten()
+            .map(|c| {
+                if c.exact {
+                    format_count(c.total)
+                } else {
+                    format!("≈ {}", format_count(c.total))
+                }
+            })
+            .unwrap_or_else(|| "the".into())
+    };
+    let chosen = move |whole: bool| -> Option<SessionSelection> {
+        selected.with_untracked(|s| {
+            if whole || s.all_matching {
+                Some(SessionSelection::Filter(Box::new(view_q.get_value())))
+            } else if s.ids.is_empty() {
+                None
+            } else {
+                Some(SessionSelection::Ids(s.ids.iter().copied().collect()))
+            }
+        })
+    };
+    let menu = move |label: &'static str, whole: bool| {
+        view! {
+            <details class="menu export-menu">
+                <summary class="button">{label}</summary>
+                <div class="menu-items" role="group" aria-label="Export format">
+                    {[ExportFormat::Csv, ExportFormat::JsonLines]
+                        .into_iter()
+                        .map(|format| {
+                            view! {
+                                <button
+                                    type="button"
+                                    class="button small"
+                                    on:click=move |ev| {
+                                        close_menu(&ev);
+                                        if let Some(selection) = chosen(whole) {
+                                            bulk.start_session_export(selection, format);
+                                        }
+                                    }
+                                >
+                                    {format.label()}
+                                </button>
+                            }
+                        })
+                        .collect_view()}
+                </div>
+            </details>
+        }
+    };
+    let page_all =
+        move || page.with_value(|p| selected.with(|s| s.page_selected(p))) == PageSelected::All;
+    view! {
+        <div class="bulk-bar" data-testid="bulk-bar">
+            {move || {
+                selected.with(|s| {
+                    if s.is_empty() {
+                        menu("Export all matching", true).into_any()
+                    } else {
+                        let summary = if s.all_matching {
+                            format!("All {} matching requests selected", total())
+                        } else {
+                            format!("{} selected", format_count(s.ids.len() as u64))
+                        };
+                        view! {
+                            <span class="bulk-count" data-testid="selection-count">{summary}</span>
+                            {menu("Export", false)}
+                            <button type="button" class="button" on:click=move |_| selected.update(SelectionState::clear)>
+                                "Clear selection"
+                            </button>
+                        }
+                            .into_any()
+                    }
+                })
+            }}
+            {move || {
+                (more && page_all() && !selected.with(|s| s.all_matching))
+                    .then(|| {
+                        view! {
+                            <button
+                                type="button"
+                                class="link-button"
+                                on:click=move |_| selected.update(SelectionState::select_all_matching)
+                            >
+                                {move || format!("Select all {} requests that match this filter", total())}
+                            </button>
+                        }
+                    })
+            }}
+        </div>
+        <ExportProgress bulk />
+        {move || bulk.notice.get().map(|n| view! { <p class="bulk-notice" role="status">{n}</p> })}
     }
 }
 
@@ -285,12 +423,16 @@ fn SessionRowView(
     row: SessionRow,
     terms: Arc<Vec<String>>,
     fresh: Option<&'static str>,
+    selected: RwSignal<SelectionState>,
+    page: StoredValue<Vec<i64>>,
 ) -> impl IntoView {
     let t = &terms;
+    let id = row.id;
     let kind_class = format!("badge kind-{}", row.kind.to_ascii_lowercase());
     let method_class = format!("badge method-{}", row.method.to_ascii_lowercase());
     view! {
-        <tr data-session-id=row.id class=fresh>
+        <tr data-session-id=id class=fresh class:selected=move || selected.with(|s| s.is_selected(id))>
+            <RowCheckbox id selected page noun="request" />
             <td class="nowrap"><Time micros=row.occurred_at /></td>
             <td>
                 <div class="initiator">{marked(&row.user_name, t)}</div>

@@ -8,8 +8,9 @@
 use super::auth::{self_event, ClientInfo, RequestUser};
 use super::state::AppState;
 use super::store::{self, ExportRow, RowSink};
-use crate::bulk::{ExportFormat, ExportStatus, ExportTicket, Selection, MAX_PDF_ROWS};
+use crate::bulk::{ExportFormat, ExportSource, ExportStatus, ExportTicket, MAX_PDF_ROWS};
 use crate::errors::{AppError, AppResult};
+use crate::models::SessionRow;
 use crate::models::{format_count, format_rfc3339, format_utc, Role, UserInfo};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -42,7 +43,7 @@ struct Progress {
 #[derive(Debug)]
 struct Job {
     owner: i64,
-    selection: Selection,
+    selection: ExportSource,
     format: ExportFormat,
     total: u64,
     up_to: i64,
@@ -65,7 +66,7 @@ impl Exports {
     pub fn prepare(
         &self,
         owner: i64,
-        selection: Selection,
+        selection: ExportSource,
         format: ExportFormat,
         total: u64,
         up_to: i64,
@@ -126,7 +127,7 @@ impl Exports {
         &self,
         token: &str,
         owner: i64,
-    ) -> AppResult<(Selection, ExportFormat, u64, i64, Arc<Progress>)> {
+    ) -> AppResult<(ExportSource, ExportFormat, u64, i64, Arc<Progress>)> {
         let jobs = self.jobs();
         let job = jobs
             .get(token)
@@ -169,21 +170,42 @@ impl Job {
     }
 }
 
-/// Prepares an export of a selection for `user` (auditors and admins).
+/// Prepares an export of a selection for `user` (auditors and admins;
+/// Admin Sessions records for admins only, and not as PDF).
 pub async fn prepare(
     state: &AppState,
     user: &UserInfo,
-    selection: Selection,
+    selection: ExportSource,
     format: ExportFormat,
 ) -> AppResult<ExportTicket> {
-    if !user.role.allows(Role::Auditor) {
-        return Err(AppError::Forbidden(
-            "Your role may not export; it needs the auditor role.".into(),
-        ));
+    let needed = match selection {
+        ExportSource::Events(_) => Role::Auditor,
+        ExportSource::Sessions(_) => Role::Admin,
+    };
+    if !user.role.allows(needed) {
+        return Err(AppError::Forbidden(format!(
+            "Your role may not export this; it needs the {} role.",
+            needed.as_str()
+        )));
     }
     selection.validate()?;
-    let up_to = store::max_event_id(&state.db).await?;
-    let total = store::count_selection(&state.db, &selection, Some(up_to)).await?;
+    let (total, up_to) = match &selection {
+        ExportSource::Events(s) => {
+            let up_to = store::max_event_id(&state.db).await?;
+            (
+                store::count_selection(&state.db, s, Some(up_to)).await?,
+                up_to,
+            )
+        }
+        ExportSource::Sessions(s) => {
+            if format == ExportFormat::Pdf {
+                return Err(AppError::bad_request(
+                    "format: Admin Sessions export as CSV or JSON Lines",
+                ));
+            }
+            store::count_session_selection(&state.db, s, user.id).await?
+        }
+    };
     if format == ExportFormat::Pdf && total > MAX_PDF_ROWS {
         return Err(AppError::bad_request(format!(
             "format: a PDF report holds at most {} events and this selection has {}; export CSV or JSON Lines, or narrow the filter",
@@ -224,7 +246,12 @@ async fn start_download(
         ));
     }
     let Extension(client) = client.ok_or(AppError::Internal)?;
+    let owner = user.id;
     let (selection, format, total, up_to, progress) = state.exports.start(token, user.id)?;
+    let selection_kind = match selection {
+        ExportSource::Events(_) => Kind::Events,
+        ExportSource::Sessions(_) => Kind::Sessions,
+    };
     // The export is an event of its own, written before any row leaves.
     let mut record = self_event(
         Some(&user),
@@ -234,7 +261,11 @@ async fn start_download(
         format!(
             "Exported {} {} as {} ({})",
             format_count(total),
-            if total == 1 { "event" } else { "events" },
+            if total == 1 {
+                selection.nouns().0
+            } else {
+                selection.nouns().1
+            },
             format.label(),
             selection.describe()
         ),
@@ -259,13 +290,19 @@ async fn start_download(
     };
     let db = state.db.clone();
     tokio::spawn(async move {
+        let sessions = matches!(selection, ExportSource::Sessions(_));
         let mut sink = StreamSink {
-            encoder: Encoder::new(format, header),
+            encoder: Encoder::new(format, header, sessions),
             tx,
             progress: progress.clone(),
         };
         let limit = (format == ExportFormat::Pdf).then_some(MAX_PDF_ROWS);
-        let result = store::export_rows(&db, &selection, up_to, limit, &mut sink).await;
+        let result = match &selection {
+            ExportSource::Events(s) => store::export_rows(&db, s, up_to, limit, &mut sink).await,
+            ExportSource::Sessions(s) => {
+                store::export_session_rows(&db, s, owner, up_to, &mut sink).await
+            }
+        };
         let result = match result {
             Ok(_) => sink.finish().await,
             Err(e) => Err(e),
@@ -287,7 +324,12 @@ async fn start_download(
     });
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let filename = format!(
-        "auditdeck-events-{}.{}",
+        "auditdeck-{}-{}.{}",
+        if matches!(selection_kind, Kind::Sessions) {
+            "admin-sessions"
+        } else {
+            "events"
+        },
         format_rfc3339(store::now_micros())
             .get(..19)
             .unwrap_or_default()
@@ -305,6 +347,12 @@ async fn start_download(
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Events,
+    Sessions,
 }
 
 /// What the PDF report says about itself.
@@ -348,6 +396,20 @@ impl RowSink for StreamSink {
             return Err(AppError::Conflict("cancelled".into()));
         }
         self.encoder.row(&row)?;
+        self.after_row().await
+    }
+
+    async fn session(&mut self, row: SessionRow) -> AppResult<()> {
+        if self.progress.cancelled.load(Ordering::Relaxed) {
+            return Err(AppError::Conflict("cancelled".into()));
+        }
+        self.encoder.session(&row)?;
+        self.after_row().await
+    }
+}
+
+impl StreamSink {
+    async fn after_row(&mut self) -> AppResult<()> {
         self.progress.rows.fetch_add(1, Ordering::Relaxed);
         if let Some(chunk) = self.encoder.take_if_over(CHUNK_BYTES) {
             self.send(chunk).await?;
@@ -384,13 +446,32 @@ pub const CSV_HEADER: [&str; 17] = [
     "session_id",
 ];
 
+/// The CSV header row of an Admin Sessions export.
+pub const SESSION_CSV_HEADER: [&str; 11] = [
+    "id",
+    "occurred_at",
+    "user_id",
+    "user_name",
+    "user_email",
+    "ip",
+    "url",
+    "type",
+    "method",
+    "status",
+    "duration_us",
+];
+
 impl Encoder {
-    pub fn new(format: ExportFormat, header: ReportHeader) -> Self {
+    pub fn new(format: ExportFormat, header: ReportHeader, sessions: bool) -> Self {
         match format {
             ExportFormat::Csv => {
                 // A byte-order mark, so spreadsheets read the file as UTF-8.
                 let mut csv = csv::Writer::from_writer("\u{feff}".as_bytes().to_vec());
-                let _ = csv.write_record(CSV_HEADER);
+                let _ = if sessions {
+                    csv.write_record(SESSION_CSV_HEADER)
+                } else {
+                    csv.write_record(CSV_HEADER)
+                };
                 Self::Csv(Box::new(csv))
             }
             ExportFormat::JsonLines => Self::JsonLines(Vec::with_capacity(CHUNK_BYTES * 2)),
@@ -459,6 +540,56 @@ impl Encoder {
                 report.row(row);
                 Ok(())
             }
+        }
+    }
+
+    /// One Admin Sessions record (CSV or JSON Lines).
+    pub fn session(&mut self, row: &SessionRow) -> AppResult<()> {
+        let fail = |e: &dyn std::fmt::Display| {
+            tracing::error!(error = %e, "session export");
+            AppError::Internal
+        };
+        match self {
+            Self::Csv(w) => {
+                let cells = [
+                    row.id.to_string(),
+                    format_rfc3339(row.occurred_at),
+                    row.user_id.clone().unwrap_or_default(),
+                    row.user_name.clone(),
+                    row.user_email.clone(),
+                    row.ip.clone().unwrap_or_default(),
+                    row.url.clone(),
+                    row.kind.clone(),
+                    row.method.clone(),
+                    row.status.to_string(),
+                    row.duration_us.to_string(),
+                ];
+                for cell in &cells {
+                    w.write_field(neutralise(cell).as_bytes())
+                        .map_err(|e| fail(&e))?;
+                }
+                w.write_record(std::iter::empty::<&[u8]>())
+                    .map_err(|e| fail(&e))
+            }
+            Self::JsonLines(buf) => {
+                let line = serde_json::json!({
+                    "id": row.id,
+                    "occurred_at": format_rfc3339(row.occurred_at),
+                    "user": {"id": row.user_id, "name": row.user_name, "email": row.user_email},
+                    "ip": row.ip,
+                    "url": row.url,
+                    "type": row.kind,
+                    "method": row.method,
+                    "status": row.status,
+                    "duration_us": row.duration_us,
+                });
+                serde_json::to_writer(&mut *buf, &line).map_err(|e| fail(&e))?;
+                buf.push(b'\n');
+                Ok(())
+            }
+            Self::Pdf(_) => Err(AppError::bad_request(
+                "format: Admin Sessions export as CSV or JSON Lines",
+            )),
         }
     }
 

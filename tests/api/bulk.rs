@@ -350,3 +350,65 @@ async fn a_large_export_crosses_batches_without_losing_or_repeating_a_row() {
     sorted.dedup();
     assert_eq!(sorted.len(), 4_500, "no row twice");
 }
+
+#[tokio::test]
+async fn admin_sessions_export_for_admins_with_hide_me_applied() {
+    let app = TestApp::new().await;
+    let admin = app.session_for(Role::Admin).await;
+    let auditor = app.session_for(Role::Auditor).await;
+    // Some recorded requests by both.
+    for cookie in [&admin, &auditor, &admin] {
+        app.get_with("/activity-log", cookie).await;
+    }
+    for _ in 0..200 {
+        if store::count_admin_sessions(&app.db).await.unwrap() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let start = |selection: Value, format: &str, cookie: &str| {
+        let args = json!({"selection": selection, "format": format});
+        let cookie = cookie.to_string();
+        let app = &app;
+        async move { app.call_json("start_session_export", args, &cookie).await }
+    };
+    // Auditors export events, not what admins did.
+    let refused = start(json!({"Filter": {}}), "Csv", &auditor).await;
+    assert_eq!(refused.status.as_u16(), 403);
+    assert_eq!(
+        start(json!({"Filter": {}}), "Pdf", &admin)
+            .await
+            .status
+            .as_u16(),
+        400
+    );
+
+    let r = start(json!({"Filter": {"hide_me": true}}), "JsonLines", &admin).await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let url = format!("/api/exports/{}", r.json()["token"].as_str().unwrap());
+    let body = app.get_with(&url, &admin).await.text();
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!lines.is_empty());
+    assert!(lines
+        .iter()
+        .all(|l| l["user"]["email"].as_str().unwrap().starts_with("auditor")));
+    assert!(lines
+        .iter()
+        .all(|l| l["type"] == "WEB" || l["type"] == "API"));
+
+    let r = start(json!({"Filter": {}}), "Csv", &admin).await;
+    let url = format!("/api/exports/{}", r.json()["token"].as_str().unwrap());
+    let rows = csv_rows(&app.get_with(&url, &admin).await.body);
+    assert!(rows.len() >= 3);
+    assert_eq!(rows[0].len(), 11);
+    let exports = app.events_with_action("EXPORT").await;
+    assert!(
+        exports
+            .iter()
+            .any(|(d, _)| d.contains(" as JSON Lines (Admin Sessions, filter hide_me=1)")),
+        "{exports:?}"
+    );
+}

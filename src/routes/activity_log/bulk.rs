@@ -3,7 +3,9 @@
 //! the delete confirmation. Their state lives in [`Bulk`], made once by the
 //! page, so it survives paging and auto refresh.
 
-use crate::bulk::{DeletionPlan, ExportFormat, ExportStatus, ExportTicket, Selection};
+use crate::bulk::{
+    DeletionPlan, ExportFormat, ExportStatus, ExportTicket, Selection, SessionSelection,
+};
 use crate::components::auto_refresh::Refresh;
 use crate::components::modal::Modal;
 use crate::components::selection::{PageSelected, SelectionState};
@@ -62,9 +64,24 @@ impl Bulk {
 
     /// Prepares an export and starts its download.
     pub fn start_export(&self, selection: Selection, format: ExportFormat) {
+        self.run_export(async move { start_export(selection, format).await });
+    }
+
+    /// Prepares an export of Admin Sessions records and starts its download.
+    pub fn start_session_export(&self, selection: SessionSelection, format: ExportFormat) {
+        self.run_export(async move {
+            crate::functions::bulk::start_session_export(selection, format).await
+        });
+    }
+
+    fn run_export(
+        &self,
+        ticket: impl std::future::Future<Output = Result<ExportTicket, crate::errors::AppError>>
+            + 'static,
+    ) {
         let this = *self;
         spawn_local(async move {
-            match start_export(selection, format).await {
+            match ticket.await {
                 Ok(ticket) => {
                     download(&ticket.url());
                     this.notice.set(None);
@@ -308,7 +325,7 @@ pub fn BulkBar(
 }
 
 /// Closes the `<details>` menu a button sits in.
-fn close_menu(ev: &leptos::ev::MouseEvent) {
+pub fn close_menu(ev: &leptos::ev::MouseEvent) {
     #[cfg(feature = "hydrate")]
     {
         use wasm_bindgen::JsCast;
@@ -326,14 +343,14 @@ fn close_menu(ev: &leptos::ev::MouseEvent) {
 
 /// The running export: a bar, the rows so far, Cancel.
 #[component]
-fn ExportProgress(bulk: Bulk) -> impl IntoView {
+pub fn ExportProgress(bulk: Bulk) -> impl IntoView {
     move || {
         bulk.export.get().map(|run| {
             let s = run.status;
             let what = format!(
                 "{} {} as {}",
                 format_count(s.total),
-                if s.total == 1 { "event" } else { "events" },
+                if s.total == 1 { "entry" } else { "entries" },
                 run.ticket.format.label()
             );
             let text = if s.done {

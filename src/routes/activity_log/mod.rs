@@ -1,7 +1,7 @@
 //! Monitoring → Activity Log: every audit event, filtered, searched, sorted
 //! and paged, with the whole view in the URL.
 
-mod bulk;
+pub mod bulk;
 mod details;
 mod filters;
 

@@ -109,6 +109,11 @@ pub trait RowSink: Send {
         &mut self,
         row: ExportRow<'_>,
     ) -> impl std::future::Future<Output = AppResult<()>> + Send;
+    /// Takes one Admin Sessions record.
+    fn session(
+        &mut self,
+        row: crate::models::SessionRow,
+    ) -> impl std::future::Future<Output = AppResult<()>> + Send;
 }
 
 /// Rows SQLite hands over at once, as one JSON array: crossing from its
@@ -148,7 +153,7 @@ pub async fn export_rows(
             })?;
             // Newest first, whatever order the aggregate kept.
             let mut rows = rows;
-            rows.sort_unstable_by(|a, b| (b.occurred_at, b.id).cmp(&(a.occurred_at, a.id)));
+            rows.sort_unstable_by_key(|r| std::cmp::Reverse((r.occurred_at, r.id)));
             for row in rows {
                 sink.row(row).await?;
                 sent += 1;

@@ -2,7 +2,8 @@
 //! queries (filters, keyset paging newest first, counts).
 
 use super::events::{round_estimate, COUNT_LIMIT};
-use super::{now_micros, Db};
+use super::{now_micros, Db, RowSink};
+use crate::bulk::SessionSelection;
 use crate::errors::{AppError, AppResult};
 use crate::models::{EventCount, SessionPage, SessionRow};
 use crate::query::Cursor;
@@ -217,6 +218,65 @@ pub async fn list_admin_sessions(db: &Db, q: &SessionQuery, me: i64) -> AppResul
         has_prev,
         has_next,
     })
+}
+
+/// ` AND …` restricting `admin_sessions s` to a selection and ids up to `up_to`.
+fn push_session_selection(
+    b: &mut QueryBuilder<'_, Sqlite>,
+    selection: &SessionSelection,
+    me: i64,
+    up_to: i64,
+) {
+    match selection {
+        SessionSelection::Ids(ids) => {
+            b.push(" AND s.id IN (SELECT value FROM json_each(")
+                .push_bind(serde_json::to_string(ids).unwrap_or_default())
+                .push("))");
+        }
+        SessionSelection::Filter(q) => push_filters(b, q, me, now_micros()),
+    }
+    b.push(" AND s.id <= ").push_bind(up_to);
+}
+
+/// The highest admin-session id, and how many records a selection holds up to it.
+pub async fn count_session_selection(
+    db: &Db,
+    selection: &SessionSelection,
+    me: i64,
+) -> AppResult<(u64, i64)> {
+    selection.validate()?;
+    let up_to: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM admin_sessions")
+        .fetch_one(&db.read)
+        .await?;
+    let up_to = up_to.unwrap_or(0);
+    let mut b = QueryBuilder::new("SELECT COUNT(*) FROM admin_sessions s WHERE 1 = 1");
+    push_session_selection(&mut b, selection, me, up_to);
+    let n: i64 = b.build_query_scalar().fetch_one(&db.read).await?;
+    Ok((u64::try_from(n).unwrap_or(0), up_to))
+}
+
+/// Streams a selection of Admin Sessions records, newest first, into `sink`.
+pub async fn export_session_rows(
+    db: &Db,
+    selection: &SessionSelection,
+    me: i64,
+    up_to: i64,
+    sink: &mut impl RowSink,
+) -> AppResult<u64> {
+    use futures_util::TryStreamExt;
+    selection.validate()?;
+    let mut b = QueryBuilder::new(format!(
+        "SELECT {SESSION_COLUMNS} FROM admin_sessions s WHERE 1 = 1"
+    ));
+    push_session_selection(&mut b, selection, me, up_to);
+    b.push(" ORDER BY s.occurred_at DESC, s.id DESC");
+    let mut rows = b.build().fetch(&db.read);
+    let mut sent = 0;
+    while let Some(row) = rows.try_next().await? {
+        sink.session(session_row(&row)?).await?;
+        sent += 1;
+    }
+    Ok(sent)
 }
 
 /// Rows sampled to estimate a count beyond [`COUNT_LIMIT`].
