@@ -60,7 +60,7 @@ test('type, method and search filter the requests', async ({ page }) => {
   await page.getByLabel('Method').selectOption('POST');
   await expect(page).toHaveURL(/[?&]method=POST\b/);
   await expect(page.locator(rows).first()).toBeVisible();
-  const methods = await page.locator(`${rows} td:nth-child(6)`).allInnerTexts();
+  const methods = await page.locator(`${rows} .badge[class*="method-"]`).allInnerTexts();
   expect(methods.every((m) => m.trim() === 'POST')).toBe(true);
 
   await page.getByRole('link', { name: 'Clear filters' }).click();

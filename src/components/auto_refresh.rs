@@ -48,15 +48,16 @@ impl Refresh {
 
     /// A load has finished (whatever its outcome).
     pub fn done(&self) {
-        if self.loading.get_untracked() {
-            self.loading.set(false);
+        // The page may be gone by the time a load ends.
+        if self.loading.try_get_untracked() == Some(true) {
+            self.loading.try_set(false);
         }
     }
 
     /// The class that highlights a row a refresh brought: two names used in
     /// turn, so the highlight replays when the next refresh brings another.
     pub fn fresh_class(&self) -> &'static str {
-        if self.tick.get_untracked().is_multiple_of(2) {
+        if self.tick.try_get_untracked().unwrap_or(0).is_multiple_of(2) {
             "fresh-a"
         } else {
             "fresh-b"
@@ -123,37 +124,42 @@ impl<T: Clone + Send + Sync + 'static> Shown<T> {
         refresh: Refresh,
         ids: impl Fn(&T) -> Vec<i64>,
     ) -> Result<Settled<T>, AppError> {
+        // A load can end after its page is gone: then nothing is kept.
         refresh.done();
         let same_view = self
             .last
-            .with_value(|last| last.as_ref().is_some_and(|(k, _)| *k == key));
+            .try_with_value(|last| last.as_ref().is_some_and(|(k, _)| *k == key))
+            .unwrap_or(false);
         match result {
             Ok(data) => {
                 let fresh = if same_view {
-                    self.last.with_value(|last| {
-                        let before: HashSet<i64> = last
-                            .as_ref()
-                            .map(|(_, old)| ids(old).into_iter().collect())
-                            .unwrap_or_default();
-                        ids(&data)
-                            .into_iter()
-                            .filter(|id| !before.contains(id))
-                            .collect()
-                    })
+                    self.last
+                        .try_with_value(|last| {
+                            let before: HashSet<i64> = last
+                                .as_ref()
+                                .map(|(_, old)| ids(old).into_iter().collect())
+                                .unwrap_or_default();
+                            ids(&data)
+                                .into_iter()
+                                .filter(|id| !before.contains(id))
+                                .collect()
+                        })
+                        .unwrap_or_default()
                 } else {
                     HashSet::new()
                 };
-                self.last.set_value(Some((key, data.clone())));
-                if refresh.error.with_untracked(Option::is_some) {
-                    refresh.error.set(None);
+                self.last.try_set_value(Some((key, data.clone())));
+                if refresh.error.try_with_untracked(Option::is_some) == Some(true) {
+                    refresh.error.try_set(None);
                 }
                 Ok(Settled { data, fresh })
             }
             Err(error) if same_view => {
-                refresh.error.set(Some(error.to_string()));
+                refresh.error.try_set(Some(error.to_string()));
                 let data = self
                     .last
-                    .with_value(|last| last.as_ref().map(|(_, d)| d.clone()));
+                    .try_with_value(|last| last.as_ref().map(|(_, d)| d.clone()))
+                    .flatten();
                 data.map(|data| Settled {
                     data,
                     fresh: HashSet::new(),

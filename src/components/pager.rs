@@ -40,13 +40,13 @@ pub fn CountLabel(
     let last = StoredValue::new(String::from("Counting…"));
     view! {
         <span class="result-count" data-testid="result-count">
-            <Transition fallback=move || last.get_value()>
+            <Transition fallback=move || last.try_get_value().unwrap_or_default()>
                 {move || Suspend::new(async move {
                     let label = count
                         .await
                         .map(|c| c.label_of(noun.0, noun.1))
                         .unwrap_or_else(|| "Count unavailable".into());
-                    last.set_value(label.clone());
+                    last.try_set_value(label.clone());
                     label
                 })}
             </Transition>
@@ -77,7 +77,9 @@ pub fn Pager(
                      label: &'static str,
                      text: &'static str| {
         if enabled {
-            view! { <A href=href.run(target) attr:class="page-link" attr:aria-label=label>{text}</A> }
+            // `try_run`: a count can arrive after its page is gone.
+            let href = href.try_run(target).unwrap_or_default();
+            view! { <A href=href attr:class="page-link" attr:aria-label=label>{text}</A> }
                 .into_any()
         } else {
             view! { <span class="page-link disabled" aria-disabled="true" aria-label=label>{text}</span> }

@@ -5,6 +5,7 @@
 
 use leptos::prelude::*;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// What is selected.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -107,7 +108,7 @@ pub fn RowCheckbox(
     id: i64,
     selected: RwSignal<SelectionState>,
     /// The ids of the page, top to bottom (for shift-click ranges).
-    page: StoredValue<Vec<i64>>,
+    page: Arc<Vec<i64>>,
     /// What the row is called, for its label: "event 42".
     noun: &'static str,
 ) -> impl IntoView {
@@ -116,10 +117,10 @@ pub fn RowCheckbox(
             <input
                 type="checkbox"
                 aria-label=format!("Select {noun} {id}")
-                prop:checked=move || selected.with(|s| s.is_selected(id))
+                prop:checked=move || selected.try_with(|s| s.is_selected(id)).unwrap_or(false)
                 on:click=move |ev| {
                     let shift = ev.shift_key();
-                    page.with_value(|page| selected.update(|s| s.click(id, page, shift)));
+                    selected.try_update(|s| s.click(id, &page, shift));
                 }
             />
         </td>
@@ -128,19 +129,23 @@ pub fn RowCheckbox(
 
 /// The header checkbox: checked when the page is selected, mixed when part of it is.
 #[component]
-pub fn PageCheckbox(
-    selected: RwSignal<SelectionState>,
-    page: StoredValue<Vec<i64>>,
-) -> impl IntoView {
-    let state = move || page.with_value(|p| selected.with(|s| s.page_selected(p)));
+pub fn PageCheckbox(selected: RwSignal<SelectionState>, page: Arc<Vec<i64>>) -> impl IntoView {
+    let ids = page.clone();
+    let state = Signal::derive(move || {
+        selected
+            .try_with(|s| s.page_selected(&ids))
+            .unwrap_or(PageSelected::None)
+    });
     view! {
         <th scope="col" class="select-col">
             <input
                 type="checkbox"
                 aria-label="Select all on this page"
-                prop:checked=move || state() == PageSelected::All
-                prop:indeterminate=move || state() == PageSelected::Some
-                on:click=move |_| page.with_value(|p| selected.update(|s| s.click_page(p)))
+                prop:checked=move || state.get() == PageSelected::All
+                prop:indeterminate=move || state.get() == PageSelected::Some
+                on:click=move |_| {
+                    selected.try_update(|s| s.click_page(&page));
+                }
             />
         </th>
     }

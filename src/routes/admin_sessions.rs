@@ -118,14 +118,18 @@ pub fn AdminSessionsPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading">"Loading requests…"</p> }>
                 {move || Suspend::new(async move {
                     let result = sessions.await;
-                    let settled = match asked.get() {
+                    // The page may be gone when the load ends: then draw nothing.
+                    let (Some(asked), Some(query)) = (asked.try_get(), query.try_get()) else {
+                        return ().into_any();
+                    };
+                    let settled = match asked {
                         Ok(asked) => shown.settle(asked.to_query_string(), result, refresh, SessionPage::ids),
                         Err(error) => {
                             refresh.done();
                             Err(error)
                         }
                     };
-                    match (settled, query.get()) {
+                    match (settled, query) {
                         (Ok(Settled { data: page, fresh }), Ok(current)) => {
                             let fresh = Arc::new(Fresh { ids: fresh, class: refresh.fresh_class() });
                             view! { <SessionsView page count current go fresh bulk /> }.into_any()
@@ -247,7 +251,7 @@ fn SessionsView(
     bulk: Bulk,
 ) -> impl IntoView {
     let position = PagePosition::of(&page);
-    let page_ids = StoredValue::new(page.ids());
+    let page_ids = Arc::new(page.ids());
     let more = page.has_prev || page.has_next;
     let selected = bulk.selected;
     let bar_query = current.clone();
@@ -260,7 +264,7 @@ fn SessionsView(
     });
     let on_page_size = Callback::new(move |size: u32| go.run(current.clone().with_page_size(size)));
     view! {
-        <SessionsBar bulk current=bar_query count page=page_ids more />
+        <SessionsBar bulk current=bar_query count page=page_ids.clone() more />
         <div class="table-toolbar">
             <CountLabel count noun=("request", "requests") />
             <div class="toolbar-right">
@@ -272,7 +276,7 @@ fn SessionsView(
             <table class="data-table sessions">
                 <thead>
                     <tr>
-                        <PageCheckbox selected page=page_ids />
+                        <PageCheckbox selected page=page_ids.clone() />
                         <th scope="col">"Date"</th>
                         <th scope="col">"Admin"</th>
                         <th scope="col">"IP address"</th>
@@ -288,7 +292,7 @@ fn SessionsView(
                         .into_iter()
                         .map(|row| {
                             let fresh = fresh.class_of(row.id);
-                            view! { <SessionRowView row terms=terms.clone() fresh selected page=page_ids /> }
+                            view! { <SessionRowView row terms=terms.clone() fresh selected page=page_ids.clone() /> }
                         })
                         .collect_view()}
                 </tbody>
@@ -306,7 +310,7 @@ fn SessionsBar(
     bulk: Bulk,
     current: SessionQuery,
     count: Resource<Option<crate::models::EventCount>>,
-    page: StoredValue<Vec<i64>>,
+    page: Arc<Vec<i64>>,
     more: bool,
 ) -> impl IntoView {
     let view_q = StoredValue::new(current);
@@ -325,9 +329,10 @@ fn SessionsBar(
             .unwrap_or_else(|| "the".into())
     };
     let chosen = move |whole: bool| -> Option<SessionSelection> {
-        selected.with_untracked(|s| {
+        let view_q = view_q.try_get_value()?;
+        selected.with_untracked(move |s| {
             if whole || s.all_matching {
-                Some(SessionSelection::Filter(Box::new(view_q.get_value())))
+                Some(SessionSelection::Filter(Box::new(view_q.clone())))
             } else if s.ids.is_empty() {
                 None
             } else {
@@ -363,8 +368,7 @@ fn SessionsBar(
             </details>
         }
     };
-    let page_all =
-        move || page.with_value(|p| selected.with(|s| s.page_selected(p))) == PageSelected::All;
+    let page_all = move || selected.try_with(|s| s.page_selected(&page)) == Some(PageSelected::All);
     view! {
         <div class="bulk-bar" data-testid="bulk-bar">
             {move || {
@@ -424,14 +428,14 @@ fn SessionRowView(
     terms: Arc<Vec<String>>,
     fresh: Option<&'static str>,
     selected: RwSignal<SelectionState>,
-    page: StoredValue<Vec<i64>>,
+    page: Arc<Vec<i64>>,
 ) -> impl IntoView {
     let t = &terms;
     let id = row.id;
     let kind_class = format!("badge kind-{}", row.kind.to_ascii_lowercase());
     let method_class = format!("badge method-{}", row.method.to_ascii_lowercase());
     view! {
-        <tr data-session-id=id class=fresh class:selected=move || selected.with(|s| s.is_selected(id))>
+        <tr data-session-id=id class=fresh class:selected=move || selected.try_with(|s| s.is_selected(id)).unwrap_or(false)>
             <RowCheckbox id selected page noun="request" />
             <td class="nowrap"><Time micros=row.occurred_at /></td>
             <td>

@@ -198,7 +198,7 @@ pub fn BulkBar(
     current: EventQuery,
     count: Resource<Option<EventCount>>,
     role: Role,
-    page: StoredValue<Vec<i64>>,
+    page: std::sync::Arc<Vec<i64>>,
     /// Whether more rows match than this page shows.
     more: bool,
 ) -> impl IntoView {
@@ -229,10 +229,10 @@ pub fn BulkBar(
             }
         })
     };
-    let page_all =
-        move || page.with_value(|p| selected.with(|s| s.page_selected(p))) == PageSelected::All;
+    let page_len = page.len();
+    let page_all = move || selected.try_with(|s| s.page_selected(&page)) == Some(PageSelected::All);
     let offer_all = move || more && page_all() && !selected.with(|s| s.all_matching);
-    let chosen = move || bulk.selection(&view_q.get_value());
+    let chosen = move || view_q.try_with_value(|q| bulk.selection(q)).flatten();
     let export_menu = move |label: &'static str, whole: bool| {
         view! {
             <details class="menu export-menu">
@@ -248,7 +248,7 @@ pub fn BulkBar(
                                     on:click=move |ev| {
                                         close_menu(&ev);
                                         let selection = if whole {
-                                            Some(Selection::Filter(Box::new(view_q.get_value())))
+                                            view_q.try_get_value().map(|q| Selection::Filter(Box::new(q)))
                                         } else {
                                             chosen()
                                         };
@@ -305,7 +305,7 @@ pub fn BulkBar(
                     .then(|| {
                         view! {
                             <span class="select-all-offer">
-                                {move || format!("All {} on this page are selected.", page.with_value(Vec::len))}
+                                {format!("All {page_len} on this page are selected.")}
                                 " "
                                 <button
                                     type="button"

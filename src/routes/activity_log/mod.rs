@@ -131,8 +131,9 @@ pub fn ActivityLogPage() -> impl IntoView {
         <Transition fallback=|| view! { <div class="filter-bar card"></div> }>
             {move || Suspend::new(async move {
                 let options = options.await.unwrap_or_default();
-                let current = filters_only.get();
-                view! { <FilterBar current options go /> }
+                filters_only
+                    .try_get()
+                    .map(|current| view! { <FilterBar current options go /> })
             })}
         </Transition>
         <section class="card table-card">
@@ -143,14 +144,18 @@ pub fn ActivityLogPage() -> impl IntoView {
                         Some(me) => me.await.ok().map(|u| u.role),
                         None => None,
                     };
-                    let settled = match asked.get() {
+                    // The page may be gone when the load ends: then draw nothing.
+                    let (Some(asked), Some(query)) = (asked.try_get(), query.try_get()) else {
+                        return ().into_any();
+                    };
+                    let settled = match asked {
                         Ok(asked) => shown.settle(asked.to_query_string(), result, refresh, EventPage::ids),
                         Err(error) => {
                             refresh.done();
                             Err(error)
                         }
                     };
-                    match (settled, query.get()) {
+                    match (settled, query) {
                         (Ok(Settled { data: page, fresh }), Ok(current)) => {
                             let fresh = Arc::new(Fresh { ids: fresh, class: refresh.fresh_class() });
                             view! { <EventsView page count current go open fresh bulk role /> }.into_any()
@@ -182,7 +187,7 @@ fn EventsView(
     role: Option<Role>,
 ) -> impl IntoView {
     let position = PagePosition::of(&page);
-    let page_ids = StoredValue::new(page.ids());
+    let page_ids = Arc::new(page.ids());
     let selecting = role.filter(|r| r.allows(Role::Auditor));
     let more = page.has_prev || page.has_next;
     let selected = bulk.selected;
@@ -216,7 +221,7 @@ fn EventsView(
     let bar_query = current.clone();
     view! {
         {selecting.map(|role| {
-            view! { <BulkBar bulk current=bar_query count role page=page_ids more /> }
+            view! { <BulkBar bulk current=bar_query count role page=page_ids.clone() more /> }
         })}
         <div class="table-toolbar">
             <CountLabel count />
@@ -229,7 +234,7 @@ fn EventsView(
             <table class="data-table events">
                 <thead>
                     <tr>
-                        {selecting.map(|_| view! { <PageCheckbox selected page=page_ids /> })}
+                        {selecting.map(|_| view! { <PageCheckbox selected page=page_ids.clone() /> })}
                         <th scope="col">"ID"</th>
                         {header("Date", SortColumn::Date)}
                         {header("IP address", SortColumn::Ip)}
@@ -249,7 +254,7 @@ fn EventsView(
                         .map(|row| {
                             let fresh = fresh.class_of(row.id);
                             let check = selecting.map(|_| {
-                                view! { <RowCheckbox id=row.id selected page=page_ids noun="event" /> }.into_any()
+                                view! { <RowCheckbox id=row.id selected page=page_ids.clone() noun="event" /> }.into_any()
                             });
                             view! { <EventRowView row terms=terms.clone() open fresh check selected /> }
                         })
@@ -292,7 +297,7 @@ fn EventRowView(
     let name = row.initiator.display_name();
     let t = &terms;
     view! {
-        <tr data-event-id=id class=fresh class:selected=move || selected.with(|s| s.is_selected(id))>
+        <tr data-event-id=id class=fresh class:selected=move || selected.try_with(|s| s.is_selected(id)).unwrap_or(false)>
             {check}
             <td class="num">{id}</td>
             <td class="nowrap"><Time micros=row.occurred_at /></td>
