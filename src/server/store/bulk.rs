@@ -261,6 +261,7 @@ fn last_key(key: &str) -> Option<(i64, i64)> {
 /// the first chunk, so a deletion is never without its record. `expected` is
 /// the count the user confirmed: when the selection no longer holds exactly
 /// that many events, nothing is deleted and the answer says how many it holds.
+/// No transaction lasts longer than one chunk's work.
 /// Returns the number deleted and the id of the deletion event.
 pub async fn delete_selection(
     db: &Db,
@@ -271,24 +272,21 @@ pub async fn delete_selection(
 ) -> AppResult<(u64, i64)> {
     selection.validate()?;
     let now = now_micros();
+    // Counted before any write (a count of a million rows takes seconds, and
+    // must not hold the write lock): events that arrive later have higher ids
+    // than `up_to`, so only another deletion could change the answer.
+    let n = count_selection(db, selection, Some(up_to)).await?;
+    if n != expected {
+        return Err(AppError::Conflict(format!(
+            "the selection now holds {n} events, not the {expected} confirmed; nothing was deleted — review it and confirm again"
+        )));
+    }
     let mut deleted = 0u64;
     let mut event_id = None;
     // Chunks walk the ids upwards, each starting where the last one ended.
     let mut after = 0i64;
     loop {
         let mut tx = super::begin(db).await?;
-        if event_id.is_none() {
-            // Counted inside the first transaction: what is confirmed is what goes.
-            let mut b = QueryBuilder::new("SELECT COUNT(*) FROM events e WHERE 1 = 1");
-            push_selection(&mut b, selection, Some(up_to), now)?;
-            let n: i64 = b.build_query_scalar().fetch_one(&mut *tx).await?;
-            let n = u64::try_from(n).unwrap_or(0);
-            if n != expected {
-                return Err(AppError::Conflict(format!(
-                    "the selection now holds {n} events, not the {expected} confirmed; nothing was deleted — review it and confirm again"
-                )));
-            }
-        }
         let mut b = QueryBuilder::new("SELECT e.id FROM events e WHERE e.id > ");
         b.push_bind(after);
         push_selection(&mut b, selection, Some(up_to), now)?;
