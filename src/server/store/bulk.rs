@@ -275,7 +275,10 @@ pub async fn delete_selection(
     // Counted before any write (a count of a million rows takes seconds, and
     // must not hold the write lock): events that arrive later have higher ids
     // than `up_to`, so only another deletion could change the answer.
-    let n = count_selection(db, selection, Some(up_to)).await?;
+    let mut b = QueryBuilder::new("SELECT COUNT(*), MIN(e.id) FROM events e WHERE 1 = 1");
+    push_selection(&mut b, selection, Some(up_to), now)?;
+    let (n, first): (i64, Option<i64>) = b.build_query_as().fetch_one(&db.read).await?;
+    let n = u64::try_from(n).unwrap_or(0);
     if n != expected {
         return Err(AppError::Conflict(format!(
             "the selection now holds {n} events, not the {expected} confirmed; nothing was deleted — review it and confirm again"
@@ -283,8 +286,9 @@ pub async fn delete_selection(
     }
     let mut deleted = 0u64;
     let mut event_id = None;
-    // Chunks walk the ids upwards, each starting where the last one ended.
-    let mut after = 0i64;
+    // Chunks walk the ids upwards from the first match, each starting where
+    // the last one ended (a walk from id 1 would read every older event).
+    let mut after = first.unwrap_or(1) - 1;
     loop {
         let mut tx = super::begin(db).await?;
         let mut b = QueryBuilder::new("SELECT e.id FROM events e WHERE e.id > ");
