@@ -34,6 +34,11 @@ test('three selected rows export as CSV, exactly those rows', async ({ page }) =
   );
   expect(lines.slice(1).map((l) => Number(l.split(',')[0]))).toEqual(ids.slice(0, 3));
   await expect(page.getByTestId('export-progress')).toContainText('Exported 3 entries as CSV.');
+  // A refresh keeps the selection and its rows.
+  await page.getByRole('button', { name: 'Refresh now' }).click();
+  await expect(page.getByTestId('auto-refresh').getByTestId('refresh-status')).not.toHaveText('Refreshing…');
+  await expect(page.getByTestId('selection-count')).toHaveText('3 selected');
+  await expect(boxes.nth(1)).toBeChecked();
   // The selection survives a page change and comes back with its rows.
   await page.getByRole('link', { name: 'Next page' }).click();
   await expect(page.getByTestId('selection-count')).toHaveText('3 selected');

@@ -412,3 +412,41 @@ async fn admin_sessions_export_for_admins_with_hide_me_applied() {
         "{exports:?}"
     );
 }
+
+#[tokio::test]
+async fn a_cancelled_export_is_not_downloaded_and_says_so() {
+    let app = seeded().await;
+    let auditor = app.session_for(Role::Auditor).await;
+    let r = app
+        .call_json(
+            "start_export",
+            json!({"selection": {"Filter": {}}, "format": "JsonLines"}),
+            &auditor,
+        )
+        .await;
+    let token = r.json()["token"].as_str().unwrap().to_string();
+    let status = app
+        .call("export_status", &format!("token={token}"), Some(&auditor))
+        .await
+        .json();
+    assert_eq!(status["started"], false);
+    assert_eq!(status["total"], 32, "30 events, the auditor's creation and sign-in");
+    let cancelled = app
+        .call("cancel_export", &format!("token={token}"), Some(&auditor))
+        .await
+        .json();
+    assert_eq!(cancelled["cancelled"], true);
+    let d = app
+        .get_with(&format!("/api/exports/{token}"), &auditor)
+        .await;
+    assert_eq!(d.status.as_u16(), 409);
+    assert!(d.error().contains("cancelled"), "{}", d.error());
+    // Nothing left the server, so nothing is recorded as exported.
+    assert!(app.events_with_action("EXPORT").await.is_empty());
+    // Someone else's export cannot be followed or cancelled.
+    let other = app.session_for(Role::Admin).await;
+    let r = app
+        .call("cancel_export", &format!("token={token}"), Some(&other))
+        .await;
+    assert_eq!(r.status.as_u16(), 404);
+}
