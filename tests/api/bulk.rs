@@ -430,7 +430,10 @@ async fn a_cancelled_export_is_not_downloaded_and_says_so() {
         .await
         .json();
     assert_eq!(status["started"], false);
-    assert_eq!(status["total"], 32, "30 events, the auditor's creation and sign-in");
+    assert_eq!(
+        status["total"], 32,
+        "30 events, the auditor's creation and sign-in"
+    );
     let cancelled = app
         .call("cancel_export", &format!("token={token}"), Some(&auditor))
         .await
