@@ -5,11 +5,12 @@
 
 use super::{now_micros, Db};
 use crate::errors::{AppError, AppResult};
+use crate::models::Page;
 use crate::models::{
     EventCount, EventDetail, EventPage, EventRow, FilterOptions, Initiator, InitiatorKind,
     InitiatorOption,
 };
-use crate::query::{search_terms, Cursor, EventQuery, InitiatorKey, IpFilter, SortColumn};
+use crate::query::{search_terms, Cursor, EventQuery, InitiatorKey, IpFilter, Paging, SortColumn};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -292,7 +293,7 @@ pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
     let offset = if q.cursor.is_none() { q.offset() } else { 0 };
     let limit = i64::from(q.per_page) + 1;
 
-    let mut rows = if filters.fts.is_some() && q.sort == SortColumn::Date && desc && offset == 0 {
+    let rows = if filters.fts.is_some() && q.sort == SortColumn::Date && desc && offset == 0 {
         let ids = newest_keyword_matches(db, &filters, anchor.as_ref(), limit).await?;
         rows_by_ids(db, &ids).await?
     } else {
@@ -320,24 +321,30 @@ pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
             .map(event_row)
             .collect::<AppResult<Vec<_>>>()?
     };
-    let more = rows.len() > q.per_page as usize;
-    rows.truncate(q.per_page as usize);
+    Ok(page_of(rows, q.paging(), reverse, offset))
+}
+
+/// A page from the rows read for it: one more than the page size tells
+/// whether another page follows; rows read backwards are turned round.
+pub(super) fn page_of<T>(mut rows: Vec<T>, paging: Paging, reverse: bool, offset: u64) -> Page<T> {
+    let more = rows.len() > paging.per_page as usize;
+    rows.truncate(paging.per_page as usize);
     if reverse {
         rows.reverse();
     }
-    let (has_prev, has_next) = match q.cursor {
+    let (has_prev, has_next) = match paging.cursor {
         None => (offset > 0, more),
         Some(Cursor::After(_)) => (true, more),
         Some(Cursor::Before(_)) => (more, true),
         Some(Cursor::End) => (more, false),
     };
-    Ok(EventPage {
+    Page {
         rows,
-        page: q.page,
-        per_page: q.per_page,
+        page: paging.page,
+        per_page: paging.per_page,
         has_prev,
         has_next,
-    })
+    }
 }
 
 /// Matches up to which a filter's own index is read and its rows sorted.

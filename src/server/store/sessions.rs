@@ -193,31 +193,14 @@ pub async fn list_admin_sessions(db: &Db, q: &SessionQuery, me: i64) -> AppResul
         b.push(" OFFSET ")
             .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
     }
-    let mut rows = b
+    let rows = b
         .build()
         .fetch_all(&db.read)
         .await?
         .iter()
         .map(session_row)
         .collect::<AppResult<Vec<_>>>()?;
-    let more = rows.len() > q.per_page as usize;
-    rows.truncate(q.per_page as usize);
-    if reverse {
-        rows.reverse();
-    }
-    let (has_prev, has_next) = match q.cursor {
-        None => (offset > 0, more),
-        Some(Cursor::After(_)) => (true, more),
-        Some(Cursor::Before(_)) => (more, true),
-        Some(Cursor::End) => (more, false),
-    };
-    Ok(SessionPage {
-        rows,
-        page: q.page,
-        per_page: q.per_page,
-        has_prev,
-        has_next,
-    })
+    Ok(super::events::page_of(rows, q.paging(), reverse, offset))
 }
 
 /// ` AND …` restricting `admin_sessions s` to a selection and ids up to `up_to`.
