@@ -13,7 +13,7 @@ use crate::components::zone::{Time, UtcToggle};
 use crate::functions::sessions::{count_admin_sessions, list_admin_sessions};
 use crate::models::{format_count, format_duration, SessionPage, SessionRow};
 use crate::query::{Cursor, RefreshEvery, TimeRange};
-use crate::routes::activity_log::bulk::{close_menu, Bulk, ExportProgress};
+use crate::routes::activity_log::bulk::{Bulk, ExportMenu, ExportProgress};
 use crate::routes::activity_log::marked;
 use crate::session_query::{SessionQuery, METHODS, REQUEST_KINDS};
 use leptos::prelude::*;
@@ -81,23 +81,11 @@ pub fn AdminSessionsPage() -> impl IntoView {
     let filters_only = Memo::new(move |_| query.get().map(|q| q.first_page()).unwrap_or_default());
     let shown = Shown::<SessionPage>::new();
     let bulk = Bulk::new();
-    // A selection belongs to its filters: changing them clears it, with a note.
-    let filter_key = Memo::new(move |_| {
+    bulk.clear_on_filter_change(move || {
         query
             .get()
             .map(|q| SessionSelection::Filter(Box::new(q)).describe())
             .unwrap_or_default()
-    });
-    Effect::new(move |previous: Option<String>| {
-        let key = filter_key.get();
-        if previous.is_some_and(|p| p != key)
-            && !bulk.selected.with_untracked(SelectionState::is_empty)
-        {
-            bulk.selected.update(SelectionState::clear);
-            bulk.notice
-                .set(Some("Selection cleared: the filters changed.".into()));
-        }
-        key
     });
 
     view! {
@@ -341,32 +329,12 @@ fn SessionsBar(
         })
     };
     let menu = move |label: &'static str, whole: bool| {
-        view! {
-            <details class="menu export-menu">
-                <summary class="button">{label}</summary>
-                <div class="menu-items" role="group" aria-label="Export format">
-                    {[ExportFormat::Csv, ExportFormat::JsonLines]
-                        .into_iter()
-                        .map(|format| {
-                            view! {
-                                <button
-                                    type="button"
-                                    class="button small"
-                                    on:click=move |ev| {
-                                        close_menu(&ev);
-                                        if let Some(selection) = chosen(whole) {
-                                            bulk.start_session_export(selection, format);
-                                        }
-                                    }
-                                >
-                                    {format.label()}
-                                </button>
-                            }
-                        })
-                        .collect_view()}
-                </div>
-            </details>
-        }
+        let on_pick = Callback::new(move |format| {
+            if let Some(selection) = chosen(whole) {
+                bulk.start_session_export(selection, format);
+            }
+        });
+        view! { <ExportMenu label formats=&[ExportFormat::Csv, ExportFormat::JsonLines] on_pick /> }
     };
     let page_all = move || selected.try_with(|s| s.page_selected(&page)) == Some(PageSelected::All);
     view! {

@@ -163,6 +163,58 @@ impl Bulk {
     }
 }
 
+impl Bulk {
+    /// A selection belongs to its filters: when `filters` (a text naming
+    /// them) changes, the selection is cleared, with a note.
+    pub fn clear_on_filter_change(&self, filters: impl Fn() -> String + Send + Sync + 'static) {
+        let bulk = *self;
+        Effect::new(move |previous: Option<String>| {
+            let key = filters();
+            if previous.is_some_and(|p| p != key)
+                && !bulk.selected.with_untracked(SelectionState::is_empty)
+            {
+                bulk.selected.update(SelectionState::clear);
+                bulk.notice
+                    .set(Some("Selection cleared: the filters changed.".into()));
+            }
+            key
+        });
+    }
+}
+
+/// An Export button opening the formats; `on_pick` gets the one chosen.
+#[component]
+pub fn ExportMenu(
+    label: &'static str,
+    formats: &'static [ExportFormat],
+    on_pick: Callback<ExportFormat>,
+) -> impl IntoView {
+    view! {
+        <details class="menu export-menu">
+            <summary class="button">{label}</summary>
+            <div class="menu-items" role="group" aria-label="Export format">
+                {formats
+                    .iter()
+                    .map(|&format| {
+                        view! {
+                            <button
+                                type="button"
+                                class="button small"
+                                on:click=move |ev| {
+                                    close_menu(&ev);
+                                    on_pick.run(format);
+                                }
+                            >
+                                {format.label()}
+                            </button>
+                        }
+                    })
+                    .collect_view()}
+            </div>
+        </details>
+    }
+}
+
 impl Default for Bulk {
     fn default() -> Self {
         Self::new()
@@ -234,37 +286,19 @@ pub fn BulkBar(
     let offer_all = move || more && page_all() && !selected.with(|s| s.all_matching);
     let chosen = move || view_q.try_with_value(|q| bulk.selection(q)).flatten();
     let export_menu = move |label: &'static str, whole: bool| {
-        view! {
-            <details class="menu export-menu">
-                <summary class="button">{label}</summary>
-                <div class="menu-items" role="group" aria-label="Export format">
-                    {ExportFormat::ALL
-                        .into_iter()
-                        .map(|format| {
-                            view! {
-                                <button
-                                    type="button"
-                                    class="button small"
-                                    on:click=move |ev| {
-                                        close_menu(&ev);
-                                        let selection = if whole {
-                                            view_q.try_get_value().map(|q| Selection::Filter(Box::new(q)))
-                                        } else {
-                                            chosen()
-                                        };
-                                        if let Some(selection) = selection {
-                                            bulk.start_export(selection, format);
-                                        }
-                                    }
-                                >
-                                    {format.label()}
-                                </button>
-                            }
-                        })
-                        .collect_view()}
-                </div>
-            </details>
-        }
+        let on_pick = Callback::new(move |format| {
+            let selection = if whole {
+                view_q
+                    .try_get_value()
+                    .map(|q| Selection::Filter(Box::new(q)))
+            } else {
+                chosen()
+            };
+            if let Some(selection) = selection {
+                bulk.start_export(selection, format);
+            }
+        });
+        view! { <ExportMenu label formats=&ExportFormat::ALL on_pick /> }
     };
     view! {
         <div class="bulk-bar" data-testid="bulk-bar">

@@ -99,23 +99,11 @@ pub fn ActivityLogPage() -> impl IntoView {
     let shown = Shown::<EventPage>::new();
     let bulk = Bulk::new();
     let me = use_context::<Resource<Result<UserInfo, AppError>>>();
-    // A selection belongs to its filters: changing them clears it, with a note.
-    let filter_key = Memo::new(move |_| {
+    bulk.clear_on_filter_change(move || {
         query
             .get()
             .map(|q| Selection::Filter(Box::new(q)).describe())
             .unwrap_or_default()
-    });
-    Effect::new(move |previous: Option<String>| {
-        let key = filter_key.get();
-        if previous.is_some_and(|p| p != key)
-            && !bulk.selected.with_untracked(SelectionState::is_empty)
-        {
-            bulk.selected.update(SelectionState::clear);
-            bulk.notice
-                .set(Some("Selection cleared: the filters changed.".into()));
-        }
-        key
     });
 
     view! {
