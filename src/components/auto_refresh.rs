@@ -171,6 +171,25 @@ impl<T: Clone + Send + Sync + 'static> Shown<T> {
     }
 }
 
+/// What `set_every` of [`AutoRefresh`] usually is: the page's address with a
+/// new interval (`href_with`), put in place of the current one (no history
+/// entry, no scroll).
+pub fn url_setter(
+    href_with: impl Fn(Option<RefreshEvery>) -> Option<String> + Send + Sync + 'static,
+) -> Callback<Option<RefreshEvery>> {
+    let navigate = leptos_router::hooks::use_navigate();
+    Callback::new(move |every| {
+        if let Some(href) = href_with(every) {
+            let options = leptos_router::NavigateOptions {
+                replace: true,
+                scroll: false,
+                ..Default::default()
+            };
+            navigate(&href, options);
+        }
+    })
+}
+
 /// Whole seconds left, for the countdown: `4 s`, `1 min 30 s`.
 pub fn countdown_label(left_ms: u64) -> String {
     let secs = left_ms.div_ceil(1_000);

@@ -3,7 +3,7 @@
 //! auto refresh — built from the same pieces as the Activity Log.
 
 use crate::bulk::{ExportFormat, SessionSelection};
-use crate::components::auto_refresh::{AutoRefresh, Fresh, Refresh, Settled, Shown};
+use crate::components::auto_refresh::{url_setter, AutoRefresh, Fresh, Refresh, Settled, Shown};
 use crate::components::error_notice::ErrorNotice;
 use crate::components::layout::Breadcrumb;
 use crate::components::pager::{CountLabel, PagePosition, PageSizeSelect, Pager};
@@ -12,7 +12,7 @@ use crate::components::selection::{PageCheckbox, PageSelected, RowCheckbox, Sele
 use crate::components::zone::{Time, UtcToggle};
 use crate::functions::sessions::{count_admin_sessions, list_admin_sessions};
 use crate::models::{format_count, format_duration, SessionPage, SessionRow};
-use crate::query::{Cursor, RefreshEvery, TimeRange};
+use crate::query::{Cursor, TimeRange};
 use crate::routes::activity_log::bulk::{Bulk, ExportMenu, ExportProgress};
 use crate::routes::activity_log::marked;
 use crate::session_query::{SessionQuery, METHODS, REQUEST_KINDS};
@@ -20,7 +20,6 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
-use leptos_router::NavigateOptions;
 use std::sync::Arc;
 
 pub const PATH: &str = "/admin-sessions";
@@ -60,22 +59,13 @@ pub fn AdminSessionsPage() -> impl IntoView {
     );
     let navigate = use_navigate();
     let go = Callback::new(move |q: SessionQuery| navigate(&href_of(&q), Default::default()));
-    let replace = use_navigate();
-    let set_every = Callback::new(move |every: Option<RefreshEvery>| {
-        if let Ok(q) = query.get_untracked() {
-            let options = NavigateOptions {
-                replace: true,
-                scroll: false,
-                ..Default::default()
-            };
-            replace(
-                &href_of(&SessionQuery {
-                    refresh: every,
-                    ..q
-                }),
-                options,
-            );
-        }
+    let set_every = url_setter(move |every| {
+        query.get_untracked().ok().map(|q| {
+            href_of(&SessionQuery {
+                refresh: every,
+                ..q
+            })
+        })
     });
     let every = Signal::derive(move || query.get().ok().and_then(|q| q.refresh));
     let filters_only = Memo::new(move |_| query.get().map(|q| q.first_page()).unwrap_or_default());

@@ -6,7 +6,7 @@ mod details;
 mod filters;
 
 use crate::bulk::Selection;
-use crate::components::auto_refresh::{AutoRefresh, Fresh, Refresh, Settled, Shown};
+use crate::components::auto_refresh::{url_setter, AutoRefresh, Fresh, Refresh, Settled, Shown};
 use crate::components::error_notice::ErrorNotice;
 use crate::components::layout::Breadcrumb;
 use crate::components::pager::{CountLabel, PagePosition, PageSizeSelect, Pager};
@@ -16,7 +16,7 @@ use crate::errors::AppError;
 use crate::functions::events::{count_events, get_filter_options, list_events};
 use crate::models::{EventCount, EventPage, EventRow, COMMON_ACTIONS};
 use crate::models::{Role, UserInfo};
-use crate::query::{highlight, Cursor, EventQuery, RefreshEvery, SortColumn};
+use crate::query::{highlight, Cursor, EventQuery, SortColumn};
 use bulk::{Bulk, BulkBar, DeleteDialog};
 use details::{DetailModal, DiffModal};
 use filters::FilterBar;
@@ -24,7 +24,6 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
-use leptos_router::NavigateOptions;
 use std::sync::Arc;
 
 pub const PATH: &str = "/activity-log";
@@ -75,22 +74,13 @@ pub fn ActivityLogPage() -> impl IntoView {
     let options = Resource::new(|| (), |_| get_filter_options());
     let navigate = use_navigate();
     let go = Callback::new(move |q: EventQuery| navigate(&href_of(&q), Default::default()));
-    let replace = use_navigate();
-    let set_every = Callback::new(move |every: Option<RefreshEvery>| {
-        if let Ok(q) = query.get_untracked() {
-            let options = NavigateOptions {
-                replace: true,
-                scroll: false,
-                ..Default::default()
-            };
-            replace(
-                &href_of(&EventQuery {
-                    refresh: every,
-                    ..q
-                }),
-                options,
-            );
-        }
+    let set_every = url_setter(move |every| {
+        query.get_untracked().ok().map(|q| {
+            href_of(&EventQuery {
+                refresh: every,
+                ..q
+            })
+        })
     });
     let every = Signal::derive(move || query.get().ok().and_then(|q| q.refresh));
     let open = RwSignal::new(None::<Open>);
