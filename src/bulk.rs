@@ -27,23 +27,7 @@ impl Selection {
     /// Checks a selection that arrived from outside.
     pub fn validate(&self) -> Result<(), AppError> {
         match self {
-            Self::Ids(ids) => {
-                if ids.is_empty() {
-                    return Err(AppError::bad_request("selection: no events are selected"));
-                }
-                if ids.len() > MAX_SELECTED_IDS {
-                    return Err(AppError::bad_request(format!(
-                        "selection: at most {} events by id; select by filter instead",
-                        format_count(MAX_SELECTED_IDS as u64)
-                    )));
-                }
-                if let Some(bad) = ids.iter().find(|id| **id <= 0) {
-                    return Err(AppError::bad_request(format!(
-                        "selection: {bad} is not an event id"
-                    )));
-                }
-                Ok(())
-            }
+            Self::Ids(ids) => validate_ids(ids),
             Self::Filter(q) => q.validate(),
         }
     }
@@ -52,15 +36,7 @@ impl Selection {
     /// `filter action=LOGIN&range=7d` (`filter: every event` when unfiltered).
     pub fn describe(&self) -> String {
         match self {
-            Self::Ids(ids) => {
-                let shown: Vec<String> = ids.iter().take(20).map(i64::to_string).collect();
-                let more = if ids.len() > 20 {
-                    format!(" and {} more", ids.len() - 20)
-                } else {
-                    String::new()
-                };
-                format!("ids {}{more}", shown.join(", "))
-            }
+            Self::Ids(ids) => describe_ids(ids),
             Self::Filter(q) => {
                 // Only the filters: page, size and order do not change what matches.
                 let q = EventQuery {
@@ -81,6 +57,36 @@ impl Selection {
     }
 }
 
+/// Checks a selection by ids: some, not too many, all positive.
+fn validate_ids(ids: &[i64]) -> Result<(), AppError> {
+    if ids.is_empty() {
+        return Err(AppError::bad_request("selection: no events are selected"));
+    }
+    if ids.len() > MAX_SELECTED_IDS {
+        return Err(AppError::bad_request(format!(
+            "selection: at most {} events by id; select by filter instead",
+            format_count(MAX_SELECTED_IDS as u64)
+        )));
+    }
+    if let Some(bad) = ids.iter().find(|id| **id <= 0) {
+        return Err(AppError::bad_request(format!(
+            "selection: {bad} is not an event id"
+        )));
+    }
+    Ok(())
+}
+
+/// `ids 3, 9, 12`, the first twenty and how many more.
+fn describe_ids(ids: &[i64]) -> String {
+    let shown: Vec<String> = ids.iter().take(20).map(i64::to_string).collect();
+    let more = if ids.len() > 20 {
+        format!(" and {} more", ids.len() - 20)
+    } else {
+        String::new()
+    };
+    format!("ids {}{more}", shown.join(", "))
+}
+
 /// A selection on Admin Sessions: chosen records, or every record that
 /// matches the page's filters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,14 +105,14 @@ pub enum ExportSource {
 impl SessionSelection {
     pub fn validate(&self) -> Result<(), AppError> {
         match self {
-            Self::Ids(ids) => Selection::Ids(ids.clone()).validate(),
+            Self::Ids(ids) => validate_ids(ids),
             Self::Filter(q) => q.validate(),
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
-            Self::Ids(ids) => Selection::Ids(ids.clone()).describe(),
+            Self::Ids(ids) => describe_ids(ids),
             Self::Filter(q) => {
                 let q = crate::session_query::SessionQuery {
                     refresh: None,

@@ -188,7 +188,8 @@ impl Default for EventQuery {
     }
 }
 
-fn non_empty(value: Option<&str>) -> Option<&str> {
+/// A parameter's trimmed value, `None` when missing or blank.
+pub(crate) fn non_empty(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|v| !v.is_empty())
 }
 

@@ -3,7 +3,7 @@
 
 use crate::errors::AppError;
 use crate::query::{
-    check_search, query_string, search_terms, Cursor, Paging, RefreshEvery, TimeRange,
+    check_search, non_empty, query_string, search_terms, Cursor, Paging, RefreshEvery, TimeRange,
     DEFAULT_PAGE_SIZE,
 };
 use serde::{Deserialize, Serialize};
@@ -51,10 +51,6 @@ impl Default for SessionQuery {
             refresh: None,
         }
     }
-}
-
-fn non_empty(value: Option<&str>) -> Option<&str> {
-    value.map(str::trim).filter(|v| !v.is_empty())
 }
 
 impl SessionQuery {

@@ -1,6 +1,7 @@
 //! Reusable pieces of UI.
 
 pub mod auto_refresh;
+pub mod bulk;
 pub mod error_notice;
 pub mod form_message;
 pub mod layout;

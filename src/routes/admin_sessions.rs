@@ -4,6 +4,7 @@
 
 use crate::bulk::{ExportFormat, SessionSelection};
 use crate::components::auto_refresh::{url_setter, AutoRefresh, Fresh, Refresh, Settled, Shown};
+use crate::components::bulk::{Bulk, ExportMenu, ExportProgress};
 use crate::components::error_notice::ErrorNotice;
 use crate::components::layout::Breadcrumb;
 use crate::components::pager::{CountLabel, PagePosition, PageSizeSelect, Pager};
@@ -13,7 +14,6 @@ use crate::components::zone::{Time, UtcToggle};
 use crate::functions::sessions::{count_admin_sessions, list_admin_sessions};
 use crate::models::{format_count, format_duration, SessionPage, SessionRow};
 use crate::query::{Cursor, TimeRange};
-use crate::routes::activity_log::bulk::{Bulk, ExportMenu, ExportProgress};
 use crate::routes::activity_log::marked;
 use crate::session_query::{SessionQuery, METHODS, REQUEST_KINDS};
 use leptos::prelude::*;

@@ -248,9 +248,9 @@ async fn start_download(
     let Extension(client) = client.ok_or(AppError::Internal)?;
     let owner = user.id;
     let (selection, format, total, up_to, progress) = state.exports.start(token, user.id)?;
-    let selection_kind = match selection {
-        ExportSource::Events(_) => Kind::Events,
-        ExportSource::Sessions(_) => Kind::Sessions,
+    let stem = match selection {
+        ExportSource::Events(_) => "events",
+        ExportSource::Sessions(_) => "admin-sessions",
     };
     // The export is an event of its own, written before any row leaves.
     let mut record = self_event(
@@ -325,11 +325,7 @@ async fn start_download(
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let filename = format!(
         "auditdeck-{}-{}.{}",
-        if matches!(selection_kind, Kind::Sessions) {
-            "admin-sessions"
-        } else {
-            "events"
-        },
+        stem,
         format_rfc3339(store::now_micros())
             .get(..19)
             .unwrap_or_default()
@@ -347,12 +343,6 @@ async fn start_download(
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Events,
-    Sessions,
 }
 
 /// What the PDF report says about itself.

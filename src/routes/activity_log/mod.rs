@@ -1,12 +1,13 @@
 //! Monitoring → Activity Log: every audit event, filtered, searched, sorted
 //! and paged, with the whole view in the URL.
 
-pub mod bulk;
+mod bulk;
 mod details;
 mod filters;
 
 use crate::bulk::Selection;
 use crate::components::auto_refresh::{url_setter, AutoRefresh, Fresh, Refresh, Settled, Shown};
+use crate::components::bulk::Bulk;
 use crate::components::error_notice::ErrorNotice;
 use crate::components::layout::Breadcrumb;
 use crate::components::pager::{CountLabel, PagePosition, PageSizeSelect, Pager};
@@ -17,7 +18,7 @@ use crate::functions::events::{count_events, get_filter_options, list_events};
 use crate::models::{EventCount, EventPage, EventRow, COMMON_ACTIONS};
 use crate::models::{Role, UserInfo};
 use crate::query::{highlight, Cursor, EventQuery, SortColumn};
-use bulk::{Bulk, BulkBar, DeleteDialog};
+use bulk::{BulkBar, DeleteDialog};
 use details::{DetailModal, DiffModal};
 use filters::FilterBar;
 use leptos::prelude::*;
