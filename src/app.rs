@@ -3,7 +3,9 @@ use crate::routes::activity_log::ActivityLogPage;
 use crate::routes::admin_sessions::AdminSessionsPage;
 use crate::routes::login::LoginPage;
 use crate::routes::not_found::NotFound;
+use crate::routes::integrity::IntegrityPage;
 use crate::routes::settings_api_keys::ApiKeysPage;
+use crate::routes::settings_retention::RetentionPage;
 use crate::routes::settings_users::UsersPage;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -49,6 +51,8 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/admin-sessions") view=AdminSessionsPage />
                         <Route path=path!("/settings/users") view=UsersPage />
                         <Route path=path!("/settings/api-keys") view=ApiKeysPage />
+                        <Route path=path!("/settings/retention") view=RetentionPage />
+                        <Route path=path!("/integrity") view=IntegrityPage />
                     </ParentRoute>
                 </Routes>
             </div>

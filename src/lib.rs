@@ -8,6 +8,7 @@ pub mod components;
 pub mod dates;
 pub mod errors;
 pub mod functions;
+pub mod integrity;
 pub mod models;
 pub mod query;
 pub mod routes;

@@ -3,7 +3,8 @@
 use auditdeck::models::Role;
 use auditdeck::server::config::Config;
 use auditdeck::server::state::AppState;
-use auditdeck::server::{api_keys, auth, demo, recorder, router, store};
+use auditdeck::integrity::VerifyMode;
+use auditdeck::server::{api_keys, auth, demo, maintenance, recorder, router, store};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -59,6 +60,29 @@ enum Command {
     },
     /// Create the database when missing and run the migrations.
     Migrate,
+    /// Walk the hash chain and report whether the log is intact, or the first
+    /// entries that do not match. Exits with status 2 when it is broken.
+    Verify {
+        /// Start from the newest checkpoint an earlier verification
+        /// confirmed, instead of the start of the chain.
+        #[arg(long)]
+        quick: bool,
+        /// A checkpoint file kept elsewhere (from `auditdeck checkpoints` or
+        /// the dashboard): the chain must still pass through each one.
+        #[arg(long, value_name = "FILE")]
+        checkpoints: Option<std::path::PathBuf>,
+        /// Print the whole report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print every checkpoint as JSON Lines, to keep somewhere else.
+    Checkpoints {
+        /// Write a checkpoint of the chain's head first.
+        #[arg(long)]
+        new: bool,
+    },
+    /// Apply the retention policy now (the server does this every hour).
+    Retention,
 }
 
 #[tokio::main]
@@ -82,7 +106,11 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("auditdeck: {e}");
-            ExitCode::FAILURE
+            if e == Broken.to_string() {
+                ExitCode::from(BROKEN)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -146,9 +174,117 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             println!("database {} is migrated", config.app.database_url);
             Ok(())
         }
+        Command::Verify {
+            quick,
+            checkpoints,
+            json,
+        } => verify(&db, quick, checkpoints, json).await,
+        Command::Checkpoints { new } => {
+            if new {
+                store::write_checkpoint(&db, "periodic")
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            for c in store::list_checkpoints(&db).await.map_err(|e| e.to_string())? {
+                println!("{}", maintenance::checkpoint_line(&c));
+            }
+            Ok(())
+        }
+        Command::Retention => {
+            let (policy, _) = maintenance::effective_policy(&db, &config.app)
+                .await
+                .map_err(|e| e.to_string())?;
+            match store::apply_retention(&db, &policy, store::now_micros())
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                None => println!("retention: the policy keeps every event ({})", policy.describe()),
+                Some(outcome) => println!(
+                    "retention run {}: {}, {} events removed in {} transactions (longest {} ms); retention cut at #{}",
+                    outcome.run.id,
+                    outcome.run.status,
+                    outcome.run.removed,
+                    outcome.chunks,
+                    outcome.longest_chunk.as_millis(),
+                    outcome.cut_id
+                ),
+            }
+            Ok(())
+        }
     };
     db.close().await;
     result
+}
+
+/// Exit status of `verify` when the chain is broken.
+const BROKEN: u8 = 2;
+
+async fn verify(
+    db: &store::Db,
+    quick: bool,
+    checkpoints: Option<std::path::PathBuf>,
+    json: bool,
+) -> Result<(), String> {
+    let external = match checkpoints {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            maintenance::parse_checkpoints(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => Vec::new(),
+    };
+    let mode = if quick {
+        VerifyMode::Quick
+    } else {
+        VerifyMode::Full
+    };
+    let id = store::begin_verification(db, "command line", mode)
+        .await
+        .map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    let report = maintenance::run_verification(db, id, mode, external, None, &cli_client())
+        .await
+        .map_err(|e| e.to_string())?;
+    let seconds = started.elapsed().as_secs_f64();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        println!("{}", maintenance::summary(&report));
+        println!(
+            "walked #{}..#{} ({} events, {} tombstones) in {seconds:.1} s; head {}",
+            report.start.after_id + 1,
+            report.end_id,
+            report.events,
+            report.tombstones,
+            report.end_hash
+        );
+        for p in &report.problems {
+            println!("  problem: {}", p.describe());
+        }
+        if report.more_problems > 0 {
+            println!("  … and {} more problems", report.more_problems);
+        }
+        for d in &report.deleted {
+            println!("  deleted: {}", d.describe());
+        }
+        if report.more_deleted > 0 {
+            println!("  … and {} more deleted ranges", report.more_deleted);
+        }
+    }
+    if report.intact() {
+        Ok(())
+    } else {
+        Err(Broken.to_string())
+    }
+}
+
+/// The error `verify` ends with when the chain is broken.
+struct Broken;
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the chain is broken (see the problems above)")
+    }
 }
 
 async fn load_demo(db: &store::Db, spec: &demo::DemoSpec) -> Result<(), String> {
@@ -187,10 +323,12 @@ async fn serve(config: Config, db: store::Db) -> Result<(), String> {
     }
     let addr = config.leptos.site_addr;
     let (recorder, writer) = recorder::spawn(db.clone(), recorder::QUEUE_CAPACITY);
+    let app_config = Arc::new(config.app);
+    let maintenance = maintenance::spawn_maintenance(db.clone(), app_config.clone());
     let state = AppState {
         leptos_options: config.leptos,
         db,
-        config: Arc::new(config.app),
+        config: app_config,
         recorder,
         exports: Default::default(),
     };
@@ -205,6 +343,7 @@ async fn serve(config: Config, db: store::Db) -> Result<(), String> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .map_err(|e| e.to_string())?;
+    maintenance.abort();
     // The router and every request are gone: store what is still queued.
     let stored = writer.drained().await;
     println!("Auditdeck stopped; {stored} admin-session records stored this run");

@@ -12,12 +12,14 @@ pub fn Layout() -> impl IntoView {
     let me = Resource::new(|| (), |_| current_user());
     // Pages read the signed-in user (their role) from here.
     provide_context(me);
+    let integrity = crate::components::integrity_badge::provide_integrity();
     view! {
         <div class="frame">
             <Sidebar me />
             <div class="workspace">
                 <header class="topbar">
                     <span class="topbar-title">"Audit trail"</span>
+                    <crate::components::integrity_badge::IntegrityBadge status=integrity />
                     <Transition fallback=|| ()>
                         {move || Suspend::new(async move {
                             me.await.ok().map(|user| view! { <UserMenu user /> })
@@ -46,6 +48,9 @@ fn Sidebar(me: Resource<Result<UserInfo, AppError>>) -> impl IntoView {
                     <li>
                         <A href="/activity-log">"Activity Log"</A>
                     </li>
+                    <li>
+                        <A href="/integrity">"Integrity"</A>
+                    </li>
                     <Transition fallback=|| ()>
                         {move || Suspend::new(async move {
                             is_admin(me.await).then(|| {
@@ -72,6 +77,9 @@ fn Sidebar(me: Resource<Result<UserInfo, AppError>>) -> impl IntoView {
                                         </li>
                                         <li>
                                             <A href="/settings/api-keys">"API keys"</A>
+                                        </li>
+                                        <li>
+                                            <A href="/settings/retention">"Retention"</A>
                                         </li>
                                     </ul>
                                 </div>

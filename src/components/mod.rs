@@ -4,6 +4,7 @@ pub mod auto_refresh;
 pub mod bulk;
 pub mod error_notice;
 pub mod form_message;
+pub mod integrity_badge;
 pub mod layout;
 pub mod modal;
 pub mod pager;

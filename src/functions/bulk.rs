@@ -84,6 +84,9 @@ pub async fn plan_deletion(selection: Selection) -> Result<DeletionPlan, AppErro
     with_status(async move {
         let (state, _, _) = auth::require(Role::Admin).await?;
         selection.validate()?;
+        if store::stored_retention(&state.db).await?.legal_hold {
+            return Err(store::legal_hold_error());
+        }
         let up_to_id = store::max_event_id(&state.db).await?;
         let count = store::count_selection(&state.db, &selection, Some(up_to_id)).await?;
         Ok(DeletionPlan { count, up_to_id })

@@ -4,5 +4,6 @@
 pub mod auth;
 pub mod bulk;
 pub mod events;
+pub mod integrity;
 pub mod sessions;
 pub mod settings;

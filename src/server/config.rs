@@ -48,6 +48,10 @@ pub struct AppConfig {
     pub login_max_failures_per_ip: u32,
     /// Record every signed-in request in Admin Sessions.
     pub record_admin_sessions: bool,
+    /// The retention policy until an admin sets one in Settings:
+    /// `retention-days` (0 keeps events forever) and `retention-by-action`
+    /// (`LOGIN=30, EXPORT=forever`).
+    pub retention: crate::integrity::RetentionPolicy,
 }
 
 impl Default for AppConfig {
@@ -68,12 +72,13 @@ impl Default for AppConfig {
             login_max_failures_per_account: 5,
             login_max_failures_per_ip: 20,
             record_admin_sessions: true,
+            retention: crate::integrity::RetentionPolicy::default(),
         }
     }
 }
 
 /// Every key of the `[auditdeck]` table, as written in Leptos.toml.
-pub const APP_KEYS: [&str; 15] = [
+pub const APP_KEYS: [&str; 17] = [
     "database-url",
     "demo-data",
     "demo-seed",
@@ -89,6 +94,8 @@ pub const APP_KEYS: [&str; 15] = [
     "login-max-failures-per-account",
     "login-max-failures-per-ip",
     "record-admin-sessions",
+    "retention-days",
+    "retention-by-action",
 ];
 
 /// The environment variable that overrides a key.
@@ -178,6 +185,20 @@ impl AppConfig {
         if let Some(v) = value("record-admin-sessions") {
             config.record_admin_sessions = parse("record-admin-sessions", v)?;
         }
+        if let Some(v) = value("retention-days") {
+            config.retention.keep_days = match parse::<u32>("retention-days", v)? {
+                0 => None,
+                days => Some(days),
+            };
+        }
+        if let Some(v) = value("retention-by-action") {
+            config.retention.by_action = crate::integrity::RetentionPolicy::parse_by_action(&v)
+                .map_err(|e| format!("configuration retention-by-action: {e}"))?;
+        }
+        config
+            .retention
+            .validate()
+            .map_err(|e| format!("configuration retention: {e}"))?;
         if config.session_idle_minutes == 0 {
             return Err("configuration session-idle-minutes: must be at least 1".into());
         }
@@ -300,6 +321,25 @@ mod tests {
         })
         .unwrap_err()
         .contains("proxy.local"));
+    }
+
+    #[test]
+    fn retention_reads_days_and_action_rules() {
+        let c = AppConfig::from_toml_and_env(
+            "[auditdeck]\nretention-days = 365\nretention-by-action = \"LOGIN=30, DELETE=forever\"",
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(c.retention.keep_days, Some(365));
+        assert_eq!(c.retention.by_action.len(), 2);
+        assert_eq!(c.retention.by_action[1].keep_days, None);
+        let forever = AppConfig::from_toml_and_env("[auditdeck]\nretention-days = 0", |_| None).unwrap();
+        assert!(!forever.retention.removes_anything());
+        assert!(AppConfig::from_toml_and_env("", |k| {
+            (k == "AUDITDECK_RETENTION_BY_ACTION").then(|| "LOGIN=soon".to_string())
+        })
+        .unwrap_err()
+        .contains("retention-by-action"));
     }
 
     #[test]

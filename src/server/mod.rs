@@ -2,11 +2,13 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod chain;
 pub mod config;
 pub mod demo;
 pub mod diff;
 pub mod export;
 pub mod ingest;
+pub mod maintenance;
 pub mod recorder;
 pub mod security;
 pub mod state;
@@ -40,6 +42,10 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(|| async { Redirect::to("/activity-log") }))
         .route("/api/v1/events", post(ingest::ingest_events))
         .route("/api/exports/{token}", get(export::download))
+        .route(
+            "/api/integrity/checkpoints",
+            get(maintenance::download_checkpoints),
+        )
         .leptos_routes_with_context(&state, routes, security::page_context, move || {
             shell(options.clone())
         })

@@ -18,6 +18,8 @@ use tower::ServiceExt;
 pub struct TestApp {
     pub db: Db,
     pub router: Router,
+    /// The database's URL, for tests that reach around the app.
+    pub url: String,
     _dir: TempDir,
 }
 
@@ -56,6 +58,7 @@ impl TestApp {
         let db = store::open(&config.database_url)
             .await
             .expect("open database");
+        let config_url = config.database_url.clone();
         let (recorder, _writer) = auditdeck::server::recorder::spawn(
             db.clone(),
             auditdeck::server::recorder::QUEUE_CAPACITY,
@@ -70,6 +73,7 @@ impl TestApp {
         Self {
             db,
             router: router(state),
+            url: config_url,
             _dir: dir,
         }
     }
@@ -187,6 +191,17 @@ impl TestApp {
             .header(header::COOKIE, cookie);
         self.send(request.body(Body::from(args.to_string())).unwrap())
             .await
+    }
+
+    /// Runs SQL on the database file directly, around the app (as someone
+    /// tampering with it would).
+    pub async fn raw_sql(&self, sql: &str) {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&self.url)
+            .await
+            .expect("raw connection");
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect("raw SQL");
+        conn.close().await.expect("close");
     }
 
     /// The stored events with this action, newest first (description, ip).

@@ -7,6 +7,7 @@ mod bulk;
 mod common;
 mod config;
 mod ingest;
+mod integrity;
 mod pages;
 mod query;
 mod security;

@@ -291,6 +291,8 @@ pub async fn delete_selection(
     let mut after = first.unwrap_or(1) - 1;
     loop {
         let mut tx = super::begin(db).await?;
+        // A legal hold switched on meanwhile stops the deletion here.
+        super::refuse_under_hold(&mut tx).await?;
         let mut b = QueryBuilder::new("SELECT e.id FROM events e WHERE e.id > ");
         b.push_bind(after);
         push_selection(&mut b, selection, Some(up_to), now)?;
@@ -320,8 +322,8 @@ pub async fn delete_selection(
         after = ids.last().copied().unwrap_or(after);
         let list = serde_json::to_string(&ids).unwrap_or_default();
         sqlx::query(
-            "INSERT INTO event_tombstones (id, occurred_at, deleted_at, deletion_event_id) \
-             SELECT id, occurred_at, ?, ? FROM events WHERE id IN (SELECT value FROM json_each(?))",
+            "INSERT INTO event_tombstones (id, occurred_at, deleted_at, deletion_event_id, content_hash, chain_hash) \
+             SELECT id, occurred_at, ?, ?, content_hash, chain_hash FROM events WHERE id IN (SELECT value FROM json_each(?))",
         )
         .bind(now)
         .bind(deletion_id)

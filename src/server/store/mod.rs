@@ -15,10 +15,14 @@ use std::time::Duration;
 
 mod bulk;
 mod events;
+mod integrity;
 mod sessions;
 pub use bulk::*;
 pub use events::*;
+pub use integrity::*;
 pub use sessions::*;
+
+use super::chain;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -52,6 +56,7 @@ pub async fn open(url: &str) -> AppResult<Db> {
         .connect_with(options.clone())
         .await?;
     MIGRATOR.run(&write).await?;
+    integrity::backfill_chain(&write).await?;
     tower_sessions_sqlx_store::SqliteStore::new(write.clone())
         .migrate()
         .await?;
@@ -106,8 +111,17 @@ pub fn ip_key(ip: IpAddr) -> [u8; 16] {
     }
 }
 
-/// Rows per multi-row INSERT (20 parameters each, well under SQLite's limit).
+/// Rows per multi-row INSERT (24 parameters each, well under SQLite's limit).
 const INSERT_CHUNK: usize = 200;
+
+/// What the chain gives one event before it is inserted.
+struct ChainedRow {
+    id: i64,
+    ip: Option<String>,
+    content: chain::Hash,
+    chain: chain::Hash,
+    sums: [u8; chain::SUMS_LEN],
+}
 
 /// Stores a batch of events in one transaction and returns their ids, in order.
 /// `api_key_id` names the key that delivered them; its last-used time is
@@ -131,7 +145,10 @@ pub async fn begin(db: &Db) -> AppResult<Tx> {
     Ok(db.write.begin().await?)
 }
 
-/// [`insert_events`] inside a transaction the caller commits.
+/// [`insert_events`] inside a transaction the caller commits. This is the
+/// one path by which events are stored: it gives each event the next id and
+/// its place in the hash chain (content hash, chain hash, field checksums)
+/// and moves the chain's head, all in the caller's transaction.
 pub async fn insert_events_in(
     tx: &mut Tx,
     events: &[NewEvent],
@@ -143,19 +160,70 @@ pub async fn insert_events_in(
             .fetch_optional(&mut **tx)
             .await?
             .unwrap_or(0);
+    let mut head = integrity::chain_head(tx).await?;
+    // Ids continue the chain. Were a row ever inserted around this path, the
+    // sequence is ahead of the chain: skip past it (a verification reports
+    // that row as unchained) rather than collide with it.
+    let seq: Option<i64> =
+        sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
+            .fetch_optional(&mut **tx)
+            .await?;
+    let mut next_id = head.id.max(seq.unwrap_or(0)) + 1;
     let mut ids = Vec::with_capacity(events.len());
+    let mut buf = Vec::with_capacity(1024);
     for chunk in events.chunks(INSERT_CHUNK) {
+        let rows: Vec<ChainedRow> = chunk
+            .iter()
+            .map(|event| {
+                let id = next_id;
+                next_id += 1;
+                let ip = event.ip.map(|ip| ip.to_string());
+                let fields = chain::EventFields {
+                    id,
+                    occurred_at: event.occurred_at,
+                    received_at,
+                    ip: ip.as_deref(),
+                    initiator_kind: event.initiator.kind.as_str(),
+                    initiator_id: event.initiator.id.as_deref(),
+                    initiator_name: event.initiator.name.as_deref(),
+                    initiator_email: event.initiator.email.as_deref(),
+                    initiator_role: event.initiator.role.as_deref(),
+                    action: &event.action,
+                    table_name: event.table_name.as_deref(),
+                    primary_key: event.primary_key.as_deref(),
+                    description: &event.description,
+                    before: event.before.as_deref(),
+                    after: event.after.as_deref(),
+                    user_agent: event.user_agent.as_deref(),
+                    request_id: event.request_id.as_deref(),
+                    session_id: event.session_id.as_deref(),
+                    api_key_id,
+                };
+                let hashed = chain::hash_event(&fields, &mut buf);
+                head.hash = chain::link(&head.hash, &hashed.content);
+                head.id = id;
+                head.count += 1;
+                ChainedRow {
+                    id,
+                    ip,
+                    content: hashed.content,
+                    chain: head.hash,
+                    sums: hashed.sums,
+                }
+            })
+            .collect();
         let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO events (occurred_at, received_at, ip, ip_bin, initiator_kind, initiator_id, \
+            "INSERT INTO events (id, occurred_at, received_at, ip, ip_bin, initiator_kind, initiator_id, \
              initiator_name, initiator_email, initiator_role, action, table_name, primary_key, \
              description, before_data, after_data, user_agent, request_id, session_id, api_key_id, \
-             max_occurred_at) ",
+             max_occurred_at, content_hash, chain_hash, field_sums) ",
         );
-        insert.push_values(chunk, |mut row, event| {
+        insert.push_values(chunk.iter().zip(&rows), |mut row, (event, chained)| {
             max_occurred_at = max_occurred_at.max(event.occurred_at);
-            row.push_bind(event.occurred_at)
+            row.push_bind(chained.id)
+                .push_bind(event.occurred_at)
                 .push_bind(received_at)
-                .push_bind(event.ip.map(|ip| ip.to_string()))
+                .push_bind(chained.ip.clone())
                 .push_bind(event.ip.map(|ip| ip_key(ip).to_vec()))
                 .push_bind(event.initiator.kind.as_str())
                 .push_bind(event.initiator.id.clone())
@@ -172,23 +240,15 @@ pub async fn insert_events_in(
                 .push_bind(event.request_id.clone())
                 .push_bind(event.session_id.clone())
                 .push_bind(api_key_id)
-                .push_bind(max_occurred_at);
+                .push_bind(max_occurred_at)
+                .push_bind(chained.content.to_vec())
+                .push_bind(chained.chain.to_vec())
+                .push_bind(chained.sums.to_vec());
         });
-        insert.push(" RETURNING id");
-        let mut chunk_ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut **tx).await?;
-        // The single writer assigns ids in VALUES order; RETURNING's row
-        // order is unspecified, so sort rather than rely on it.
-        chunk_ids.sort_unstable();
-        if chunk_ids.len() != chunk.len() {
-            tracing::error!(
-                expected = chunk.len(),
-                got = chunk_ids.len(),
-                "insert returned a wrong number of ids"
-            );
-            return Err(AppError::Internal);
-        }
-        ids.extend(chunk_ids);
+        insert.build().execute(&mut **tx).await?;
+        ids.extend(rows.iter().map(|r| r.id));
     }
+    integrity::set_chain_head(tx, &head).await?;
     if let Some(key_id) = api_key_id {
         sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
             .bind(received_at)
