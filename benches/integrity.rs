@@ -44,7 +44,9 @@ async fn dataset(path: &str, n: u32) -> Db {
             if chunk.is_empty() {
                 break;
             }
-            store::insert_events(&db, &chunk, None).await.expect("insert");
+            store::insert_events(&db, &chunk, None)
+                .await
+                .expect("insert");
         }
         eprintln!(
             "generated {n} events in {:.1?} ({:.0} events/s through the chained insert)",
@@ -61,14 +63,20 @@ async fn verify(db: &Db, mode: VerifyMode, label: &str) {
         .await
         .expect("verify");
     let s = started.elapsed().as_secs_f64();
-    assert!(report.intact(), "the bench data must verify: {:?}", report.problems);
+    assert!(
+        report.intact(),
+        "the bench data must verify: {:?}",
+        report.problems
+    );
     println!(
         "  {label:<28} {:>10} entries in {s:>6.2} s: {:>9.0} entries/s",
         report.checked,
         report.checked as f64 / s
     );
     if mode == VerifyMode::Full {
-        let id = store::begin_verification(db, "bench", mode).await.expect("begin");
+        let id = store::begin_verification(db, "bench", mode)
+            .await
+            .expect("begin");
         let record = demo::events_iter(&DemoSpec {
             seed: 1,
             events: 1,
@@ -86,11 +94,13 @@ async fn verify(db: &Db, mode: VerifyMode, label: &str) {
 /// The occurred_at of the `k`-th oldest event.
 async fn kth_oldest(url: &str, k: u64) -> i64 {
     let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
-    let at: i64 = sqlx::query_scalar("SELECT occurred_at FROM events ORDER BY occurred_at, id LIMIT 1 OFFSET ?")
-        .bind(i64::try_from(k).unwrap_or(i64::MAX))
-        .fetch_one(&mut conn)
-        .await
-        .expect("k-th oldest");
+    let at: i64 = sqlx::query_scalar(
+        "SELECT occurred_at FROM events ORDER BY occurred_at, id LIMIT 1 OFFSET ?",
+    )
+    .bind(i64::try_from(k).unwrap_or(i64::MAX))
+    .fetch_one(&mut conn)
+    .await
+    .expect("k-th oldest");
     conn.close().await.ok();
     at
 }
@@ -118,7 +128,8 @@ async fn retention(path: &str, n: u32) {
     let slowest = Arc::new(AtomicU64::new(0));
     let writes = Arc::new(AtomicU64::new(0));
     let writer = {
-        let (db, stop, slowest, writes) = (db.clone(), stop.clone(), slowest.clone(), writes.clone());
+        let (db, stop, slowest, writes) =
+            (db.clone(), stop.clone(), slowest.clone(), writes.clone());
         tokio::spawn(async move {
             let mut events = demo::events_iter(&DemoSpec {
                 seed: 99,
@@ -129,7 +140,9 @@ async fn retention(path: &str, n: u32) {
             while !stop.load(Ordering::Relaxed) {
                 let event = events.next().expect("event");
                 let started = Instant::now();
-                store::insert_events(&db, &[event], None).await.expect("write");
+                store::insert_events(&db, &[event], None)
+                    .await
+                    .expect("write");
                 let us = started.elapsed().as_micros() as u64;
                 slowest.fetch_max(us, Ordering::Relaxed);
                 writes.fetch_add(1, Ordering::Relaxed);
@@ -221,7 +234,10 @@ async fn main() {
     for n in sizes {
         let path = format!("target/bench/integrity-{n}.db");
         let db = dataset(&path, n).await;
-        println!("\n{} events", store::count_events(&db).await.expect("count"));
+        println!(
+            "\n{} events",
+            store::count_events(&db).await.expect("count")
+        );
         verify(&db, VerifyMode::Full, "full verification").await;
         verify(&db, VerifyMode::Full, "full verification, again").await;
         store::insert_events(

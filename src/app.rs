@@ -1,9 +1,9 @@
 use crate::components::layout::Layout;
 use crate::routes::activity_log::ActivityLogPage;
 use crate::routes::admin_sessions::AdminSessionsPage;
+use crate::routes::integrity::IntegrityPage;
 use crate::routes::login::LoginPage;
 use crate::routes::not_found::NotFound;
-use crate::routes::integrity::IntegrityPage;
 use crate::routes::settings_api_keys::ApiKeysPage;
 use crate::routes::settings_retention::RetentionPage;
 use crate::routes::settings_users::UsersPage;

@@ -332,8 +332,9 @@ impl RetentionPolicy {
                     .ok_or_else(|| format!("\"{item}\" is not ACTION=DAYS"))?;
                 Ok(ActionRetention {
                     action: action.trim().to_string(),
-                    keep_days: parse_days(days.trim())
-                        .ok_or_else(|| format!("\"{}\" is not a number of days or forever", days.trim()))?,
+                    keep_days: parse_days(days.trim()).ok_or_else(|| {
+                        format!("\"{}\" is not a number of days or forever", days.trim())
+                    })?,
                 })
             })
             .collect()
@@ -394,7 +395,10 @@ mod tests {
             keep_days: Some(90),
             by_action: rules,
         };
-        assert_eq!(policy.describe(), "keep 90 days; LOGIN 30 days; EXPORT forever");
+        assert_eq!(
+            policy.describe(),
+            "keep 90 days; LOGIN 30 days; EXPORT forever"
+        );
         assert!(policy.validate().is_ok());
         assert!(RetentionPolicy::parse_by_action("LOGIN").is_err());
         assert!(RetentionPolicy::parse_by_action("LOGIN=soon").is_err());

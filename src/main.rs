@@ -1,9 +1,9 @@
 //! The `auditdeck` command: serves the dashboard, and holds the admin tasks.
 
+use auditdeck::integrity::VerifyMode;
 use auditdeck::models::Role;
 use auditdeck::server::config::Config;
 use auditdeck::server::state::AppState;
-use auditdeck::integrity::VerifyMode;
 use auditdeck::server::{api_keys, auth, demo, maintenance, recorder, router, store};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -185,7 +185,10 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
                     .await
                     .map_err(|e| e.to_string())?;
             }
-            for c in store::list_checkpoints(&db).await.map_err(|e| e.to_string())? {
+            for c in store::list_checkpoints(&db)
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 println!("{}", maintenance::checkpoint_line(&c));
             }
             Ok(())
@@ -247,7 +250,10 @@ async fn verify(
         .map_err(|e| e.to_string())?;
     let seconds = started.elapsed().as_secs_f64();
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     } else {
         println!("{}", maintenance::summary(&report));
         println!(

@@ -36,12 +36,20 @@ pub fn badge_parts(status: &IntegrityStatus) -> (&'static str, String, String) {
             "intact" => (
                 "integrity-intact",
                 format!("Chain intact · {at} UTC"),
-                format!("Last verification ({}) by {}: intact", v.mode.as_str(), v.started_by),
+                format!(
+                    "Last verification ({}) by {}: intact",
+                    v.mode.as_str(),
+                    v.started_by
+                ),
             ),
             "broken" => (
                 "integrity-broken",
                 format!("Chain broken · {at} UTC"),
-                format!("Last verification ({}) by {}: problems found", v.mode.as_str(), v.started_by),
+                format!(
+                    "Last verification ({}) by {}: problems found",
+                    v.mode.as_str(),
+                    v.started_by
+                ),
             ),
             _ => (
                 "integrity-unknown",

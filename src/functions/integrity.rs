@@ -185,7 +185,8 @@ mod server {
 
     pub async fn settings(state: &AppState) -> AppResult<RetentionSettings> {
         let stored = store::stored_retention(&state.db).await?;
-        let (policy, from_settings) = maintenance::effective_policy(&state.db, &state.config).await?;
+        let (policy, from_settings) =
+            maintenance::effective_policy(&state.db, &state.config).await?;
         Ok(RetentionSettings {
             policy,
             from_settings,

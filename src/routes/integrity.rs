@@ -315,7 +315,11 @@ fn ReportView(report: VerificationReport, when: String, by: String) -> impl Into
         format!(
             "Broken: {} {} found in {} entries.",
             report.problems.len() as u64 + report.more_problems,
-            if report.problems.len() as u64 + report.more_problems == 1 { "problem" } else { "problems" },
+            if report.problems.len() as u64 + report.more_problems == 1 {
+                "problem"
+            } else {
+                "problems"
+            },
             format_count(report.checked)
         )
     };
@@ -372,9 +376,10 @@ fn ReportView(report: VerificationReport, when: String, by: String) -> impl Into
 fn problem_hashes(kind: &crate::integrity::ProblemKind) -> Option<impl IntoView> {
     use crate::integrity::ProblemKind;
     let (a, b) = match kind {
-        ProblemKind::Content { stored, computed, .. } | ProblemKind::Link { stored, computed } => {
-            (stored.clone(), computed.clone())
+        ProblemKind::Content {
+            stored, computed, ..
         }
+        | ProblemKind::Link { stored, computed } => (stored.clone(), computed.clone()),
         _ => return None,
     };
     Some(view! {

@@ -53,11 +53,16 @@ struct RuleDraft {
 }
 
 fn days_text(days: Option<u32>) -> String {
-    days.map(|d| d.to_string()).unwrap_or_else(|| "forever".into())
+    days.map(|d| d.to_string())
+        .unwrap_or_else(|| "forever".into())
 }
 
 /// The policy the form describes, or the field that is wrong.
-fn policy_of(keep_forever: bool, days: &str, rules: &[(String, String)]) -> Result<RetentionPolicy, AppError> {
+fn policy_of(
+    keep_forever: bool,
+    days: &str,
+    rules: &[(String, String)],
+) -> Result<RetentionPolicy, AppError> {
     let keep_days = if keep_forever {
         None
     } else {
@@ -148,7 +153,8 @@ fn RetentionForm(s: RetentionSettings, save: ServerAction<SaveRetention>) -> imp
             _ => "Set in Settings.".to_string(),
         }
     } else {
-        "From Leptos.toml (retention-days, retention-by-action); saving here overrides it.".to_string()
+        "From Leptos.toml (retention-days, retention-by-action); saving here overrides it."
+            .to_string()
     };
     let last_run = s.last_run.clone().map(|r| {
         format!(
@@ -157,7 +163,9 @@ fn RetentionForm(s: RetentionSettings, save: ServerAction<SaveRetention>) -> imp
             r.status,
             r.removed,
             if r.removed == 1 { "event" } else { "events" },
-            r.event_id.map(|id| format!(" (event #{id})")).unwrap_or_default()
+            r.event_id
+                .map(|id| format!(" (event #{id})"))
+                .unwrap_or_default()
         )
     });
     view! {
@@ -281,9 +289,17 @@ mod tests {
 
     #[test]
     fn the_form_reads_into_a_policy() {
-        let p = policy_of(false, "90", &[("LOGIN".into(), "30".into()), ("".into(), "x".into())]).unwrap();
+        let p = policy_of(
+            false,
+            "90",
+            &[("LOGIN".into(), "30".into()), ("".into(), "x".into())],
+        )
+        .unwrap();
         assert_eq!(p.describe(), "keep 90 days; LOGIN 30 days");
-        assert!(policy_of(false, "ninety", &[]).unwrap_err().to_string().contains("ninety"));
+        assert!(policy_of(false, "ninety", &[])
+            .unwrap_err()
+            .to_string()
+            .contains("ninety"));
         assert!(policy_of(true, "", &[("DELETE".into(), "soon".into())]).is_err());
         assert_eq!(policy_of(true, "", &[]).unwrap().keep_days, None);
     }

@@ -91,7 +91,9 @@ pub fn hash_event(f: &EventFields<'_>, buf: &mut Vec<u8>) -> Hashed {
             Some(bytes) => {
                 buf.push(1);
                 // A field is at most a few MB (the ingest body limit).
-                buf.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+                buf.extend_from_slice(
+                    &u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes(),
+                );
                 buf.extend_from_slice(bytes);
             }
         }
@@ -162,7 +164,9 @@ fn to_hash(bytes: &[u8]) -> Option<Hash> {
     bytes.try_into().ok()
 }
 
-/// One chain entry as the walk reads it.
+/// One chain entry as the walk reads it. A short-lived value on the stack,
+/// one per entry walked: boxing the larger variant would allocate per event.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Entry<'a> {
     Event {
@@ -224,7 +228,13 @@ pub struct Walker {
 impl Walker {
     /// Starts after entry `start.after_id`, whose chain hash is `hash`, with
     /// `count` entries up to it.
-    pub fn new(mode: VerifyMode, start: WalkStart, hash: Hash, count: i64, mut checkpoints: Vec<Expected>) -> Self {
+    pub fn new(
+        mode: VerifyMode,
+        start: WalkStart,
+        hash: Hash,
+        count: i64,
+        mut checkpoints: Vec<Expected>,
+    ) -> Self {
         checkpoints.retain(|c| c.last_id > start.after_id);
         checkpoints.sort_by_key(|c| std::cmp::Reverse(c.last_id));
         Self {
@@ -316,7 +326,9 @@ impl Walker {
             } => {
                 self.report.events += 1;
                 self.close_range();
-                let (Some(content), Some(chain)) = (content_hash.and_then(to_hash), chain_hash.and_then(to_hash)) else {
+                let (Some(content), Some(chain)) =
+                    (content_hash.and_then(to_hash), chain_hash.and_then(to_hash))
+                else {
                     self.problem(id, ProblemKind::Unchained);
                     self.prev_id = id;
                     return;
@@ -357,7 +369,9 @@ impl Walker {
                         });
                     }
                 }
-                let (Some(content), Some(chain)) = (content_hash.and_then(to_hash), chain_hash.and_then(to_hash)) else {
+                let (Some(content), Some(chain)) =
+                    (content_hash.and_then(to_hash), chain_hash.and_then(to_hash))
+                else {
                     self.problem(id, ProblemKind::Unchained);
                     self.prev_id = id;
                     return;
@@ -507,7 +521,10 @@ mod tests {
                 field_sums: Some(&r.sums),
             });
         }
-        let head = rows.last().map(|r| (r.fields.id, r.chain)).unwrap_or((0, GENESIS));
+        let head = rows
+            .last()
+            .map(|r| (r.fields.id, r.chain))
+            .unwrap_or((0, GENESIS));
         w.finish(head.0, &head.1)
     }
 
@@ -542,7 +559,9 @@ mod tests {
         assert_eq!(report.problems.len(), 1);
         let p = &report.problems[0];
         assert_eq!(p.id, 2);
-        assert!(matches!(&p.kind, ProblemKind::Content { fields, .. } if fields == &["description"]));
+        assert!(
+            matches!(&p.kind, ProblemKind::Content { fields, .. } if fields == &["description"])
+        );
     }
 
     #[test]
@@ -551,7 +570,10 @@ mod tests {
         rows.remove(1);
         let report = walk(&rows);
         assert_eq!(report.problems[0].id, 3);
-        assert_eq!(report.problems[0].kind, ProblemKind::Missing { first: 2, last: 2 });
+        assert_eq!(
+            report.problems[0].kind,
+            ProblemKind::Missing { first: 2, last: 2 }
+        );
 
         let rows = chain(&["a", "b", "c", "d"]);
         // Rows 2 and 3 exchange ids, everything else moving with them.
@@ -562,7 +584,9 @@ mod tests {
         let report = walk(&swapped);
         let first = &report.problems[0];
         assert_eq!(first.id, 2);
-        assert!(matches!(&first.kind, ProblemKind::Content { fields, .. } if fields.contains(&"id".to_string())));
+        assert!(
+            matches!(&first.kind, ProblemKind::Content { fields, .. } if fields.contains(&"id".to_string()))
+        );
     }
 
     #[test]
@@ -583,7 +607,14 @@ mod tests {
             });
         }
         let report = w.finish(3, &rows[2].chain);
-        assert!(matches!(report.problems[0].kind, ProblemKind::Head { recorded_id: 3, found_id: 2, .. }));
+        assert!(matches!(
+            report.problems[0].kind,
+            ProblemKind::Head {
+                recorded_id: 3,
+                found_id: 2,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -622,6 +653,13 @@ mod tests {
         assert!(report.intact(), "{:?}", report.problems);
         assert_eq!(report.checkpoints_confirmed, 1);
         assert_eq!(report.deleted.len(), 1);
-        assert_eq!((report.deleted[0].first, report.deleted[0].last, report.deleted[0].count), (2, 3, 2));
+        assert_eq!(
+            (
+                report.deleted[0].first,
+                report.deleted[0].last,
+                report.deleted[0].count
+            ),
+            (2, 3, 2)
+        );
     }
 }

@@ -333,7 +333,8 @@ mod tests {
         assert_eq!(c.retention.keep_days, Some(365));
         assert_eq!(c.retention.by_action.len(), 2);
         assert_eq!(c.retention.by_action[1].keep_days, None);
-        let forever = AppConfig::from_toml_and_env("[auditdeck]\nretention-days = 0", |_| None).unwrap();
+        let forever =
+            AppConfig::from_toml_and_env("[auditdeck]\nretention-days = 0", |_| None).unwrap();
         assert!(!forever.retention.removes_anything());
         assert!(AppConfig::from_toml_and_env("", |k| {
             (k == "AUDITDECK_RETENTION_BY_ACTION").then(|| "LOGIN=soon".to_string())

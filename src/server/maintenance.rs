@@ -78,7 +78,9 @@ pub async fn run_verification(
                 let now = checked.load(Ordering::Relaxed);
                 if now != last {
                     last = now;
-                    let _ = store::verification_progress(&db, id, now, total.load(Ordering::Relaxed)).await;
+                    let _ =
+                        store::verification_progress(&db, id, now, total.load(Ordering::Relaxed))
+                            .await;
                 }
             }
         })

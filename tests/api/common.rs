@@ -200,7 +200,10 @@ impl TestApp {
         let mut conn = sqlx::SqliteConnection::connect(&self.url)
             .await
             .expect("raw connection");
-        sqlx::raw_sql(sql).execute(&mut conn).await.expect("raw SQL");
+        sqlx::raw_sql(sql)
+            .execute(&mut conn)
+            .await
+            .expect("raw SQL");
         conn.close().await.expect("close");
     }
 

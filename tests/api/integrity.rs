@@ -79,7 +79,10 @@ async fn the_chain_verifies_after_inserts_bulk_deletes_and_retention() {
     assert_eq!(report.tombstones, 4);
     assert_eq!(report.deleted.len(), 2);
     assert_eq!((report.deleted[0].first, report.deleted[0].last), (30, 32));
-    assert_eq!(report.deleted[0].by, DeletedBy::Deletion { event_id: deletion });
+    assert_eq!(
+        report.deleted[0].by,
+        DeletedBy::Deletion { event_id: deletion }
+    );
     assert_eq!(report.end_id, deletion);
 
     // Retention removes the oldest; the cut moves; still intact.
@@ -87,11 +90,15 @@ async fn the_chain_verifies_after_inserts_bulk_deletes_and_retention() {
         keep_days: Some(10),
         by_action: vec![],
     };
-    let outcome = store::apply_retention(&app.db, &policy, NOW - 30 * DAY + 20 * 1_000_000 + 10 * DAY)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(outcome.run.removed, 20, "events 1..=20 are older than 10 days then");
+    let outcome =
+        store::apply_retention(&app.db, &policy, NOW - 30 * DAY + 20 * 1_000_000 + 10 * DAY)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(
+        outcome.run.removed, 20,
+        "events 1..=20 are older than 10 days then"
+    );
     assert_eq!(outcome.run.status, "done");
     assert_eq!(outcome.cut_id, 20);
     let report = verify(&app, VerifyMode::Full).await;
@@ -103,10 +110,15 @@ async fn the_chain_verifies_after_inserts_bulk_deletes_and_retention() {
         .await
         .unwrap();
     assert_eq!(event.row.action, "RETENTION");
-    assert!(event.row.description.starts_with("Retention removed 20 events"));
+    assert!(event
+        .row
+        .description
+        .starts_with("Retention removed 20 events"));
     // A retention checkpoint marks the cut.
     let checkpoints = store::list_checkpoints(&app.db).await.unwrap();
-    assert!(checkpoints.iter().any(|c| c.kind == "retention" && c.last_id == 20));
+    assert!(checkpoints
+        .iter()
+        .any(|c| c.kind == "retention" && c.last_id == 20));
 }
 
 #[tokio::test]
@@ -114,18 +126,28 @@ async fn retention_out_of_id_order_leaves_tombstones_above_the_cut() {
     // Ids 1..=10 are recent, 11..=20 are old (sent late): the old ones go,
     // but nothing below them does, so they become tombstones.
     let app = TestApp::new().await;
-    let recent: Vec<_> = (0..10).map(|i| sample_event(i, NOW - DAY + i64::from(i))).collect();
-    let old: Vec<_> = (10..20).map(|i| sample_event(i, NOW - 90 * DAY + i64::from(i))).collect();
+    let recent: Vec<_> = (0..10)
+        .map(|i| sample_event(i, NOW - DAY + i64::from(i)))
+        .collect();
+    let old: Vec<_> = (10..20)
+        .map(|i| sample_event(i, NOW - 90 * DAY + i64::from(i)))
+        .collect();
     store::insert_events(&app.db, &recent, None).await.unwrap();
     store::insert_events(&app.db, &old, None).await.unwrap();
     let policy = RetentionPolicy {
         keep_days: Some(30),
         by_action: vec![],
     };
-    let outcome = store::apply_retention(&app.db, &policy, NOW).await.unwrap().unwrap();
+    let outcome = store::apply_retention(&app.db, &policy, NOW)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(outcome.run.removed, 10);
     assert_eq!(outcome.cut_id, 0, "event 1 is still there");
-    assert_eq!(store::tombstone_ids(&app.db).await.unwrap(), (11..=20).collect::<Vec<_>>());
+    assert_eq!(
+        store::tombstone_ids(&app.db).await.unwrap(),
+        (11..=20).collect::<Vec<_>>()
+    );
     let report = verify(&app, VerifyMode::Full).await;
     assert_intact(&report);
     assert_eq!(
@@ -177,7 +199,10 @@ async fn retention_keeps_exactly_the_rows_inside_the_policy() {
             },
         ],
     };
-    let outcome = store::apply_retention(&app.db, &policy, NOW).await.unwrap().unwrap();
+    let outcome = store::apply_retention(&app.db, &policy, NOW)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(outcome.run.removed, 3);
     let left: Vec<(i64, String)> = app
         .page(1, 100)
@@ -200,10 +225,12 @@ async fn retention_keeps_exactly_the_rows_inside_the_policy() {
     assert_intact(&verify(&app, VerifyMode::Full).await);
 
     // A policy that keeps everything does not run at all.
-    assert!(store::apply_retention(&app.db, &RetentionPolicy::default(), NOW)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(
+        store::apply_retention(&app.db, &RetentionPolicy::default(), NOW)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -233,10 +260,8 @@ async fn an_edited_field_is_detected_and_named() {
     app.raw_sql("UPDATE events SET before_data = '{\"status\": \"open\"}' WHERE id = 12")
         .await;
     let report = verify(&app, VerifyMode::Full).await;
-    assert!(report
-        .problems
-        .iter()
-        .any(|p| p.id == 12 && matches!(&p.kind, ProblemKind::Content { fields, .. } if fields == &["before"])));
+    assert!(report.problems.iter().any(|p| p.id == 12
+        && matches!(&p.kind, ProblemKind::Content { fields, .. } if fields == &["before"])));
 }
 
 #[tokio::test]
@@ -345,7 +370,10 @@ async fn checkpoints_let_a_quick_walk_start_late_and_catch_a_rewritten_chain() {
         .await
         .unwrap();
     assert_eq!(report.problems.len(), 1);
-    assert!(matches!(report.problems[0].kind, ProblemKind::Checkpoint { .. }));
+    assert!(matches!(
+        report.problems[0].kind,
+        ProblemKind::Checkpoint { .. }
+    ));
     assert!(maintenance::parse_checkpoints("{\"checkpoint\": 1}").is_err());
 }
 
@@ -405,20 +433,33 @@ async fn legal_hold_blocks_deletion_and_retention() {
         keep_days: Some(1),
         by_action: vec![],
     };
-    let outcome = store::apply_retention(&app.db, &policy, NOW).await.unwrap().unwrap();
-    assert_eq!((outcome.run.status.as_str(), outcome.run.removed), ("held", 0));
+    let outcome = store::apply_retention(&app.db, &policy, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (outcome.run.status.as_str(), outcome.run.removed),
+        ("held", 0)
+    );
     assert!(store::event_detail(&app.db, 2).await.is_ok());
 
     // Lifted: both work again.
     let r = app
-        .call_json("save_retention", json!({"policy": null, "legal_hold": false}), &admin)
+        .call_json(
+            "save_retention",
+            json!({"policy": null, "legal_hold": false}),
+            &admin,
+        )
         .await;
     assert_eq!(r.status.as_u16(), 200);
     let r = app
         .call_json("plan_deletion", json!({"selection": selection}), &admin)
         .await;
     assert_eq!(r.status.as_u16(), 200);
-    let outcome = store::apply_retention(&app.db, &policy, NOW).await.unwrap().unwrap();
+    let outcome = store::apply_retention(&app.db, &policy, NOW)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(outcome.run.removed, 10);
 }
 
@@ -445,11 +486,17 @@ async fn admins_verify_from_the_dashboard_and_everyone_sees_the_result() {
     let app = with_events(15, NOW).await;
     let viewer = app.session_for(Role::Viewer).await;
     let admin = app.session_for(Role::Admin).await;
-    let r = app.call("start_verification", "mode=full", Some(&viewer)).await;
+    let r = app
+        .call("start_verification", "mode=full", Some(&viewer))
+        .await;
     assert_eq!(r.status.as_u16(), 403);
-    let r = app.call("start_verification", "mode=sideways", Some(&admin)).await;
+    let r = app
+        .call("start_verification", "mode=sideways", Some(&admin))
+        .await;
     assert_eq!(r.status.as_u16(), 400);
-    let r = app.call("start_verification", "mode=full", Some(&admin)).await;
+    let r = app
+        .call("start_verification", "mode=full", Some(&admin))
+        .await;
     assert_eq!(r.status.as_u16(), 200, "{}", r.text());
     let mut status = serde_json::Value::Null;
     for _ in 0..100 {

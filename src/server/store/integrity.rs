@@ -58,9 +58,7 @@ pub(super) async fn set_chain_head(tx: &mut Tx, head: &ChainHead) -> AppResult<(
     Ok(())
 }
 
-async fn chain_state_on(
-    conn: &mut sqlx::SqliteConnection,
-) -> AppResult<(ChainHead, ChainCut)> {
+async fn chain_state_on(conn: &mut sqlx::SqliteConnection) -> AppResult<(ChainHead, ChainCut)> {
     let row = sqlx::query(
         "SELECT head_id, head_hash, head_count, cut_id, cut_hash, cut_count FROM chain_state",
     )
@@ -385,7 +383,11 @@ fn cut_start(cut: &ChainCut) -> WalkStart {
 
 /// Where a walk of `mode` starts: the retention cut, or the newest checkpoint
 /// an earlier verification confirmed (quick).
-fn walk_start(mode: VerifyMode, cut: &ChainCut, checkpoints: &[Checkpoint]) -> (WalkStart, Hash, i64) {
+fn walk_start(
+    mode: VerifyMode,
+    cut: &ChainCut,
+    checkpoints: &[Checkpoint],
+) -> (WalkStart, Hash, i64) {
     if mode == VerifyMode::Quick {
         let trusted = checkpoints
             .iter()
@@ -454,7 +456,11 @@ pub(super) async fn backfill_chain(write: &SqlitePool) -> AppResult<()> {
                     (true, fields.id, h.content, h.sums.to_vec())
                 }
                 Entry::Tombstone { id, .. } => {
-                    let at = batch.tombstones.iter().find(|t| t.id == id).map_or(0, |t| t.occurred_at);
+                    let at = batch
+                        .tombstones
+                        .iter()
+                        .find(|t| t.id == id)
+                        .map_or(0, |t| t.occurred_at);
                     (false, id, chain::old_tombstone_content(id, at), Vec::new())
                 }
             };
@@ -472,9 +478,11 @@ pub(super) async fn backfill_chain(write: &SqlitePool) -> AppResult<()> {
                 .bind(link.to_vec())
                 .bind(sums)
             } else {
-                sqlx::query("UPDATE event_tombstones SET content_hash = ?, chain_hash = ? WHERE id = ?")
-                    .bind(content.to_vec())
-                    .bind(link.to_vec())
+                sqlx::query(
+                    "UPDATE event_tombstones SET content_hash = ?, chain_hash = ? WHERE id = ?",
+                )
+                .bind(content.to_vec())
+                .bind(link.to_vec())
             };
             update.bind(id).execute(&mut *tx).await?;
         }
@@ -489,7 +497,11 @@ pub(super) async fn backfill_chain(write: &SqlitePool) -> AppResult<()> {
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    tracing::info!(entries = head.count, seconds = began.elapsed().as_secs_f64(), "hashed the events stored before the chain");
+    tracing::info!(
+        entries = head.count,
+        seconds = began.elapsed().as_secs_f64(),
+        "hashed the events stored before the chain"
+    );
     Ok(())
 }
 
@@ -569,12 +581,14 @@ pub async fn begin_verification(db: &Db, started_by: &str, mode: VerifyMode) -> 
 }
 
 pub async fn verification_progress(db: &Db, id: i64, checked: u64, total: u64) -> AppResult<()> {
-    sqlx::query("UPDATE chain_verifications SET checked = ?, total = ? WHERE id = ? AND status = 'running'")
-        .bind(i64::try_from(checked).unwrap_or(i64::MAX))
-        .bind(i64::try_from(total).unwrap_or(i64::MAX))
-        .bind(id)
-        .execute(&db.write)
-        .await?;
+    sqlx::query(
+        "UPDATE chain_verifications SET checked = ?, total = ? WHERE id = ? AND status = 'running'",
+    )
+    .bind(i64::try_from(checked).unwrap_or(i64::MAX))
+    .bind(i64::try_from(total).unwrap_or(i64::MAX))
+    .bind(id)
+    .execute(&db.write)
+    .await?;
     Ok(())
 }
 
@@ -696,11 +710,10 @@ pub struct StoredRetention {
 }
 
 pub async fn stored_retention(db: &Db) -> AppResult<StoredRetention> {
-    let row = sqlx::query(
-        "SELECT policy, legal_hold, updated_at, updated_by FROM retention_settings",
-    )
-    .fetch_optional(&db.read)
-    .await?;
+    let row =
+        sqlx::query("SELECT policy, legal_hold, updated_at, updated_by FROM retention_settings")
+            .fetch_optional(&db.read)
+            .await?;
     let Some(r) = row else {
         return Ok(StoredRetention::default());
     };
@@ -895,6 +908,14 @@ pub async fn apply_retention(
     }))
 }
 
+/// An event a retention transaction removed.
+struct Removed {
+    id: i64,
+    at: i64,
+    content: Option<Vec<u8>>,
+    chain: Option<Vec<u8>>,
+}
+
 /// One retention transaction: removes up to [`RETENTION_CHUNK`] events of
 /// `rule`, oldest first from `last`; returns how many.
 async fn retention_chunk(
@@ -903,7 +924,8 @@ async fn retention_chunk(
     last: &mut Option<(i64, i64)>,
     run_id: i64,
 ) -> AppResult<usize> {
-    let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT id FROM events WHERE occurred_at < ");
+    let mut b =
+        sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT id FROM events WHERE occurred_at < ");
     b.push_bind(rule.cutoff);
     if let Some(action) = &rule.action {
         b.push(" AND action = ").push_bind(action.clone());
@@ -934,13 +956,20 @@ async fn retention_chunk(
     .bind(&list)
     .fetch_all(&mut **tx)
     .await?;
-    let mut removed: Vec<(i64, i64, Option<Vec<u8>>, Option<Vec<u8>>)> = gone
+    let mut removed: Vec<Removed> = gone
         .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+        .map(|r| {
+            Ok(Removed {
+                id: r.try_get(0)?,
+                at: r.try_get(1)?,
+                content: r.try_get(2)?,
+                chain: r.try_get(3)?,
+            })
+        })
         .collect::<Result<_, sqlx::Error>>()?;
-    removed.sort_unstable_by_key(|r| r.0);
-    if let Some(newest) = removed.iter().max_by_key(|r| (r.1, r.0)) {
-        *last = Some((newest.1, newest.0));
+    removed.sort_unstable_by_key(|r| r.id);
+    if let Some(newest) = removed.iter().max_by_key(|r| (r.at, r.id)) {
+        *last = Some((newest.at, newest.id));
     }
     // The cut moves up to just below the oldest event left.
     let (head, cut) = {
@@ -970,15 +999,17 @@ async fn retention_chunk(
     if candidate > cut.id {
         let hash = if candidate == head.id {
             Some(head.hash)
-        } else if let Some(r) = removed.iter().find(|r| r.0 == candidate) {
-            r.3.clone().and_then(|h| h.try_into().ok())
+        } else if let Some(r) = removed.iter().find(|r| r.id == candidate) {
+            r.chain.clone().and_then(|h| h.try_into().ok())
         } else {
-            sqlx::query_scalar::<_, Option<Vec<u8>>>("SELECT chain_hash FROM event_tombstones WHERE id = ?")
-                .bind(candidate)
-                .fetch_optional(&mut **tx)
-                .await?
-                .flatten()
-                .and_then(|h| h.try_into().ok())
+            sqlx::query_scalar::<_, Option<Vec<u8>>>(
+                "SELECT chain_hash FROM event_tombstones WHERE id = ?",
+            )
+            .bind(candidate)
+            .fetch_optional(&mut **tx)
+            .await?
+            .flatten()
+            .and_then(|h| h.try_into().ok())
         };
         // Without the hash at the candidate (the chain has a hole there),
         // the cut stays, and every removed entry keeps a tombstone.
@@ -989,7 +1020,7 @@ async fn retention_chunk(
                 .execute(&mut **tx)
                 .await?
                 .rows_affected();
-            let below = removed.iter().filter(|r| r.0 <= candidate).count() as i64;
+            let below = removed.iter().filter(|r| r.id <= candidate).count() as i64;
             new_cut = ChainHead {
                 id: candidate,
                 hash,
@@ -1004,18 +1035,18 @@ async fn retention_chunk(
         }
     }
     let now = now_micros();
-    let above: Vec<_> = removed.iter().filter(|r| r.0 > new_cut.id).collect();
+    let above: Vec<_> = removed.iter().filter(|r| r.id > new_cut.id).collect();
     if !above.is_empty() {
         let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO event_tombstones (id, occurred_at, deleted_at, retention_run_id, content_hash, chain_hash) ",
         );
         insert.push_values(above, |mut row, r| {
-            row.push_bind(r.0)
-                .push_bind(r.1)
+            row.push_bind(r.id)
+                .push_bind(r.at)
                 .push_bind(now)
                 .push_bind(run_id)
-                .push_bind(r.2.clone())
-                .push_bind(r.3.clone());
+                .push_bind(r.content.clone())
+                .push_bind(r.chain.clone());
         });
         insert.build().execute(&mut **tx).await?;
     }
@@ -1158,7 +1189,9 @@ pub async fn tombstone_reason(db: &Db, id: i64) -> AppResult<Option<DeletedBy>> 
 
 /// The ids of stored tombstones, in order (for tests).
 pub async fn tombstone_ids(db: &Db) -> AppResult<Vec<i64>> {
-    Ok(sqlx::query_scalar("SELECT id FROM event_tombstones ORDER BY id")
-        .fetch_all(&db.read)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT id FROM event_tombstones ORDER BY id")
+            .fetch_all(&db.read)
+            .await?,
+    )
 }
