@@ -23,10 +23,14 @@ function sql(statement: string, ...params: (string | number)[]): string {
   });
 }
 
-async function verifyWholeChain(page: Page) {
+/** Starts a full verification and waits for its result (`expected`) to show. */
+async function verifyWholeChain(page: Page, expected: 'Intact' | 'Broken') {
+  const before = await page.locator('table.verifications tbody tr').count();
   await page.getByTestId('verify-full').click();
-  // The result replaces the progress once the walk is done.
+  // A new row in the recent verifications, then the result of that walk.
+  await expect(page.locator('table.verifications tbody tr')).toHaveCount(before + 1);
   await expect(page.getByTestId('verify-progress')).toHaveCount(0, { timeout: 20_000 });
+  await expect(page.getByTestId('verify-result')).toContainText(expected);
 }
 
 test('an admin verifies the chain, sees it intact, then sees a tampered row pinpointed', async ({ page }) => {
@@ -35,8 +39,7 @@ test('an admin verifies the chain, sees it intact, then sees a tampered row pinp
   const badge = page.getByTestId('integrity-badge');
   await expect(badge).toBeVisible();
 
-  await verifyWholeChain(page);
-  await expect(page.getByTestId('verify-result')).toContainText('Intact');
+  await verifyWholeChain(page, 'Intact');
   await expect(badge).toContainText('Chain intact');
 
   // Someone edits one event's description directly in the database.
@@ -44,9 +47,7 @@ test('an admin verifies the chain, sees it intact, then sees a tampered row pinp
   const [eventId, original] = id as [number, string];
   sql('UPDATE events SET description = ? WHERE id = ?', 'nothing to see here', eventId);
   try {
-    await verifyWholeChain(page);
-    const result = page.getByTestId('verify-result');
-    await expect(result).toContainText('Broken');
+    await verifyWholeChain(page, 'Broken');
     const problem = page.getByTestId('problems').locator(`li[data-entry="${eventId}"]`);
     await expect(problem).toContainText(`Event #${eventId}`);
     await expect(problem).toContainText('changed: description');
@@ -61,8 +62,7 @@ test('an admin verifies the chain, sees it intact, then sees a tampered row pinp
     sql('UPDATE events SET description = ? WHERE id = ?', original, eventId);
   }
   await openHydrated(page, '/integrity');
-  await verifyWholeChain(page);
-  await expect(page.getByTestId('verify-result')).toContainText('Intact');
+  await verifyWholeChain(page, 'Intact');
   await expect(page.getByTestId('integrity-badge')).toContainText('Chain intact');
 });
 
@@ -85,13 +85,13 @@ test('an admin sets a retention policy and a legal hold that stops deletion', as
   await expect(page.getByTestId('policy-source')).toContainText('Leptos.toml');
 
   // A bad number is named and nothing is saved.
-  await page.getByLabel('For').check();
+  await page.getByRole('radio', { name: 'For days' }).check();
   await page.getByLabel('Days to keep events').fill('0');
   await page.getByRole('button', { name: 'Save' }).click();
   await expect(page.getByRole('alert')).toContainText('at least 1 day');
 
   // Keep forever, except LOGIN for 400 days; and a legal hold.
-  await page.getByLabel('Forever').check();
+  await page.getByRole('radio', { name: 'Forever' }).check();
   await page.getByRole('button', { name: 'Add a rule' }).click();
   await page.getByLabel('Action', { exact: true }).fill('LOGIN');
   await page.getByLabel('Days to keep, or forever').fill('400');

@@ -22,32 +22,24 @@ pub fn IntegrityPage() -> impl IntoView {
     let version = expect_context::<IntegrityVersion>();
     let status = expect_context::<Resource<Result<IntegrityStatus, AppError>>>();
     let start = ServerAction::<StartVerification>::new();
-    // Whether a verification is running, as last seen: while it is, the
-    // status is asked for again every POLL_MS.
-    let running = RwSignal::new(false);
-    let finished_runs = RwSignal::new(0u64);
     Effect::new(move |_| {
         if start.version().get() > 0 {
             version.bump();
         }
     });
-    Effect::new(move |was: Option<bool>| {
-        let now = status
+    // The newest verification as the status last showed it: the page loads
+    // again whenever it changes (one started, one finished).
+    let newest = Memo::new(move |_| {
+        status
             .get()
             .and_then(Result::ok)
             .and_then(|s| s.last)
-            .is_some_and(|v| v.running());
-        running.set(now);
-        if was == Some(true) && !now {
-            finished_runs.update(|n| *n += 1);
-        }
-        now
+            .map(|v| (v.id, v.status))
     });
+    // While one is running, the status is asked for again every POLL_MS.
+    let running = Signal::derive(move || newest.get().is_some_and(|(_, s)| s == "running"));
     poll(running, version);
-    let overview = Resource::new(
-        move || (finished_runs.get(), start.version().get()),
-        |_| get_integrity_overview(),
-    );
+    let overview = Resource::new(move || newest.get(), |_| get_integrity_overview());
     view! {
         <Title text="Integrity" />
         <Breadcrumb trail=vec!["Monitoring", "Integrity"] />
@@ -70,7 +62,7 @@ pub fn IntegrityPage() -> impl IntoView {
 }
 
 #[cfg(feature = "hydrate")]
-fn poll(running: RwSignal<bool>, version: IntegrityVersion) {
+fn poll(running: Signal<bool>, version: IntegrityVersion) {
     use leptos_use_interval_fn::use_interval_fn;
     use_interval_fn(
         move || {
@@ -83,7 +75,7 @@ fn poll(running: RwSignal<bool>, version: IntegrityVersion) {
 }
 
 #[cfg(not(feature = "hydrate"))]
-fn poll(_: RwSignal<bool>, _: IntegrityVersion) {}
+fn poll(_: Signal<bool>, _: IntegrityVersion) {}
 
 #[component]
 fn Overview(
