@@ -40,7 +40,7 @@ impl VerifyMode {
 
 /// What is wrong with one chain entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ProblemKind {
     /// The entry's fields no longer hash to its content hash.
     Content {
@@ -78,7 +78,6 @@ pub enum ProblemKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     pub id: i64,
-    #[serde(flatten)]
     pub kind: ProblemKind,
 }
 
@@ -138,7 +137,7 @@ impl Problem {
 
 /// Why a run of entries is tombstones rather than events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "by", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum DeletedBy {
     /// A bulk deletion, recorded by this DELETE event.
     Deletion { event_id: i64 },
@@ -152,7 +151,6 @@ pub struct DeletedRange {
     pub first: i64,
     pub last: i64,
     pub count: u64,
-    #[serde(flatten)]
     pub by: DeletedBy,
 }
 

@@ -18,8 +18,10 @@ pub fn Layout() -> impl IntoView {
             <Sidebar me />
             <div class="workspace">
                 <header class="topbar">
-                    <span class="topbar-title">"Audit trail"</span>
-                    <crate::components::integrity_badge::IntegrityBadge status=integrity />
+                    <div class="topbar-left">
+                        <span class="topbar-title">"Audit trail"</span>
+                        <crate::components::integrity_badge::IntegrityBadge status=integrity />
+                    </div>
                     <Transition fallback=|| ()>
                         {move || Suspend::new(async move {
                             me.await.ok().map(|user| view! { <UserMenu user /> })

@@ -523,3 +523,41 @@ async fn admins_verify_from_the_dashboard_and_everyone_sees_the_result() {
     let parsed = maintenance::parse_checkpoints(&r.text()).unwrap();
     assert!(!parsed.is_empty(), "the verification left a checkpoint");
 }
+
+#[tokio::test]
+async fn the_cut_moves_over_many_tombstones_in_short_steps() {
+    // Event 1 is recent; 2..=6001 are old: the first run tombstones them all
+    // (event 1 holds the cut at 0). Once event 1 goes too, the cut moves
+    // over 6,000 tombstones, at most 5,000 per transaction.
+    let app = TestApp::new().await;
+    let mut first = sample_event(0, NOW - DAY);
+    first.action = "LOGIN".into();
+    store::insert_events(&app.db, &[first], None).await.unwrap();
+    let old: Vec<_> = (1..=6000).map(|i| sample_event(i, NOW - 90 * DAY + i64::from(i))).collect();
+    store::insert_events(&app.db, &old, None).await.unwrap();
+    let keep_30 = RetentionPolicy {
+        keep_days: Some(30),
+        by_action: vec![],
+    };
+    let run = store::apply_retention(&app.db, &keep_30, NOW).await.unwrap().unwrap();
+    assert_eq!((run.run.removed, run.cut_id), (6000, 0));
+    assert_eq!(store::tombstone_ids(&app.db).await.unwrap().len(), 6000);
+    assert_intact(&verify(&app, VerifyMode::Full).await);
+
+    let login_gone = RetentionPolicy {
+        keep_days: Some(30),
+        by_action: vec![ActionRetention {
+            action: "LOGIN".into(),
+            keep_days: Some(1),
+        }],
+    };
+    let run = store::apply_retention(&app.db, &login_gone, NOW + DAY).await.unwrap().unwrap();
+    assert_eq!(run.run.removed, 1);
+    assert!(run.chunks >= 3, "removal, then two steps over the tombstones: {}", run.chunks);
+    // Everything below the first run's RETENTION event (#6002) is behind the cut.
+    assert_eq!(run.cut_id, 6001);
+    assert!(store::tombstone_ids(&app.db).await.unwrap().is_empty());
+    let report = verify(&app, VerifyMode::Full).await;
+    assert_intact(&report);
+    assert_eq!(report.start.after_id, 6001);
+}

@@ -64,18 +64,7 @@ async fn chain_state_on(conn: &mut sqlx::SqliteConnection) -> AppResult<(ChainHe
     )
     .fetch_one(&mut *conn)
     .await?;
-    Ok((
-        ChainHead {
-            id: row.try_get(0)?,
-            hash: hash_of(row.try_get(1)?)?,
-            count: row.try_get(2)?,
-        },
-        ChainHead {
-            id: row.try_get(3)?,
-            hash: hash_of(row.try_get(4)?)?,
-            count: row.try_get(5)?,
-        },
-    ))
+    chain_pair(&row)
 }
 
 /// The chain's head and retention cut, now.
@@ -898,6 +887,20 @@ pub async fn apply_retention(
             }
         }
     }
+    // The cut catches up over tombstones left below the oldest event.
+    while status == "done" {
+        let began = Instant::now();
+        let mut tx = super::begin(db).await?;
+        let before = chain_state_cut(&mut tx).await?;
+        let after = advance_cut(&mut tx, &[]).await?;
+        tx.commit().await?;
+        longest = longest.max(began.elapsed());
+        if after.id == before {
+            break;
+        }
+        chunks += 1;
+        tokio::task::yield_now().await;
+    }
     let run = finish_run(db, run_id, status, Some(policy)).await?;
     let (_, cut) = chain_state(db).await?;
     Ok(Some(RetentionOutcome {
@@ -971,69 +974,7 @@ async fn retention_chunk(
     if let Some(newest) = removed.iter().max_by_key(|r| (r.at, r.id)) {
         *last = Some((newest.at, newest.id));
     }
-    // The cut moves up to just below the oldest event left.
-    let (head, cut) = {
-        let row = sqlx::query(
-            "SELECT head_id, head_hash, head_count, cut_id, cut_hash, cut_count FROM chain_state",
-        )
-        .fetch_one(&mut **tx)
-        .await?;
-        (
-            ChainHead {
-                id: row.try_get(0)?,
-                hash: hash_of(row.try_get(1)?)?,
-                count: row.try_get(2)?,
-            },
-            ChainHead {
-                id: row.try_get(3)?,
-                hash: hash_of(row.try_get(4)?)?,
-                count: row.try_get(5)?,
-            },
-        )
-    };
-    let oldest_left: Option<i64> = sqlx::query_scalar("SELECT MIN(id) FROM events")
-        .fetch_one(&mut **tx)
-        .await?;
-    let candidate = oldest_left.map_or(head.id, |id| id - 1);
-    let mut new_cut = cut;
-    if candidate > cut.id {
-        let hash = if candidate == head.id {
-            Some(head.hash)
-        } else if let Some(r) = removed.iter().find(|r| r.id == candidate) {
-            r.chain.clone().and_then(|h| h.try_into().ok())
-        } else {
-            sqlx::query_scalar::<_, Option<Vec<u8>>>(
-                "SELECT chain_hash FROM event_tombstones WHERE id = ?",
-            )
-            .bind(candidate)
-            .fetch_optional(&mut **tx)
-            .await?
-            .flatten()
-            .and_then(|h| h.try_into().ok())
-        };
-        // Without the hash at the candidate (the chain has a hole there),
-        // the cut stays, and every removed entry keeps a tombstone.
-        if let Some(hash) = hash {
-            let dropped = sqlx::query("DELETE FROM event_tombstones WHERE id > ? AND id <= ?")
-                .bind(cut.id)
-                .bind(candidate)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-            let below = removed.iter().filter(|r| r.id <= candidate).count() as i64;
-            new_cut = ChainHead {
-                id: candidate,
-                hash,
-                count: cut.count + below + i64::try_from(dropped).unwrap_or(0),
-            };
-            sqlx::query("UPDATE chain_state SET cut_id = ?, cut_hash = ?, cut_count = ?")
-                .bind(new_cut.id)
-                .bind(new_cut.hash.to_vec())
-                .bind(new_cut.count)
-                .execute(&mut **tx)
-                .await?;
-        }
-    }
+    let new_cut = advance_cut(tx, &removed).await?;
     let now = now_micros();
     let above: Vec<_> = removed.iter().filter(|r| r.id > new_cut.id).collect();
     if !above.is_empty() {
@@ -1058,6 +999,97 @@ async fn retention_chunk(
     Ok(ids.len())
 }
 
+async fn chain_state_cut(tx: &mut Tx) -> AppResult<i64> {
+    Ok(sqlx::query_scalar("SELECT cut_id FROM chain_state")
+        .fetch_one(&mut **tx)
+        .await?)
+}
+
+/// Tombstones dropped at most per transaction when the cut moves over them.
+const CUT_STEP: i64 = 5_000;
+
+fn chain_pair(row: &sqlx::sqlite::SqliteRow) -> AppResult<(ChainHead, ChainCut)> {
+    Ok((
+        ChainHead {
+            id: row.try_get(0)?,
+            hash: hash_of(row.try_get(1)?)?,
+            count: row.try_get(2)?,
+        },
+        ChainHead {
+            id: row.try_get(3)?,
+            hash: hash_of(row.try_get(4)?)?,
+            count: row.try_get(5)?,
+        },
+    ))
+}
+
+/// Moves the retention cut up towards just below the oldest event left,
+/// over entries that are all gone: `removed` (this transaction's, not yet
+/// tombstoned) and tombstones, of which it drops at most [`CUT_STEP`].
+/// Returns the cut; removed entries above it need tombstones.
+async fn advance_cut(tx: &mut Tx, removed: &[Removed]) -> AppResult<ChainCut> {
+    let (head, cut) = chain_state_on(tx).await?;
+    let oldest_left: Option<i64> = sqlx::query_scalar("SELECT MIN(id) FROM events")
+        .fetch_one(&mut **tx)
+        .await?;
+    let mut target = oldest_left.map_or(head.id, |id| id - 1);
+    // A long run of tombstones goes in steps: no transaction grows long.
+    let step_end: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM event_tombstones WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?",
+    )
+    .bind(cut.id)
+    .bind(CUT_STEP - 1)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(end) = step_end {
+        target = target.min(end);
+    }
+    if target <= cut.id {
+        return Ok(cut);
+    }
+    let hash = if target == head.id {
+        Some(head.hash)
+    } else if let Some(r) = removed.iter().find(|r| r.id == target) {
+        r.chain.clone().and_then(|h| h.try_into().ok())
+    } else {
+        sqlx::query_scalar::<_, Option<Vec<u8>>>(
+            "SELECT chain_hash FROM event_tombstones WHERE id = ?",
+        )
+        .bind(target)
+        .fetch_optional(&mut **tx)
+        .await?
+        .flatten()
+        .and_then(|h| h.try_into().ok())
+    };
+    // Without the hash at the target (the chain has a hole there), the cut
+    // stays, and every removed entry keeps a tombstone.
+    let Some(hash) = hash else {
+        return Ok(cut);
+    };
+    let dropped = sqlx::query("DELETE FROM event_tombstones WHERE id > ? AND id <= ?")
+        .bind(cut.id)
+        .bind(target)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    let below = removed
+        .iter()
+        .filter(|r| r.id > cut.id && r.id <= target)
+        .count() as i64;
+    let new_cut = ChainHead {
+        id: target,
+        hash,
+        count: cut.count + below + i64::try_from(dropped).unwrap_or(0),
+    };
+    sqlx::query("UPDATE chain_state SET cut_id = ?, cut_hash = ?, cut_count = ?")
+        .bind(new_cut.id)
+        .bind(new_cut.hash.to_vec())
+        .bind(new_cut.count)
+        .execute(&mut **tx)
+        .await?;
+    Ok(new_cut)
+}
+
 /// Ends a run: its System event with the count removed, its status, and a
 /// retention checkpoint at the cut, in one transaction.
 async fn finish_run(
@@ -1072,21 +1104,7 @@ async fn finish_run(
             .bind(run_id)
             .fetch_one(&mut *tx)
             .await?;
-    let (_, cut) = {
-        let row = sqlx::query(
-            "SELECT head_id, head_hash, head_count, cut_id, cut_hash, cut_count FROM chain_state",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        (
-            (),
-            ChainHead {
-                id: row.try_get(3)?,
-                hash: hash_of(row.try_get(4)?)?,
-                count: row.try_get(5)?,
-            },
-        )
-    };
+    let (_, cut) = chain_state_on(&mut tx).await?;
     let mut event_id = None;
     if status != "held" {
         let policy_line = policy
