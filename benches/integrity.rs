@@ -159,11 +159,12 @@ async fn retention(path: &str, n: u32) {
     stop.store(true, Ordering::Relaxed);
     writer.await.expect("writer");
     println!(
-        "  retention: {} removed in {s:.1} s ({:.0} rows/s), {} transactions, longest {} ms; \
+        "  retention: {} removed in {s:.1} s ({:.0} rows/s), {} transactions, median {:.1} ms, longest {} ms; \
          {} writes beside it, slowest {:.1} ms; cut at #{}",
         outcome.run.removed,
         outcome.run.removed as f64 / s,
         outcome.chunks,
+        outcome.median_chunk.as_secs_f64() * 1000.0,
         outcome.longest_chunk.as_millis(),
         writes.load(Ordering::Relaxed),
         slowest.load(Ordering::Relaxed) as f64 / 1000.0,

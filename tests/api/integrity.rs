@@ -533,13 +533,18 @@ async fn the_cut_moves_over_many_tombstones_in_short_steps() {
     let mut first = sample_event(0, NOW - DAY);
     first.action = "LOGIN".into();
     store::insert_events(&app.db, &[first], None).await.unwrap();
-    let old: Vec<_> = (1..=6000).map(|i| sample_event(i, NOW - 90 * DAY + i64::from(i))).collect();
+    let old: Vec<_> = (1..=6000)
+        .map(|i| sample_event(i, NOW - 90 * DAY + i64::from(i)))
+        .collect();
     store::insert_events(&app.db, &old, None).await.unwrap();
     let keep_30 = RetentionPolicy {
         keep_days: Some(30),
         by_action: vec![],
     };
-    let run = store::apply_retention(&app.db, &keep_30, NOW).await.unwrap().unwrap();
+    let run = store::apply_retention(&app.db, &keep_30, NOW)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((run.run.removed, run.cut_id), (6000, 0));
     assert_eq!(store::tombstone_ids(&app.db).await.unwrap().len(), 6000);
     assert_intact(&verify(&app, VerifyMode::Full).await);
@@ -551,9 +556,16 @@ async fn the_cut_moves_over_many_tombstones_in_short_steps() {
             keep_days: Some(1),
         }],
     };
-    let run = store::apply_retention(&app.db, &login_gone, NOW + DAY).await.unwrap().unwrap();
+    let run = store::apply_retention(&app.db, &login_gone, NOW + DAY)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(run.run.removed, 1);
-    assert!(run.chunks >= 3, "removal, then two steps over the tombstones: {}", run.chunks);
+    assert!(
+        run.chunks >= 3,
+        "removal, then two steps over the tombstones: {}",
+        run.chunks
+    );
     // Everything below the first run's RETENTION event (#6002) is behind the cut.
     assert_eq!(run.cut_id, 6001);
     assert!(store::tombstone_ids(&app.db).await.unwrap().is_empty());

@@ -788,9 +788,10 @@ const DAY_MICROS: i64 = 86_400_000_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetentionOutcome {
     pub run: RetentionRun,
-    /// Transactions it took, and the longest one.
+    /// Transactions it took, the longest one, and the median.
     pub chunks: u64,
     pub longest_chunk: Duration,
+    pub median_chunk: Duration,
     /// The retention cut after the run.
     pub cut_id: i64,
 }
@@ -864,23 +865,29 @@ pub async fn apply_retention(
     .await?;
     tx.commit().await?;
     let mut chunks = 0u64;
-    let mut longest = Duration::ZERO;
+    let mut times: Vec<Duration> = Vec::new();
     let mut status = if held { "held" } else { "done" };
     if !held {
         'rules: for rule in &rules {
             let mut last: Option<(i64, i64)> = None;
             loop {
+                // Chosen before the write lock is taken: only a deletion
+                // could change them meanwhile, and then fewer go.
+                let ids = retention_candidates(db, rule, last).await?;
+                if ids.is_empty() {
+                    break;
+                }
                 let began = Instant::now();
                 let mut tx = super::begin(db).await?;
                 if legal_hold_in(&mut tx).await? {
                     status = "held";
                     break 'rules;
                 }
-                let removed = retention_chunk(&mut tx, rule, &mut last, run_id).await?;
+                last = retention_chunk(&mut tx, &ids, run_id).await?.or(last);
                 tx.commit().await?;
                 chunks += 1;
-                longest = longest.max(began.elapsed());
-                if removed < RETENTION_CHUNK {
+                times.push(began.elapsed());
+                if ids.len() < RETENTION_CHUNK {
                     break;
                 }
                 tokio::task::yield_now().await;
@@ -894,7 +901,7 @@ pub async fn apply_retention(
         let before = chain_state_cut(&mut tx).await?;
         let after = advance_cut(&mut tx, &[]).await?;
         tx.commit().await?;
-        longest = longest.max(began.elapsed());
+        times.push(began.elapsed());
         if after.id == before {
             break;
         }
@@ -906,7 +913,11 @@ pub async fn apply_retention(
     Ok(Some(RetentionOutcome {
         run,
         chunks,
-        longest_chunk: longest,
+        longest_chunk: times.iter().max().copied().unwrap_or_default(),
+        median_chunk: {
+            times.sort_unstable();
+            times.get(times.len() / 2).copied().unwrap_or_default()
+        },
         cut_id: cut.id,
     }))
 }
@@ -919,14 +930,12 @@ struct Removed {
     chain: Option<Vec<u8>>,
 }
 
-/// One retention transaction: removes up to [`RETENTION_CHUNK`] events of
-/// `rule`, oldest first from `last`; returns how many.
-async fn retention_chunk(
-    tx: &mut Tx,
+/// The next [`RETENTION_CHUNK`] events of `rule`, oldest first after `last`.
+async fn retention_candidates(
+    db: &Db,
     rule: &Rule,
-    last: &mut Option<(i64, i64)>,
-    run_id: i64,
-) -> AppResult<usize> {
+    last: Option<(i64, i64)>,
+) -> AppResult<Vec<i64>> {
     let mut b =
         sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT id FROM events WHERE occurred_at < ");
     b.push_bind(rule.cutoff);
@@ -938,7 +947,7 @@ async fn retention_chunk(
             .push_bind(serde_json::to_string(&rule.except).unwrap_or_default())
             .push("))");
     }
-    if let Some((at, id)) = *last {
+    if let Some((at, id)) = last {
         b.push(" AND (occurred_at, id) > (")
             .push_bind(at)
             .push(", ")
@@ -947,10 +956,13 @@ async fn retention_chunk(
     }
     b.push(" ORDER BY occurred_at, id LIMIT ")
         .push_bind(RETENTION_CHUNK as i64);
-    let ids: Vec<i64> = b.build_query_scalar().fetch_all(&mut **tx).await?;
-    if ids.is_empty() {
-        return Ok(0);
-    }
+    Ok(b.build_query_scalar().fetch_all(&db.read).await?)
+}
+
+/// One retention transaction: removes the events `ids` (those still there),
+/// moves the cut, and tombstones the removed entries above it. Returns the
+/// newest (occurred_at, id) removed, where the next chunk goes on from.
+async fn retention_chunk(tx: &mut Tx, ids: &[i64], run_id: i64) -> AppResult<Option<(i64, i64)>> {
     let list = serde_json::to_string(&ids).unwrap_or_default();
     let gone = sqlx::query(
         "DELETE FROM events WHERE id IN (SELECT value FROM json_each(?)) \
@@ -971,9 +983,7 @@ async fn retention_chunk(
         })
         .collect::<Result<_, sqlx::Error>>()?;
     removed.sort_unstable_by_key(|r| r.id);
-    if let Some(newest) = removed.iter().max_by_key(|r| (r.at, r.id)) {
-        *last = Some((newest.at, newest.id));
-    }
+    let newest = removed.iter().map(|r| (r.at, r.id)).max();
     let new_cut = advance_cut(tx, &removed).await?;
     let now = now_micros();
     let above: Vec<_> = removed.iter().filter(|r| r.id > new_cut.id).collect();
@@ -996,7 +1006,7 @@ async fn retention_chunk(
         .bind(run_id)
         .execute(&mut **tx)
         .await?;
-    Ok(ids.len())
+    Ok(newest)
 }
 
 async fn chain_state_cut(tx: &mut Tx) -> AppResult<i64> {
