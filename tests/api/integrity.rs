@@ -562,8 +562,8 @@ async fn the_cut_moves_over_many_tombstones_in_short_steps() {
         .unwrap();
     assert_eq!(run.run.removed, 1);
     assert!(
-        run.chunks >= 3,
-        "removal, then two steps over the tombstones: {}",
+        run.chunks >= 2,
+        "the removal moves over 5,000 tombstones, one more step the rest: {}",
         run.chunks
     );
     // Everything below the first run's RETENTION event (#6002) is behind the cut.
