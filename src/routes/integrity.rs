@@ -147,11 +147,9 @@ fn Overview(
             <div class="card-head">
                 <h2>"Checkpoints"</h2>
                 <p class="muted">
-                    {format!(
-                        "{} in all; the newest {} are shown. Keep the file somewhere else: `auditdeck verify --checkpoints FILE` proves the chain still passes through each one.",
-                        format_count(o.checkpoint_total),
-                        o.checkpoints.len()
-                    )}
+                    {checkpoint_count(o.checkpoint_total, o.checkpoints.len())}
+                    " Keep the file somewhere else: " <code>"auditdeck verify --checkpoints FILE"</code>
+                    " proves the chain still passes through each one."
                 </p>
                 {o
                     .can_export
@@ -240,6 +238,23 @@ fn Overview(
     }
 }
 
+/// "3 checkpoints." or "120 checkpoints; the newest 20 are shown."
+fn checkpoint_count(total: u64, shown: usize) -> String {
+    let noun = if total == 1 {
+        "checkpoint"
+    } else {
+        "checkpoints"
+    };
+    if total > shown as u64 {
+        format!(
+            "{} {noun}; the newest {shown} are shown.",
+            format_count(total)
+        )
+    } else {
+        format!("{} {noun}.", format_count(total))
+    }
+}
+
 /// The first and last 8 hex digits of a hash.
 fn short(hash: &str) -> String {
     match (hash.get(..8), hash.get(hash.len().saturating_sub(8)..)) {
@@ -324,7 +339,13 @@ fn ReportView(report: VerificationReport, when: String, by: String) -> impl Into
         >
             <p class="verify-headline">
                 <strong>{headline}</strong>
-                <span class="muted">{format!(" {} ({}) by {by}, {when} UTC.", report.mode.as_str(), report.start.from)}</span>
+                <span class="muted">
+                    {format!(
+                        " {} walk from {}, started by {by}; finished {when} UTC.",
+                        if report.mode == VerifyMode::Full { "Full" } else { "Quick" },
+                        report.start.from,
+                    )}
+                </span>
             </p>
             {(!report.problems.is_empty())
                 .then(|| {

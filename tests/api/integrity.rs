@@ -573,3 +573,40 @@ async fn the_cut_moves_over_many_tombstones_in_short_steps() {
     assert_intact(&report);
     assert_eq!(report.start.after_id, 6001);
 }
+
+#[tokio::test]
+async fn the_verify_command_reports_and_exits_by_the_result() {
+    let app = with_events(12, NOW).await;
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_auditdeck"))
+            .args(args)
+            .env("AUDITDECK_DATABASE_URL", &app.url)
+            .env("AUDITDECK_LOG", "warn")
+            .output()
+            .expect("run auditdeck")
+    };
+    let out = run(&["verify"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("intact, 12 entries checked"), "{text}");
+
+    // Checkpoints print as JSON Lines, which verify reads back.
+    let out = run(&["checkpoints", "--new"]);
+    let lines = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(maintenance::parse_checkpoints(&lines).unwrap().len() >= 2);
+    let file = std::path::Path::new(&app.url["sqlite://".len()..]).with_file_name("kept.jsonl");
+    std::fs::write(&file, &lines).unwrap();
+
+    app.raw_sql("UPDATE events SET initiator_name = 'Mallory' WHERE id = 7")
+        .await;
+    let out = run(&["verify", "--checkpoints", file.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("BROKEN"), "{text}");
+    assert!(
+        text.contains(
+            "problem: Event #7: its content does not match its hash; changed: initiator_name"
+        ),
+        "{text}"
+    );
+}
