@@ -10,9 +10,10 @@
 //! and deletion of every event by a filter with a writer inserting one event
 //! every 20 ms beside it (the longest that writer waited).
 
+mod common;
+
 use auditdeck::models::Role;
 use auditdeck::server::config::AppConfig;
-use auditdeck::server::demo::{self, DemoSpec};
 use auditdeck::server::state::AppState;
 use auditdeck::server::store::{self, Db, NewEvent};
 use auditdeck::server::{auth, recorder, router};
@@ -27,32 +28,12 @@ use tokio::net::TcpStream;
 /// Which 500 ids a deletion round takes.
 type IdPattern = Box<dyn Fn(i64) -> Vec<i64>>;
 
-const ANCHOR: i64 = 1_761_566_400_000_000;
 const PASSWORD: &str = "bench-password-123";
 
 async fn dataset(path: &str, n: u32) -> Db {
-    let db = store::open(&format!("sqlite://{path}?mode=rwc"))
-        .await
-        .expect("open");
-    if store::count_events(&db).await.expect("count") == 0 {
-        let spec = DemoSpec {
-            seed: 23,
-            events: n,
-            sessions: 0,
-            anchor: ANCHOR,
-        };
-        let started = Instant::now();
-        let mut all = demo::events_iter(&spec);
-        loop {
-            let chunk: Vec<NewEvent> = all.by_ref().take(10_000).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            store::insert_events(&db, &chunk, None)
-                .await
-                .expect("insert");
-        }
-        eprintln!("generated {n} events in {:.1?}", started.elapsed());
+    let fresh = !std::path::Path::new(path).exists();
+    let db = common::demo_dataset(path, n, 23).await;
+    if fresh {
         let form = auth::UserForm {
             username: "bench",
             email: "bench@example.com",

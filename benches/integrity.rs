@@ -14,6 +14,8 @@
 //! Ingest with the chain on versus off is `--bench ingest` at this commit
 //! and at the commit before the chain (see the README).
 
+mod common;
+
 use auditdeck::integrity::{RetentionPolicy, VerifyMode};
 use auditdeck::server::chain;
 use auditdeck::server::demo::{self, DemoSpec};
@@ -23,38 +25,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const ANCHOR: i64 = 1_761_566_400_000_000;
+use common::ANCHOR;
 const DAY: i64 = 86_400_000_000;
 
 async fn dataset(path: &str, n: u32) -> Db {
-    let db = store::open(&format!("sqlite://{path}?mode=rwc"))
-        .await
-        .expect("open");
-    if store::count_events(&db).await.expect("count") == 0 {
-        let spec = DemoSpec {
-            seed: 29,
-            events: n,
-            sessions: 0,
-            anchor: ANCHOR,
-        };
-        let started = Instant::now();
-        let mut all = demo::events_iter(&spec);
-        loop {
-            let chunk: Vec<NewEvent> = all.by_ref().take(10_000).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            store::insert_events(&db, &chunk, None)
-                .await
-                .expect("insert");
-        }
-        eprintln!(
-            "generated {n} events in {:.1?} ({:.0} events/s through the chained insert)",
-            started.elapsed(),
-            f64::from(n) / started.elapsed().as_secs_f64()
-        );
-    }
-    db
+    common::demo_dataset(path, n, 29).await
 }
 
 async fn verify(db: &Db, mode: VerifyMode, label: &str) {

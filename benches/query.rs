@@ -7,14 +7,15 @@
 //! case). A data set is generated once and kept.
 //! Prints p50 / p95 in milliseconds per case, as a Markdown table.
 
+mod common;
+
 use auditdeck::query::{Cursor, EventQuery, InitiatorKey};
-use auditdeck::server::demo::{self, DemoSpec};
-use auditdeck::server::store::{self, Db, NewEvent};
+use auditdeck::server::store::{self, Db};
 use std::time::{Duration, Instant};
 
 const DAY: i64 = 86_400_000_000;
 /// A fixed anchor so a kept data set matches the code that made it.
-const ANCHOR: i64 = 1_761_566_400_000_000;
+use common::ANCHOR;
 const USERS: [&str; 6] = ["user:1", "user:3", "user:5", "user:7", "user:9", "user:12"];
 const KEYWORDS: [&str; 6] = [
     "invoice",
@@ -31,42 +32,7 @@ fn env_or(name: &str, default: &str) -> String {
 
 async fn dataset(dir: &str, n: u32) -> Db {
     std::fs::create_dir_all(dir).expect("bench dir");
-    let path = format!("{dir}/query-{n}.db");
-    let db = store::open(&format!("sqlite://{path}?mode=rwc"))
-        .await
-        .expect("open");
-    let have = store::count_events(&db).await.expect("count");
-    if have != u64::from(n) {
-        assert_eq!(have, 0, "{path} holds {have} events; delete it");
-        let spec = DemoSpec {
-            seed: 11,
-            events: n,
-            sessions: 0,
-            anchor: ANCHOR,
-        };
-        let started = Instant::now();
-        let mut all = demo::events_iter(&spec);
-        let mut done = 0u64;
-        loop {
-            let chunk: Vec<NewEvent> = all.by_ref().take(10_000).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            store::insert_events(&db, &chunk, None)
-                .await
-                .expect("insert");
-            done += chunk.len() as u64;
-            if done.is_multiple_of(1_000_000) {
-                eprintln!("  {done} events in {:.0?}", started.elapsed());
-            }
-        }
-        eprintln!(
-            "generated {n} events in {:.1?} ({:.0} events/s)",
-            started.elapsed(),
-            f64::from(n) / started.elapsed().as_secs_f64()
-        );
-    }
-    db
+    common::demo_dataset(&format!("{dir}/query-{n}.db"), n, 11).await
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {

@@ -278,6 +278,21 @@ impl Walker {
         }
     }
 
+    /// A checkpoint the chain does not match: another hash or count at its
+    /// entry (`found`), or no such entry at all (`None`).
+    fn checkpoint_problem(&mut self, c: &Expected, found: Option<&Hash>) {
+        self.problem(
+            c.last_id,
+            ProblemKind::Checkpoint {
+                checkpoint: c.checkpoint,
+                recorded_hash: hex::encode(c.hash),
+                found_hash: found.map(hex::encode).unwrap_or_default(),
+                recorded_count: c.entry_count,
+                found_count: self.count,
+            },
+        );
+    }
+
     fn close_range(&mut self) {
         if let Some(range) = self.open_range.take() {
             if self.report.deleted.len() < MAX_DELETED_RANGES {
@@ -305,16 +320,7 @@ impl Walker {
         // Checkpoints the walk stepped over without landing on.
         while self.ahead.last().is_some_and(|c| c.last_id < id) {
             if let Some(c) = self.ahead.pop() {
-                self.problem(
-                    c.last_id,
-                    ProblemKind::Checkpoint {
-                        checkpoint: c.checkpoint,
-                        recorded_hash: hex::encode(c.hash),
-                        found_hash: String::new(),
-                        recorded_count: c.entry_count,
-                        found_count: self.count,
-                    },
-                );
+                self.checkpoint_problem(&c, None);
             }
         }
         let (content, chain) = match entry {
@@ -398,16 +404,7 @@ impl Walker {
                 if c.hash == chain && c.entry_count == self.count {
                     self.report.checkpoints_confirmed += 1;
                 } else {
-                    self.problem(
-                        id,
-                        ProblemKind::Checkpoint {
-                            checkpoint: c.checkpoint,
-                            recorded_hash: hex::encode(c.hash),
-                            found_hash: hex::encode(chain),
-                            recorded_count: c.entry_count,
-                            found_count: self.count,
-                        },
-                    );
+                    self.checkpoint_problem(&c, Some(&chain));
                 }
             }
         }
@@ -428,16 +425,7 @@ impl Walker {
             );
         }
         while let Some(c) = self.ahead.pop() {
-            self.problem(
-                c.last_id,
-                ProblemKind::Checkpoint {
-                    checkpoint: c.checkpoint,
-                    recorded_hash: hex::encode(c.hash),
-                    found_hash: String::new(),
-                    recorded_count: c.entry_count,
-                    found_count: self.count,
-                },
-            );
+            self.checkpoint_problem(&c, None);
         }
         self.report.end_id = self.prev_id;
         self.report.end_hash = hex::encode(self.prev_hash);
