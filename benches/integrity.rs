@@ -60,7 +60,7 @@ async fn verify(db: &Db, mode: VerifyMode, label: &str) {
         })
         .next()
         .expect("one event");
-        store::finish_verification(db, id, Ok(&report), record)
+        store::finish_verification(db, id, Some(&report), record)
             .await
             .expect("finish");
     }

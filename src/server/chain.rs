@@ -223,6 +223,8 @@ pub struct Walker {
     buf: Vec<u8>,
     report: VerificationReport,
     open_range: Option<DeletedRange>,
+    /// The entry before was a row moved from another position.
+    prev_moved: bool,
 }
 
 impl Walker {
@@ -259,6 +261,7 @@ impl Walker {
                 checkpoints_confirmed: 0,
             },
             open_range: None,
+            prev_moved: false,
         }
     }
 
@@ -323,6 +326,7 @@ impl Walker {
                 self.checkpoint_problem(&c, None);
             }
         }
+        let mut moved = false;
         let (content, chain) = match entry {
             Entry::Event {
                 fields,
@@ -337,11 +341,13 @@ impl Walker {
                 else {
                     self.problem(id, ProblemKind::Unchained);
                     self.prev_id = id;
+                    self.prev_moved = false;
                     return;
                 };
                 let computed = hash_event(&fields, &mut self.buf);
                 if computed.content != content {
                     let fields = changed_fields(field_sums.unwrap_or_default(), &computed.sums);
+                    moved = fields.iter().any(|f| f == "id");
                     self.problem(
                         id,
                         ProblemKind::Content {
@@ -380,13 +386,18 @@ impl Walker {
                 else {
                     self.problem(id, ProblemKind::Unchained);
                     self.prev_id = id;
+                    self.prev_moved = false;
                     return;
                 };
                 (content, chain)
             }
         };
         let computed = link(&self.prev_hash, &content);
-        if computed != chain && !gap {
+        // A moved row breaks its own link and the next one's: the move
+        // (already reported) explains both.
+        let explained = gap || moved || self.prev_moved;
+        self.prev_moved = moved;
+        if computed != chain && !explained {
             self.problem(
                 id,
                 ProblemKind::Link {

@@ -94,7 +94,7 @@ pub async fn run_verification(
     match &outcome {
         Ok(report) => {
             let record = self_event(actor, client, "VERIFY", None, summary(report));
-            store::finish_verification(db, id, Ok(report), record).await?;
+            store::finish_verification(db, id, Some(report), record).await?;
         }
         Err(error) => {
             tracing::error!(%error, "verification failed");
@@ -105,7 +105,7 @@ pub async fn run_verification(
                 None,
                 "Integrity verification could not finish; the details are in the server log".into(),
             );
-            store::finish_verification(db, id, Err(()), record).await?;
+            store::finish_verification(db, id, None, record).await?;
         }
     }
     outcome

@@ -583,22 +583,23 @@ pub async fn verification_progress(db: &Db, id: i64, checked: u64, total: u64) -
 
 /// Records a verification's outcome, with its event (`record`, whose text
 /// the caller wrote), in one transaction. An intact walk marks the
-/// checkpoints it confirmed as trusted and leaves one at its end.
+/// checkpoints it confirmed as trusted and leaves one at its end. `None`:
+/// the walk could not finish.
 pub async fn finish_verification(
     db: &Db,
     id: i64,
-    report: Result<&VerificationReport, ()>,
+    report: Option<&VerificationReport>,
     record: NewEvent,
 ) -> AppResult<()> {
     let now = now_micros();
     let mut tx = super::begin(db).await?;
     let (status, text, checked) = match report {
-        Ok(r) => (
+        Some(r) => (
             if r.intact() { "intact" } else { "broken" },
             serde_json::to_string(r).ok(),
             r.checked,
         ),
-        Err(()) => ("failed", None, 0),
+        None => ("failed", None, 0),
     };
     sqlx::query(
         "UPDATE chain_verifications SET status = ?, finished_at = ?, report = ?, checked = MAX(checked, ?) WHERE id = ?",
@@ -610,7 +611,7 @@ pub async fn finish_verification(
     .bind(id)
     .execute(&mut *tx)
     .await?;
-    if let Ok(r) = report {
+    if let Some(r) = report {
         if r.intact() {
             sqlx::query(
                 "UPDATE chain_checkpoints SET verified_at = ? WHERE last_id > ? AND last_id <= ? AND verified_at IS NULL",
