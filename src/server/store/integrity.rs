@@ -783,6 +783,9 @@ pub async fn last_retention_run(db: &Db) -> AppResult<Option<RetentionRun>> {
 
 /// Events removed per retention transaction.
 pub const RETENTION_CHUNK: usize = 1_000;
+/// The first transaction of a rule removes this many: its pages are cold
+/// (read from disk under the write lock), so it starts small and doubles.
+const FIRST_CHUNK: usize = 100;
 const DAY_MICROS: i64 = 86_400_000_000;
 
 /// What a retention run did.
@@ -829,7 +832,7 @@ fn rules(policy: &RetentionPolicy, now: i64) -> Vec<Rule> {
 
 /// Applies `policy` as of `now`: removes every event older than its period
 /// (an event exactly at the boundary stays), in transactions of
-/// [`RETENTION_CHUNK`], oldest first. Each transaction advances the
+/// [`RETENTION_CHUNK`] (starting at [`FIRST_CHUNK`]), oldest first. Each transaction advances the
 /// retention cut over the removed prefix of the chain, and leaves
 /// tombstones for removed entries above it, so the chain still verifies.
 /// The run ends with its System event (count removed) and a retention
@@ -871,10 +874,11 @@ pub async fn apply_retention(
     if !held {
         'rules: for rule in &rules {
             let mut last: Option<(i64, i64)> = None;
+            let mut size = FIRST_CHUNK;
             loop {
                 // Chosen before the write lock is taken: only a deletion
                 // could change them meanwhile, and then fewer go.
-                let ids = retention_candidates(db, rule, last).await?;
+                let ids = retention_candidates(db, rule, last, size).await?;
                 if ids.is_empty() {
                     break;
                 }
@@ -888,9 +892,10 @@ pub async fn apply_retention(
                 tx.commit().await?;
                 chunks += 1;
                 times.push(began.elapsed());
-                if ids.len() < RETENTION_CHUNK {
+                if ids.len() < size {
                     break;
                 }
+                size = (size * 2).min(RETENTION_CHUNK);
                 tokio::task::yield_now().await;
             }
         }
@@ -932,11 +937,12 @@ struct Removed {
     chain: Option<Vec<u8>>,
 }
 
-/// The next [`RETENTION_CHUNK`] events of `rule`, oldest first after `last`.
+/// The next `size` events of `rule`, oldest first after `last`.
 async fn retention_candidates(
     db: &Db,
     rule: &Rule,
     last: Option<(i64, i64)>,
+    size: usize,
 ) -> AppResult<Vec<i64>> {
     let mut b =
         sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT id FROM events WHERE occurred_at < ");
@@ -957,7 +963,7 @@ async fn retention_candidates(
             .push(")");
     }
     b.push(" ORDER BY occurred_at, id LIMIT ")
-        .push_bind(RETENTION_CHUNK as i64);
+        .push_bind(size as i64);
     Ok(b.build_query_scalar().fetch_all(&db.read).await?)
 }
 

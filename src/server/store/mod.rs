@@ -51,9 +51,12 @@ pub async fn open(url: &str) -> AppResult<Db> {
             })?;
         }
     }
+    // The writer never checkpoints the write-ahead log itself (a commit
+    // that did would hold the one write connection while copying pages into
+    // the database and syncing it); a background task does, beside it.
     let write = SqlitePoolOptions::new()
         .max_connections(1)
-        .connect_with(options.clone())
+        .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
         .await?;
     MIGRATOR.run(&write).await?;
     integrity::backfill_chain(&write).await?;
@@ -64,7 +67,35 @@ pub async fn open(url: &str) -> AppResult<Db> {
         .max_connections(8)
         .connect_with(options)
         .await?;
+    spawn_checkpointer(read.clone());
     Ok(Db { read, write })
+}
+
+/// How often the write-ahead log is copied into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Checkpoints the write-ahead log (PASSIVE: it never blocks the writer or
+/// readers) every [`CHECKPOINT_EVERY`], until the pool is closed.
+fn spawn_checkpointer(pool: SqlitePool) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if pool.is_closed() {
+                break;
+            }
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                if pool.is_closed() {
+                    break;
+                }
+                tracing::warn!(%error, "write-ahead log checkpoint failed");
+            }
+        }
+    });
 }
 
 impl Db {
