@@ -3,7 +3,8 @@
 //!
 //! `cargo bench --no-default-features --features ssr --bench integrity`
 //! (env BENCH_SIZES, default "1000000"; BENCH_REMOVE, default 1000000, at
-//! most half the size; BENCH_RETENTION=0 skips retention). Data sets are
+//! most half the size; BENCH_RETENTION=0 skips retention, BENCH_VERIFY=0
+//! the verifications before it). Data sets are
 //! generated once into target/bench; retention runs on a copy.
 //!
 //! For each size: a full verification (events/s), a quick one from the
@@ -134,12 +135,13 @@ async fn retention(path: &str, n: u32) {
     stop.store(true, Ordering::Relaxed);
     writer.await.expect("writer");
     println!(
-        "  retention: {} removed in {s:.1} s ({:.0} rows/s), {} transactions, median {:.1} ms, longest {} ms; \
+        "  retention: {} removed in {s:.1} s ({:.0} rows/s), {} transactions, median {:.1} ms, {} over 100 ms, longest {} ms; \
          {} writes beside it, slowest {:.1} ms; cut at #{}",
         outcome.run.removed,
         outcome.run.removed as f64 / s,
         outcome.chunks,
         outcome.median_chunk.as_secs_f64() * 1000.0,
+        outcome.slow_chunks,
         outcome.longest_chunk.as_millis(),
         writes.load(Ordering::Relaxed),
         slowest.load(Ordering::Relaxed) as f64 / 1000.0,
@@ -214,6 +216,11 @@ async fn main() {
             "\n{} events",
             store::count_events(&db).await.expect("count")
         );
+        if std::env::var("BENCH_VERIFY").is_ok_and(|v| v == "0") {
+            db.close().await;
+            retention(&path, n).await;
+            continue;
+        }
         verify(&db, VerifyMode::Full, "full verification").await;
         verify(&db, VerifyMode::Full, "full verification, again").await;
         store::insert_events(

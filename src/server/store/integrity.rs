@@ -796,6 +796,8 @@ pub struct RetentionOutcome {
     pub chunks: u64,
     pub longest_chunk: Duration,
     pub median_chunk: Duration,
+    /// Transactions that took over 100 ms.
+    pub slow_chunks: u64,
     /// The retention cut after the run.
     pub cut_id: i64,
 }
@@ -921,6 +923,7 @@ pub async fn apply_retention(
         run,
         chunks,
         longest_chunk: times.iter().max().copied().unwrap_or_default(),
+        slow_chunks: times.iter().filter(|t| t.as_millis() > 100).count() as u64,
         median_chunk: {
             times.sort_unstable();
             times.get(times.len() / 2).copied().unwrap_or_default()
