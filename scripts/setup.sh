@@ -60,6 +60,15 @@ ensure_chromium() {
   fi
 }
 
+# The integrity browser test edits the database behind the server's back
+# with Python's sqlite3 module.
+ensure_python3() {
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import sqlite3' >/dev/null 2>&1; then
+    step "installing Python 3 (for the integrity browser test)"
+    apt_install python3
+  fi
+}
+
 build_release() {
   step "building the release (server + wasm)"
   cargo leptos build --release

@@ -7,6 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 ensure_rust_tools
 ensure_node_packages
 ensure_chromium
+ensure_python3
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
