@@ -242,11 +242,7 @@ fn deletion_record() -> NewEvent {
 
 #[tokio::main]
 async fn main() {
-    let sizes: Vec<u32> = std::env::var("BENCH_SIZES")
-        .unwrap_or_else(|_| "1000000".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
+    let sizes = common::sizes("1000000");
     std::fs::create_dir_all("target/bench").expect("bench dir");
     for n in sizes {
         let path = format!("target/bench/export-{n}.db");

@@ -202,11 +202,7 @@ fn hashing_alone() {
 
 #[tokio::main]
 async fn main() {
-    let sizes: Vec<u32> = std::env::var("BENCH_SIZES")
-        .unwrap_or_else(|_| "1000000".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
+    let sizes = common::sizes("1000000");
     std::fs::create_dir_all("target/bench").expect("bench dir");
     hashing_alone();
     for n in sizes {

@@ -88,10 +88,7 @@ fn user(i: usize) -> Option<InitiatorKey> {
 
 #[tokio::main]
 async fn main() {
-    let sizes: Vec<u32> = env_or("BENCH_SIZES", "1000000,10000000")
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
+    let sizes = common::sizes("1000000,10000000");
     let runs: usize = env_or("BENCH_RUNS", "200").parse().unwrap_or(200);
     let dir = env_or("BENCH_DIR", "target/bench");
     println!("| events | case | p50 ms | p95 ms | rows |");

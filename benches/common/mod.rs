@@ -7,6 +7,15 @@ use std::time::Instant;
 /// The demo data sets' "now".
 pub const ANCHOR: i64 = 1_761_566_400_000_000;
 
+/// The sizes to measure: `BENCH_SIZES` ("1000000,10000000"), else `default`.
+pub fn sizes(default: &str) -> Vec<u32> {
+    std::env::var("BENCH_SIZES")
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
+
 /// Opens the data set at `path`, generating `n` demo events (seed `seed`)
 /// through the store's own insert path when it is empty. A file holding
 /// another number of events is refused: delete it to start again.

@@ -485,6 +485,25 @@ mod tests {
         sums: [u8; SUMS_LEN],
     }
 
+    impl Stored {
+        fn entry(&self) -> Entry<'_> {
+            Entry::Event {
+                fields: self.fields,
+                content_hash: Some(&self.content),
+                chain_hash: Some(&self.chain),
+                field_sums: Some(&self.sums),
+            }
+        }
+    }
+
+    fn from_the_beginning() -> WalkStart {
+        WalkStart {
+            after_id: 0,
+            hash: hex::encode(GENESIS),
+            from: "the beginning".into(),
+        }
+    }
+
     fn chain(descriptions: &[&'static str]) -> Vec<Stored> {
         let mut prev = GENESIS;
         let mut buf = Vec::new();
@@ -506,19 +525,10 @@ mod tests {
     }
 
     fn walk(rows: &[Stored]) -> VerificationReport {
-        let start = WalkStart {
-            after_id: 0,
-            hash: hex::encode(GENESIS),
-            from: "the beginning".into(),
-        };
+        let start = from_the_beginning();
         let mut w = Walker::new(VerifyMode::Full, start, GENESIS, 0, Vec::new());
         for r in rows {
-            w.push(Entry::Event {
-                fields: r.fields,
-                content_hash: Some(&r.content),
-                chain_hash: Some(&r.chain),
-                field_sums: Some(&r.sums),
-            });
+            w.push(r.entry());
         }
         let head = rows
             .last()
@@ -591,19 +601,10 @@ mod tests {
     #[test]
     fn a_truncated_tail_is_caught_by_the_head() {
         let rows = chain(&["a", "b", "c"]);
-        let start = WalkStart {
-            after_id: 0,
-            hash: hex::encode(GENESIS),
-            from: "the beginning".into(),
-        };
+        let start = from_the_beginning();
         let mut w = Walker::new(VerifyMode::Full, start, GENESIS, 0, Vec::new());
         for r in &rows[..2] {
-            w.push(Entry::Event {
-                fields: r.fields,
-                content_hash: Some(&r.content),
-                chain_hash: Some(&r.chain),
-                field_sums: Some(&r.sums),
-            });
+            w.push(r.entry());
         }
         let report = w.finish(3, &rows[2].chain);
         assert!(matches!(
@@ -619,11 +620,7 @@ mod tests {
     #[test]
     fn tombstones_keep_the_chain_and_form_ranges() {
         let rows = chain(&["a", "b", "c", "d"]);
-        let start = WalkStart {
-            after_id: 0,
-            hash: hex::encode(GENESIS),
-            from: "the beginning".into(),
-        };
+        let start = from_the_beginning();
         let checkpoint = Expected {
             checkpoint: 1,
             last_id: 3,
@@ -640,12 +637,7 @@ mod tests {
                     by: DeletedBy::Deletion { event_id: 9 },
                 });
             } else {
-                w.push(Entry::Event {
-                    fields: r.fields,
-                    content_hash: Some(&r.content),
-                    chain_hash: Some(&r.chain),
-                    field_sums: Some(&r.sums),
-                });
+                w.push(r.entry());
             }
         }
         let report = w.finish(4, &rows[3].chain);
