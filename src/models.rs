@@ -271,9 +271,18 @@ impl EventCount {
     pub fn label_of(&self, one: &str, many: &str) -> String {
         let noun = if self.total == 1 { one } else { many };
         if self.exact {
-            format!("{} {noun}", format_count(self.total))
+            format!("{} {noun}", self.number())
         } else {
-            format!("≈ {} {noun} (estimate)", format_count(self.total))
+            format!("{} {noun} (estimate)", self.number())
+        }
+    }
+
+    /// The count alone: `1,234`, or `≈ 1,230,000` for an estimate.
+    pub fn number(&self) -> String {
+        if self.exact {
+            format_count(self.total)
+        } else {
+            format!("≈ {}", format_count(self.total))
         }
     }
 

@@ -65,7 +65,8 @@ pub async fn get_integrity_overview() -> Result<IntegrityOverview, AppError> {
         checkpoints.reverse();
         checkpoints.truncate(CHECKPOINTS_SHOWN);
         let (head, cut) = store::chain_state(&state.db).await?;
-        let (policy, _) = maintenance::effective_policy(&state.db, &state.config).await?;
+        let stored = store::stored_retention(&state.db).await?;
+        let (policy, _) = maintenance::policy_in_force(&stored, &state.config);
         Ok(IntegrityOverview {
             recent,
             checkpoints,
@@ -73,7 +74,7 @@ pub async fn get_integrity_overview() -> Result<IntegrityOverview, AppError> {
             head_id: head.id,
             head_hash: hex::encode(head.hash),
             cut_id: cut.id,
-            legal_hold: store::stored_retention(&state.db).await?.legal_hold,
+            legal_hold: stored.legal_hold,
             policy: policy.describe(),
             can_verify: user.role.allows(Role::Admin),
             can_export: user.role.allows(Role::Auditor),
@@ -185,8 +186,7 @@ mod server {
 
     pub async fn settings(state: &AppState) -> AppResult<RetentionSettings> {
         let stored = store::stored_retention(&state.db).await?;
-        let (policy, from_settings) =
-            maintenance::effective_policy(&state.db, &state.config).await?;
+        let (policy, from_settings) = maintenance::policy_in_force(&stored, &state.config);
         Ok(RetentionSettings {
             policy,
             from_settings,

@@ -297,13 +297,7 @@ fn SessionsBar(
         count
             .get()
             .flatten()
-            .map(|c| {
-                if c.exact {
-                    format_count(c.total)
-                } else {
-                    format!("≈ {}", format_count(c.total))
-                }
-            })
+            .map(|c| c.number())
             .unwrap_or_else(|| "the".into())
     };
     let chosen = move |whole: bool| -> Option<SessionSelection> {

@@ -296,6 +296,25 @@ impl Walker {
         );
     }
 
+    /// Adds tombstone `id` to the open range, or opens a new one.
+    fn extend_range(&mut self, id: i64, by: DeletedBy) {
+        match &mut self.open_range {
+            Some(range) if range.by == by && range.last + 1 == id => {
+                range.last = id;
+                range.count += 1;
+            }
+            _ => {
+                self.close_range();
+                self.open_range = Some(DeletedRange {
+                    first: id,
+                    last: id,
+                    count: 1,
+                    by,
+                });
+            }
+        }
+    }
+
     fn close_range(&mut self) {
         if let Some(range) = self.open_range.take() {
             if self.report.deleted.len() < MAX_DELETED_RANGES {
@@ -326,8 +345,7 @@ impl Walker {
                 self.checkpoint_problem(&c, None);
             }
         }
-        let mut moved = false;
-        let (content, chain) = match entry {
+        let (content_hash, chain_hash, event) = match entry {
             Entry::Event {
                 fields,
                 content_hash,
@@ -336,28 +354,7 @@ impl Walker {
             } => {
                 self.report.events += 1;
                 self.close_range();
-                let (Some(content), Some(chain)) =
-                    (content_hash.and_then(to_hash), chain_hash.and_then(to_hash))
-                else {
-                    self.problem(id, ProblemKind::Unchained);
-                    self.prev_id = id;
-                    self.prev_moved = false;
-                    return;
-                };
-                let computed = hash_event(&fields, &mut self.buf);
-                if computed.content != content {
-                    let fields = changed_fields(field_sums.unwrap_or_default(), &computed.sums);
-                    moved = fields.iter().any(|f| f == "id");
-                    self.problem(
-                        id,
-                        ProblemKind::Content {
-                            fields,
-                            stored: hex::encode(content),
-                            computed: hex::encode(computed.content),
-                        },
-                    );
-                }
-                (content, chain)
+                (content_hash, chain_hash, Some((fields, field_sums)))
             }
             Entry::Tombstone {
                 content_hash,
@@ -366,32 +363,36 @@ impl Walker {
                 ..
             } => {
                 self.report.tombstones += 1;
-                match &mut self.open_range {
-                    Some(range) if range.by == by && range.last + 1 == id => {
-                        range.last = id;
-                        range.count += 1;
-                    }
-                    _ => {
-                        self.close_range();
-                        self.open_range = Some(DeletedRange {
-                            first: id,
-                            last: id,
-                            count: 1,
-                            by,
-                        });
-                    }
-                }
-                let (Some(content), Some(chain)) =
-                    (content_hash.and_then(to_hash), chain_hash.and_then(to_hash))
-                else {
-                    self.problem(id, ProblemKind::Unchained);
-                    self.prev_id = id;
-                    self.prev_moved = false;
-                    return;
-                };
-                (content, chain)
+                self.extend_range(id, by);
+                (content_hash, chain_hash, None)
             }
         };
+        let (Some(content), Some(chain)) =
+            (content_hash.and_then(to_hash), chain_hash.and_then(to_hash))
+        else {
+            self.problem(id, ProblemKind::Unchained);
+            self.prev_id = id;
+            self.prev_moved = false;
+            return;
+        };
+        let mut moved = false;
+        // An event's fields must still hash to its content hash (a
+        // tombstone's content is gone: its stored hash stands for it).
+        if let Some((fields, field_sums)) = event {
+            let computed = hash_event(&fields, &mut self.buf);
+            if computed.content != content {
+                let fields = changed_fields(field_sums.unwrap_or_default(), &computed.sums);
+                moved = fields.iter().any(|f| f == "id");
+                self.problem(
+                    id,
+                    ProblemKind::Content {
+                        fields,
+                        stored: hex::encode(content),
+                        computed: hex::encode(computed.content),
+                    },
+                );
+            }
+        }
         let computed = link(&self.prev_hash, &content);
         // A moved row breaks its own link and the next one's: the move
         // (already reported) explains both.

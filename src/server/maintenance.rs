@@ -23,13 +23,21 @@ pub const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
 /// How often a running verification's progress is written down.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
-/// The policy in force: Settings' when an admin set one, else Leptos.toml's.
-pub async fn effective_policy(db: &Db, config: &AppConfig) -> AppResult<(RetentionPolicy, bool)> {
-    let stored = store::stored_retention(db).await?;
-    Ok(match stored.policy {
-        Some(policy) => (policy, true),
+/// The policy in force: Settings' when an admin set one, else Leptos.toml's
+/// (and whether it came from Settings).
+pub fn policy_in_force(
+    stored: &store::StoredRetention,
+    config: &AppConfig,
+) -> (RetentionPolicy, bool) {
+    match &stored.policy {
+        Some(policy) => (policy.clone(), true),
         None => (config.retention.clone(), false),
-    })
+    }
+}
+
+/// [`policy_in_force`], reading what Settings stored.
+pub async fn effective_policy(db: &Db, config: &AppConfig) -> AppResult<(RetentionPolicy, bool)> {
+    Ok(policy_in_force(&store::stored_retention(db).await?, config))
 }
 
 /// One line for the verification's event and the command line.

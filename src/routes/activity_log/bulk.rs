@@ -32,13 +32,7 @@ pub fn BulkBar(
         count
             .get()
             .flatten()
-            .map(|c| {
-                if c.exact {
-                    format_count(c.total)
-                } else {
-                    format!("≈ {}", format_count(c.total))
-                }
-            })
+            .map(|c| c.number())
             .unwrap_or_else(|| "the".into())
     };
     let summary = move || {

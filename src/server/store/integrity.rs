@@ -130,11 +130,8 @@ struct TombRow {
     by: DeletedBy,
 }
 
-/// Entries with ids in `(after, to]`: the events as one JSON array, and the
-/// tombstones.
+/// Entries of an id range: the events as one JSON array, and the tombstones.
 struct WalkBatch {
-    after: i64,
-    to: i64,
     events: String,
     tombstones: Vec<TombRow>,
 }
@@ -185,12 +182,7 @@ async fn read_walk_batch(
             })
         })
         .collect::<AppResult<_>>()?;
-    Ok(WalkBatch {
-        after,
-        to,
-        events,
-        tombstones,
-    })
+    Ok(WalkBatch { events, tombstones })
 }
 
 fn hex_hash(text: &str) -> Option<Hash> {
@@ -346,7 +338,6 @@ pub async fn verify_chain(
     let outcome = async {
         while let Some(batch) = batches.recv().await {
             let batch = batch?;
-            debug_assert!(batch.after < batch.to);
             each_entry(&batch, |entry| walker.push(entry))?;
             progress(walker.checked(), total);
         }
@@ -1202,28 +1193,6 @@ async fn close_interrupted_runs(db: &Db) -> AppResult<()> {
         finish_run(db, id, "interrupted", None).await?;
     }
     Ok(())
-}
-
-/// A tombstone's id, time and what removed it (for tests and the detail view).
-pub async fn tombstone_reason(db: &Db, id: i64) -> AppResult<Option<DeletedBy>> {
-    let row = sqlx::query(
-        "SELECT t.deletion_event_id, t.retention_run_id, r.event_id FROM event_tombstones t \
-         LEFT JOIN retention_runs r ON r.id = t.retention_run_id WHERE t.id = ?",
-    )
-    .bind(id)
-    .fetch_optional(&db.read)
-    .await?;
-    row.map(|r| -> AppResult<DeletedBy> {
-        let deletion: Option<i64> = r.try_get(0)?;
-        Ok(match deletion {
-            Some(event_id) => DeletedBy::Deletion { event_id },
-            None => DeletedBy::Retention {
-                run_id: r.try_get::<Option<i64>, _>(1)?.unwrap_or(0),
-                event_id: r.try_get(2)?,
-            },
-        })
-    })
-    .transpose()
 }
 
 /// The ids of stored tombstones, in order (for tests).
