@@ -246,12 +246,12 @@ async fn main() {
     std::fs::create_dir_all("target/bench").expect("bench dir");
     for n in sizes {
         let path = format!("target/bench/export-{n}.db");
-        let url = format!("sqlite://{path}");
         let db = dataset(&path, n).await;
+        let url = common::dataset_url(&path).await;
         let total = store::count_events(&db).await.expect("count");
         let addr = serve(&db, &url).await;
         let cookie = sign_in(addr).await;
-        println!("\n{total} events");
+        println!("\n{total} events ({})", common::backend_name());
         let formats = std::env::var("BENCH_FORMATS").unwrap_or_else(|_| "Csv,JsonLines".into());
         for format in formats.split(',') {
             let (bytes, s, grew) =
@@ -280,11 +280,7 @@ async fn main() {
 
         // Deletions on a copy, so the data set stays whole for the next run.
         let copy = format!("target/bench/export-{n}-delete.db");
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{copy}{suffix}"));
-        }
-        std::fs::copy(&path, &copy).expect("copy");
-        let db = store::open(&format!("sqlite://{copy}"))
+        let db = store::open(&common::copy_dataset(&path, &copy).await)
             .await
             .expect("open copy");
         // 500 ids as a person selects them (20 pages of 25 of one view: close

@@ -4,6 +4,8 @@
 //! (env BENCH_EVENTS, default 100000; BENCH_BATCH, default 1000).
 //! Prints events/s and the time for the whole run.
 
+mod common;
+
 use auditdeck::server::config::AppConfig;
 use auditdeck::server::state::AppState;
 use auditdeck::server::{api_keys, router, store};
@@ -65,7 +67,7 @@ async fn main() {
     let total = env_usize("BENCH_EVENTS", 100_000);
     let size = env_usize("BENCH_BATCH", 1000);
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let url = common::scratch_url(dir.path(), "ingest").await;
     let db = store::open(&url).await.expect("open");
     let (_, key) = api_keys::create(&db, "bench").await.expect("key");
     let (recorder, _writer) =
@@ -103,8 +105,9 @@ async fn main() {
     latencies.sort_by(f64::total_cmp);
     let p = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
     println!(
-        "ingest: {total} events in {} batches of {size}: {elapsed:.2} s, {:.0} events/s; \
+        "ingest ({}): {total} events in {} batches of {size}: {elapsed:.2} s, {:.0} events/s; \
          batch latency p50 {:.1} ms, p95 {:.1} ms",
+        common::backend_name(),
         bodies.len(),
         total as f64 / elapsed,
         p(0.5),

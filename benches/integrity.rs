@@ -20,8 +20,8 @@ mod common;
 use auditdeck::integrity::{RetentionPolicy, VerifyMode};
 use auditdeck::server::chain;
 use auditdeck::server::demo::{self, DemoSpec};
+use auditdeck::server::store::Exec;
 use auditdeck::server::store::{self, Db, NewEvent};
-use sqlx::Connection;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,17 +68,11 @@ async fn verify(db: &Db, mode: VerifyMode, label: &str) {
 }
 
 /// The occurred_at of the `k`-th oldest event.
-async fn kth_oldest(url: &str, k: u64) -> i64 {
-    let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
-    let at: i64 = sqlx::query_scalar(
-        "SELECT occurred_at FROM events ORDER BY occurred_at, id LIMIT 1 OFFSET ?",
-    )
-    .bind(i64::try_from(k).unwrap_or(i64::MAX))
-    .fetch_one(&mut conn)
-    .await
-    .expect("k-th oldest");
-    conn.close().await.ok();
-    at
+async fn kth_oldest(db: &Db, k: u64) -> i64 {
+    let sql = db
+        .sql("SELECT occurred_at FROM events ORDER BY occurred_at, id LIMIT 1 OFFSET ?")
+        .bind(i64::try_from(k).unwrap_or(i64::MAX));
+    db.read().scalar(&sql).await.expect("k-th oldest")
 }
 
 async fn retention(path: &str, n: u32) {
@@ -88,13 +82,9 @@ async fn retention(path: &str, n: u32) {
         .unwrap_or(1_000_000)
         .min(u64::from(n) / 2);
     let copy = path.replace(".db", "-retention.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{copy}{suffix}"));
-    }
-    std::fs::copy(path, &copy).expect("copy");
-    let url = format!("sqlite://{copy}");
-    let cutoff = kth_oldest(&url, remove).await;
+    let url = common::copy_dataset(path, &copy).await;
     let db = store::open(&url).await.expect("open copy");
+    let cutoff = kth_oldest(&db, remove).await;
     // Keep 1 day, as of one day after the cut-off: exactly `remove` go.
     let policy = RetentionPolicy {
         keep_days: Some(1),
@@ -209,8 +199,9 @@ async fn main() {
         let path = format!("target/bench/integrity-{n}.db");
         let db = dataset(&path, n).await;
         println!(
-            "\n{} events",
-            store::count_events(&db).await.expect("count")
+            "\n{} events ({})",
+            store::count_events(&db).await.expect("count"),
+            common::backend_name()
         );
         if std::env::var("BENCH_VERIFY").is_ok_and(|v| v == "0") {
             db.close().await;

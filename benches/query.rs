@@ -91,6 +91,7 @@ async fn main() {
     let sizes = common::sizes("1000000,10000000");
     let runs: usize = env_or("BENCH_RUNS", "200").parse().unwrap_or(200);
     let dir = env_or("BENCH_DIR", "target/bench");
+    println!("{}", common::backend_name());
     println!("| events | case | p50 ms | p95 ms | rows |");
     println!("| ---: | --- | ---: | ---: | ---: |");
     for n in sizes {

@@ -7,6 +7,8 @@
 //! (env BENCH_SECONDS per round, default 5; BENCH_ROUNDS per mode, default 3;
 //! BENCH_CONNECTIONS, default 32).
 
+mod common;
+
 use auditdeck::models::{Initiator, InitiatorKind, Role};
 use auditdeck::server::config::AppConfig;
 use auditdeck::server::state::AppState;
@@ -157,7 +159,7 @@ async fn main() {
     let rounds = env_u64("BENCH_ROUNDS", 3);
     let connections = env_u64("BENCH_CONNECTIONS", 32);
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let url = common::scratch_url(dir.path(), "sessions").await;
     let db = store::open(&url).await.expect("open");
     let events: Vec<NewEvent> = (0..10_000)
         .map(|i| NewEvent {

@@ -69,6 +69,57 @@ ensure_python3() {
   fi
 }
 
+# The PostgreSQL the Rust tests run on a second time: TEST_DATABASE_URL when
+# set, else this machine's own (started when installed and down). Sets
+# TEST_DATABASE_URL when one answers; returns 1 when none does.
+LOCAL_POSTGRES_URL="postgres://postgres@127.0.0.1:5432/postgres"
+ensure_postgres() {
+  if [ -z "${TEST_DATABASE_URL:-}" ] && command -v pg_lsclusters >/dev/null 2>&1; then
+    local version cluster port status
+    while read -r version cluster port status _; do
+      if [ "$status" = "down" ]; then
+        step "starting the local PostgreSQL ($version/$cluster)"
+        pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" start || true
+      fi
+    done < <(pg_lsclusters --no-header 2>/dev/null)
+  fi
+  local url="${TEST_DATABASE_URL:-$LOCAL_POSTGRES_URL}"
+  local tries=0
+  until postgres_answers "$url"; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 20 ]; then
+      return 1
+    fi
+    sleep 0.5
+  done
+  export TEST_DATABASE_URL="$url"
+  drop_stale_test_databases "$url"
+}
+
+# Whether a PostgreSQL server takes connections at the URL's host and port.
+postgres_answers() {
+  local rest="${1#*://}"
+  rest="${rest#*@}"
+  local hostport="${rest%%/*}"
+  local host="${hostport%%:*}"
+  local port="5432"
+  if [ "$hostport" != "$host" ]; then port="${hostport##*:}"; fi
+  if command -v pg_isready >/dev/null 2>&1; then
+    pg_isready -q -h "$host" -p "$port"
+  else
+    (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
+  fi
+}
+
+# Databases a test run stopped short of dropping.
+drop_stale_test_databases() {
+  command -v psql >/dev/null 2>&1 || return 0
+  local name
+  for name in $(psql "$1" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'auditdeck_test_%'" 2>/dev/null); do
+    psql "$1" -qc "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null 2>&1 || true
+  done
+}
+
 build_release() {
   step "building the release (server + wasm)"
   cargo leptos build --release

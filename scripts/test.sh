@@ -18,11 +18,27 @@ cargo clippy --no-default-features --features ssr --all-targets -- -D warnings
 step "clippy: browser build"
 cargo clippy --no-default-features --features hydrate --target wasm32-unknown-unknown --lib -- -D warnings
 
-step "Rust tests"
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --release --no-default-features --features ssr --no-fail-fast
+run_rust_tests() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --release --no-default-features --features ssr --no-fail-fast "$@"
+  else
+    cargo test --release --no-default-features --features ssr --no-fail-fast "$@"
+  fi
+}
+
+step "Rust tests (SQLite)"
+run_rust_tests
+
+# The database tests (tests/api: store, ingest, auth, export, deletion,
+# integrity, two servers) again, each on a PostgreSQL database of its own.
+if ensure_postgres; then
+  step "Rust tests (PostgreSQL at ${TEST_DATABASE_URL})"
+  AUDITDECK_TEST_BACKEND=postgres run_rust_tests --test api
+elif [ "${CI:-}" = "true" ]; then
+  echo "no PostgreSQL answers (set TEST_DATABASE_URL, or install one on 127.0.0.1:5432)" >&2
+  exit 1
 else
-  cargo test --release --no-default-features --features ssr --no-fail-fast
+  step "no PostgreSQL answers: the PostgreSQL run is skipped (set TEST_DATABASE_URL to run it)"
 fi
 
 # Built after the Rust tests so the browser tests run cargo-leptos' own build.

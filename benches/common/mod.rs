@@ -1,4 +1,6 @@
 //! What the benches share: their data sets.
+// Each bench uses a part of this module.
+#![allow(dead_code)]
 
 use auditdeck::server::demo::{self, DemoSpec};
 use auditdeck::server::store::{self, Db, NewEvent};
@@ -16,13 +18,124 @@ pub fn sizes(default: &str) -> Vec<u32> {
         .collect()
 }
 
+/// `BENCH_POSTGRES`: a PostgreSQL server's URL (such as
+/// `postgres://postgres@127.0.0.1:5432/postgres`). The benches then keep
+/// their data sets there, one database each, instead of in SQLite files.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("BENCH_POSTGRES")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// The backend the benches run on, for their output.
+pub fn backend_name() -> &'static str {
+    if postgres_server().is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    }
+}
+
+/// The PostgreSQL database that stands for a bench file: `<kind>-<rest>.db`
+/// is `auditdeck_bench_<rest>`, so the benches share one data set per size
+/// there (a 10M-event data set takes a while to make).
+fn pg_name(path: &str) -> String {
+    let stem = std::path::Path::new(path)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("data");
+    let rest = stem.split_once('-').map_or(stem, |(_, rest)| rest);
+    format!("auditdeck_bench_{}", rest.replace(['-', '.'], "_"))
+}
+
+async fn pg_admin(server: &str, sql: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(server)
+        .await
+        .expect("connect to BENCH_POSTGRES");
+    sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
+    conn.close().await.ok();
+}
+
+fn pg_url(server: &str, name: &str) -> String {
+    let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+/// The URL of the data set at `path` (created when missing).
+pub async fn dataset_url(path: &str) -> String {
+    match postgres_server() {
+        None => format!("sqlite://{path}?mode=rwc"),
+        Some(server) => {
+            let name = pg_name(path);
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&server).await.expect("connect");
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                    .bind(&name)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("look up the data set");
+            if !exists {
+                sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create the data set");
+            }
+            conn.close().await.ok();
+            pg_url(&server, &name)
+        }
+    }
+}
+
+/// A copy of the data set at `from` as `to` (replacing an older copy),
+/// for benches that change what they run on. Returns its URL.
+pub async fn copy_dataset(from: &str, to: &str) -> String {
+    match postgres_server() {
+        None => {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{to}{suffix}"));
+            }
+            // The source's write-ahead log is folded in when it was closed.
+            std::fs::copy(from, to).expect("copy");
+            format!("sqlite://{to}")
+        }
+        Some(server) => {
+            let (from, to) = (pg_name(from), pg_name(to));
+            pg_admin(
+                &server,
+                &format!("DROP DATABASE IF EXISTS {to} WITH (FORCE)"),
+            )
+            .await;
+            pg_admin(&server, &format!("CREATE DATABASE {to} TEMPLATE {from}")).await;
+            pg_url(&server, &to)
+        }
+    }
+}
+
+/// A new empty database for a bench that fills its own: a file in `dir`,
+/// or a fresh PostgreSQL database.
+pub async fn scratch_url(dir: &std::path::Path, name: &str) -> String {
+    match postgres_server() {
+        None => format!("sqlite://{}", dir.join(format!("{name}.db")).display()),
+        Some(server) => {
+            let name = format!("auditdeck_bench_{name}");
+            pg_admin(
+                &server,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            )
+            .await;
+            pg_admin(&server, &format!("CREATE DATABASE {name}")).await;
+            pg_url(&server, &name)
+        }
+    }
+}
+
 /// Opens the data set at `path`, generating `n` demo events (seed `seed`)
-/// through the store's own insert path when it is empty. A file holding
+/// through the store's own insert path when it is empty. A data set holding
 /// another number of events is refused: delete it to start again.
 pub async fn demo_dataset(path: &str, n: u32, seed: u64) -> Db {
-    let db = store::open(&format!("sqlite://{path}?mode=rwc"))
-        .await
-        .expect("open");
+    let db = store::open(&dataset_url(path).await).await.expect("open");
     let have = store::count_events(&db).await.expect("count");
     if have == 0 {
         let spec = DemoSpec {

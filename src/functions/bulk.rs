@@ -59,7 +59,7 @@ pub async fn get_export_status(token: String) -> Result<ExportStatus, AppError> 
     use crate::server::{auth, with_status};
     with_status(async move {
         let (state, user, _) = auth::require(Role::Auditor).await?;
-        state.exports.status(&token, user.id)
+        state.exports.status(&state.db, &token, user.id).await
     })
     .await
 }
@@ -71,7 +71,7 @@ pub async fn cancel_export(token: String) -> Result<ExportStatus, AppError> {
     use crate::server::{auth, with_status};
     with_status(async move {
         let (state, user, _) = auth::require(Role::Auditor).await?;
-        state.exports.cancel(&token, user.id)
+        state.exports.cancel(&state.db, &token, user.id).await
     })
     .await
 }

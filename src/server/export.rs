@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Bytes gathered before a chunk goes to the client.
@@ -31,143 +31,126 @@ const QUEUE_CHUNKS: usize = 4;
 /// An export not downloaded within this time is forgotten.
 const TICKET_LIFETIME: Duration = Duration::from_secs(600);
 
+/// How often a running export writes its progress to the database (where
+/// any server answers the page's questions about it) and learns whether it
+/// was cancelled.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// A running export's progress, on the server streaming it.
 #[derive(Debug, Default)]
 struct Progress {
     rows: AtomicU64,
-    started: AtomicBool,
-    done: AtomicBool,
     cancelled: AtomicBool,
-    failed: AtomicBool,
 }
 
-#[derive(Debug)]
-struct Job {
-    owner: i64,
-    selection: ExportSource,
-    format: ExportFormat,
-    total: u64,
-    up_to: i64,
-    created: Instant,
-    progress: Arc<Progress>,
-}
-
-/// The exports prepared and running on this server.
+/// The exports this server is streaming; their tickets, progress and
+/// cancellation are in the database, shared by every server.
 #[derive(Debug, Default)]
 pub struct Exports {
-    jobs: Mutex<HashMap<String, Job>>,
+    running: Mutex<HashMap<String, Arc<Progress>>>,
+}
+
+fn micros_ago(d: Duration) -> i64 {
+    store::now_micros() - i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 impl Exports {
-    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Job>> {
-        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Progress>>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Registers an export and returns its ticket.
-    pub fn prepare(
+    pub async fn prepare(
         &self,
+        db: &store::Db,
         owner: i64,
-        selection: ExportSource,
+        source: ExportSource,
         format: ExportFormat,
         total: u64,
         up_to: i64,
-    ) -> ExportTicket {
+    ) -> AppResult<ExportTicket> {
         use rand::Rng;
         let token: String = {
             let bytes: [u8; 16] = rand::thread_rng().gen();
             hex::encode(bytes)
         };
-        let mut jobs = self.jobs();
-        jobs.retain(|_, job| {
-            job.created.elapsed() < TICKET_LIFETIME || !job.is_finished_or_unstarted()
-        });
-        jobs.insert(
-            token.clone(),
-            Job {
-                owner,
-                selection,
-                format,
-                total,
-                up_to,
-                created: Instant::now(),
-                progress: Arc::default(),
-            },
-        );
-        ExportTicket {
+        let job = store::ExportJob {
+            source,
+            format,
+            total,
+            up_to,
+        };
+        store::insert_export(db, &token, owner, &job, micros_ago(TICKET_LIFETIME)).await?;
+        Ok(ExportTicket {
             token,
             total,
             format,
-        }
+        })
     }
 
     /// How far the owner's export has come.
-    pub fn status(&self, token: &str, owner: i64) -> AppResult<ExportStatus> {
-        let jobs = self.jobs();
-        let job = jobs
-            .get(token)
-            .filter(|j| j.owner == owner)
-            .ok_or_else(|| AppError::NotFound("export".into()))?;
-        Ok(job.status())
+    pub async fn status(&self, db: &store::Db, token: &str, owner: i64) -> AppResult<ExportStatus> {
+        let mut status = store::export_status(db, token, owner).await?;
+        // Streamed here: the count is fresher than the last write.
+        if let Some(p) = self.running().get(token) {
+            status.rows = status.rows.max(p.rows.load(Ordering::Relaxed));
+        }
+        Ok(status)
     }
 
     /// Stops the owner's export; the download ends unfinished.
-    pub fn cancel(&self, token: &str, owner: i64) -> AppResult<ExportStatus> {
-        let jobs = self.jobs();
-        let job = jobs
-            .get(token)
-            .filter(|j| j.owner == owner)
-            .ok_or_else(|| AppError::NotFound("export".into()))?;
-        if !job.progress.done.load(Ordering::Relaxed) {
-            job.progress.cancelled.store(true, Ordering::Relaxed);
+    pub async fn cancel(&self, db: &store::Db, token: &str, owner: i64) -> AppResult<ExportStatus> {
+        let status = store::cancel_export(db, token, owner).await?;
+        if status.cancelled {
+            if let Some(p) = self.running().get(token) {
+                p.cancelled.store(true, Ordering::Relaxed);
+            }
         }
-        Ok(job.status())
+        Ok(status)
     }
 
     /// Marks the owner's export started; each ticket downloads once.
-    fn start(
+    async fn start(
         &self,
+        db: &store::Db,
         token: &str,
         owner: i64,
-    ) -> AppResult<(ExportSource, ExportFormat, u64, i64, Arc<Progress>)> {
-        let jobs = self.jobs();
-        let job = jobs
-            .get(token)
-            .filter(|j| j.owner == owner && j.created.elapsed() < TICKET_LIFETIME)
-            .ok_or_else(|| AppError::NotFound("export".into()))?;
-        if job.progress.started.swap(true, Ordering::Relaxed) {
-            return Err(AppError::Conflict(
-                "this export was already downloaded; start a new one".into(),
-            ));
-        }
-        if job.progress.cancelled.load(Ordering::Relaxed) {
-            return Err(AppError::Conflict("this export was cancelled".into()));
-        }
-        Ok((
-            job.selection.clone(),
-            job.format,
-            job.total,
-            job.up_to,
-            job.progress.clone(),
-        ))
+    ) -> AppResult<(store::ExportJob, Arc<Progress>)> {
+        let job = store::start_export(db, token, owner, micros_ago(TICKET_LIFETIME)).await?;
+        let progress = Arc::<Progress>::default();
+        self.running().insert(token.to_string(), progress.clone());
+        Ok((job, progress))
+    }
+
+    fn finished(&self, token: &str) {
+        self.running().remove(token);
     }
 }
 
-impl Job {
-    fn status(&self) -> ExportStatus {
-        let p = &self.progress;
-        ExportStatus {
-            rows: p.rows.load(Ordering::Relaxed),
-            total: self.total,
-            started: p.started.load(Ordering::Relaxed),
-            done: p.done.load(Ordering::Relaxed),
-            cancelled: p.cancelled.load(Ordering::Relaxed),
-            failed: p.failed.load(Ordering::Relaxed),
+/// Writes a running export's progress every [`PROGRESS_EVERY`] until
+/// `stop` fires, and passes on a cancellation made on any server.
+fn spawn_progress_writer(
+    db: store::Db,
+    token: String,
+    progress: Arc<Progress>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PROGRESS_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = every.tick() => {}
+            }
+            let rows = progress.rows.load(Ordering::Relaxed);
+            match store::write_export_progress(&db, &token, rows, None).await {
+                Ok(true) => progress.cancelled.store(true, Ordering::Relaxed),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "export progress not written"),
+            }
         }
-    }
-
-    fn is_finished_or_unstarted(&self) -> bool {
-        let s = self.status();
-        s.finished() || !s.started
-    }
+    });
 }
 
 /// Prepares an export of a selection for `user` (auditors and admins;
@@ -213,9 +196,10 @@ pub async fn prepare(
             format_count(total)
         )));
     }
-    Ok(state
+    state
         .exports
-        .prepare(user.id, selection, format, total, up_to))
+        .prepare(&state.db, user.id, selection, format, total, up_to)
+        .await
 }
 
 /// `GET /api/exports/{token}`: the download.
@@ -247,7 +231,13 @@ async fn start_download(
     }
     let Extension(client) = client.ok_or(AppError::Internal)?;
     let owner = user.id;
-    let (selection, format, total, up_to, progress) = state.exports.start(token, user.id)?;
+    let (job, progress) = state.exports.start(&state.db, token, user.id).await?;
+    let store::ExportJob {
+        source: selection,
+        format,
+        total,
+        up_to,
+    } = job;
     let stem = match selection {
         ExportSource::Events(_) => "events",
         ExportSource::Sessions(_) => "admin-sessions",
@@ -289,6 +279,10 @@ async fn start_download(
         total,
     };
     let db = state.db.clone();
+    let state = state.clone();
+    let token = token.to_string();
+    let (stop_progress, stop) = tokio::sync::oneshot::channel();
+    spawn_progress_writer(db.clone(), token.clone(), progress.clone(), stop);
     tokio::spawn(async move {
         let sessions = matches!(selection, ExportSource::Sessions(_));
         let mut sink = StreamSink {
@@ -307,20 +301,29 @@ async fn start_download(
             Ok(_) => sink.finish().await,
             Err(e) => Err(e),
         };
-        match result {
-            Ok(()) => progress.done.store(true, Ordering::Relaxed),
+        let end = match result {
+            Ok(()) => store::ExportEnd::Done,
             Err(e) => {
-                if !progress.cancelled.load(Ordering::Relaxed) {
-                    progress.failed.store(true, Ordering::Relaxed);
+                let end = if progress.cancelled.load(Ordering::Relaxed) {
+                    store::ExportEnd::Cancelled
+                } else {
                     tracing::warn!(error = %e, "export stopped");
-                }
+                    store::ExportEnd::Failed
+                };
                 // An error ends the body: the download is not mistaken for complete.
                 let _ = sink
                     .tx
                     .send(Err(std::io::Error::other("export stopped")))
                     .await;
+                end
             }
+        };
+        let _ = stop_progress.send(());
+        let rows = progress.rows.load(Ordering::Relaxed);
+        if let Err(e) = store::write_export_progress(&db, &token, rows, Some(end)).await {
+            tracing::warn!(error = %e, "export end not written");
         }
+        state.exports.finished(&token);
     });
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let filename = format!(

@@ -20,7 +20,90 @@ pub struct TestApp {
     pub router: Router,
     /// The database's URL, for tests that reach around the app.
     pub url: String,
+    scratch: ScratchDb,
     _dir: TempDir,
+}
+
+/// The database a test runs on: a SQLite file in its temporary folder, or,
+/// when `AUDITDECK_TEST_BACKEND=postgres`, a PostgreSQL database of its own
+/// made on the server of `TEST_DATABASE_URL` (default: the local one) and
+/// dropped when the test ends.
+pub struct ScratchDb {
+    pub url: String,
+    /// The server's URL and the database's name, on PostgreSQL.
+    postgres: Option<(String, String)>,
+}
+
+/// The PostgreSQL server tests use when none is named.
+pub const LOCAL_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+pub fn test_on_postgres() -> bool {
+    std::env::var("AUDITDECK_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+impl ScratchDb {
+    pub async fn new(dir: &TempDir) -> Self {
+        if !test_on_postgres() {
+            return Self {
+                url: format!("sqlite://{}", dir.path().join("test.db").display()),
+                postgres: None,
+            };
+        }
+        use sqlx::Connection;
+        let server = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| LOCAL_POSTGRES.into());
+        let name = format!("auditdeck_test_{}_{}", std::process::id(), scratch_suffix());
+        let mut conn = sqlx::PgConnection::connect(&server)
+            .await
+            .expect("connect to the test PostgreSQL server");
+        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create a test database");
+        conn.close().await.ok();
+        let base = server
+            .rsplit_once('/')
+            .map(|(base, _)| base)
+            .unwrap_or(&server);
+        Self {
+            url: format!("{base}/{name}"),
+            postgres: Some((server, name)),
+        }
+    }
+}
+
+fn scratch_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{nanos}_{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs outside async: a thread of its own drops the database.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&server).await {
+                    let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 pub struct TestResponse {
@@ -54,7 +137,8 @@ impl TestApp {
 
     pub async fn with_config(mut config: AppConfig) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        config.database_url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let scratch = ScratchDb::new(&dir).await;
+        config.database_url = scratch.url.clone();
         let db = store::open(&config.database_url)
             .await
             .expect("open database");
@@ -74,8 +158,19 @@ impl TestApp {
             db,
             router: router(state),
             url: config_url,
+            scratch,
             _dir: dir,
         }
+    }
+
+    /// The test's temporary folder.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// Whether the tests run on PostgreSQL (see [`ScratchDb`]).
+    pub fn on_postgres(&self) -> bool {
+        self.scratch.postgres.is_some()
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
@@ -197,6 +292,17 @@ impl TestApp {
     /// tampering with it would).
     pub async fn raw_sql(&self, sql: &str) {
         use sqlx::Connection;
+        if self.on_postgres() {
+            let mut conn = sqlx::PgConnection::connect(&self.url)
+                .await
+                .expect("raw connection");
+            sqlx::raw_sql(sql)
+                .execute(&mut conn)
+                .await
+                .expect("raw SQL");
+            conn.close().await.expect("close");
+            return;
+        }
         let mut conn = sqlx::SqliteConnection::connect(&self.url)
             .await
             .expect("raw connection");

@@ -10,6 +10,7 @@ mod ingest;
 mod integrity;
 mod pages;
 mod query;
+mod scale;
 mod security;
 mod sessions;
 mod settings;

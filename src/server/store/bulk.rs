@@ -3,11 +3,10 @@
 //! each deleted event leaving a tombstone.
 
 use super::events::{Filters, Keyword};
-use super::{insert_events_in, now_micros, Db, NewEvent};
+use super::{insert_events_in, now_micros, Backend, Db, Exec, NewEvent, Sql};
 use crate::bulk::Selection;
 use crate::errors::{AppError, AppResult};
 use serde_json::value::RawValue;
-use sqlx::{QueryBuilder, Row, Sqlite};
 use std::borrow::Cow;
 
 /// Events deleted per transaction: each chunk is short, so ingest and the
@@ -16,16 +15,14 @@ pub const DELETE_CHUNK: usize = 1_000;
 
 /// ` AND …` restricting `events e` to a selection, and to ids up to `up_to`.
 fn push_selection(
-    b: &mut QueryBuilder<'_, Sqlite>,
+    b: &mut Sql,
     selection: &Selection,
     up_to: Option<i64>,
     now: i64,
 ) -> AppResult<()> {
     match selection {
         Selection::Ids(ids) => {
-            b.push(" AND e.id IN (SELECT value FROM json_each(")
-                .push_bind(serde_json::to_string(ids).unwrap_or_default())
-                .push("))");
+            b.push(" AND ").push_in("e.id", ids);
         }
         Selection::Filter(q) => Filters::new(q, now)?.push(b, Keyword::InSet),
     }
@@ -37,8 +34,9 @@ fn push_selection(
 
 /// The highest event id (0 when the log is empty).
 pub async fn max_event_id(db: &Db) -> AppResult<i64> {
-    let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
-        .fetch_one(&db.read)
+    let id: Option<i64> = db
+        .read()
+        .scalar(&db.sql("SELECT MAX(id) FROM events"))
         .await?;
     Ok(id.unwrap_or(0))
 }
@@ -46,9 +44,9 @@ pub async fn max_event_id(db: &Db) -> AppResult<i64> {
 /// The exact number of events in a selection (up to id `up_to`).
 pub async fn count_selection(db: &Db, selection: &Selection, up_to: Option<i64>) -> AppResult<u64> {
     selection.validate()?;
-    let mut b = QueryBuilder::new("SELECT COUNT(*) FROM events e WHERE 1 = 1");
+    let mut b = db.sql("SELECT COUNT(*) FROM events e WHERE 1 = 1");
     push_selection(&mut b, selection, up_to, now_micros())?;
-    let n: i64 = b.build_query_scalar().fetch_one(&db.read).await?;
+    let n: i64 = db.read().scalar(&b).await?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -179,28 +177,31 @@ async fn read_batches(
     let now = now_micros();
     let mut read = 0u64;
     let mut last: Option<(i64, i64)> = None;
-    // One connection for the whole export: one page cache warms, not several.
-    let mut conn = match db.read.acquire().await {
-        Ok(conn) => conn,
-        Err(e) => {
-            let _ = tx.send(Err(e.into())).await;
-            return;
-        }
-    };
     loop {
         let want = match limit {
             Some(limit) if read >= limit => break,
             Some(limit) => EXPORT_BATCH.min(i64::try_from(limit - read).unwrap_or(EXPORT_BATCH)),
             None => EXPORT_BATCH,
         };
-        let mut b = QueryBuilder::new(
-            "SELECT json_group_array(json_array(e.id, e.occurred_at, e.ip, e.initiator_kind, \
-             e.initiator_id, e.initiator_name, e.initiator_email, e.initiator_role, e.action, \
-             e.table_name, e.primary_key, e.description, e.before_data, e.after_data, \
-             e.user_agent, e.request_id, e.session_id)), COUNT(*), \
-             MIN(printf('%020d %020d', e.occurred_at + 100000000000000000, e.id)) \
-             FROM (SELECT * FROM events e WHERE 1 = 1",
-        );
+        let mut b = db.sql(match db.backend() {
+            Backend::Sqlite => {
+                "SELECT json_group_array(json_array(e.id, e.occurred_at, e.ip, e.initiator_kind, \
+                 e.initiator_id, e.initiator_name, e.initiator_email, e.initiator_role, e.action, \
+                 e.table_name, e.primary_key, e.description, e.before_data, e.after_data, \
+                 e.user_agent, e.request_id, e.session_id)), COUNT(*), \
+                 MIN(printf('%020d %020d', e.occurred_at + 100000000000000000, e.id)) \
+                 FROM (SELECT * FROM events e WHERE 1 = 1"
+            }
+            // The JSON columns go in as JSON (text would be quoted).
+            Backend::Postgres => {
+                "SELECT COALESCE(json_agg(json_build_array(e.id, e.occurred_at, e.ip, e.initiator_kind, \
+                 e.initiator_id, e.initiator_name, e.initiator_email, e.initiator_role, e.action, \
+                 e.table_name, e.primary_key, e.description, e.before_data::json, e.after_data::json, \
+                 e.user_agent, e.request_id, e.session_id)), '[]')::text, COUNT(*), \
+                 MIN(lpad((e.occurred_at + 100000000000000000)::text, 20, '0') || ' ' || lpad(e.id::text, 20, '0')) \
+                 FROM (SELECT * FROM events e WHERE 1 = 1"
+            }
+        });
         if let Err(e) = push_selection(&mut b, &selection, Some(up_to), now) {
             let _ = tx.send(Err(e)).await;
             return;
@@ -215,20 +216,20 @@ async fn read_batches(
         b.push(" ORDER BY e.occurred_at DESC, e.id DESC LIMIT ")
             .push_bind(want)
             .push(") e");
-        let row = match b.build().fetch_one(&mut *conn).await {
+        let row = match db.read().one(&b).await {
             Ok(row) => row,
             Err(e) => {
-                let _ = tx.send(Err(e.into())).await;
+                let _ = tx.send(Err(e)).await;
                 return;
             }
         };
-        let parsed: Result<(String, i64, Option<String>), sqlx::Error> =
+        let parsed: AppResult<(String, i64, Option<String>)> =
             // sqlx guesses the key's type from the expression; it is text.
-            (|| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get_unchecked(2)?)))();
+            (|| Ok((row.get(0)?, row.get(1)?, row.get_unchecked(2)?)))();
         let (batch, n, oldest) = match parsed {
             Ok(v) => v,
             Err(e) => {
-                let _ = tx.send(Err(e.into())).await;
+                let _ = tx.send(Err(e)).await;
                 return;
             }
         };
@@ -275,9 +276,10 @@ pub async fn delete_selection(
     // Counted before any write (a count of a million rows takes seconds, and
     // must not hold the write lock): events that arrive later have higher ids
     // than `up_to`, so only another deletion could change the answer.
-    let mut b = QueryBuilder::new("SELECT COUNT(*), MIN(e.id) FROM events e WHERE 1 = 1");
+    let mut b = db.sql("SELECT COUNT(*), MIN(e.id) FROM events e WHERE 1 = 1");
     push_selection(&mut b, selection, Some(up_to), now)?;
-    let (n, first): (i64, Option<i64>) = b.build_query_as().fetch_one(&db.read).await?;
+    let row = db.read().one(&b).await?;
+    let (n, first): (i64, Option<i64>) = (row.get(0)?, row.get(1)?);
     let n = u64::try_from(n).unwrap_or(0);
     if n != expected {
         return Err(AppError::Conflict(format!(
@@ -293,12 +295,12 @@ pub async fn delete_selection(
         let mut tx = super::begin(db).await?;
         // A legal hold switched on meanwhile stops the deletion here.
         super::refuse_under_hold(&mut tx).await?;
-        let mut b = QueryBuilder::new("SELECT e.id FROM events e WHERE e.id > ");
+        let mut b = tx.sql("SELECT e.id FROM events e WHERE e.id > ");
         b.push_bind(after);
         push_selection(&mut b, selection, Some(up_to), now)?;
         b.push(" ORDER BY e.id LIMIT ")
             .push_bind(DELETE_CHUNK as i64);
-        let ids: Vec<i64> = b.build_query_scalar().fetch_all(&mut *tx).await?;
+        let ids: Vec<i64> = tx.column(&b).await?;
         let first = event_id.is_none();
         if first {
             record.after = Some(
@@ -320,21 +322,18 @@ pub async fn delete_selection(
             break;
         }
         after = ids.last().copied().unwrap_or(after);
-        let list = serde_json::to_string(&ids).unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO event_tombstones (id, occurred_at, deleted_at, deletion_event_id, content_hash, chain_hash) \
-             SELECT id, occurred_at, ?, ?, content_hash, chain_hash FROM events WHERE id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(now)
-        .bind(deletion_id)
-        .bind(&list)
-        .execute(&mut *tx)
-        .await?;
-        let gone = sqlx::query("DELETE FROM events WHERE id IN (SELECT value FROM json_each(?))")
-            .bind(&list)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let mut keep = tx
+            .sql(
+                "INSERT INTO event_tombstones (id, occurred_at, deleted_at, deletion_event_id, content_hash, chain_hash) \
+                 SELECT id, occurred_at, ?, ?, content_hash, chain_hash FROM events WHERE ",
+            )
+            .bind(now)
+            .bind(deletion_id);
+        keep.push_in("id", &ids);
+        tx.execute(&keep).await?;
+        let mut delete = tx.sql("DELETE FROM events WHERE ");
+        delete.push_in("id", &ids);
+        let gone = tx.execute(&delete).await?;
         tx.commit().await?;
         deleted += gone;
         if ids.len() < DELETE_CHUNK {
@@ -348,12 +347,13 @@ pub async fn delete_selection(
 
 /// A tombstone: (id, occurred_at, deletion_event_id).
 pub async fn tombstone(db: &Db, id: i64) -> AppResult<Option<(i64, i64, i64)>> {
-    let row =
-        sqlx::query("SELECT id, occurred_at, deletion_event_id FROM event_tombstones WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&db.read)
-            .await?;
-    row.map(|r| -> AppResult<_> { Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)) })
+    let sql = db
+        .sql("SELECT id, occurred_at, deletion_event_id FROM event_tombstones WHERE id = ?")
+        .bind(id);
+    db.read()
+        .optional(&sql)
+        .await?
+        .map(|r| -> AppResult<_> { Ok((r.get(0)?, r.get(1)?, r.get(2)?)) })
         .transpose()
 }
 

@@ -3,7 +3,7 @@
 //! exact up to a limit and estimated beyond, the filter bar's choices, and
 //! one event's details with the history of its record.
 
-use super::{now_micros, Db};
+use super::{now_micros, Backend, Db, DbRow, Exec, Sql};
 use crate::errors::{AppError, AppResult};
 use crate::models::Page;
 use crate::models::{
@@ -11,8 +11,6 @@ use crate::models::{
     InitiatorOption,
 };
 use crate::query::{search_terms, Cursor, EventQuery, InitiatorKey, IpFilter, Paging, SortColumn};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
 
 /// Counts are exact up to this many matches, then estimated.
 pub const COUNT_LIMIT: u64 = 10_000;
@@ -29,27 +27,27 @@ const ROW_COLUMNS: &str = "e.id, e.occurred_at, e.ip, e.initiator_kind, e.initia
      e.primary_key, e.description, \
      (e.before_data IS NOT NULL OR e.after_data IS NOT NULL) AS has_changes";
 
-fn event_row(row: &SqliteRow) -> AppResult<EventRow> {
-    let kind: String = row.try_get("initiator_kind")?;
+fn event_row(row: &DbRow) -> AppResult<EventRow> {
+    let kind: String = row.get("initiator_kind")?;
     Ok(EventRow {
-        id: row.try_get("id")?,
-        occurred_at: row.try_get("occurred_at")?,
-        ip: row.try_get("ip")?,
+        id: row.get("id")?,
+        occurred_at: row.get("occurred_at")?,
+        ip: row.get("ip")?,
         initiator: Initiator {
             kind: InitiatorKind::parse(&kind).ok_or_else(|| {
                 tracing::error!(kind, "unknown initiator kind in the database");
                 AppError::Internal
             })?,
-            id: row.try_get("initiator_id")?,
-            name: row.try_get("initiator_name")?,
-            email: row.try_get("initiator_email")?,
-            role: row.try_get("initiator_role")?,
+            id: row.get("initiator_id")?,
+            name: row.get("initiator_name")?,
+            email: row.get("initiator_email")?,
+            role: row.get("initiator_role")?,
         },
-        action: row.try_get("action")?,
-        table_name: row.try_get("table_name")?,
-        primary_key: row.try_get("primary_key")?,
-        description: row.try_get("description")?,
-        has_changes: row.try_get("has_changes")?,
+        action: row.get("action")?,
+        table_name: row.get("table_name")?,
+        primary_key: row.get("primary_key")?,
+        description: row.get("description")?,
+        has_changes: row.get("has_changes")?,
     })
 }
 
@@ -114,7 +112,12 @@ pub(super) struct Filters {
     actions: Vec<String>,
     table: Option<String>,
     ip: Option<([u8; 16], [u8; 16])>,
+    /// The CIDR range as text, for PostgreSQL's inet.
+    cidr: Option<String>,
+    /// SQLite: the FTS5 query. PostgreSQL: set when there are keywords.
     fts: Option<String>,
+    /// The keyword search's words and phrases.
+    terms: Vec<String>,
     from: Option<i64>,
     to: Option<i64>,
 }
@@ -123,21 +126,19 @@ impl Filters {
     pub(super) fn new(q: &EventQuery, now: i64) -> AppResult<Self> {
         q.validate()?;
         let (from, to) = q.time_bounds(now);
+        let ip = q.ip.as_deref().map(IpFilter::parse).transpose()?;
         Ok(Self {
             user: q.user.clone(),
             actions: q.actions.clone(),
             table: q.table.clone(),
-            ip: q
-                .ip
-                .as_deref()
-                .map(IpFilter::parse)
-                .transpose()?
-                .map(|f| f.key_range()),
+            ip: ip.as_ref().map(IpFilter::key_range),
+            cidr: ip.map(|f| format!("{}/{}", f.addr, f.prefix)),
             fts: q
                 .q
                 .as_deref()
                 .and_then(fts_query)
                 .map(|keyword| fts_with_filters(&keyword, q)),
+            terms: q.q.as_deref().map(search_terms).unwrap_or_default(),
             from,
             to,
         })
@@ -154,18 +155,18 @@ impl Filters {
     }
 
     /// Appends ` AND …` for each filter.
-    pub(super) fn push(&self, b: &mut QueryBuilder<'_, Sqlite>, keyword: Keyword) {
+    pub(super) fn push(&self, b: &mut Sql, keyword: Keyword) {
         if let Some(user) = &self.user {
-            b.push(" AND e.initiator_kind = ")
-                .push_bind(user.kind.clone())
-                .push(" AND e.initiator_id IS ")
-                .push_bind(user.id.clone());
+            b.push(" AND e.initiator_kind = ").push_bind(&user.kind);
+            match &user.id {
+                Some(id) => b.push(" AND e.initiator_id = ").push_bind(id),
+                None => b.push(" AND e.initiator_id IS NULL"),
+            };
         }
         if !self.actions.is_empty() {
             b.push(" AND e.action IN (");
-            let mut list = b.separated(", ");
-            for action in &self.actions {
-                list.push_bind(action.clone());
+            for (n, action) in self.actions.iter().enumerate() {
+                b.push(if n == 0 { "" } else { ", " }).push_bind(action);
             }
             b.push(")");
         }
@@ -173,10 +174,16 @@ impl Filters {
             b.push(" AND e.table_name = ").push_bind(table.clone());
         }
         if let Some((lo, hi)) = self.ip {
-            b.push(" AND e.ip_bin BETWEEN ")
-                .push_bind(lo.to_vec())
-                .push(" AND ")
-                .push_bind(hi.to_vec());
+            if lo == hi || !b.is_pg() {
+                b.push(" AND e.ip_bin BETWEEN ")
+                    .push_bind(lo.to_vec())
+                    .push(" AND ")
+                    .push_bind(hi.to_vec());
+            } else {
+                b.push(" AND e.ip_inet <<= CAST(")
+                    .push_bind(self.cidr.clone())
+                    .push(" AS inet)");
+            }
         }
         if let Some(from) = self.from {
             b.push(" AND e.occurred_at >= ").push_bind(from);
@@ -185,34 +192,49 @@ impl Filters {
             b.push(" AND e.occurred_at <= ").push_bind(to);
         }
         if let Some(fts) = &self.fts {
-            match keyword {
-                Keyword::InSet => {
+            match (b.backend(), keyword) {
+                (Backend::Sqlite, Keyword::InSet) => {
                     b.push(" AND e.id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ")
-                        .push_bind(fts.clone())
+                        .push_bind(fts)
                         .push(")");
                 }
-                Keyword::Skip => {}
+                (Backend::Postgres, _) => self.push_search(b),
+                (Backend::Sqlite, Keyword::Skip) => {}
             }
         }
+    }
+
+    /// PostgreSQL's keyword condition: every word and phrase, each cut and
+    /// lower-cased as the `search` column is, must be in it.
+    fn push_search(&self, b: &mut Sql) {
+        b.push(" AND e.search @@ (");
+        for (n, term) in self.terms.iter().enumerate() {
+            b.push(if n == 0 { "" } else { " && " })
+                .push("phraseto_tsquery('simple', regexp_replace(lower(")
+                .push_bind(term)
+                .push("), '[^[:alnum:]]+', ' ', 'g'))");
+        }
+        b.push(")");
     }
 }
 
 /// The SQL of a sort column (the whitelist); `None` for date, which is
 /// `occurred_at` itself. NULLs sort as empty so row-value comparisons hold.
-fn sort_expr(column: SortColumn) -> Option<&'static str> {
-    match column {
-        SortColumn::Date => None,
-        SortColumn::User => Some("COALESCE(e.initiator_name, '')"),
-        SortColumn::Action => Some("e.action"),
-        SortColumn::Table => Some("COALESCE(e.table_name, '')"),
-        SortColumn::Ip => Some("COALESCE(e.ip_bin, x'')"),
+fn sort_expr(column: SortColumn, backend: Backend) -> Option<&'static str> {
+    match (column, backend) {
+        (SortColumn::Date, _) => None,
+        (SortColumn::User, _) => Some("COALESCE(e.initiator_name, '')"),
+        (SortColumn::Action, _) => Some("e.action"),
+        (SortColumn::Table, _) => Some("COALESCE(e.table_name, '')"),
+        (SortColumn::Ip, Backend::Sqlite) => Some("COALESCE(e.ip_bin, x'')"),
+        (SortColumn::Ip, Backend::Postgres) => Some("COALESCE(e.ip_bin, '\\x'::bytea)"),
     }
 }
 
-fn push_order(b: &mut QueryBuilder<'_, Sqlite>, column: SortColumn, descending: bool) {
+fn push_order(b: &mut Sql, column: SortColumn, descending: bool) {
     let dir = if descending { "DESC" } else { "ASC" };
     b.push(" ORDER BY ");
-    if let Some(expr) = sort_expr(column) {
+    if let Some(expr) = sort_expr(column, b.backend()) {
         b.push(format!("{expr} {dir}, "));
     }
     b.push(format!("e.occurred_at {dir}, e.id {dir}"));
@@ -232,42 +254,41 @@ struct Anchor {
 }
 
 async fn load_anchor(db: &Db, column: SortColumn, id: i64) -> AppResult<Anchor> {
-    let expr = sort_expr(column).unwrap_or("NULL");
-    let row = sqlx::query(&format!(
-        "SELECT {expr} AS v, e.occurred_at, e.id FROM events e WHERE e.id = ?"
-    ))
-    .bind(id)
-    .fetch_optional(&db.read)
-    .await?
-    .ok_or_else(|| {
+    let expr = sort_expr(column, db.backend()).unwrap_or("NULL");
+    let sql = db
+        .sql(format!(
+            "SELECT {expr} AS v, e.occurred_at, e.id FROM events e WHERE e.id = ?"
+        ))
+        .bind(id);
+    let row = db.read().optional(&sql).await?.ok_or_else(|| {
         AppError::bad_request(format!(
             "after: event {id}, where this page started, is no longer in the log; go to the first page"
         ))
     })?;
     let value = match column {
         SortColumn::Date => None,
-        SortColumn::Ip => Some(SortValue::Blob(row.try_get("v")?)),
-        _ => Some(SortValue::Text(row.try_get("v")?)),
+        SortColumn::Ip => Some(SortValue::Blob(row.get("v")?)),
+        _ => Some(SortValue::Text(row.get("v")?)),
     };
     Ok(Anchor {
         value,
-        occurred_at: row.try_get("occurred_at")?,
-        id: row.try_get("id")?,
+        occurred_at: row.get("occurred_at")?,
+        id: row.get("id")?,
     })
 }
 
 /// ` AND (sort, occurred_at, id) < (anchor)` — rows past the anchor in the
 /// fetch direction.
-fn push_seek(b: &mut QueryBuilder<'_, Sqlite>, column: SortColumn, anchor: &Anchor, desc: bool) {
+fn push_seek(b: &mut Sql, column: SortColumn, anchor: &Anchor, desc: bool) {
     let op = if desc { "<" } else { ">" };
     b.push(" AND (");
-    if let Some(expr) = sort_expr(column) {
+    if let Some(expr) = sort_expr(column, b.backend()) {
         b.push(format!("{expr}, "));
     }
     b.push(format!("e.occurred_at, e.id) {op} ("));
     match &anchor.value {
         Some(SortValue::Text(v)) => {
-            b.push_bind(v.clone()).push(", ");
+            b.push_bind(v).push(", ");
         }
         Some(SortValue::Blob(v)) => {
             b.push_bind(v.clone()).push(", ");
@@ -293,34 +314,37 @@ pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
     let offset = if q.cursor.is_none() { q.offset() } else { 0 };
     let limit = i64::from(q.per_page) + 1;
 
-    let rows = if filters.fts.is_some() && q.sort == SortColumn::Date && desc && offset == 0 {
-        let ids = newest_keyword_matches(db, &filters, anchor.as_ref(), limit).await?;
-        rows_by_ids(db, &ids).await?
-    } else {
-        let by_time = q.sort == SortColumn::Date && walk_time_order(db, &filters).await?;
-        let from = if by_time {
-            "events e INDEXED BY events_occurred"
+    let sqlite = db.backend() == Backend::Sqlite;
+    let rows =
+        if sqlite && filters.fts.is_some() && q.sort == SortColumn::Date && desc && offset == 0 {
+            let ids = newest_keyword_matches(db, &filters, anchor.as_ref(), limit).await?;
+            rows_by_ids(db, &ids).await?
         } else {
-            "events e"
+            let by_time =
+                sqlite && q.sort == SortColumn::Date && walk_time_order(db, &filters).await?;
+            let from = if by_time {
+                "events e INDEXED BY events_occurred"
+            } else {
+                "events e"
+            };
+            let mut b = db.sql(format!("SELECT {ROW_COLUMNS} FROM {from} WHERE 1 = 1"));
+            filters.push(&mut b, Keyword::InSet);
+            if let Some(anchor) = &anchor {
+                push_seek(&mut b, q.sort, anchor, desc);
+            }
+            push_order(&mut b, q.sort, desc);
+            b.push(" LIMIT ").push_bind(limit);
+            if offset > 0 {
+                b.push(" OFFSET ")
+                    .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+            }
+            db.read()
+                .all(&b)
+                .await?
+                .iter()
+                .map(event_row)
+                .collect::<AppResult<Vec<_>>>()?
         };
-        let mut b = QueryBuilder::new(format!("SELECT {ROW_COLUMNS} FROM {from} WHERE 1 = 1"));
-        filters.push(&mut b, Keyword::InSet);
-        if let Some(anchor) = &anchor {
-            push_seek(&mut b, q.sort, anchor, desc);
-        }
-        push_order(&mut b, q.sort, desc);
-        b.push(" LIMIT ").push_bind(limit);
-        if offset > 0 {
-            b.push(" OFFSET ")
-                .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
-        }
-        b.build()
-            .fetch_all(&db.read)
-            .await?
-            .iter()
-            .map(event_row)
-            .collect::<AppResult<Vec<_>>>()?
-    };
     Ok(page_of(rows, q.paging(), reverse, offset))
 }
 
@@ -365,10 +389,10 @@ async fn walk_time_order(db: &Db, filters: &Filters) -> AppResult<bool> {
     if !unordered || ordered || filters.fts.is_some() {
         return Ok(false);
     }
-    let mut b = QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE 1 = 1");
+    let mut b = db.sql("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE 1 = 1");
     filters.push(&mut b, Keyword::Skip);
-    b.push(" LIMIT ").push_bind(SMALL_SET + 1).push(")");
-    let n: i64 = b.build_query_scalar().fetch_one(&db.read).await?;
+    b.push(" LIMIT ").push_bind(SMALL_SET + 1).push(") m");
+    let n: i64 = db.read().scalar(&b).await?;
     Ok(n > SMALL_SET)
 }
 
@@ -377,14 +401,10 @@ async fn rows_by_ids(db: &Db, ids: &[i64]) -> AppResult<Vec<EventRow>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = sqlx::query(&format!(
-        "SELECT {ROW_COLUMNS} FROM events e WHERE e.id IN (SELECT value FROM json_each(?)) \
-         ORDER BY e.occurred_at DESC, e.id DESC"
-    ))
-    .bind(serde_json::to_string(ids).unwrap_or_default())
-    .fetch_all(&db.read)
-    .await?;
-    rows.iter().map(event_row).collect()
+    let mut b = db.sql(format!("SELECT {ROW_COLUMNS} FROM events e WHERE "));
+    b.push_in("e.id", ids)
+        .push(" ORDER BY e.occurred_at DESC, e.id DESC");
+    db.read().all(&b).await?.iter().map(event_row).collect()
 }
 
 /// The newest `limit` events that match the keyword and the other filters
@@ -421,7 +441,7 @@ async fn newest_keyword_matches(
         None => 0,
     };
     // Whether a match passes the filters the full-text query cannot hold.
-    let mut b = QueryBuilder::new("SELECT e.occurred_at, e.id, e.max_occurred_at, (1 = 1");
+    let mut b = db.sql("SELECT e.occurred_at, e.id, e.max_occurred_at, (1 = 1");
     filters.push(&mut b, Keyword::Skip);
     if let Some(anchor) = anchor {
         push_seek(&mut b, SortColumn::Date, anchor, true);
@@ -430,14 +450,16 @@ async fn newest_keyword_matches(
         ") AS passes FROM events_fts f CROSS JOIN events e ON e.id = f.rowid \
          WHERE events_fts MATCH ",
     )
-    .push_bind(fts.clone())
+    .push_bind(fts)
     .push(" AND f.rowid >= ")
     .push_bind(floor)
     .push(" ORDER BY f.rowid DESC");
     // The best candidates so far, the worst of them on top.
     let mut best: BinaryHeap<Reverse<(i64, i64)>> = BinaryHeap::with_capacity(limit + 1);
-    let mut rows = b.build_query_as::<(i64, i64, i64, bool)>().fetch(&db.read);
-    while let Some((occurred_at, id, mark, passes)) = rows.try_next().await? {
+    let mut rows = db.stream(&b);
+    while let Some(row) = rows.try_next().await? {
+        let (occurred_at, id, mark, passes): (i64, i64, i64, bool) =
+            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
         if passes {
             best.push(Reverse((occurred_at, id)));
             if best.len() > limit {
@@ -455,6 +477,20 @@ async fn newest_keyword_matches(
     Ok(found.into_iter().map(|(_, id)| id).collect())
 }
 
+/// Ids of the events a keyword search matches, newest first.
+pub async fn search_event_ids(db: &Db, keyword: &str, limit: u32) -> AppResult<Vec<i64>> {
+    let q = EventQuery {
+        q: Some(keyword.to_string()),
+        ..EventQuery::default()
+    };
+    let filters = Filters::new(&q, now_micros())?;
+    let mut b = db.sql("SELECT e.id FROM events e WHERE 1 = 1");
+    filters.push(&mut b, Keyword::InSet);
+    b.push(" ORDER BY e.occurred_at DESC, e.id DESC LIMIT ")
+        .push_bind(i64::from(limit));
+    db.read().column(&b).await
+}
+
 /// How many events match: exact up to [`COUNT_LIMIT`], then an estimate from
 /// windows of ids sampled over the part of the log the time range allows.
 pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
@@ -464,26 +500,28 @@ pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
     if let Some(from) = filters.from {
         low = first_id_reaching(db, from, low, high).await?;
     }
-    let mut b = if let Some(fts) = &filters.fts {
+    let fts_index = filters
+        .fts
+        .as_ref()
+        .filter(|_| db.backend() == Backend::Sqlite);
+    let mut b = if let Some(fts) = fts_index {
         // Driven by the full-text index, newest first and never below the
         // first id the range can reach, so it stops at the cap.
-        let mut b = QueryBuilder::new(
+        let mut b = db.sql(
             "SELECT COUNT(*) FROM (SELECT 1 FROM events_fts f CROSS JOIN events e ON e.id = f.rowid \
              WHERE events_fts MATCH ",
         );
-        b.push_bind(fts.clone())
-            .push(" AND f.rowid >= ")
-            .push_bind(low);
+        b.push_bind(fts).push(" AND f.rowid >= ").push_bind(low);
         b
     } else {
-        QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE 1 = 1")
+        db.sql("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE 1 = 1")
     };
     filters.push(&mut b, Keyword::Skip);
-    if filters.fts.is_some() {
+    if fts_index.is_some() {
         b.push(" ORDER BY f.rowid DESC");
     }
-    b.push(" LIMIT ").push_bind(cap).push(")");
-    let n: i64 = b.build_query_scalar().fetch_one(&db.read).await?;
+    b.push(" LIMIT ").push_bind(cap).push(") m");
+    let n: i64 = db.read().scalar(&b).await?;
     let n = u64::try_from(n).unwrap_or(0);
     if n <= COUNT_LIMIT {
         return Ok(EventCount {
@@ -507,26 +545,31 @@ pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
             let slack = (stride - width).max(0);
             let start = low + k * stride + (k * 2_654_435_761) % (slack + 1);
             let end = start + width - 1;
-            let mut b = if let Some(fts) = &filters.fts {
-                let mut b = QueryBuilder::new(
+            let mut b = if let Some(fts) = fts_index {
+                let mut b = db.sql(
                     "SELECT COUNT(*) FROM events_fts f CROSS JOIN events e NOT INDEXED \
                      ON e.id = f.rowid WHERE events_fts MATCH ",
                 );
-                b.push_bind(fts.clone())
+                b.push_bind(fts)
                     .push(" AND f.rowid BETWEEN ")
                     .push_bind(start)
                     .push(" AND ")
                     .push_bind(end);
                 b
             } else {
-                let mut b = QueryBuilder::new(
-                    "SELECT COUNT(*) FROM events e NOT INDEXED WHERE e.id BETWEEN ",
-                );
+                let hint = if db.backend() == Backend::Sqlite {
+                    " NOT INDEXED"
+                } else {
+                    ""
+                };
+                let mut b = db.sql(format!(
+                    "SELECT COUNT(*) FROM events e{hint} WHERE e.id BETWEEN "
+                ));
                 b.push_bind(start).push(" AND ").push_bind(end);
                 b
             };
             filters.push(&mut b, Keyword::Skip);
-            let n: i64 = b.build_query_scalar().fetch_one(&db.read).await?;
+            let n: i64 = db.read().scalar(&b).await?;
             hits += n;
             covered += width;
         }
@@ -541,10 +584,9 @@ pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
 /// The lowest and highest event id (0, 0 when empty).
 pub async fn id_range(db: &Db) -> AppResult<(i64, i64)> {
     // Two scalar subqueries: each is one step down the primary key.
-    let (low, high): (Option<i64>, Option<i64>) =
-        sqlx::query_as("SELECT (SELECT MIN(id) FROM events), (SELECT MAX(id) FROM events)")
-            .fetch_one(&db.read)
-            .await?;
+    let sql = db.sql("SELECT (SELECT MIN(id) FROM events), (SELECT MAX(id) FROM events)");
+    let row = db.read().one(&sql).await?;
+    let (low, high): (Option<i64>, Option<i64>) = (row.get(0)?, row.get(1)?);
     Ok((low.unwrap_or(0), high.unwrap_or(0)))
 }
 
@@ -554,12 +596,10 @@ pub async fn id_range(db: &Db) -> AppResult<(i64, i64)> {
 async fn first_id_reaching(db: &Db, from: i64, mut low: i64, mut high: i64) -> AppResult<i64> {
     while low < high {
         let mid = low + (high - low) / 2;
-        let mark: Option<i64> = sqlx::query_scalar(
-            "SELECT max_occurred_at FROM events WHERE id >= ? ORDER BY id LIMIT 1",
-        )
-        .bind(mid)
-        .fetch_optional(&db.read)
-        .await?;
+        let sql = db
+            .sql("SELECT max_occurred_at FROM events WHERE id >= ? ORDER BY id LIMIT 1")
+            .bind(mid);
+        let mark: Option<i64> = db.read().scalar_opt(&sql).await?;
         if mark.is_some_and(|m| m >= from) {
             high = mid;
         } else {
@@ -584,24 +624,28 @@ pub(super) fn round_estimate(n: u64) -> u64 {
 pub async fn filter_options(db: &Db) -> AppResult<FilterOptions> {
     let mut actions = Vec::new();
     let mut last = String::new();
-    while let Some(action) = sqlx::query_scalar::<_, String>(
-        "SELECT action FROM events WHERE action > ? ORDER BY action LIMIT 1",
-    )
-    .bind(&last)
-    .fetch_optional(&db.read)
-    .await?
+    while let Some(action) = db
+        .read()
+        .scalar_opt::<String>(
+            &db.sql("SELECT action FROM events WHERE action > ? ORDER BY action LIMIT 1")
+                .bind(&last),
+        )
+        .await?
     {
         last.clone_from(&action);
         actions.push(action);
     }
     let mut tables = Vec::new();
     let mut last = String::new();
-    while let Some(table) = sqlx::query_scalar::<_, String>(
-        "SELECT table_name FROM events WHERE table_name > ? ORDER BY table_name LIMIT 1",
-    )
-    .bind(&last)
-    .fetch_optional(&db.read)
-    .await?
+    while let Some(table) = db
+        .read()
+        .scalar_opt::<String>(
+            &db.sql(
+                "SELECT table_name FROM events WHERE table_name > ? ORDER BY table_name LIMIT 1",
+            )
+            .bind(&last),
+        )
+        .await?
     {
         last.clone_from(&table);
         tables.push(table);
@@ -609,43 +653,50 @@ pub async fn filter_options(db: &Db) -> AppResult<FilterOptions> {
     let mut initiators = Vec::new();
     for kind in InitiatorKind::ALL {
         let mut ids: Vec<Option<String>> = Vec::new();
-        let anonymous: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM events WHERE initiator_kind = ? AND initiator_id IS NULL)",
-        )
-        .bind(kind.as_str())
-        .fetch_one(&db.read)
-        .await?;
+        let anonymous: bool = db
+            .read()
+            .scalar(
+                &db.sql(
+                    "SELECT EXISTS (SELECT 1 FROM events WHERE initiator_kind = ? AND initiator_id IS NULL)",
+                )
+                .bind(kind.as_str()),
+            )
+            .await?;
         if anonymous {
             ids.push(None);
         }
         let mut last = String::new();
         while ids.len() < MAX_INITIATORS {
-            let next: Option<String> = sqlx::query_scalar(
-                "SELECT initiator_id FROM events WHERE initiator_kind = ? AND initiator_id > ? \
-                 ORDER BY initiator_id LIMIT 1",
-            )
-            .bind(kind.as_str())
-            .bind(&last)
-            .fetch_optional(&db.read)
-            .await?;
+            let sql = db
+                .sql(
+                    "SELECT initiator_id FROM events WHERE initiator_kind = ? AND initiator_id > ? \
+                     ORDER BY initiator_id LIMIT 1",
+                )
+                .bind(kind.as_str())
+                .bind(&last);
+            let next: Option<String> = db.read().scalar_opt(&sql).await?;
             let Some(id) = next else { break };
             last.clone_from(&id);
             ids.push(Some(id));
         }
         for id in ids {
-            let row = sqlx::query(
-                "SELECT initiator_kind, initiator_id, initiator_name, initiator_email FROM events \
-                 WHERE initiator_kind = ? AND initiator_id IS ? ORDER BY occurred_at DESC LIMIT 1",
-            )
-            .bind(kind.as_str())
-            .bind(&id)
-            .fetch_one(&db.read)
-            .await?;
+            let mut sql = db
+                .sql(
+                    "SELECT initiator_kind, initiator_id, initiator_name, initiator_email FROM events \
+                     WHERE initiator_kind = ?",
+                )
+                .bind(kind.as_str());
+            match &id {
+                Some(id) => sql.push(" AND initiator_id = ").push_bind(id),
+                None => sql.push(" AND initiator_id IS NULL"),
+            };
+            sql.push(" ORDER BY occurred_at DESC LIMIT 1");
+            let row = db.read().one(&sql).await?;
             let initiator = Initiator {
                 kind,
                 id: id.clone(),
-                name: row.try_get("initiator_name")?,
-                email: row.try_get("initiator_email")?,
+                name: row.get("initiator_name")?,
+                email: row.get("initiator_email")?,
                 role: None,
             };
             let mut label = initiator.display_name();
@@ -674,39 +725,46 @@ pub async fn filter_options(db: &Db) -> AppResult<FilterOptions> {
 
 /// One event with everything View details shows.
 pub async fn event_detail(db: &Db, id: i64) -> AppResult<EventDetail> {
-    let row = sqlx::query(&format!(
-        "SELECT {ROW_COLUMNS}, e.received_at, e.user_agent, e.request_id, e.session_id, \
-         k.label AS api_key FROM events e LEFT JOIN api_keys k ON k.id = e.api_key_id \
-         WHERE e.id = ?"
-    ))
-    .bind(id)
-    .fetch_optional(&db.read)
-    .await?
-    .ok_or_else(|| AppError::NotFound(format!("event {id}")))?;
+    let sql = db
+        .sql(format!(
+            "SELECT {ROW_COLUMNS}, e.received_at, e.user_agent, e.request_id, e.session_id, \
+             k.label AS api_key FROM events e LEFT JOIN api_keys k ON k.id = e.api_key_id \
+             WHERE e.id = ?"
+        ))
+        .bind(id);
+    let row = db
+        .read()
+        .optional(&sql)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("event {id}")))?;
     let event = event_row(&row)?;
     let history = match (&event.table_name, &event.primary_key) {
-        (Some(table), Some(key)) => sqlx::query(&format!(
-            "SELECT {ROW_COLUMNS} FROM events e WHERE e.table_name = ? AND e.primary_key = ? \
-             ORDER BY e.occurred_at DESC, e.id DESC LIMIT ?"
-        ))
-        .bind(table)
-        .bind(key)
-        .bind(HISTORY_LIMIT)
-        .fetch_all(&db.read)
-        .await?
-        .iter()
-        .map(event_row)
-        .collect::<AppResult<Vec<_>>>()?,
+        (Some(table), Some(key)) => {
+            let sql = db
+                .sql(format!(
+                    "SELECT {ROW_COLUMNS} FROM events e WHERE e.table_name = ? AND e.primary_key = ? \
+                     ORDER BY e.occurred_at DESC, e.id DESC LIMIT ?"
+                ))
+                .bind(table)
+                .bind(key)
+                .bind(HISTORY_LIMIT);
+            db.read()
+                .all(&sql)
+                .await?
+                .iter()
+                .map(event_row)
+                .collect::<AppResult<Vec<_>>>()?
+        }
         _ => Vec::new(),
     };
     Ok(EventDetail {
         initiator_role: event.initiator.role.clone(),
         row: event,
-        received_at: row.try_get("received_at")?,
-        user_agent: row.try_get("user_agent")?,
-        request_id: row.try_get("request_id")?,
-        session_id: row.try_get("session_id")?,
-        api_key: row.try_get("api_key")?,
+        received_at: row.get("received_at")?,
+        user_agent: row.get("user_agent")?,
+        request_id: row.get("request_id")?,
+        session_id: row.get("session_id")?,
+        api_key: row.get("api_key")?,
         history,
     })
 }

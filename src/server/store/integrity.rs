@@ -2,7 +2,7 @@
 //! verification records, the retention policy, legal hold and retention runs.
 
 use super::bulk::json_text;
-use super::{insert_events_in, now_micros, Db, NewEvent, Tx};
+use super::{insert_events_in, now_micros, Backend, Db, DbRow, Exec, NewEvent, Sql, Tx};
 use crate::errors::{AppError, AppResult};
 use crate::integrity::{
     Checkpoint, DeletedBy, RetentionPolicy, RetentionRun, VerificationReport, VerificationRow,
@@ -10,7 +10,6 @@ use crate::integrity::{
 };
 use crate::server::chain::{self, Entry, EventFields, Expected, Hash, Walker, GENESIS};
 use serde_json::value::RawValue;
-use sqlx::{Row, SqlitePool};
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
@@ -34,43 +33,48 @@ fn hash_of(bytes: Vec<u8>) -> AppResult<Hash> {
 }
 
 pub(super) async fn chain_head(tx: &mut Tx) -> AppResult<ChainHead> {
-    let row = sqlx::query("SELECT head_id, head_hash, head_count FROM chain_state")
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or_else(|| {
-            tracing::error!("chain_state is missing: the chain was never started");
-            AppError::Internal
-        })?;
+    let sql = tx.sql("SELECT head_id, head_hash, head_count FROM chain_state");
+    let row = tx.optional(&sql).await?.ok_or_else(|| {
+        tracing::error!("chain_state is missing: the chain was never started");
+        AppError::Internal
+    })?;
     Ok(ChainHead {
-        id: row.try_get(0)?,
-        hash: hash_of(row.try_get(1)?)?,
-        count: row.try_get(2)?,
+        id: row.get(0)?,
+        hash: hash_of(row.get(1)?)?,
+        count: row.get(2)?,
     })
 }
 
 pub(super) async fn set_chain_head(tx: &mut Tx, head: &ChainHead) -> AppResult<()> {
-    sqlx::query("UPDATE chain_state SET head_id = ?, head_hash = ?, head_count = ?")
+    let sql = tx
+        .sql("UPDATE chain_state SET head_id = ?, head_hash = ?, head_count = ?")
         .bind(head.id)
         .bind(head.hash.to_vec())
-        .bind(head.count)
-        .execute(&mut **tx)
-        .await?;
+        .bind(head.count);
+    tx.execute(&sql).await?;
     Ok(())
 }
 
-async fn chain_state_on(conn: &mut sqlx::SqliteConnection) -> AppResult<(ChainHead, ChainCut)> {
-    let row = sqlx::query(
-        "SELECT head_id, head_hash, head_count, cut_id, cut_hash, cut_count FROM chain_state",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+const CHAIN_STATE: &str =
+    "SELECT head_id, head_hash, head_count, cut_id, cut_hash, cut_count FROM chain_state";
+
+async fn chain_state_on(tx: &mut Tx) -> AppResult<(ChainHead, ChainCut)> {
+    let row = tx.one(&tx.sql(CHAIN_STATE)).await?;
     chain_pair(&row)
 }
 
 /// The chain's head and retention cut, now.
 pub async fn chain_state(db: &Db) -> AppResult<(ChainHead, ChainCut)> {
-    let mut conn = db.read.acquire().await?;
-    chain_state_on(&mut conn).await
+    let row = db.read().one(&db.sql(CHAIN_STATE)).await?;
+    chain_pair(&row)
+}
+
+/// A hash column as hex text (upper or lower case), in the dialect.
+fn hex_of(backend: Backend, column: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!("hex({column})"),
+        Backend::Postgres => format!("encode({column}, 'hex')"),
+    }
 }
 
 /// Entries read per batch of a walk.
@@ -136,47 +140,55 @@ struct WalkBatch {
     tombstones: Vec<TombRow>,
 }
 
-async fn read_walk_batch(
-    conn: &mut sqlx::SqliteConnection,
-    after: i64,
-    to: i64,
-) -> AppResult<WalkBatch> {
-    let events: String = sqlx::query_scalar(
-        "SELECT json_group_array(json_array(id, occurred_at, received_at, ip, initiator_kind, \
-         initiator_id, initiator_name, initiator_email, initiator_role, action, table_name, \
-         primary_key, description, before_data, after_data, user_agent, request_id, session_id, \
-         api_key_id, hex(content_hash), hex(chain_hash), hex(field_sums))) \
-         FROM (SELECT * FROM events WHERE id > ? AND id <= ? ORDER BY id)",
-    )
+async fn read_walk_batch(tx: &mut Tx, after: i64, to: i64) -> AppResult<WalkBatch> {
+    let sql = match tx.backend() {
+        Backend::Sqlite => tx.sql(
+            "SELECT json_group_array(json_array(id, occurred_at, received_at, ip, initiator_kind, \
+             initiator_id, initiator_name, initiator_email, initiator_role, action, table_name, \
+             primary_key, description, before_data, after_data, user_agent, request_id, session_id, \
+             api_key_id, hex(content_hash), hex(chain_hash), hex(field_sums))) \
+             FROM (SELECT * FROM events WHERE id > ? AND id <= ? ORDER BY id)",
+        ),
+        // The JSON columns go in as JSON (text would be quoted).
+        Backend::Postgres => tx.sql(
+            "SELECT COALESCE(json_agg(json_build_array(id, occurred_at, received_at, ip, initiator_kind, \
+             initiator_id, initiator_name, initiator_email, initiator_role, action, table_name, \
+             primary_key, description, before_data::json, after_data::json, user_agent, request_id, \
+             session_id, api_key_id, COALESCE(encode(content_hash, 'hex'), ''), \
+             COALESCE(encode(chain_hash, 'hex'), ''), COALESCE(encode(field_sums, 'hex'), '')) \
+             ORDER BY id), '[]')::text \
+             FROM events WHERE id > ? AND id <= ?",
+        ),
+    }
     .bind(after)
-    .bind(to)
-    .fetch_one(&mut *conn)
-    .await?;
-    let rows = sqlx::query(
-        "SELECT t.id, t.occurred_at, t.content_hash, t.chain_hash, t.deletion_event_id, \
-         t.retention_run_id, r.event_id FROM event_tombstones t \
-         LEFT JOIN retention_runs r ON r.id = t.retention_run_id \
-         WHERE t.id > ? AND t.id <= ? ORDER BY t.id",
-    )
-    .bind(after)
-    .bind(to)
-    .fetch_all(&mut *conn)
-    .await?;
-    let tombstones = rows
+    .bind(to);
+    let events: String = tx.scalar(&sql).await?;
+    let sql = tx
+        .sql(
+            "SELECT t.id, t.occurred_at, t.content_hash, t.chain_hash, t.deletion_event_id, \
+             t.retention_run_id, r.event_id FROM event_tombstones t \
+             LEFT JOIN retention_runs r ON r.id = t.retention_run_id \
+             WHERE t.id > ? AND t.id <= ? ORDER BY t.id",
+        )
+        .bind(after)
+        .bind(to);
+    let tombstones = tx
+        .all(&sql)
+        .await?
         .iter()
         .map(|r| -> AppResult<TombRow> {
-            let deletion: Option<i64> = r.try_get(4)?;
-            let run: Option<i64> = r.try_get(5)?;
+            let deletion: Option<i64> = r.get(4)?;
+            let run: Option<i64> = r.get(5)?;
             Ok(TombRow {
-                id: r.try_get(0)?,
-                occurred_at: r.try_get(1)?,
-                content_hash: r.try_get(2)?,
-                chain_hash: r.try_get(3)?,
+                id: r.get(0)?,
+                occurred_at: r.get(1)?,
+                content_hash: r.get(2)?,
+                chain_hash: r.get(3)?,
                 by: match (deletion, run) {
                     (Some(event_id), _) => DeletedBy::Deletion { event_id },
                     (None, run) => DeletedBy::Retention {
                         run_id: run.unwrap_or(0),
-                        event_id: r.try_get(6)?,
+                        event_id: r.get(6)?,
                     },
                 },
             })
@@ -251,16 +263,16 @@ fn tomb_entry(t: &TombRow) -> Entry<'_> {
     }
 }
 
-/// Reads `(after, to]` in batches on `conn` and sends them down `out`.
+/// Reads `(after, to]` in batches in the snapshot `tx` and sends them down `out`.
 async fn read_walk(
-    mut conn: impl std::ops::DerefMut<Target = sqlx::SqliteConnection>,
+    mut tx: Tx,
     mut after: i64,
     to: i64,
     out: tokio::sync::mpsc::Sender<AppResult<WalkBatch>>,
 ) {
     while after < to {
         let upto = (after + WALK_BATCH).min(to);
-        let batch = read_walk_batch(&mut conn, after, upto).await;
+        let batch = read_walk_batch(&mut tx, after, upto).await;
         let failed = batch.is_err();
         if out.send(batch).await.is_err() || failed {
             return;
@@ -271,30 +283,36 @@ async fn read_walk(
 
 /// The checkpoints, oldest first.
 pub async fn list_checkpoints(db: &Db) -> AppResult<Vec<Checkpoint>> {
-    let mut conn = db.read.acquire().await?;
-    checkpoints_on(&mut conn).await
+    let rows = db.read().all(&checkpoints_sql(db.backend())).await?;
+    rows.iter().map(checkpoint_row).collect()
 }
 
-async fn checkpoints_on(conn: &mut sqlx::SqliteConnection) -> AppResult<Vec<Checkpoint>> {
-    let rows = sqlx::query(
-        "SELECT id, created_at, kind, last_id, entry_count, hex(chain_hash), verified_at \
-         FROM chain_checkpoints ORDER BY id",
+async fn checkpoints_on(tx: &mut Tx) -> AppResult<Vec<Checkpoint>> {
+    let rows = tx.all(&checkpoints_sql(tx.backend())).await?;
+    rows.iter().map(checkpoint_row).collect()
+}
+
+fn checkpoints_sql(backend: Backend) -> Sql {
+    Sql::new(
+        backend,
+        format!(
+            "SELECT id, created_at, kind, last_id, entry_count, {}, verified_at \
+             FROM chain_checkpoints ORDER BY id",
+            hex_of(backend, "chain_hash")
+        ),
     )
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Checkpoint {
-                id: r.try_get(0)?,
-                created_at: r.try_get(1)?,
-                kind: r.try_get(2)?,
-                last_id: r.try_get(3)?,
-                entry_count: r.try_get(4)?,
-                chain_hash: r.try_get::<String, _>(5)?.to_lowercase(),
-                verified_at: r.try_get(6)?,
-            })
-        })
-        .collect()
+}
+
+fn checkpoint_row(r: &DbRow) -> AppResult<Checkpoint> {
+    Ok(Checkpoint {
+        id: r.get(0)?,
+        created_at: r.get(1)?,
+        kind: r.get(2)?,
+        last_id: r.get(3)?,
+        entry_count: r.get(4)?,
+        chain_hash: r.get::<String>(5)?.to_lowercase(),
+        verified_at: r.get(6)?,
+    })
 }
 
 /// Walks the chain and reports what it finds. The walk reads one snapshot
@@ -308,7 +326,7 @@ pub async fn verify_chain(
     external: Vec<Expected>,
     mut progress: impl FnMut(u64, u64),
 ) -> AppResult<VerificationReport> {
-    let mut tx = db.read.begin().await?;
+    let mut tx = db.begin_snapshot().await?;
     let (head, cut) = chain_state_on(&mut tx).await?;
     let checkpoints = checkpoints_on(&mut tx).await?;
     let mut expected: Vec<Expected> = checkpoints.iter().filter_map(Expected::of).collect();
@@ -324,11 +342,7 @@ pub async fn verify_chain(
     }
     let (start, hash, count) = start;
     // Rows written around the chain may sit above its head: walk to them too.
-    let max_id: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(m) FROM (SELECT MAX(id) AS m FROM events UNION ALL SELECT MAX(id) FROM event_tombstones)",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let max_id: Option<i64> = tx.scalar(&tx.sql(MAX_ENTRY_ID)).await?;
     let to = head.id.max(max_id.unwrap_or(0));
     let total = u64::try_from(to - start.after_id).unwrap_or(0);
     let after = start.after_id;
@@ -390,34 +404,37 @@ fn walk_start(
     (cut_start(cut), cut.hash, cut.count)
 }
 
+/// The highest id of any entry, event or tombstone.
+const MAX_ENTRY_ID: &str = "SELECT MAX(m) FROM (SELECT MAX(id) AS m FROM events \
+     UNION ALL SELECT MAX(id) FROM event_tombstones) ids";
+
 /// The stored chain hash of entry `id` (event or tombstone).
-async fn entry_chain_hash(conn: &mut sqlx::SqliteConnection, id: i64) -> AppResult<Option<Hash>> {
-    let bytes: Option<Option<Vec<u8>>> = sqlx::query_scalar(
-        "SELECT chain_hash FROM events WHERE id = ?1 UNION ALL SELECT chain_hash FROM event_tombstones WHERE id = ?1 LIMIT 1",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
+async fn entry_chain_hash(tx: &mut Tx, id: i64) -> AppResult<Option<Hash>> {
+    let sql = tx
+        .sql(
+            "SELECT chain_hash FROM events WHERE id = ?1 UNION ALL \
+             SELECT chain_hash FROM event_tombstones WHERE id = ?1 LIMIT 1",
+        )
+        .bind(id);
+    let bytes: Option<Option<Vec<u8>>> = tx.scalar_opt(&sql).await?;
     Ok(bytes.flatten().and_then(|b| b.try_into().ok()))
 }
 
-/// Hashes the events and tombstones of a database written before the chain
-/// existed, in id order, and starts the chain's state. Does nothing once
-/// the chain is started.
-pub(super) async fn backfill_chain(write: &SqlitePool) -> AppResult<()> {
-    let started: Option<i64> = sqlx::query_scalar("SELECT singleton FROM chain_state")
-        .fetch_optional(write)
+/// Hashes the events and tombstones of a SQLite database written before
+/// the chain existed, in id order, and starts the chain's state. Does
+/// nothing once the chain is started (a PostgreSQL database starts with it).
+pub(super) async fn backfill_chain(db: &Db) -> AppResult<()> {
+    let started: Option<i64> = db
+        .read()
+        .scalar_opt(&db.sql("SELECT singleton FROM chain_state"))
         .await?;
     if started.is_some() {
         return Ok(());
     }
     let began = Instant::now();
-    let mut tx = write.begin().await?;
-    let to: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(m), 0) FROM (SELECT MAX(id) AS m FROM events UNION ALL SELECT MAX(id) FROM event_tombstones)",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let mut tx = db.begin().await?;
+    let to: Option<i64> = tx.scalar(&tx.sql(MAX_ENTRY_ID)).await?;
+    let to = to.unwrap_or(0);
     let mut head = ChainHead {
         id: 0,
         hash: GENESIS,
@@ -451,31 +468,28 @@ pub(super) async fn backfill_chain(write: &SqlitePool) -> AppResult<()> {
         })?;
         for (is_event, id, content, link, sums) in updates {
             let update = if is_event {
-                sqlx::query(
+                tx.sql(
                     "UPDATE events SET content_hash = ?, chain_hash = ?, field_sums = ? WHERE id = ?",
                 )
                 .bind(content.to_vec())
                 .bind(link.to_vec())
                 .bind(sums)
             } else {
-                sqlx::query(
-                    "UPDATE event_tombstones SET content_hash = ?, chain_hash = ? WHERE id = ?",
-                )
-                .bind(content.to_vec())
-                .bind(link.to_vec())
+                tx.sql("UPDATE event_tombstones SET content_hash = ?, chain_hash = ? WHERE id = ?")
+                    .bind(content.to_vec())
+                    .bind(link.to_vec())
             };
-            update.bind(id).execute(&mut *tx).await?;
+            tx.execute(&update.bind(id)).await?;
         }
         after = upto;
     }
-    sqlx::query(
-        "INSERT INTO chain_state (singleton, head_id, head_hash, head_count, cut_hash) VALUES (1, ?, ?, ?, zeroblob(32))",
-    )
-    .bind(head.id)
-    .bind(head.hash.to_vec())
-    .bind(head.count)
-    .execute(&mut *tx)
-    .await?;
+    let start = tx
+        .sql("INSERT INTO chain_state (singleton, head_id, head_hash, head_count, cut_hash) VALUES (1, ?, ?, ?, ?)")
+        .bind(head.id)
+        .bind(head.hash.to_vec())
+        .bind(head.count)
+        .bind(GENESIS.to_vec());
+    tx.execute(&start).await?;
     tx.commit().await?;
     tracing::info!(
         entries = head.count,
@@ -502,28 +516,26 @@ async fn checkpoint_in(
     at: &ChainHead,
     verified_at: Option<i64>,
 ) -> AppResult<Option<Checkpoint>> {
-    let newest: Option<i64> = sqlx::query_scalar(
-        "SELECT last_id FROM chain_checkpoints WHERE kind = ? ORDER BY id DESC LIMIT 1",
-    )
-    .bind(kind)
-    .fetch_optional(&mut **tx)
-    .await?;
+    let sql = tx
+        .sql("SELECT last_id FROM chain_checkpoints WHERE kind = ? ORDER BY id DESC LIMIT 1")
+        .bind(kind);
+    let newest: Option<i64> = tx.scalar_opt(&sql).await?;
     if at.id == 0 || newest == Some(at.id) {
         return Ok(None);
     }
     let now = now_micros();
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO chain_checkpoints (created_at, kind, last_id, entry_count, chain_hash, verified_at) \
-         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(now)
-    .bind(kind)
-    .bind(at.id)
-    .bind(at.count)
-    .bind(at.hash.to_vec())
-    .bind(verified_at)
-    .fetch_one(&mut **tx)
-    .await?;
+    let sql = tx
+        .sql(
+            "INSERT INTO chain_checkpoints (created_at, kind, last_id, entry_count, chain_hash, verified_at) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(now)
+        .bind(kind)
+        .bind(at.id)
+        .bind(at.count)
+        .bind(at.hash.to_vec())
+        .bind(verified_at);
+    let id: i64 = tx.scalar(&sql).await?;
     Ok(Some(Checkpoint {
         id,
         created_at: now,
@@ -539,36 +551,48 @@ async fn checkpoint_in(
 /// one still running is a conflict.
 pub async fn begin_verification(db: &Db, started_by: &str, mode: VerifyMode) -> AppResult<i64> {
     let mut tx = super::begin(db).await?;
-    let running: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM chain_verifications WHERE status = 'running' LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await?;
+    // A verification whose server stopped (no progress for a minute) is
+    // given up first; on PostgreSQL another server's may be running.
+    let stale = tx
+        .sql(
+            "UPDATE chain_verifications SET status = 'failed', finished_at = ? \
+             WHERE status = 'running' AND heartbeat_at < ?",
+        )
+        .bind(now_micros())
+        .bind(now_micros() - STALE_AFTER_MICROS);
+    tx.execute(&stale).await?;
+    let running = tx.sql("SELECT id FROM chain_verifications WHERE status = 'running' LIMIT 1");
+    let running: Option<i64> = tx.scalar_opt(&running).await?;
     if running.is_some() {
         return Err(AppError::Conflict(
             "a verification is already running; its progress is on the Integrity page".into(),
         ));
     }
-    let id = sqlx::query_scalar(
-        "INSERT INTO chain_verifications (started_at, started_by, mode) VALUES (?, ?, ?) RETURNING id",
-    )
-    .bind(now_micros())
-    .bind(started_by)
-    .bind(mode.as_str())
-    .fetch_one(&mut *tx)
-    .await?;
+    let sql = tx
+        .sql(
+            "INSERT INTO chain_verifications (started_at, started_by, mode, heartbeat_at) \
+             VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(now_micros())
+        .bind(started_by)
+        .bind(mode.as_str())
+        .bind(now_micros());
+    let id: i64 = tx.scalar(&sql).await?;
     tx.commit().await?;
     Ok(id)
 }
 
 pub async fn verification_progress(db: &Db, id: i64, checked: u64, total: u64) -> AppResult<()> {
-    sqlx::query(
-        "UPDATE chain_verifications SET checked = ?, total = ? WHERE id = ? AND status = 'running'",
-    )
-    .bind(i64::try_from(checked).unwrap_or(i64::MAX))
-    .bind(i64::try_from(total).unwrap_or(i64::MAX))
-    .bind(id)
-    .execute(&db.write)
-    .await?;
+    let sql = db
+        .sql(
+            "UPDATE chain_verifications SET checked = ?, total = ?, heartbeat_at = ? \
+             WHERE id = ? AND status = 'running'",
+        )
+        .bind(i64::try_from(checked).unwrap_or(i64::MAX))
+        .bind(i64::try_from(total).unwrap_or(i64::MAX))
+        .bind(now_micros())
+        .bind(id);
+    db.read().execute(&sql).await?;
     Ok(())
 }
 
@@ -592,26 +616,32 @@ pub async fn finish_verification(
         ),
         None => ("failed", None, 0),
     };
-    sqlx::query(
-        "UPDATE chain_verifications SET status = ?, finished_at = ?, report = ?, checked = MAX(checked, ?) WHERE id = ?",
-    )
-    .bind(status)
-    .bind(now)
-    .bind(text)
-    .bind(i64::try_from(checked).unwrap_or(i64::MAX))
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
+    let greatest = match tx.backend() {
+        Backend::Sqlite => "MAX",
+        Backend::Postgres => "GREATEST",
+    };
+    let sql = tx
+        .sql(format!(
+            "UPDATE chain_verifications SET status = ?, finished_at = ?, report = ?, \
+             checked = {greatest}(checked, ?) WHERE id = ?"
+        ))
+        .bind(status)
+        .bind(now)
+        .bind(text)
+        .bind(i64::try_from(checked).unwrap_or(i64::MAX))
+        .bind(id);
+    tx.execute(&sql).await?;
     if let Some(r) = report {
         if r.intact() {
-            sqlx::query(
-                "UPDATE chain_checkpoints SET verified_at = ? WHERE last_id > ? AND last_id <= ? AND verified_at IS NULL",
-            )
-            .bind(now)
-            .bind(r.start.after_id)
-            .bind(r.end_id)
-            .execute(&mut *tx)
-            .await?;
+            let sql = tx
+                .sql(
+                    "UPDATE chain_checkpoints SET verified_at = ? WHERE last_id > ? AND last_id <= ? \
+                     AND verified_at IS NULL",
+                )
+                .bind(now)
+                .bind(r.start.after_id)
+                .bind(r.end_id);
+            tx.execute(&sql).await?;
             if let Some(hash) = hex_hash(&r.end_hash) {
                 let end = ChainHead {
                     id: r.end_id,
@@ -627,54 +657,72 @@ pub async fn finish_verification(
     Ok(())
 }
 
-/// Marks verifications left running by a server that stopped as failed.
+/// A running verification whose progress has not moved for this long has
+/// lost its server.
+const STALE_AFTER_MICROS: i64 = 60_000_000;
+
+/// Marks verifications left running by a server that stopped as failed:
+/// on SQLite (one server) every running one, on PostgreSQL (several) those
+/// whose progress has stopped.
 pub async fn abandon_verifications(db: &Db) -> AppResult<u64> {
-    Ok(sqlx::query(
-        "UPDATE chain_verifications SET status = 'failed', finished_at = ? WHERE status = 'running'",
-    )
-    .bind(now_micros())
-    .execute(&db.write)
-    .await?
-    .rows_affected())
+    let before = match db.backend() {
+        Backend::Sqlite => i64::MAX,
+        Backend::Postgres => now_micros() - STALE_AFTER_MICROS,
+    };
+    let sql = db
+        .sql(
+            "UPDATE chain_verifications SET status = 'failed', finished_at = ? \
+             WHERE status = 'running' AND heartbeat_at < ?",
+        )
+        .bind(now_micros())
+        .bind(before);
+    db.read().execute(&sql).await
 }
 
-fn verification_row(r: &sqlx::sqlite::SqliteRow) -> AppResult<VerificationRow> {
-    let report: Option<String> = r.try_get("report")?;
-    let mode: String = r.try_get("mode")?;
+fn verification_row(r: &DbRow) -> AppResult<VerificationRow> {
+    let report: Option<String> = r.get("report")?;
+    let mode: String = r.get("mode")?;
     Ok(VerificationRow {
-        id: r.try_get("id")?,
-        started_at: r.try_get("started_at")?,
-        finished_at: r.try_get("finished_at")?,
-        started_by: r.try_get("started_by")?,
+        id: r.get("id")?,
+        started_at: r.get("started_at")?,
+        finished_at: r.get("finished_at")?,
+        started_by: r.get("started_by")?,
         mode: VerifyMode::parse(&mode).unwrap_or(VerifyMode::Full),
-        status: r.try_get("status")?,
-        checked: u64::try_from(r.try_get::<i64, _>("checked")?).unwrap_or(0),
-        total: u64::try_from(r.try_get::<i64, _>("total")?).unwrap_or(0),
+        status: r.get("status")?,
+        checked: u64::try_from(r.get::<i64>("checked")?).unwrap_or(0),
+        total: u64::try_from(r.get::<i64>("total")?).unwrap_or(0),
         report: report.and_then(|t| serde_json::from_str(&t).ok()),
     })
 }
 
 /// The newest verifications, newest first.
 pub async fn recent_verifications(db: &Db, limit: u32) -> AppResult<Vec<VerificationRow>> {
-    let rows = sqlx::query(
-        "SELECT id, started_at, finished_at, started_by, mode, status, checked, total, report \
-         FROM chain_verifications ORDER BY id DESC LIMIT ?",
-    )
-    .bind(i64::from(limit))
-    .fetch_all(&db.read)
-    .await?;
-    rows.iter().map(verification_row).collect()
+    let sql = db
+        .sql(
+            "SELECT id, started_at, finished_at, started_by, mode, status, checked, total, report \
+             FROM chain_verifications ORDER BY id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit));
+    db.read()
+        .all(&sql)
+        .await?
+        .iter()
+        .map(verification_row)
+        .collect()
 }
 
 /// The newest finished verification.
 pub async fn last_finished_verification(db: &Db) -> AppResult<Option<VerificationRow>> {
-    let row = sqlx::query(
+    let sql = db.sql(
         "SELECT id, started_at, finished_at, started_by, mode, status, checked, total, report \
          FROM chain_verifications WHERE status <> 'running' ORDER BY id DESC LIMIT 1",
-    )
-    .fetch_optional(&db.read)
-    .await?;
-    row.as_ref().map(verification_row).transpose()
+    );
+    db.read()
+        .optional(&sql)
+        .await?
+        .as_ref()
+        .map(verification_row)
+        .transpose()
 }
 
 // ---------------------------------------------------------------------------
@@ -691,27 +739,24 @@ pub struct StoredRetention {
 }
 
 pub async fn stored_retention(db: &Db) -> AppResult<StoredRetention> {
-    let row =
-        sqlx::query("SELECT policy, legal_hold, updated_at, updated_by FROM retention_settings")
-            .fetch_optional(&db.read)
-            .await?;
+    let sql = db.sql("SELECT policy, legal_hold, updated_at, updated_by FROM retention_settings");
+    let row = db.read().optional(&sql).await?;
     let Some(r) = row else {
         return Ok(StoredRetention::default());
     };
-    let policy: Option<String> = r.try_get(0)?;
+    let policy: Option<String> = r.get(0)?;
     Ok(StoredRetention {
         policy: policy.and_then(|p| serde_json::from_str(&p).ok()),
-        legal_hold: r.try_get::<i64, _>(1)? != 0,
-        updated_at: r.try_get(2)?,
-        updated_by: r.try_get(3)?,
+        legal_hold: r.get(1)?,
+        updated_at: r.get(2)?,
+        updated_by: r.get(3)?,
     })
 }
 
 async fn legal_hold_in(tx: &mut Tx) -> AppResult<bool> {
-    let hold: Option<i64> = sqlx::query_scalar("SELECT legal_hold FROM retention_settings")
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(hold.unwrap_or(0) != 0)
+    let sql = tx.sql("SELECT legal_hold FROM retention_settings");
+    let hold: Option<bool> = tx.scalar_opt(&sql).await?;
+    Ok(hold.unwrap_or(false))
 }
 
 /// The answer to a deletion while the legal hold is on.
@@ -738,38 +783,42 @@ pub async fn save_retention_in(
     legal_hold: bool,
     by: &str,
 ) -> AppResult<()> {
-    sqlx::query(
-        "INSERT INTO retention_settings (singleton, policy, legal_hold, updated_at, updated_by) \
-         VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (singleton) DO UPDATE SET \
-         policy = ?1, legal_hold = ?2, updated_at = ?3, updated_by = ?4",
-    )
-    .bind(policy.map(|p| serde_json::to_string(p).unwrap_or_default()))
-    .bind(i64::from(legal_hold))
-    .bind(now_micros())
-    .bind(by)
-    .execute(&mut **tx)
-    .await?;
+    let sql = tx
+        .sql(
+            "INSERT INTO retention_settings (singleton, policy, legal_hold, updated_at, updated_by) \
+             VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (singleton) DO UPDATE SET \
+             policy = ?1, legal_hold = ?2, updated_at = ?3, updated_by = ?4",
+        )
+        .bind(policy.map(|p| serde_json::to_string(p).unwrap_or_default()))
+        .bind(legal_hold)
+        .bind(now_micros())
+        .bind(by);
+    tx.execute(&sql).await?;
     Ok(())
 }
 
-fn retention_run(r: &sqlx::sqlite::SqliteRow) -> AppResult<RetentionRun> {
+fn retention_run(r: &DbRow) -> AppResult<RetentionRun> {
     Ok(RetentionRun {
-        id: r.try_get(0)?,
-        started_at: r.try_get(1)?,
-        finished_at: r.try_get(2)?,
-        removed: u64::try_from(r.try_get::<i64, _>(3)?).unwrap_or(0),
-        status: r.try_get(4)?,
-        event_id: r.try_get(5)?,
+        id: r.get(0)?,
+        started_at: r.get(1)?,
+        finished_at: r.get(2)?,
+        removed: u64::try_from(r.get::<i64>(3)?).unwrap_or(0),
+        status: r.get(4)?,
+        event_id: r.get(5)?,
     })
 }
 
 pub async fn last_retention_run(db: &Db) -> AppResult<Option<RetentionRun>> {
-    let row = sqlx::query(
-        "SELECT id, started_at, finished_at, removed, status, event_id FROM retention_runs ORDER BY id DESC LIMIT 1",
-    )
-    .fetch_optional(&db.read)
-    .await?;
-    row.as_ref().map(retention_run).transpose()
+    let sql = db.sql(
+        "SELECT id, started_at, finished_at, removed, status, event_id FROM retention_runs \
+         ORDER BY id DESC LIMIT 1",
+    );
+    db.read()
+        .optional(&sql)
+        .await?
+        .as_ref()
+        .map(retention_run)
+        .transpose()
 }
 
 /// Events removed per retention transaction.
@@ -836,6 +885,12 @@ pub async fn apply_retention(
     policy: &RetentionPolicy,
     now: i64,
 ) -> AppResult<Option<RetentionOutcome>> {
+    // One run at a time, whichever server: the holder of the lock is the
+    // only one running, so a run still marked running was interrupted.
+    let Some(_running) = db.try_exclusive(super::RETENTION_LOCK).await? else {
+        tracing::info!("retention is running on another server");
+        return Ok(None);
+    };
     close_interrupted_runs(db).await?;
     if !policy.removes_anything() {
         return Ok(None);
@@ -851,20 +906,27 @@ pub async fn apply_retention(
     .to_string();
     let mut tx = super::begin(db).await?;
     let held = legal_hold_in(&mut tx).await?;
-    let run_id: i64 = sqlx::query_scalar(
-        "INSERT INTO retention_runs (started_at, policy, status, finished_at) VALUES (?, ?, ?, ?) RETURNING id",
-    )
-    .bind(now_micros())
-    .bind(&described)
-    .bind(if held { "held" } else { "running" })
-    .bind(held.then(now_micros))
-    .fetch_one(&mut *tx)
-    .await?;
+    let sql = tx
+        .sql(
+            "INSERT INTO retention_runs (started_at, policy, status, finished_at) \
+             VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(now_micros())
+        .bind(&described)
+        .bind(if held { "held" } else { "running" })
+        .bind(held.then(now_micros));
+    let run_id: i64 = tx.scalar(&sql).await?;
     tx.commit().await?;
     let mut chunks = 0u64;
     let mut times: Vec<Duration> = Vec::new();
     let mut status = if held { "held" } else { "done" };
-    if !held {
+    if let (false, Some(cutoff)) = (held, partition_cutoff(db, policy, &rules)) {
+        if drop_old_partitions(db, cutoff, run_id, &mut times).await? {
+            status = "held";
+        }
+        chunks = times.len() as u64;
+    }
+    if status == "done" {
         'rules: for rule in &rules {
             let mut last: Option<(i64, i64)> = None;
             let mut size = FIRST_CHUNK;
@@ -923,6 +985,111 @@ pub async fn apply_retention(
     }))
 }
 
+/// Before which whole partitions may be dropped (PostgreSQL): the earliest
+/// cut-off of the policy, when it has a default period and no action is
+/// kept forever.
+fn partition_cutoff(db: &Db, policy: &RetentionPolicy, rules: &[Rule]) -> Option<i64> {
+    let forever = policy.by_action.iter().any(|r| r.keep_days.is_none());
+    if db.backend() != Backend::Postgres || policy.keep_days.is_none() || forever {
+        return None;
+    }
+    rules.iter().map(|r| r.cutoff).min()
+}
+
+/// Drops, one transaction each, the partitions wholly before `cutoff`.
+/// `true` when a legal hold stopped it.
+async fn drop_old_partitions(
+    db: &Db,
+    cutoff: i64,
+    run_id: i64,
+    times: &mut Vec<Duration>,
+) -> AppResult<bool> {
+    let mut tx = db.begin_snapshot().await?;
+    let partitions = super::list_partitions(&mut tx).await?;
+    tx.commit().await?;
+    for partition in partitions.iter().filter(|p| p.to <= cutoff) {
+        let began = Instant::now();
+        let mut tx = super::begin(db).await?;
+        if legal_hold_in(&mut tx).await? {
+            return Ok(true);
+        }
+        drop_partition(&mut tx, partition, run_id).await?;
+        tx.commit().await?;
+        times.push(began.elapsed());
+        tokio::task::yield_now().await;
+    }
+    Ok(false)
+}
+
+/// Drops one month of events: the retention cut moves up to just below the
+/// oldest event in any other month, and the partition's events above it
+/// (sent late, with old times) are tombstoned first, so the chain still
+/// verifies; then the table goes, whatever its size, in one statement.
+async fn drop_partition(tx: &mut Tx, partition: &super::Partition, run_id: i64) -> AppResult<()> {
+    let name = &partition.name;
+    let (head, cut) = chain_state_on(tx).await?;
+    let sql = tx
+        .sql(
+            "SELECT MIN(m) FROM (SELECT MIN(id) AS m FROM events WHERE occurred_at < ? \
+             UNION ALL SELECT MIN(id) FROM events WHERE occurred_at >= ?) o",
+        )
+        .bind(partition.from)
+        .bind(partition.to);
+    let oldest_left: Option<i64> = tx.scalar(&sql).await?;
+    let target = oldest_left.map_or(head.id, |id| id - 1);
+    let held: i64 = tx
+        .scalar(&tx.sql(format!("SELECT COUNT(*) FROM {name}")))
+        .await?;
+    let mut keep_above = cut.id;
+    if target > cut.id {
+        let hash = if target == head.id {
+            Some(head.hash.to_vec())
+        } else {
+            let sql = tx
+                .sql(format!(
+                    "SELECT chain_hash FROM {name} WHERE id = ?1 UNION ALL \
+                     SELECT chain_hash FROM event_tombstones WHERE id = ?1 LIMIT 1"
+                ))
+                .bind(target);
+            tx.scalar_opt::<Option<Vec<u8>>>(&sql).await?.flatten()
+        };
+        if let Some(hash) = hash.and_then(|h| Hash::try_from(h).ok()) {
+            let sql = tx
+                .sql(format!(
+                    "SELECT COUNT(*) FROM {name} WHERE id > ? AND id <= ?"
+                ))
+                .bind(cut.id)
+                .bind(target);
+            let below: i64 = tx.scalar(&sql).await?;
+            let sql = tx
+                .sql("DELETE FROM event_tombstones WHERE id > ? AND id <= ?")
+                .bind(cut.id)
+                .bind(target);
+            let dropped = i64::try_from(tx.execute(&sql).await?).unwrap_or(0);
+            let new_cut = ChainHead {
+                id: target,
+                hash,
+                count: cut.count + below + dropped,
+            };
+            set_cut(tx, &new_cut).await?;
+            keep_above = target;
+        }
+    }
+    let sql = tx
+        .sql(format!(
+            "INSERT INTO event_tombstones (id, occurred_at, deleted_at, retention_run_id, content_hash, chain_hash) \
+             SELECT id, occurred_at, ?, ?, content_hash, chain_hash FROM {name} WHERE id > ?"
+        ))
+        .bind(now_micros())
+        .bind(run_id)
+        .bind(keep_above);
+    tx.execute(&sql).await?;
+    tx.execute(&tx.sql(format!("DROP TABLE {name}"))).await?;
+    add_removed(tx, run_id, held).await?;
+    tracing::info!(partition = %name, events = held, "retention dropped a partition");
+    Ok(())
+}
+
 /// An event a retention transaction removed.
 struct Removed {
     id: i64,
@@ -938,16 +1105,17 @@ async fn retention_candidates(
     last: Option<(i64, i64)>,
     size: usize,
 ) -> AppResult<Vec<i64>> {
-    let mut b =
-        sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT id FROM events WHERE occurred_at < ");
+    let mut b = db.sql("SELECT id FROM events WHERE occurred_at < ");
     b.push_bind(rule.cutoff);
     if let Some(action) = &rule.action {
-        b.push(" AND action = ").push_bind(action.clone());
+        b.push(" AND action = ").push_bind(action);
     }
     if !rule.except.is_empty() {
-        b.push(" AND action NOT IN (SELECT value FROM json_each(")
-            .push_bind(serde_json::to_string(&rule.except).unwrap_or_default())
-            .push("))");
+        b.push(" AND action NOT IN (");
+        for (n, action) in rule.except.iter().enumerate() {
+            b.push(if n == 0 { "" } else { ", " }).push_bind(action);
+        }
+        b.push(")");
     }
     if let Some((at, id)) = last {
         b.push(" AND (occurred_at, id) > (")
@@ -958,79 +1126,88 @@ async fn retention_candidates(
     }
     b.push(" ORDER BY occurred_at, id LIMIT ")
         .push_bind(size as i64);
-    Ok(b.build_query_scalar().fetch_all(&db.read).await?)
+    db.read().column(&b).await
 }
 
 /// One retention transaction: removes the events `ids` (those still there),
 /// moves the cut, and tombstones the removed entries above it. Returns the
 /// newest (occurred_at, id) removed, where the next chunk goes on from.
 async fn retention_chunk(tx: &mut Tx, ids: &[i64], run_id: i64) -> AppResult<Option<(i64, i64)>> {
-    let list = serde_json::to_string(&ids).unwrap_or_default();
-    let gone = sqlx::query(
-        "DELETE FROM events WHERE id IN (SELECT value FROM json_each(?)) \
-         RETURNING id, occurred_at, content_hash, chain_hash",
-    )
-    .bind(&list)
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut removed: Vec<Removed> = gone
+    let mut delete = tx.sql("DELETE FROM events WHERE ");
+    delete
+        .push_in("id", ids)
+        .push(" RETURNING id, occurred_at, content_hash, chain_hash");
+    let mut removed: Vec<Removed> = tx
+        .all(&delete)
+        .await?
         .iter()
         .map(|r| {
             Ok(Removed {
-                id: r.try_get(0)?,
-                at: r.try_get(1)?,
-                content: r.try_get(2)?,
-                chain: r.try_get(3)?,
+                id: r.get(0)?,
+                at: r.get(1)?,
+                content: r.get(2)?,
+                chain: r.get(3)?,
             })
         })
-        .collect::<Result<_, sqlx::Error>>()?;
+        .collect::<AppResult<_>>()?;
     removed.sort_unstable_by_key(|r| r.id);
     let newest = removed.iter().map(|r| (r.at, r.id)).max();
     let new_cut = advance_cut(tx, &removed).await?;
     let now = now_micros();
     let above: Vec<_> = removed.iter().filter(|r| r.id > new_cut.id).collect();
     if !above.is_empty() {
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO event_tombstones (id, occurred_at, deleted_at, retention_run_id, content_hash, chain_hash) ",
+        let mut insert = tx.sql(
+            "INSERT INTO event_tombstones (id, occurred_at, deleted_at, retention_run_id, content_hash, chain_hash) VALUES ",
         );
-        insert.push_values(above, |mut row, r| {
-            row.push_bind(r.id)
+        for (n, r) in above.into_iter().enumerate() {
+            insert
+                .push(if n == 0 { "(" } else { ", (" })
+                .push_bind(r.id)
+                .push(", ")
                 .push_bind(r.at)
+                .push(", ")
                 .push_bind(now)
+                .push(", ")
                 .push_bind(run_id)
+                .push(", ")
                 .push_bind(r.content.clone())
-                .push_bind(r.chain.clone());
-        });
-        insert.build().execute(&mut **tx).await?;
+                .push(", ")
+                .push_bind(r.chain.clone())
+                .push(")");
+        }
+        tx.execute(&insert).await?;
     }
-    sqlx::query("UPDATE retention_runs SET removed = removed + ? WHERE id = ?")
-        .bind(removed.len() as i64)
-        .bind(run_id)
-        .execute(&mut **tx)
-        .await?;
+    add_removed(tx, run_id, removed.len() as i64).await?;
     Ok(newest)
 }
 
+async fn add_removed(tx: &mut Tx, run_id: i64, n: i64) -> AppResult<()> {
+    let sql = tx
+        .sql("UPDATE retention_runs SET removed = removed + ? WHERE id = ?")
+        .bind(n)
+        .bind(run_id);
+    tx.execute(&sql).await?;
+    Ok(())
+}
+
 async fn chain_state_cut(tx: &mut Tx) -> AppResult<i64> {
-    Ok(sqlx::query_scalar("SELECT cut_id FROM chain_state")
-        .fetch_one(&mut **tx)
-        .await?)
+    tx.scalar(&tx.sql("SELECT cut_id FROM chain_state")).await
 }
 
 /// Tombstones dropped at most per transaction when the cut moves over them.
 const CUT_STEP: i64 = 5_000;
 
-fn chain_pair(row: &sqlx::sqlite::SqliteRow) -> AppResult<(ChainHead, ChainCut)> {
+fn chain_pair(row: &DbRow) -> AppResult<(ChainHead, ChainCut)> {
     Ok((
         ChainHead {
-            id: row.try_get(0)?,
-            hash: hash_of(row.try_get(1)?)?,
-            count: row.try_get(2)?,
+            id: row.get(0)?,
+            hash: hash_of(row.get(1)?)?,
+            count: row.get(2)?,
         },
         ChainHead {
-            id: row.try_get(3)?,
-            hash: hash_of(row.try_get(4)?)?,
-            count: row.try_get(5)?,
+            id: row.get(3)?,
+            hash: hash_of(row.get(4)?)?,
+            count: row.get(5)?,
         },
     ))
 }
@@ -1041,18 +1218,14 @@ fn chain_pair(row: &sqlx::sqlite::SqliteRow) -> AppResult<(ChainHead, ChainCut)>
 /// Returns the cut; removed entries above it need tombstones.
 async fn advance_cut(tx: &mut Tx, removed: &[Removed]) -> AppResult<ChainCut> {
     let (head, cut) = chain_state_on(tx).await?;
-    let oldest_left: Option<i64> = sqlx::query_scalar("SELECT MIN(id) FROM events")
-        .fetch_one(&mut **tx)
-        .await?;
+    let oldest_left: Option<i64> = tx.scalar(&tx.sql("SELECT MIN(id) FROM events")).await?;
     let mut target = oldest_left.map_or(head.id, |id| id - 1);
     // A long run of tombstones goes in steps: no transaction grows long.
-    let step_end: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM event_tombstones WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?",
-    )
-    .bind(cut.id)
-    .bind(CUT_STEP - 1)
-    .fetch_optional(&mut **tx)
-    .await?;
+    let step = tx
+        .sql("SELECT id FROM event_tombstones WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?")
+        .bind(cut.id)
+        .bind(CUT_STEP - 1);
+    let step_end: Option<i64> = tx.scalar_opt(&step).await?;
     if let Some(end) = step_end {
         target = target.min(end);
     }
@@ -1064,26 +1237,24 @@ async fn advance_cut(tx: &mut Tx, removed: &[Removed]) -> AppResult<ChainCut> {
     } else if let Some(r) = removed.iter().find(|r| r.id == target) {
         r.chain.clone().and_then(|h| h.try_into().ok())
     } else {
-        sqlx::query_scalar::<_, Option<Vec<u8>>>(
-            "SELECT chain_hash FROM event_tombstones WHERE id = ?",
-        )
-        .bind(target)
-        .fetch_optional(&mut **tx)
-        .await?
-        .flatten()
-        .and_then(|h| h.try_into().ok())
+        let sql = tx
+            .sql("SELECT chain_hash FROM event_tombstones WHERE id = ?")
+            .bind(target);
+        tx.scalar_opt::<Option<Vec<u8>>>(&sql)
+            .await?
+            .flatten()
+            .and_then(|h| h.try_into().ok())
     };
     // Without the hash at the target (the chain has a hole there), the cut
     // stays, and every removed entry keeps a tombstone.
     let Some(hash) = hash else {
         return Ok(cut);
     };
-    let dropped = sqlx::query("DELETE FROM event_tombstones WHERE id > ? AND id <= ?")
+    let drop = tx
+        .sql("DELETE FROM event_tombstones WHERE id > ? AND id <= ?")
         .bind(cut.id)
-        .bind(target)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+        .bind(target);
+    let dropped = tx.execute(&drop).await?;
     let below = removed
         .iter()
         .filter(|r| r.id > cut.id && r.id <= target)
@@ -1093,13 +1264,18 @@ async fn advance_cut(tx: &mut Tx, removed: &[Removed]) -> AppResult<ChainCut> {
         hash,
         count: cut.count + below + i64::try_from(dropped).unwrap_or(0),
     };
-    sqlx::query("UPDATE chain_state SET cut_id = ?, cut_hash = ?, cut_count = ?")
-        .bind(new_cut.id)
-        .bind(new_cut.hash.to_vec())
-        .bind(new_cut.count)
-        .execute(&mut **tx)
-        .await?;
+    set_cut(tx, &new_cut).await?;
     Ok(new_cut)
+}
+
+async fn set_cut(tx: &mut Tx, cut: &ChainCut) -> AppResult<()> {
+    let sql = tx
+        .sql("UPDATE chain_state SET cut_id = ?, cut_hash = ?, cut_count = ?")
+        .bind(cut.id)
+        .bind(cut.hash.to_vec())
+        .bind(cut.count);
+    tx.execute(&sql).await?;
+    Ok(())
 }
 
 /// Ends a run: its System event with the count removed, its status, and a
@@ -1111,11 +1287,11 @@ async fn finish_run(
     policy: Option<&RetentionPolicy>,
 ) -> AppResult<RetentionRun> {
     let mut tx = super::begin(db).await?;
-    let (removed, policy_text): (i64, String) =
-        sqlx::query_as("SELECT removed, policy FROM retention_runs WHERE id = ?")
-            .bind(run_id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let sql = tx
+        .sql("SELECT removed, policy FROM retention_runs WHERE id = ?")
+        .bind(run_id);
+    let row = tx.one(&sql).await?;
+    let (removed, policy_text): (i64, String) = (row.get(0)?, row.get(1)?);
     let (_, cut) = chain_state_on(&mut tx).await?;
     let mut event_id = None;
     if status != "held" {
@@ -1167,16 +1343,16 @@ async fn finish_run(
             checkpoint_in(&mut tx, "retention", &cut, None).await?;
         }
     }
-    let row = sqlx::query(
-        "UPDATE retention_runs SET status = ?, finished_at = COALESCE(finished_at, ?), event_id = ? \
-         WHERE id = ? RETURNING id, started_at, finished_at, removed, status, event_id",
-    )
-    .bind(status)
-    .bind(now_micros())
-    .bind(event_id)
-    .bind(run_id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let sql = tx
+        .sql(
+            "UPDATE retention_runs SET status = ?, finished_at = COALESCE(finished_at, ?), event_id = ? \
+             WHERE id = ? RETURNING id, started_at, finished_at, removed, status, event_id",
+        )
+        .bind(status)
+        .bind(now_micros())
+        .bind(event_id)
+        .bind(run_id);
+    let row = tx.one(&sql).await?;
     let run = retention_run(&row)?;
     tx.commit().await?;
     Ok(run)
@@ -1185,10 +1361,10 @@ async fn finish_run(
 /// Runs left "running" by a server that stopped mid-way get their System
 /// event now, so no removal goes unrecorded.
 async fn close_interrupted_runs(db: &Db) -> AppResult<()> {
-    let stale: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM retention_runs WHERE status = 'running'")
-            .fetch_all(&db.read)
-            .await?;
+    let stale: Vec<i64> = db
+        .read()
+        .column(&db.sql("SELECT id FROM retention_runs WHERE status = 'running'"))
+        .await?;
     for id in stale {
         finish_run(db, id, "interrupted", None).await?;
     }
@@ -1197,9 +1373,7 @@ async fn close_interrupted_runs(db: &Db) -> AppResult<()> {
 
 /// The ids of stored tombstones, in order (for tests).
 pub async fn tombstone_ids(db: &Db) -> AppResult<Vec<i64>> {
-    Ok(
-        sqlx::query_scalar("SELECT id FROM event_tombstones ORDER BY id")
-            .fetch_all(&db.read)
-            .await?,
-    )
+    db.read()
+        .column(&db.sql("SELECT id FROM event_tombstones ORDER BY id"))
+        .await
 }

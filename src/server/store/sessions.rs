@@ -2,14 +2,12 @@
 //! queries (filters, keyset paging newest first, counts).
 
 use super::events::{round_estimate, COUNT_LIMIT};
-use super::{now_micros, Db, RowSink};
+use super::{now_micros, Db, DbRow, Exec, RowSink, Sql};
 use crate::bulk::SessionSelection;
 use crate::errors::{AppError, AppResult};
 use crate::models::{EventCount, SessionPage, SessionRow};
 use crate::query::Cursor;
 use crate::session_query::SessionQuery;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
 use std::net::IpAddr;
 
 /// A request that a signed-in admin made to Auditdeck.
@@ -33,25 +31,37 @@ const INSERT_CHUNK: usize = 250;
 
 /// Stores a batch of admin-session records in one transaction.
 pub async fn insert_admin_sessions(db: &Db, records: &[NewAdminSession]) -> AppResult<()> {
-    let mut tx = db.write.begin().await?;
+    let mut tx = db.begin().await?;
     for chunk in records.chunks(INSERT_CHUNK) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
+        let mut insert = tx.sql(
             "INSERT INTO admin_sessions (occurred_at, user_id, user_name, user_email, ip, url, \
-             kind, method, status, duration_us) ",
+             kind, method, status, duration_us) VALUES ",
         );
-        insert.push_values(chunk, |mut row, r| {
-            row.push_bind(r.occurred_at)
-                .push_bind(r.user_id.clone())
-                .push_bind(r.user_name.clone())
-                .push_bind(r.user_email.clone())
+        for (n, r) in chunk.iter().enumerate() {
+            insert
+                .push(if n == 0 { "(" } else { ", (" })
+                .push_bind(r.occurred_at)
+                .push(", ")
+                .push_bind(&r.user_id)
+                .push(", ")
+                .push_bind(&r.user_name)
+                .push(", ")
+                .push_bind(&r.user_email)
+                .push(", ")
                 .push_bind(r.ip.map(|ip| ip.to_string()))
-                .push_bind(r.url.clone())
+                .push(", ")
+                .push_bind(&r.url)
+                .push(", ")
                 .push_bind(r.kind)
-                .push_bind(r.method.clone())
+                .push(", ")
+                .push_bind(&r.method)
+                .push(", ")
                 .push_bind(i64::from(r.status))
-                .push_bind(r.duration_us);
-        });
-        insert.build().execute(&mut *tx).await?;
+                .push(", ")
+                .push_bind(r.duration_us)
+                .push(")");
+        }
+        tx.execute(&insert).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -61,38 +71,38 @@ const SESSION_COLUMNS: &str =
     "s.id, s.occurred_at, s.user_id, s.user_name, s.user_email, s.ip, s.url, s.kind, s.method, \
      s.status, s.duration_us";
 
-fn session_row(r: &SqliteRow) -> AppResult<SessionRow> {
-    let status: i64 = r.try_get("status")?;
+fn session_row(r: &DbRow) -> AppResult<SessionRow> {
+    let status: i64 = r.get("status")?;
     Ok(SessionRow {
-        id: r.try_get("id")?,
-        occurred_at: r.try_get("occurred_at")?,
-        user_id: r.try_get("user_id")?,
-        user_name: r.try_get("user_name")?,
-        user_email: r.try_get("user_email")?,
-        ip: r.try_get("ip")?,
-        url: r.try_get("url")?,
-        kind: r.try_get("kind")?,
-        method: r.try_get("method")?,
+        id: r.get("id")?,
+        occurred_at: r.get("occurred_at")?,
+        user_id: r.get("user_id")?,
+        user_name: r.get("user_name")?,
+        user_email: r.get("user_email")?,
+        ip: r.get("ip")?,
+        url: r.get("url")?,
+        kind: r.get("kind")?,
+        method: r.get("method")?,
         status: u16::try_from(status).unwrap_or(0),
-        duration_us: r.try_get("duration_us")?,
+        duration_us: r.get("duration_us")?,
     })
 }
 
 /// The newest admin-session records, newest first.
 pub async fn latest_admin_sessions(db: &Db, limit: u32) -> AppResult<Vec<SessionRow>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {SESSION_COLUMNS} FROM admin_sessions s \
-         ORDER BY s.occurred_at DESC, s.id DESC LIMIT ?"
-    ))
-    .bind(i64::from(limit))
-    .fetch_all(&db.read)
-    .await?;
-    rows.iter().map(session_row).collect()
+    let sql = db
+        .sql(format!(
+            "SELECT {SESSION_COLUMNS} FROM admin_sessions s \
+             ORDER BY s.occurred_at DESC, s.id DESC LIMIT ?"
+        ))
+        .bind(i64::from(limit));
+    db.read().all(&sql).await?.iter().map(session_row).collect()
 }
 
 pub async fn count_admin_sessions(db: &Db) -> AppResult<u64> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admin_sessions")
-        .fetch_one(&db.read)
+    let n: i64 = db
+        .read()
+        .scalar(&db.sql("SELECT COUNT(*) FROM admin_sessions"))
         .await?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
@@ -113,7 +123,7 @@ fn like_pattern(text: &str) -> String {
 
 /// ` AND …` for every filter of the view. `me` is the signed-in user's id,
 /// left out when the view hides their own requests.
-fn push_filters(b: &mut QueryBuilder<'_, Sqlite>, q: &SessionQuery, me: i64, now: i64) {
+fn push_filters(b: &mut Sql, q: &SessionQuery, me: i64, now: i64) {
     let (from, to) = q.times().bounds(now);
     if let Some(from) = from {
         b.push(" AND s.occurred_at >= ").push_bind(from);
@@ -122,16 +132,19 @@ fn push_filters(b: &mut QueryBuilder<'_, Sqlite>, q: &SessionQuery, me: i64, now
         b.push(" AND s.occurred_at <= ").push_bind(to);
     }
     if let Some(kind) = &q.kind {
-        b.push(" AND s.kind = ").push_bind(kind.clone());
+        b.push(" AND s.kind = ").push_bind(kind);
     }
     if let Some(method) = &q.method {
-        b.push(" AND s.method = ").push_bind(method.clone());
+        b.push(" AND s.method = ").push_bind(method);
     }
     if q.hide_me {
-        b.push(" AND s.user_id IS NOT ").push_bind(me.to_string());
+        b.push(" AND s.user_id IS DISTINCT FROM ")
+            .push_bind(me.to_string());
     }
     for term in q.search_terms() {
         let pattern = like_pattern(&term);
+        // SQLite's LIKE ignores case (ASCII); PostgreSQL's needs ILIKE.
+        let like = if b.is_pg() { "ILIKE" } else { "LIKE" };
         b.push(" AND (");
         for (i, column) in ["s.user_name", "s.user_email", "s.url", "s.ip"]
             .into_iter()
@@ -140,7 +153,7 @@ fn push_filters(b: &mut QueryBuilder<'_, Sqlite>, q: &SessionQuery, me: i64, now
             if i > 0 {
                 b.push(" OR ");
             }
-            b.push(format!("{column} LIKE "))
+            b.push(format!("{column} {like} "))
                 .push_bind(pattern.clone())
                 .push(" ESCAPE '\\'");
         }
@@ -155,11 +168,10 @@ pub async fn list_admin_sessions(db: &Db, q: &SessionQuery, me: i64) -> AppResul
     let reverse = matches!(q.cursor, Some(Cursor::Before(_) | Cursor::End));
     let anchor = match q.cursor {
         Some(Cursor::After(id) | Cursor::Before(id)) => {
-            let at: Option<i64> =
-                sqlx::query_scalar("SELECT occurred_at FROM admin_sessions WHERE id = ?")
-                    .bind(id)
-                    .fetch_optional(&db.read)
-                    .await?;
+            let sql = db
+                .sql("SELECT occurred_at FROM admin_sessions WHERE id = ?")
+                .bind(id);
+            let at: Option<i64> = db.read().scalar_opt(&sql).await?;
             let at = at.ok_or_else(|| {
                 AppError::bad_request(format!(
                     "after: request {id}, where this page started, is no longer recorded; go to the first page"
@@ -174,7 +186,7 @@ pub async fn list_admin_sessions(db: &Db, q: &SessionQuery, me: i64) -> AppResul
     } else {
         0
     };
-    let mut b = QueryBuilder::new(format!(
+    let mut b = db.sql(format!(
         "SELECT {SESSION_COLUMNS} FROM admin_sessions s WHERE 1 = 1"
     ));
     push_filters(&mut b, q, me, now_micros());
@@ -193,9 +205,9 @@ pub async fn list_admin_sessions(db: &Db, q: &SessionQuery, me: i64) -> AppResul
         b.push(" OFFSET ")
             .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
     }
-    let rows = b
-        .build()
-        .fetch_all(&db.read)
+    let rows = db
+        .read()
+        .all(&b)
         .await?
         .iter()
         .map(session_row)
@@ -204,17 +216,10 @@ pub async fn list_admin_sessions(db: &Db, q: &SessionQuery, me: i64) -> AppResul
 }
 
 /// ` AND …` restricting `admin_sessions s` to a selection and ids up to `up_to`.
-fn push_session_selection(
-    b: &mut QueryBuilder<'_, Sqlite>,
-    selection: &SessionSelection,
-    me: i64,
-    up_to: i64,
-) {
+fn push_session_selection(b: &mut Sql, selection: &SessionSelection, me: i64, up_to: i64) {
     match selection {
         SessionSelection::Ids(ids) => {
-            b.push(" AND s.id IN (SELECT value FROM json_each(")
-                .push_bind(serde_json::to_string(ids).unwrap_or_default())
-                .push("))");
+            b.push(" AND ").push_in("s.id", ids);
         }
         SessionSelection::Filter(q) => push_filters(b, q, me, now_micros()),
     }
@@ -228,13 +233,14 @@ pub async fn count_session_selection(
     me: i64,
 ) -> AppResult<(u64, i64)> {
     selection.validate()?;
-    let up_to: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM admin_sessions")
-        .fetch_one(&db.read)
+    let up_to: Option<i64> = db
+        .read()
+        .scalar(&db.sql("SELECT MAX(id) FROM admin_sessions"))
         .await?;
     let up_to = up_to.unwrap_or(0);
-    let mut b = QueryBuilder::new("SELECT COUNT(*) FROM admin_sessions s WHERE 1 = 1");
+    let mut b = db.sql("SELECT COUNT(*) FROM admin_sessions s WHERE 1 = 1");
     push_session_selection(&mut b, selection, me, up_to);
-    let n: i64 = b.build_query_scalar().fetch_one(&db.read).await?;
+    let n: i64 = db.read().scalar(&b).await?;
     Ok((u64::try_from(n).unwrap_or(0), up_to))
 }
 
@@ -248,12 +254,12 @@ pub async fn export_session_rows(
 ) -> AppResult<u64> {
     use futures_util::TryStreamExt;
     selection.validate()?;
-    let mut b = QueryBuilder::new(format!(
+    let mut b = db.sql(format!(
         "SELECT {SESSION_COLUMNS} FROM admin_sessions s WHERE 1 = 1"
     ));
     push_session_selection(&mut b, selection, me, up_to);
     b.push(" ORDER BY s.occurred_at DESC, s.id DESC");
-    let mut rows = b.build().fetch(&db.read);
+    let mut rows = db.stream(&b);
     let mut sent = 0;
     while let Some(row) = rows.try_next().await? {
         sink.session(session_row(&row)?).await?;
@@ -276,11 +282,10 @@ pub async fn count_admin_sessions_matching(
     q.validate()?;
     let now = now_micros();
     let cap = i64::try_from(COUNT_LIMIT).unwrap_or(i64::MAX) + 1;
-    let mut b =
-        QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM admin_sessions s WHERE 1 = 1");
+    let mut b = db.sql("SELECT COUNT(*) FROM (SELECT 1 FROM admin_sessions s WHERE 1 = 1");
     push_filters(&mut b, q, me, now);
-    b.push(" LIMIT ").push_bind(cap).push(")");
-    let n: i64 = b.build_query_scalar().fetch_one(&db.read).await?;
+    b.push(" LIMIT ").push_bind(cap).push(") m");
+    let n: i64 = db.read().scalar(&b).await?;
     if n < cap {
         return Ok(EventCount {
             total: u64::try_from(n).unwrap_or(0),
@@ -293,18 +298,17 @@ pub async fn count_admin_sessions_matching(
         to: q.to,
         ..SessionQuery::default()
     };
-    let mut span =
-        QueryBuilder::new("SELECT MIN(s.id), MAX(s.id) FROM admin_sessions s WHERE 1 = 1");
+    let mut span = db.sql("SELECT MIN(s.id), MAX(s.id) FROM admin_sessions s WHERE 1 = 1");
     push_filters(&mut span, &unfiltered, me, now);
-    let (low, high): (Option<i64>, Option<i64>) = span.build_query_as().fetch_one(&db.read).await?;
+    let row = db.read().one(&span).await?;
+    let (low, high): (Option<i64>, Option<i64>) = (row.get(0)?, row.get(1)?);
     let in_range = high.unwrap_or(0) - low.unwrap_or(0) + 1;
-    let mut sample =
-        QueryBuilder::new("SELECT COUNT(*) FROM (SELECT s.id FROM admin_sessions s WHERE 1 = 1");
+    let mut sample = db.sql("SELECT COUNT(*) FROM (SELECT s.id FROM admin_sessions s WHERE 1 = 1");
     push_filters(&mut sample, &unfiltered, me, now);
     sample.push(" ORDER BY s.id DESC LIMIT ").push_bind(SAMPLE);
     sample.push(") w JOIN admin_sessions s ON s.id = w.id WHERE 1 = 1");
     push_filters(&mut sample, q, me, now);
-    let hits: i64 = sample.build_query_scalar().fetch_one(&db.read).await?;
+    let hits: i64 = db.read().scalar(&sample).await?;
     let seen = in_range.clamp(1, SAMPLE);
     let estimate = (in_range as f64 * hits as f64 / seen as f64) as u64;
     Ok(EventCount {

@@ -1,0 +1,570 @@
+//! The two backends behind one set of store functions: SQLite (one file, a
+//! single writer connection beside a pool of readers) and PostgreSQL (one
+//! pool, several servers sharing it).
+//!
+//! Store functions build their SQL with [`Sql`] (text with `?` placeholders
+//! and the values bound to them) and run it on a [`Db`] (reads) or a [`Tx`]
+//! (a write transaction); rows come back as [`DbRow`], read by column the same
+//! way on both. Where the two dialects differ, the function asks
+//! [`Db::backend`] and writes each its own text.
+//!
+//! Writers are serialised on both: SQLite has exactly one write connection,
+//! and every PostgreSQL write transaction takes one transaction-level
+//! advisory lock ([`WRITER_LOCK`]) as its first statement, so writers on
+//! every server sharing the database take turns. The hash chain relies on it:
+//! each event's id and chain hash follow the head the previous writer left.
+
+use crate::errors::{AppError, AppResult};
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
+use sqlx::postgres::{PgArguments, PgPool, PgRow, Postgres};
+use sqlx::query::Query;
+use sqlx::sqlite::{Sqlite, SqliteArguments, SqlitePool, SqliteRow};
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+/// Which database a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The key of the PostgreSQL advisory lock every write transaction holds.
+pub const WRITER_LOCK: i64 = 0x4175_6469_7464_6b01;
+
+/// The database: its pools.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite {
+        read: SqlitePool,
+        /// Exactly one connection: the single writer.
+        write: SqlitePool,
+    },
+    Postgres {
+        pool: PgPool,
+    },
+}
+
+/// A transaction: a write transaction (the caller holds the writer's turn
+/// until it commits) or a read snapshot.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// A value of a column both backends can decode.
+pub trait Value:
+    for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres>
+{
+}
+impl<T> Value for T where
+    T: for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres>
+{
+}
+
+/// A column name or position.
+pub trait Col: ColumnIndex<SqliteRow> + ColumnIndex<PgRow> {}
+impl<I: ColumnIndex<SqliteRow> + ColumnIndex<PgRow>> Col for I {}
+
+/// A row of either backend.
+pub enum DbRow {
+    Sqlite(SqliteRow),
+    Postgres(PgRow),
+}
+
+impl DbRow {
+    /// The value of a column.
+    pub fn get<T: Value>(&self, col: impl Col) -> AppResult<T> {
+        Ok(match self {
+            DbRow::Sqlite(r) => r.try_get(col)?,
+            DbRow::Postgres(r) => r.try_get(col)?,
+        })
+    }
+
+    /// The value of a column whose declared type the driver cannot tell (an
+    /// expression SQLite gives no type).
+    pub fn get_unchecked<T: Value>(&self, col: impl Col) -> AppResult<T> {
+        Ok(match self {
+            DbRow::Sqlite(r) => r.try_get_unchecked(col)?,
+            DbRow::Postgres(r) => r.try_get_unchecked(col)?,
+        })
+    }
+}
+
+/// A value bound to a placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Blob(Option<Vec<u8>>),
+    Bool(bool),
+    /// A list of ids: JSON text for SQLite's `json_each`, an array for
+    /// PostgreSQL (see [`Sql::push_in`]).
+    Ids(Vec<i64>),
+}
+
+macro_rules! param_from {
+    ($($t:ty => |$v:ident| $e:expr),* $(,)?) => {
+        $(impl From<$t> for Param {
+            fn from($v: $t) -> Self {
+                $e
+            }
+        })*
+    };
+}
+
+param_from! {
+    i64 => |v| Param::Int(Some(v)),
+    Option<i64> => |v| Param::Int(v),
+    String => |v| Param::Text(Some(v)),
+    Option<String> => |v| Param::Text(v),
+    &str => |v| Param::Text(Some(v.to_string())),
+    &String => |v| Param::Text(Some(v.clone())),
+    Option<&str> => |v| Param::Text(v.map(str::to_string)),
+    &Option<String> => |v| Param::Text(v.clone()),
+    Vec<u8> => |v| Param::Blob(Some(v)),
+    Option<Vec<u8>> => |v| Param::Blob(v),
+    bool => |v| Param::Bool(v),
+}
+
+/// SQL text and its bound values. `?` is a placeholder (`?N` names one by
+/// number); for PostgreSQL they become `$N` when the statement runs.
+#[derive(Debug, Clone)]
+pub struct Sql {
+    backend: Backend,
+    /// The text as the backend takes it (placeholders already numbered for
+    /// PostgreSQL).
+    text: String,
+    params: Vec<Param>,
+    /// Placeholders numbered so far.
+    placeholders: u32,
+}
+
+impl Sql {
+    pub fn new(backend: Backend, text: impl AsRef<str>) -> Self {
+        let mut sql = Self {
+            backend,
+            text: String::new(),
+            params: Vec::new(),
+            placeholders: 0,
+        };
+        sql.push(text);
+        sql
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn is_pg(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+
+    /// Appends text.
+    pub fn push(&mut self, text: impl AsRef<str>) -> &mut Self {
+        match self.backend {
+            Backend::Sqlite => self.text.push_str(text.as_ref()),
+            Backend::Postgres => {
+                dollar_placeholders(text.as_ref(), &mut self.placeholders, &mut self.text)
+            }
+        }
+        self
+    }
+
+    /// Binds the value of the next `?` already in the text.
+    pub fn bind(mut self, value: impl Into<Param>) -> Self {
+        self.params.push(value.into());
+        self
+    }
+
+    /// Appends a placeholder and binds its value.
+    pub fn push_bind(&mut self, value: impl Into<Param>) -> &mut Self {
+        self.push("?");
+        self.params.push(value.into());
+        self
+    }
+
+    /// Appends `<column> IN (<ids>)`, the list bound as one value.
+    pub fn push_in(&mut self, column: &str, ids: &[i64]) -> &mut Self {
+        match self.backend {
+            Backend::Sqlite => self.push(format!("{column} IN (SELECT value FROM json_each(?))")),
+            Backend::Postgres => self.push(format!("{column} = ANY(?)")),
+        };
+        self.params.push(Param::Ids(ids.to_vec()));
+        self
+    }
+
+    /// The text as the backend takes it.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Appends `text` to `out` with `?` → `$1, $2, …` (counting on from `next`)
+/// and `?N` → `$N`, outside quoted text.
+fn dollar_placeholders(text: &str, next: &mut u32, out: &mut String) {
+    let mut quote: Option<char> = None;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                out.push(c);
+            }
+            None if c == '?' => {
+                out.push('$');
+                if chars.peek().is_some_and(char::is_ascii_digit) {
+                    while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                        out.push(d);
+                    }
+                } else {
+                    *next += 1;
+                    out.push_str(&next.to_string());
+                }
+            }
+            None => out.push(c),
+        }
+    }
+}
+
+fn sqlite_query<'q>(text: &'q str, params: &'q [Param]) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    let mut q = sqlx::query(text);
+    for p in params {
+        q = match p {
+            Param::Int(v) => q.bind(*v),
+            Param::Text(v) => q.bind(v.as_deref()),
+            Param::Blob(v) => q.bind(v.as_deref()),
+            Param::Bool(v) => q.bind(*v),
+            Param::Ids(v) => q.bind(serde_json::to_string(v).unwrap_or_default()),
+        };
+    }
+    q
+}
+
+fn pg_query<'q>(text: &'q str, params: &'q [Param]) -> Query<'q, Postgres, PgArguments> {
+    let mut q = sqlx::query(text);
+    for p in params {
+        q = match p {
+            Param::Int(v) => q.bind(*v),
+            Param::Text(v) => q.bind(v.as_deref()),
+            Param::Blob(v) => q.bind(v.as_deref()),
+            Param::Bool(v) => q.bind(*v),
+            Param::Ids(v) => q.bind(v.as_slice()),
+        };
+    }
+    q
+}
+
+/// Runs `$sql` on a SQLite executor or a PostgreSQL one with `$method`.
+macro_rules! run {
+    ($sql:expr, $sqlite:expr, $pg:expr, $method:ident) => {{
+        let sql: &Sql = $sql;
+        match (sqlite_pg($sqlite, $pg)) {
+            Either::Sqlite(e) => run!(@sqlite sqlite_query(&sql.text, &sql.params), e, $method),
+            Either::Postgres(e) => run!(@pg pg_query(&sql.text, &sql.params), e, $method),
+        }
+    }};
+    (@sqlite $q:expr, $e:expr, fetch_all) => {
+        $q.fetch_all($e).await.map(|rows| rows.into_iter().map(DbRow::Sqlite).collect())
+    };
+    (@pg $q:expr, $e:expr, fetch_all) => {
+        $q.fetch_all($e).await.map(|rows| rows.into_iter().map(DbRow::Postgres).collect())
+    };
+    (@sqlite $q:expr, $e:expr, fetch_optional) => {
+        $q.fetch_optional($e).await.map(|row| row.map(DbRow::Sqlite))
+    };
+    (@pg $q:expr, $e:expr, fetch_optional) => {
+        $q.fetch_optional($e).await.map(|row| row.map(DbRow::Postgres))
+    };
+    (@sqlite $q:expr, $e:expr, execute) => {
+        $q.execute($e).await.map(|done| done.rows_affected())
+    };
+    (@pg $q:expr, $e:expr, execute) => {
+        $q.execute($e).await.map(|done| done.rows_affected())
+    };
+}
+
+/// One of two executors (a helper of [`run!`]).
+enum Either<S, P> {
+    Sqlite(S),
+    Postgres(P),
+}
+
+fn sqlite_pg<S, P>(sqlite: Option<S>, pg: Option<P>) -> Either<S, P> {
+    match (sqlite, pg) {
+        (Some(s), _) => Either::Sqlite(s),
+        (None, Some(p)) => Either::Postgres(p),
+        (None, None) => unreachable!("an executor of one backend is always given"),
+    }
+}
+
+/// What runs statements: the read side of a [`Db`], or a [`Tx`].
+pub trait Exec: Send {
+    fn all(&mut self, sql: &Sql)
+        -> impl std::future::Future<Output = AppResult<Vec<DbRow>>> + Send;
+    fn optional(
+        &mut self,
+        sql: &Sql,
+    ) -> impl std::future::Future<Output = AppResult<Option<DbRow>>> + Send;
+    /// Runs a statement; the number of rows it changed.
+    fn execute(&mut self, sql: &Sql) -> impl std::future::Future<Output = AppResult<u64>> + Send;
+
+    /// The one row a statement returns.
+    fn one(&mut self, sql: &Sql) -> impl std::future::Future<Output = AppResult<DbRow>> + Send {
+        async move {
+            self.optional(sql).await?.ok_or_else(|| {
+                tracing::error!("a statement that returns one row returned none");
+                AppError::Internal
+            })
+        }
+    }
+
+    /// The first column of the one row a statement returns.
+    fn scalar<T: Value + Send>(
+        &mut self,
+        sql: &Sql,
+    ) -> impl std::future::Future<Output = AppResult<T>> + Send {
+        async move { self.one(sql).await?.get(0) }
+    }
+
+    /// The first column of the row a statement returns, if any.
+    fn scalar_opt<T: Value + Send>(
+        &mut self,
+        sql: &Sql,
+    ) -> impl std::future::Future<Output = AppResult<Option<T>>> + Send {
+        async move { self.optional(sql).await?.map(|r| r.get(0)).transpose() }
+    }
+
+    /// The first column of every row.
+    fn column<T: Value + Send>(
+        &mut self,
+        sql: &Sql,
+    ) -> impl std::future::Future<Output = AppResult<Vec<T>>> + Send {
+        async move { self.all(sql).await?.iter().map(|r| r.get(0)).collect() }
+    }
+}
+
+impl Exec for &Db {
+    async fn all(&mut self, sql: &Sql) -> AppResult<Vec<DbRow>> {
+        let (s, p) = self.readers();
+        Ok(run!(sql, s, p, fetch_all)?)
+    }
+    async fn optional(&mut self, sql: &Sql) -> AppResult<Option<DbRow>> {
+        let (s, p) = self.readers();
+        Ok(run!(sql, s, p, fetch_optional)?)
+    }
+    async fn execute(&mut self, sql: &Sql) -> AppResult<u64> {
+        let (s, p) = match self {
+            Db::Sqlite { write, .. } => (Some(write), None),
+            Db::Postgres { pool } => (None, Some(pool)),
+        };
+        Ok(run!(sql, s, p, execute)?)
+    }
+}
+
+impl Exec for Tx {
+    async fn all(&mut self, sql: &Sql) -> AppResult<Vec<DbRow>> {
+        let (s, p) = self.conns();
+        Ok(run!(sql, s, p, fetch_all)?)
+    }
+    async fn optional(&mut self, sql: &Sql) -> AppResult<Option<DbRow>> {
+        let (s, p) = self.conns();
+        Ok(run!(sql, s, p, fetch_optional)?)
+    }
+    async fn execute(&mut self, sql: &Sql) -> AppResult<u64> {
+        let (s, p) = self.conns();
+        Ok(run!(sql, s, p, execute)?)
+    }
+}
+
+impl Db {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite { .. } => Backend::Sqlite,
+            Db::Postgres { .. } => Backend::Postgres,
+        }
+    }
+
+    /// A statement for this database.
+    pub fn sql(&self, text: impl AsRef<str>) -> Sql {
+        Sql::new(self.backend(), text)
+    }
+
+    fn readers(&self) -> (Option<&SqlitePool>, Option<&PgPool>) {
+        match self {
+            Db::Sqlite { read, .. } => (Some(read), None),
+            Db::Postgres { pool } => (None, Some(pool)),
+        }
+    }
+
+    /// Reads: `&Db` runs statements on the read side.
+    pub fn read(&self) -> &Self {
+        self
+    }
+
+    /// Begins a write transaction: it waits for the writer's turn (the one
+    /// SQLite write connection; PostgreSQL's writer lock, shared by every
+    /// server) and holds it until commit or rollback.
+    pub async fn begin(&self) -> AppResult<Tx> {
+        match self {
+            Db::Sqlite { write, .. } => Ok(Tx::Sqlite(write.begin().await?)),
+            Db::Postgres { pool } => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(WRITER_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(Tx::Postgres(tx))
+            }
+        }
+    }
+
+    /// Begins a read-only transaction that sees one snapshot throughout.
+    pub async fn begin_snapshot(&self) -> AppResult<Tx> {
+        match self {
+            Db::Sqlite { read, .. } => Ok(Tx::Sqlite(read.begin().await?)),
+            Db::Postgres { pool } => Ok(Tx::Postgres(
+                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?,
+            )),
+        }
+    }
+
+    /// Streams a statement's rows on a read connection.
+    pub fn stream<'a>(&'a self, sql: &'a Sql) -> BoxStream<'a, AppResult<DbRow>> {
+        match self {
+            Db::Sqlite { read, .. } => sqlite_query(&sql.text, &sql.params)
+                .fetch(read)
+                .map_ok(DbRow::Sqlite)
+                .map_err(AppError::from)
+                .boxed(),
+            Db::Postgres { pool } => pg_query(&sql.text, &sql.params)
+                .fetch(pool)
+                .map_ok(DbRow::Postgres)
+                .map_err(AppError::from)
+                .boxed(),
+        }
+    }
+
+    /// Takes a lock only one holder may have at a time, across every server
+    /// sharing the database, for as long as the guard lives; `None` when
+    /// another holds it. (On SQLite, one server owns the file: always taken.)
+    pub async fn try_exclusive(&self, key: i64) -> AppResult<Option<ExclusiveGuard>> {
+        let Db::Postgres { pool } = self else {
+            return Ok(Some(ExclusiveGuard(None)));
+        };
+        // A connection of its own, out of the pool: the session-level lock
+        // goes when it closes, whatever happens to the holder.
+        use sqlx::Connection;
+        let mut conn = pool.acquire().await?.detach();
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut conn)
+            .await?;
+        if !taken {
+            let _ = conn.close().await;
+            return Ok(None);
+        }
+        Ok(Some(ExclusiveGuard(Some(conn))))
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres { pool } => pool.close().await,
+        }
+    }
+}
+
+/// Holds a lock of [`Db::try_exclusive`]; dropping it lets go.
+pub struct ExclusiveGuard(#[allow(dead_code)] Option<sqlx::PgConnection>);
+
+/// The lock a retention run holds (one at a time across servers).
+pub const RETENTION_LOCK: i64 = 0x4175_6469_7464_6b02;
+
+impl Tx {
+    fn conns(
+        &mut self,
+    ) -> (
+        Option<&mut sqlx::SqliteConnection>,
+        Option<&mut sqlx::PgConnection>,
+    ) {
+        match self {
+            Tx::Sqlite(t) => (Some(&mut **t), None),
+            Tx::Postgres(t) => (None, Some(&mut **t)),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// A statement for this transaction's database.
+    pub fn sql(&self, text: impl AsRef<str>) -> Sql {
+        Sql::new(self.backend(), text)
+    }
+
+    pub async fn commit(self) -> AppResult<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> AppResult<()> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_become_numbered_outside_quotes() {
+        let mut sql = Sql::new(
+            Backend::Postgres,
+            "SELECT '?', x FROM t WHERE a = ? AND b = ? AND c = \"?\"",
+        );
+        sql.push(" AND d = ").push_bind(1i64);
+        assert_eq!(
+            sql.text(),
+            "SELECT '?', x FROM t WHERE a = $1 AND b = $2 AND c = \"?\" AND d = $3"
+        );
+        let sql = Sql::new(Backend::Postgres, "WHERE u = ?1 OR e = ?1 AND r = ?2");
+        assert_eq!(sql.text(), "WHERE u = $1 OR e = $1 AND r = $2");
+        let sql = Sql::new(Backend::Sqlite, "WHERE u = ?1 AND r = ?");
+        assert_eq!(sql.text(), "WHERE u = ?1 AND r = ?");
+    }
+
+    #[test]
+    fn id_lists_are_one_value_in_each_dialect() {
+        let mut sql = Sql::new(Backend::Sqlite, "SELECT 1 WHERE ");
+        sql.push_in("e.id", &[1, 2]);
+        assert_eq!(
+            sql.text(),
+            "SELECT 1 WHERE e.id IN (SELECT value FROM json_each(?))"
+        );
+        let mut sql = Sql::new(Backend::Postgres, "SELECT 1 WHERE a = ? AND ");
+        sql.push_in("e.id", &[1, 2]);
+        assert_eq!(sql.text(), "SELECT 1 WHERE a = $1 AND e.id = ANY($2)");
+        assert_eq!(sql.params, vec![Param::Ids(vec![1, 2])]);
+    }
+}

@@ -1,0 +1,248 @@
+//! Several Auditdeck servers on one PostgreSQL database: two real server
+//! processes on their own ports take ingest at once, share sign-in
+//! sessions and export tickets, and leave one intact chain with every event
+//! stored exactly once. Runs on PostgreSQL (`AUDITDECK_TEST_BACKEND=postgres`).
+
+use crate::common::{session_cookie, test_on_postgres, TestApp, TestResponse, PASSWORD};
+use auditdeck::integrity::VerifyMode;
+use auditdeck::models::Role;
+use auditdeck::server::store;
+use axum::body::Bytes;
+use axum::http::{header, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A server process, stopped when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn start_server(database_url: &str) -> Server {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_auditdeck"))
+        .arg("serve")
+        .env("AUDITDECK_DATABASE_URL", database_url)
+        .env("AUDITDECK_DEMO_DATA", "false")
+        .env("AUDITDECK_LOG", "warn")
+        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start auditdeck serve");
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..300 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the server on port {port} did not start");
+}
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+async fn send(client: &HttpClient, request: Request<Full<Bytes>>) -> TestResponse {
+    let response = client.request(request).await.expect("HTTP response");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    TestResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// `n` events, each named by its server, client, batch and place.
+fn batch(server: usize, client: usize, batch: usize, n: usize) -> String {
+    let events: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "action": "CREATE",
+                "initiator": {"kind": "user", "id": format!("c{client}"), "name": "Load Client"},
+                "table": "orders",
+                "primary_key": format!("{server}-{client}-{batch}-{i}"),
+                "description": format!("s{server}-c{client}-b{batch}-e{i}"),
+                "after": {"n": i}
+            })
+        })
+        .collect();
+    serde_json::Value::Array(events).to_string()
+}
+
+const CLIENTS_PER_SERVER: usize = 6;
+const BATCHES: usize = 20;
+const BATCH_SIZE: usize = 100;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_share_one_database_and_keep_one_intact_chain() {
+    if !test_on_postgres() {
+        eprintln!("skipped: several servers share a PostgreSQL database (AUDITDECK_TEST_BACKEND=postgres)");
+        return;
+    }
+    let app = TestApp::new().await;
+    let key = app.api_key().await;
+    app.user("shared", Role::Admin).await;
+    let servers = [start_server(&app.url).await, start_server(&app.url).await];
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+
+    // Ingest through both at once: six clients each, twenty batches of 100.
+    let mut tasks = Vec::new();
+    for (s, server) in servers.iter().enumerate() {
+        for c in 0..CLIENTS_PER_SERVER {
+            let (client, base, key) = (client.clone(), server.base.clone(), key.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for b in 0..BATCHES {
+                    let request = Request::post(format!("{base}/api/v1/events"))
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .header(header::AUTHORIZATION, format!("Bearer {key}"))
+                        .body(Full::new(Bytes::from(batch(s, c, b, BATCH_SIZE))))
+                        .unwrap();
+                    let r = send(&client, request).await;
+                    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+                    ids.extend(
+                        r.json()["ids"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|v| v.as_i64().unwrap()),
+                    );
+                }
+                ids
+            }));
+        }
+    }
+    let mut ids: Vec<i64> = Vec::new();
+    for task in tasks {
+        ids.extend(task.await.expect("ingest task"));
+    }
+    let sent = 2 * CLIENTS_PER_SERVER * BATCHES * BATCH_SIZE;
+    assert_eq!(ids.len(), sent);
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), sent, "two events were given one id");
+
+    // Every event stored once: each description is there exactly once.
+    let page = auditdeck::models::EventQuery {
+        q: Some("s1-c5-b19-e99".into()),
+        ..Default::default()
+    };
+    let found = store::list_events(&app.db, &page).await.unwrap();
+    assert_eq!(found.rows.len(), 1);
+    let counts: Vec<(String, i64)> = {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&app.url).await.unwrap();
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT 'stored', COUNT(*) FROM events WHERE table_name = 'orders' \
+             UNION ALL SELECT 'distinct', COUNT(DISTINCT description) FROM events WHERE table_name = 'orders' \
+             UNION ALL SELECT 'ids', COUNT(DISTINCT id) FROM events",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.ok();
+        rows
+    };
+    assert_eq!(counts[0].1, sent as i64, "{counts:?}");
+    assert_eq!(counts[1].1, sent as i64, "{counts:?}");
+
+    // The chain the two servers wrote in turns is whole.
+    let report = store::verify_chain(&app.db, VerifyMode::Full, Vec::new(), |_, _| {})
+        .await
+        .unwrap();
+    assert!(report.intact(), "{:?}", report.problems);
+    assert_eq!(report.events, u64::try_from(counts[2].1).unwrap());
+
+    // Sign in through the first server, use the session on the second.
+    let login = Request::post(format!("{}/api/login", servers[0].base))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "text/html")
+        .header("sec-fetch-site", "same-origin")
+        .body(Full::new(Bytes::from(format!(
+            "username=shared&password={PASSWORD}&next=%2Factivity-log"
+        ))))
+        .unwrap();
+    let r = send(&client, login).await;
+    let cookie =
+        session_cookie(&r).unwrap_or_else(|| panic!("no session: {} {}", r.status, r.text()));
+    let page = |base: &str, cookie: Option<&str>| {
+        let mut request = Request::get(format!("{base}/activity-log"));
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        request.body(Full::new(Bytes::new())).unwrap()
+    };
+    let r = send(&client, page(&servers[1].base, Some(&cookie))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.text().contains("shared person"),
+        "the second server knows the session"
+    );
+    let r = send(&client, page(&servers[1].base, None)).await;
+    assert!(r.status.is_redirection(), "and without it, asks to sign in");
+
+    // An export prepared on one server downloads from the other, once.
+    let prepare = Request::post(format!("{}/api/start_export", servers[1].base))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/json")
+        .header("sec-fetch-site", "same-origin")
+        .header(header::COOKIE, &cookie)
+        .body(Full::new(Bytes::from(
+            serde_json::json!({
+                "selection": {"Ids": [ids[0], ids[1], ids[2]]},
+                "format": "Csv"
+            })
+            .to_string(),
+        )))
+        .unwrap();
+    let r = send(&client, prepare).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let token = r.json()["token"].as_str().unwrap().to_string();
+    let download = |base: &str| {
+        Request::get(format!("{base}/api/exports/{token}"))
+            .header(header::COOKIE, &cookie)
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let r = send(&client, download(&servers[0].base)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(
+        r.text().lines().count(),
+        4,
+        "a header and three rows: {}",
+        r.text()
+    );
+    let r = send(&client, download(&servers[1].base)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "a ticket downloads once");
+    drop(servers);
+}
