@@ -134,8 +134,12 @@ pub async fn start_verification(
     Ok(id)
 }
 
-/// One maintenance pass: a periodic checkpoint of the head, then retention.
+/// One maintenance pass: the coming month's partition (PostgreSQL), a
+/// periodic checkpoint of the head, then retention.
 pub async fn maintain(db: &Db, config: &AppConfig) -> AppResult<()> {
+    if let Err(error) = store::prepare_partitions(db, store::now_micros()).await {
+        tracing::warn!(%error, "could not make the coming month's partition; next pass tries again");
+    }
     store::write_checkpoint(db, "periodic").await?;
     let (policy, _) = effective_policy(db, config).await?;
     if let Some(outcome) = store::apply_retention(db, &policy, store::now_micros()).await? {
@@ -156,6 +160,9 @@ pub fn spawn_maintenance(db: Db, config: Arc<AppConfig>) -> tokio::task::JoinHan
     tokio::spawn(async move {
         if let Err(error) = store::abandon_verifications(&db).await {
             tracing::error!(%error, "could not close abandoned verifications");
+        }
+        if let Err(error) = store::prepare_partitions(&db, store::now_micros()).await {
+            tracing::warn!(%error, "could not make this month's partitions");
         }
         tokio::time::sleep(Duration::from_secs(60)).await;
         let mut every = tokio::time::interval(MAINTENANCE_EVERY);

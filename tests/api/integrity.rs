@@ -7,6 +7,7 @@ use auditdeck::integrity::{
     ActionRetention, DeletedBy, ProblemKind, RetentionPolicy, VerificationReport, VerifyMode,
 };
 use auditdeck::models::Role;
+use auditdeck::server::store::Exec;
 use auditdeck::server::{maintenance, store};
 use serde_json::json;
 
@@ -157,6 +158,110 @@ async fn retention_out_of_id_order_leaves_tombstones_above_the_cut() {
             event_id: outcome.run.event_id
         }
     );
+}
+
+/// Five events on each of five days, in time order (ids 1..=25), and one
+/// from August sent late (id 26); then retention keeps 30 days, cutting at
+/// 25 October. Returns the months left.
+async fn retention_over_months(app: &TestApp, reader_holds_the_table: bool) -> Vec<String> {
+    let days = [106, 75, 45, 25, 4];
+    let mut rows: Vec<_> = days
+        .iter()
+        .flat_map(|ago| (0..5).map(move |i| NOW - ago * DAY + i64::from(i)))
+        .enumerate()
+        .map(|(i, at)| sample_event(i as u32, at))
+        .collect();
+    store::insert_events(&app.db, &rows, None).await.unwrap();
+    rows.truncate(1);
+    rows[0].occurred_at = NOW - 100 * DAY;
+    store::insert_events(&app.db, &rows, None).await.unwrap();
+    // A long read (an export, say) in a transaction of its own.
+    let reader = if reader_holds_the_table {
+        let mut tx = app.db.begin_snapshot().await.unwrap();
+        let n: i64 = tx
+            .scalar(&tx.sql("SELECT COUNT(*) FROM events"))
+            .await
+            .unwrap();
+        assert_eq!(n, 26);
+        Some(tx)
+    } else {
+        None
+    };
+    let policy = RetentionPolicy {
+        keep_days: Some(30),
+        by_action: vec![],
+    };
+    let outcome = store::apply_retention(&app.db, &policy, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(reader);
+    assert_eq!(outcome.run.removed, 16);
+    assert_eq!(outcome.cut_id, 15, "everything up to 10 October is gone");
+    assert_eq!(store::tombstone_ids(&app.db).await.unwrap(), vec![26]);
+    assert_eq!(
+        app.count().await,
+        10 + 1,
+        "the kept events and the RETENTION event"
+    );
+    let report = verify(app, VerifyMode::Full).await;
+    assert_intact(&report);
+    assert_eq!(report.start.after_id, 15);
+    if !app.on_postgres() {
+        return Vec::new();
+    }
+    let mut tx = app.db.begin_snapshot().await.unwrap();
+    let months = store::list_partitions(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    months.into_iter().map(|p| p.name).collect()
+}
+
+#[tokio::test]
+async fn retention_drops_whole_months_and_the_chain_still_verifies() {
+    // August and September go whole (on PostgreSQL, their partitions are
+    // dropped), the events of 10 October one by one.
+    let app = TestApp::new().await;
+    let months = retention_over_months(&app, false).await;
+    if app.on_postgres() {
+        assert_eq!(months, ["events_p202610", "events_p202611"]);
+    }
+}
+
+#[tokio::test]
+async fn maintenance_makes_the_coming_month_before_events_need_it() {
+    let app = TestApp::new().await;
+    store::prepare_partitions(&app.db, NOW).await.unwrap();
+    store::prepare_partitions(&app.db, NOW).await.unwrap();
+    if app.on_postgres() {
+        let mut tx = app.db.begin_snapshot().await.unwrap();
+        let months = store::list_partitions(&mut tx).await.unwrap();
+        tx.commit().await.unwrap();
+        let names: Vec<_> = months.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["events_p202611", "events_p202612"]);
+    }
+    // Events of those months go in as before.
+    let rows = [sample_event(0, NOW), sample_event(1, NOW + 10 * DAY)];
+    store::insert_events(&app.db, &rows, None).await.unwrap();
+    assert_eq!(app.count().await, 2);
+}
+
+#[tokio::test]
+async fn a_month_a_reader_holds_goes_row_by_row() {
+    // Dropping a partition would wait for the open read: it gives up, and
+    // the same events go one transaction at a time.
+    let app = TestApp::new().await;
+    let months = retention_over_months(&app, true).await;
+    if app.on_postgres() {
+        assert_eq!(
+            months,
+            [
+                "events_p202608",
+                "events_p202609",
+                "events_p202610",
+                "events_p202611"
+            ]
+        );
+    }
 }
 
 #[tokio::test]

@@ -998,6 +998,9 @@ fn partition_cutoff(db: &Db, policy: &RetentionPolicy, rules: &[Rule]) -> Option
 
 /// Drops, one transaction each, the partitions wholly before `cutoff`.
 /// `true` when a legal hold stopped it.
+/// How long dropping a partition waits for the readers of `events`.
+const DROP_LOCK_TIMEOUT: &str = "2s";
+
 async fn drop_old_partitions(
     db: &Db,
     cutoff: i64,
@@ -1013,7 +1016,18 @@ async fn drop_old_partitions(
         if legal_hold_in(&mut tx).await? {
             return Ok(true);
         }
-        drop_partition(&mut tx, partition, run_id).await?;
+        // DROP TABLE waits for every reader of `events` (an export's cursor,
+        // say) and makes every later one wait behind it: it gives up after
+        // a moment, and the rows go one transaction at a time instead.
+        tx.execute(&tx.sql(format!("SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")))
+            .await?;
+        if drop_partition(&mut tx, partition, run_id).await.is_err() {
+            tracing::warn!(
+                partition = %partition.name,
+                "retention could not drop a partition in time; its rows are deleted instead"
+            );
+            break;
+        }
         tx.commit().await?;
         times.push(began.elapsed());
         tokio::task::yield_now().await;

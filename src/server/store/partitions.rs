@@ -3,7 +3,7 @@
 //! needs, under the writer lock; retention drops the months that lie wholly
 //! before its cut-off.
 
-use super::{Exec, Tx};
+use super::{Backend, Db, Exec, Tx};
 use crate::errors::AppResult;
 use chrono::{Datelike, TimeZone, Utc};
 use std::collections::BTreeSet;
@@ -83,6 +83,20 @@ pub async fn ensure_partitions(tx: &mut Tx, times: impl Iterator<Item = i64>) ->
         tx.execute(&create).await?;
     }
     Ok(())
+}
+
+/// Makes this month's and next month's partitions before any event needs
+/// them, so that the insert path seldom runs DDL: creating a partition waits
+/// for the readers of `events` (a long export, say), and it gives up after a
+/// moment here, to try again at the next maintenance pass. PostgreSQL only.
+pub async fn prepare_partitions(db: &Db, now: i64) -> AppResult<()> {
+    if db.backend() != Backend::Postgres {
+        return Ok(());
+    }
+    let mut tx = db.begin().await?;
+    tx.execute(&tx.sql("SET LOCAL lock_timeout = '2s'")).await?;
+    ensure_partitions(&mut tx, [now, partition_of(now).to].into_iter()).await?;
+    tx.commit().await
 }
 
 /// Every partition of the events table, oldest first.
