@@ -160,6 +160,7 @@ pub async fn demo_dataset(path: &str, n: u32, seed: u64) -> Db {
                 eprintln!("  {done} events in {:.0?}", started.elapsed());
             }
         }
+        store::refresh_statistics(&db).await.expect("analyze");
         eprintln!(
             "generated {n} events in {:.1?} ({:.0} events/s)",
             started.elapsed(),

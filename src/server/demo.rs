@@ -492,7 +492,7 @@ pub async fn load(db: &Db, spec: &DemoSpec) -> AppResult<()> {
     for chunk in sessions(spec).chunks(5000) {
         store::insert_admin_sessions(db, chunk).await?;
     }
-    Ok(())
+    store::refresh_statistics(db).await
 }
 
 /// Creates one demo user per role with a random password; returns

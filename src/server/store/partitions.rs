@@ -99,6 +99,21 @@ pub async fn prepare_partitions(db: &Db, now: i64) -> AppResult<()> {
     tx.commit().await
 }
 
+/// Brings the planner's statistics up to date after a bulk load (the demo
+/// data, a bench's data set). PostgreSQL plans each partition from its own
+/// statistics, and a partition that was never analysed is planned from
+/// guesses that turn a filtered page into a scan of the month; autovacuum
+/// keeps them current in service, this is for the moment before it has run
+/// (or where it is off). SQLite plans without them: nothing to do.
+pub async fn refresh_statistics(db: &Db) -> AppResult<()> {
+    if db.backend() != Backend::Postgres {
+        return Ok(());
+    }
+    let mut tx = db.begin().await?;
+    tx.execute(&tx.sql("ANALYZE events")).await?;
+    tx.commit().await
+}
+
 /// Every partition of the events table, oldest first.
 pub async fn list_partitions(tx: &mut Tx) -> AppResult<Vec<Partition>> {
     let sql = tx.sql(
