@@ -174,6 +174,12 @@ async fn read_batches(
     limit: Option<u64>,
     tx: tokio::sync::mpsc::Sender<AppResult<String>>,
 ) {
+    if db.backend() == Backend::Postgres {
+        if let Err(e) = read_cursor(&db, &selection, up_to, limit, &tx).await {
+            let _ = tx.send(Err(e)).await;
+        }
+        return;
+    }
     let now = now_micros();
     let mut read = 0u64;
     let mut last: Option<(i64, i64)> = None;
@@ -183,25 +189,14 @@ async fn read_batches(
             Some(limit) => EXPORT_BATCH.min(i64::try_from(limit - read).unwrap_or(EXPORT_BATCH)),
             None => EXPORT_BATCH,
         };
-        let mut b = db.sql(match db.backend() {
-            Backend::Sqlite => {
-                "SELECT json_group_array(json_array(e.id, e.occurred_at, e.ip, e.initiator_kind, \
-                 e.initiator_id, e.initiator_name, e.initiator_email, e.initiator_role, e.action, \
-                 e.table_name, e.primary_key, e.description, e.before_data, e.after_data, \
-                 e.user_agent, e.request_id, e.session_id)), COUNT(*), \
-                 MIN(printf('%020d %020d', e.occurred_at + 100000000000000000, e.id)) \
-                 FROM (SELECT * FROM events e WHERE 1 = 1"
-            }
-            // The JSON columns go in as JSON (text would be quoted).
-            Backend::Postgres => {
-                "SELECT COALESCE(json_agg(json_build_array(e.id, e.occurred_at, e.ip, e.initiator_kind, \
-                 e.initiator_id, e.initiator_name, e.initiator_email, e.initiator_role, e.action, \
-                 e.table_name, e.primary_key, e.description, e.before_data::json, e.after_data::json, \
-                 e.user_agent, e.request_id, e.session_id)), '[]')::text, COUNT(*), \
-                 MIN(lpad((e.occurred_at + 100000000000000000)::text, 20, '0') || ' ' || lpad(e.id::text, 20, '0')) \
-                 FROM (SELECT * FROM events e WHERE 1 = 1"
-            }
-        });
+        let mut b = db.sql(
+            "SELECT json_group_array(json_array(e.id, e.occurred_at, e.ip, e.initiator_kind, \
+             e.initiator_id, e.initiator_name, e.initiator_email, e.initiator_role, e.action, \
+             e.table_name, e.primary_key, e.description, e.before_data, e.after_data, \
+             e.user_agent, e.request_id, e.session_id)), COUNT(*), \
+             MIN(printf('%020d %020d', e.occurred_at + 100000000000000000, e.id)) \
+             FROM (SELECT * FROM events e WHERE 1 = 1",
+        );
         if let Err(e) = push_selection(&mut b, &selection, Some(up_to), now) {
             let _ = tx.send(Err(e)).await;
             return;
@@ -243,6 +238,50 @@ async fn read_batches(
             break;
         }
     }
+}
+
+/// PostgreSQL's reading half: one server-side cursor, in one `REPEATABLE
+/// READ` snapshot, fetched [`EXPORT_BATCH`] rows at a time, each row already
+/// the JSON array the writer reads. The query is planned once and walks the
+/// time index once, however large the export; the snapshot keeps what the
+/// export sees fixed while it streams. (Its open transaction holds back a
+/// partition drop: retention then deletes that month row by row.)
+async fn read_cursor(
+    db: &Db,
+    selection: &Selection,
+    up_to: i64,
+    limit: Option<u64>,
+    tx: &tokio::sync::mpsc::Sender<AppResult<String>>,
+) -> AppResult<()> {
+    let mut snapshot = db.begin_snapshot().await?;
+    // The JSON columns go in as JSON (text would be quoted).
+    let mut declare = snapshot.sql(
+        "DECLARE export_rows NO SCROLL CURSOR FOR \
+         SELECT json_build_array(e.id, e.occurred_at, e.ip, e.initiator_kind, \
+         e.initiator_id, e.initiator_name, e.initiator_email, e.initiator_role, e.action, \
+         e.table_name, e.primary_key, e.description, e.before_data::json, e.after_data::json, \
+         e.user_agent, e.request_id, e.session_id)::text FROM events e WHERE 1 = 1",
+    );
+    push_selection(&mut declare, selection, Some(up_to), now_micros())?;
+    declare.push(" ORDER BY e.occurred_at DESC, e.id DESC");
+    if let Some(limit) = limit {
+        declare
+            .push(" LIMIT ")
+            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+    }
+    snapshot.execute(&declare).await?;
+    let fetch = snapshot.sql(format!("FETCH {EXPORT_BATCH} FROM export_rows"));
+    loop {
+        let rows: Vec<String> = snapshot.column(&fetch).await?;
+        let last = rows.len() < usize::try_from(EXPORT_BATCH).unwrap_or(usize::MAX);
+        if !rows.is_empty() && tx.send(Ok(format!("[{}]", rows.join(",")))).await.is_err() {
+            break;
+        }
+        if last {
+            break;
+        }
+    }
+    snapshot.rollback().await
 }
 
 /// `(occurred_at, id)` from the batch's smallest sort key (`%020d %020d`
