@@ -31,9 +31,12 @@ type IdPattern = Box<dyn Fn(i64) -> Vec<i64>>;
 const PASSWORD: &str = "bench-password-123";
 
 async fn dataset(path: &str, n: u32) -> Db {
-    let fresh = !std::path::Path::new(path).exists();
     let db = common::demo_dataset(path, n, 23).await;
-    if fresh {
+    // An earlier run on this data set made the user already.
+    let made = store::find_user_by_login(&db, "bench")
+        .await
+        .expect("look up the user");
+    if made.is_none() {
         let form = auth::UserForm {
             username: "bench",
             email: "bench@example.com",
