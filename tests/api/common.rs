@@ -113,6 +113,28 @@ pub struct TestResponse {
 }
 
 impl TestResponse {
+    /// Reads a whole response, from the router or over HTTP.
+    pub async fn read<B>(response: axum::http::Response<B>) -> Self
+    where
+        B: axum::body::HttpBody,
+        B::Error: std::fmt::Debug,
+    {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
@@ -180,20 +202,7 @@ impl TestApp {
             .oneshot(request)
             .await
             .expect("response");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes()
-            .to_vec();
-        TestResponse {
-            status,
-            headers,
-            body,
-        }
+        TestResponse::read(response).await
     }
 
     pub async fn get(&self, uri: &str) -> TestResponse {
@@ -291,26 +300,11 @@ impl TestApp {
     /// Runs SQL on the database file directly, around the app (as someone
     /// tampering with it would).
     pub async fn raw_sql(&self, sql: &str) {
-        use sqlx::Connection;
         if self.on_postgres() {
-            let mut conn = sqlx::PgConnection::connect(&self.url)
-                .await
-                .expect("raw connection");
-            sqlx::raw_sql(sql)
-                .execute(&mut conn)
-                .await
-                .expect("raw SQL");
-            conn.close().await.expect("close");
-            return;
+            raw_sql_on::<sqlx::PgConnection>(&self.url, sql).await;
+        } else {
+            raw_sql_on::<sqlx::SqliteConnection>(&self.url, sql).await;
         }
-        let mut conn = sqlx::SqliteConnection::connect(&self.url)
-            .await
-            .expect("raw connection");
-        sqlx::raw_sql(sql)
-            .execute(&mut conn)
-            .await
-            .expect("raw SQL");
-        conn.close().await.expect("close");
     }
 
     /// The stored events with this action, newest first (description, ip).
@@ -426,4 +420,18 @@ pub fn json_batch(n: usize, tag: &str) -> String {
         })
         .collect();
     serde_json::Value::Array(events).to_string()
+}
+
+/// Runs SQL straight on a database of either kind, on a connection of its own.
+async fn raw_sql_on<C>(url: &str, sql: &str)
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+{
+    let mut conn = C::connect(url).await.expect("raw connection");
+    sqlx::raw_sql(sql)
+        .execute(&mut conn)
+        .await
+        .expect("raw SQL");
+    conn.close().await.expect("close");
 }

@@ -9,7 +9,7 @@ use auditdeck::models::Role;
 use auditdeck::server::store;
 use axum::body::Bytes;
 use axum::http::{header, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::process::{Child, Command, Stdio};
@@ -66,20 +66,7 @@ type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Ful
 
 async fn send(client: &HttpClient, request: Request<Full<Bytes>>) -> TestResponse {
     let response = client.request(request).await.expect("HTTP response");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes()
-        .to_vec();
-    TestResponse {
-        status,
-        headers,
-        body,
-    }
+    TestResponse::read(response).await
 }
 
 /// `n` events, each named by its server, client, batch and place.

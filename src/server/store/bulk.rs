@@ -114,9 +114,10 @@ pub trait RowSink: Send {
     ) -> impl std::future::Future<Output = AppResult<()>> + Send;
 }
 
-/// Rows SQLite hands over at once, as one JSON array: crossing from its
-/// worker thread costs per value handed over, not per byte, so a batch is
-/// far cheaper than its rows one by one.
+/// Rows an export reads at once: SQLite hands them over as one JSON array
+/// (crossing from its worker thread costs per value handed over, not per
+/// byte, so a batch is far cheaper than its rows one by one); PostgreSQL's
+/// cursor fetches this many at a time.
 const EXPORT_BATCH: i64 = 2_000;
 
 /// Streams a selection, newest first, into `sink`: batches of

@@ -109,9 +109,9 @@ pub async fn refresh_statistics(db: &Db) -> AppResult<()> {
     if db.backend() != Backend::Postgres {
         return Ok(());
     }
-    let mut tx = db.begin().await?;
-    tx.execute(&tx.sql("ANALYZE events")).await?;
-    tx.commit().await
+    // Outside the writer's lock: ingest goes on while it reads the months.
+    db.read().execute(&db.sql("ANALYZE events")).await?;
+    Ok(())
 }
 
 /// Every partition of the events table, oldest first.
