@@ -235,6 +235,7 @@ fn deletion_record() -> NewEvent {
         user_agent: None,
     };
     auth::self_event(
+        chrono::Utc::now().timestamp_micros(),
         Some(&admin),
         &client,
         "DELETE",

@@ -163,7 +163,7 @@ async fn main() {
     let db = store::open(&url).await.expect("open");
     let events: Vec<NewEvent> = (0..10_000)
         .map(|i| NewEvent {
-            occurred_at: store::now_micros() - i64::from(i) * 1_000_000,
+            occurred_at: db.now() - i64::from(i) * 1_000_000,
             ip: Some(format!("10.0.{}.{}", i / 250, i % 250 + 1).parse().unwrap()),
             initiator: Initiator {
                 kind: InitiatorKind::User,

@@ -30,6 +30,14 @@ ensure_rust_tools() {
   fi
 }
 
+# The Rust tests run under cargo-nextest (its profile stops a hung test).
+ensure_nextest() {
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    step "installing cargo-nextest"
+    cargo install --locked cargo-nextest
+  fi
+}
+
 ensure_node_packages() {
   if ! command -v npm >/dev/null; then
     step "installing Node.js and npm"

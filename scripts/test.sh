@@ -5,6 +5,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 ensure_rust_tools
+ensure_nextest
 ensure_node_packages
 ensure_chromium
 ensure_python3
@@ -18,22 +19,46 @@ cargo clippy --no-default-features --features ssr --all-targets -- -D warnings
 step "clippy: browser build"
 cargo clippy --no-default-features --features hydrate --target wasm32-unknown-unknown --lib -- -D warnings
 
+# nextest with the profile of .config/nextest.toml: a test that hangs is
+# terminated after four minutes.
 run_rust_tests() {
-  if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --release --no-default-features --features ssr --no-fail-fast "$@"
-  else
-    cargo test --release --no-default-features --features ssr --no-fail-fast "$@"
-  fi
+  cargo nextest run --release --no-default-features --features ssr --no-fail-fast "$@"
 }
 
 step "Rust tests (SQLite)"
 run_rust_tests
 
+# The tests that compute with dates (retention, partitions, checkpoints,
+# verification staleness, sign-in windows, export tickets, demo data) again
+# at instants that trip date arithmetic: the last microsecond of a year, the
+# first of the next, a leap day, and clock changes in zones that have them
+# (the process zone must not matter). The test apps' clocks read
+# AUDITDECK_TEST_NOW; nothing reads today's date.
+TIME_SENSITIVE='test(/^(integrity|partitions)::/) | test(/^bulk::an_export_ticket/) | test(/^auth::the_failure_window/) | test(/^store::demo_load/)'
+TEST_INSTANTS=(
+  "UTC 2026-12-31T23:59:59.999999Z"
+  "UTC 2027-01-01T00:00:00Z"
+  "UTC 2028-02-29T12:00:00Z"
+  "Europe/Berlin 2026-10-25T01:00:00Z"
+  "America/New_York 2027-03-14T07:00:00Z"
+)
+run_at_instants() {
+  local entry zone instant
+  for entry in "${TEST_INSTANTS[@]}"; do
+    read -r zone instant <<<"$entry"
+    step "time-sensitive Rust tests at $instant ($zone)${1:+ on $1}"
+    TZ="$zone" AUDITDECK_TEST_NOW="$instant" run_rust_tests --test api -E "$TIME_SENSITIVE"
+  done
+}
+run_at_instants
+
 # The database tests (tests/api: store, ingest, auth, export, deletion,
-# integrity, two servers) again, each on a PostgreSQL database of its own.
+# integrity, partitions, two servers) again, each on a PostgreSQL database of
+# its own.
 if ensure_postgres; then
   step "Rust tests (PostgreSQL at ${TEST_DATABASE_URL})"
   AUDITDECK_TEST_BACKEND=postgres run_rust_tests --test api
+  AUDITDECK_TEST_BACKEND=postgres run_at_instants PostgreSQL
 elif [ "${CI:-}" = "true" ]; then
   echo "no PostgreSQL answers (set TEST_DATABASE_URL, or install one on 127.0.0.1:5432)" >&2
   exit 1

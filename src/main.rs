@@ -119,6 +119,16 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
     let db = store::open(&config.app.database_url)
         .await
         .map_err(|e| format!("cannot open {}: {e}", config.app.database_url))?;
+    let db = match config.app.clock_start {
+        Some(at) => {
+            tracing::warn!(
+                "clock-start is set: this server's clock is shifted to start at {}",
+                auditdeck::models::format_rfc3339(at)
+            );
+            db.with_clock(auditdeck::server::clock::Clock::starting_at(at))
+        }
+        None => db,
+    };
     let result = match command {
         Command::Serve => serve(config, db.clone()).await,
         Command::Demo {
@@ -130,7 +140,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
                 seed: seed.unwrap_or(config.app.demo_seed),
                 events: events.unwrap_or(config.app.demo_events),
                 sessions: sessions.unwrap_or(config.app.demo_sessions),
-                anchor: store::now_micros(),
+                anchor: db.now(),
             };
             load_demo(&db, &spec).await
         }
@@ -197,7 +207,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             let (policy, _) = maintenance::effective_policy(&db, &config.app)
                 .await
                 .map_err(|e| e.to_string())?;
-            match store::apply_retention(&db, &policy, store::now_micros())
+            match store::apply_retention(&db, &policy, db.now())
                 .await
                 .map_err(|e| e.to_string())?
             {
@@ -318,7 +328,7 @@ async fn serve(config: Config, db: store::Db) -> Result<(), String> {
             seed: config.app.demo_seed,
             events: config.app.demo_events,
             sessions: config.app.demo_sessions,
-            anchor: store::now_micros(),
+            anchor: db.now(),
         };
         load_demo(&db, &spec).await?;
         let (_, key) = api_keys::create(&db, "demo")

@@ -52,7 +52,14 @@ pub fn now_micros() -> i64 {
     {
         (web_sys::js_sys::Date::now() * 1000.0) as i64
     }
-    #[cfg(not(feature = "hydrate"))]
+    // Rendering on the server: the server's own clock.
+    #[cfg(all(feature = "ssr", not(feature = "hydrate")))]
+    {
+        leptos::prelude::use_context::<crate::server::state::AppState>()
+            .map(|state| state.db.now())
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_micros())
+    }
+    #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
     {
         chrono::Utc::now().timestamp_micros()
     }

@@ -37,6 +37,7 @@ pub async fn logout() -> Result<(), AppError> {
             AppError::Internal
         })?;
         let event = auth::self_event(
+            state.db.now(),
             Some(&user),
             &client,
             "LOGOUT",

@@ -107,6 +107,7 @@ pub async fn delete_events(
         let (state, user, client) = auth::require(Role::Admin).await?;
         selection.validate()?;
         let record = auth::self_event(
+            state.db.now(),
             Some(&user),
             &client,
             "DELETE",

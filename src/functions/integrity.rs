@@ -156,6 +156,7 @@ pub async fn save_retention(
         }
         let description = std::iter::once(first).chain(changes).collect::<Vec<_>>().join("; ");
         let mut event = auth::self_event(
+            tx.now(),
             Some(&user),
             &client,
             "UPDATE",

@@ -90,7 +90,14 @@ mod admin {
         record: (&str, String),
         description: String,
     ) -> AppResult<()> {
-        let event = auth::self_event(Some(me), client, action, Some(record), description);
+        let event = auth::self_event(
+            tx.now(),
+            Some(me),
+            client,
+            action,
+            Some(record),
+            description,
+        );
         store::insert_events_in(&mut tx, &[event], None).await?;
         tx.commit().await?;
         Ok(())

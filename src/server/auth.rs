@@ -69,6 +69,7 @@ pub fn check_new_password(password: &str) -> AppResult<()> {
 
 /// An event that Auditdeck writes about itself.
 pub fn self_event(
+    at: i64,
     actor: Option<&UserInfo>,
     client: &ClientInfo,
     action: &str,
@@ -98,7 +99,7 @@ pub fn self_event(
         None => (None, None),
     };
     NewEvent {
-        occurred_at: store::now_micros(),
+        occurred_at: at,
         ip: Some(client.ip),
         initiator,
         action: action.to_string(),
@@ -173,6 +174,7 @@ pub async fn create_user(
     )
     .await?;
     let event = self_event(
+        db.now(),
         actor,
         client,
         "CREATE",
@@ -213,7 +215,7 @@ pub async fn sign_in(
     }
     let login: String = login.chars().take(254).collect();
     let ip = client.ip.to_string();
-    let since = store::now_micros() - i64::from(config.login_window_minutes) * 60_000_000;
+    let since = db.now() - i64::from(config.login_window_minutes) * 60_000_000;
     let (by_account, by_ip) = store::count_login_failures(db, &login, &ip, since).await?;
     if by_account >= config.login_max_failures_per_account
         || by_ip >= config.login_max_failures_per_ip
@@ -243,6 +245,7 @@ pub async fn sign_in(
             let mut tx = store::begin(db).await?;
             store::clear_login_failures_in(&mut tx, &login).await?;
             let event = self_event(
+                tx.now(),
                 Some(&info),
                 client,
                 "LOGIN",
@@ -263,6 +266,7 @@ pub async fn sign_in(
             let mut tx = store::begin(db).await?;
             store::insert_login_failure_in(&mut tx, &login, &ip).await?;
             let event = self_event(
+                tx.now(),
                 None,
                 client,
                 "LOGIN_FAILED",

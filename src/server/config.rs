@@ -52,6 +52,9 @@ pub struct AppConfig {
     /// `retention-days` (0 keeps events forever) and `retention-by-action`
     /// (`LOGIN=30, EXPORT=forever`).
     pub retention: crate::integrity::RetentionPolicy,
+    /// For tests and demonstrations: the server's clock reads this instant
+    /// (microseconds) at start and runs on from it. `None`: the system clock.
+    pub clock_start: Option<i64>,
 }
 
 impl Default for AppConfig {
@@ -73,12 +76,13 @@ impl Default for AppConfig {
             login_max_failures_per_ip: 20,
             record_admin_sessions: true,
             retention: crate::integrity::RetentionPolicy::default(),
+            clock_start: None,
         }
     }
 }
 
 /// Every key of the `[auditdeck]` table, as written in Leptos.toml.
-pub const APP_KEYS: [&str; 17] = [
+pub const APP_KEYS: [&str; 18] = [
     "database-url",
     "demo-data",
     "demo-seed",
@@ -96,6 +100,7 @@ pub const APP_KEYS: [&str; 17] = [
     "record-admin-sessions",
     "retention-days",
     "retention-by-action",
+    "clock-start",
 ];
 
 /// The environment variable that overrides a key.
@@ -194,6 +199,12 @@ impl AppConfig {
         if let Some(v) = value("retention-by-action") {
             config.retention.by_action = crate::integrity::RetentionPolicy::parse_by_action(&v)
                 .map_err(|e| format!("configuration retention-by-action: {e}"))?;
+        }
+        if let Some(v) = value("clock-start").filter(|v| !v.trim().is_empty()) {
+            config.clock_start = Some(
+                super::clock::parse_instant(&v)
+                    .map_err(|e| format!("configuration clock-start: {e}"))?,
+            );
         }
         config
             .retention

@@ -50,8 +50,8 @@ pub struct Exports {
     running: Mutex<HashMap<String, Arc<Progress>>>,
 }
 
-fn micros_ago(d: Duration) -> i64 {
-    store::now_micros() - i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+fn micros_ago(db: &store::Db, d: Duration) -> i64 {
+    db.now() - i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 impl Exports {
@@ -80,7 +80,7 @@ impl Exports {
             total,
             up_to,
         };
-        store::insert_export(db, &token, owner, &job, micros_ago(TICKET_LIFETIME)).await?;
+        store::insert_export(db, &token, owner, &job, micros_ago(db, TICKET_LIFETIME)).await?;
         Ok(ExportTicket {
             token,
             total,
@@ -116,7 +116,7 @@ impl Exports {
         token: &str,
         owner: i64,
     ) -> AppResult<(store::ExportJob, Arc<Progress>)> {
-        let job = store::start_export(db, token, owner, micros_ago(TICKET_LIFETIME)).await?;
+        let job = store::start_export(db, token, owner, micros_ago(db, TICKET_LIFETIME)).await?;
         let progress = Arc::<Progress>::default();
         self.running().insert(token.to_string(), progress.clone());
         Ok((job, progress))
@@ -244,6 +244,7 @@ async fn start_download(
     };
     // The export is an event of its own, written before any row leaves.
     let mut record = self_event(
+        state.db.now(),
         Some(&user),
         &client,
         "EXPORT",
@@ -272,9 +273,10 @@ async fn start_download(
     store::insert_events(&state.db, &[record], None).await?;
 
     let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUE_CHUNKS);
+    let generated_at = state.db.now();
     let header = ReportHeader {
         selection: selection.describe(),
-        generated_at: store::now_micros(),
+        generated_at,
         user: format!("{} ({})", user.name, user.email),
         total,
     };
@@ -329,7 +331,7 @@ async fn start_download(
     let filename = format!(
         "auditdeck-{}-{}.{}",
         stem,
-        format_rfc3339(store::now_micros())
+        format_rfc3339(generated_at)
             .get(..19)
             .unwrap_or_default()
             .replace(':', ""),

@@ -327,12 +327,7 @@ async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> AppResult<
         .await
         .map_err(|_| AppError::PayloadTooLarge(limit))?;
 
-    let events = parse_payload(
-        &bytes,
-        state.config.ingest_max_batch,
-        &key,
-        store::now_micros(),
-    )?;
+    let events = parse_payload(&bytes, state.config.ingest_max_batch, &key, state.db.now())?;
     store::insert_events(&state.db, &events, Some(key.id)).await
 }
 

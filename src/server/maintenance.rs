@@ -20,6 +20,8 @@ use std::time::Duration;
 
 /// How often the maintenance pass runs.
 pub const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
+/// How often the partitions are seen to (PostgreSQL).
+pub const PARTITIONS_EVERY: Duration = Duration::from_secs(60);
 /// How often a running verification's progress is written down.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
@@ -101,12 +103,13 @@ pub async fn run_verification(
     reporter.abort();
     match &outcome {
         Ok(report) => {
-            let record = self_event(actor, client, "VERIFY", None, summary(report));
+            let record = self_event(db.now(), actor, client, "VERIFY", None, summary(report));
             store::finish_verification(db, id, Some(report), record).await?;
         }
         Err(error) => {
             tracing::error!(%error, "verification failed");
             let record = self_event(
+                db.now(),
                 actor,
                 client,
                 "VERIFY",
@@ -134,15 +137,11 @@ pub async fn start_verification(
     Ok(id)
 }
 
-/// One maintenance pass: the coming month's partition (PostgreSQL), a
-/// periodic checkpoint of the head, then retention.
+/// One maintenance pass: a periodic checkpoint of the head, then retention.
 pub async fn maintain(db: &Db, config: &AppConfig) -> AppResult<()> {
-    if let Err(error) = store::prepare_partitions(db, store::now_micros()).await {
-        tracing::warn!(%error, "could not make the coming month's partition; next pass tries again");
-    }
     store::write_checkpoint(db, "periodic").await?;
     let (policy, _) = effective_policy(db, config).await?;
-    if let Some(outcome) = store::apply_retention(db, &policy, store::now_micros()).await? {
+    if let Some(outcome) = store::apply_retention(db, &policy, db.now()).await? {
         tracing::info!(
             removed = outcome.run.removed,
             status = %outcome.run.status,
@@ -154,22 +153,41 @@ pub async fn maintain(db: &Db, config: &AppConfig) -> AppResult<()> {
     Ok(())
 }
 
-/// Runs [`maintain`] a minute after start and then every hour, until the
-/// server stops. Verifications a stopped server left running are closed first.
+/// The partitions' upkeep (PostgreSQL): this month's and the next made
+/// ahead, and events that landed in the DEFAULT partition moved into their
+/// months. A reader in the way makes it give up after a moment; the next
+/// pass tries again.
+pub async fn upkeep_partitions(db: &Db) {
+    match store::prepare_partitions(db, db.now()).await {
+        Ok(pass) if !pass.made.is_empty() || pass.moved > 0 => {
+            tracing::info!(made = ?pass.made, moved = pass.moved, "partitions");
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(%error, "partition upkeep could not finish; the next pass tries again");
+        }
+    }
+}
+
+/// Closes the verifications a stopped server left running, then keeps the
+/// partitions every [`PARTITIONS_EVERY`] and runs [`maintain`] a minute
+/// after start and then every [`MAINTENANCE_EVERY`], until the server stops.
 pub fn spawn_maintenance(db: Db, config: Arc<AppConfig>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         if let Err(error) = store::abandon_verifications(&db).await {
             tracing::error!(%error, "could not close abandoned verifications");
         }
-        if let Err(error) = store::prepare_partitions(&db, store::now_micros()).await {
-            tracing::warn!(%error, "could not make this month's partitions");
-        }
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        let mut every = tokio::time::interval(MAINTENANCE_EVERY);
+        let mut every = tokio::time::interval(PARTITIONS_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_pass = tokio::time::Instant::now() + PARTITIONS_EVERY;
         loop {
             every.tick().await;
-            if let Err(error) = maintain(&db, &config).await {
-                tracing::error!(%error, "maintenance pass failed");
+            upkeep_partitions(&db).await;
+            if tokio::time::Instant::now() >= next_pass {
+                next_pass += MAINTENANCE_EVERY;
+                if let Err(error) = maintain(&db, &config).await {
+                    tracing::error!(%error, "maintenance pass failed");
+                }
             }
         }
     })

@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod chain;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod diff;

@@ -191,7 +191,7 @@ pub async fn record_requests(
         return next.run(request).await;
     };
     let started = Instant::now();
-    let occurred_at = store::now_micros();
+    let occurred_at = state.db.now();
     let url = masked_url(&path, request.uri().query());
     let method = request.method().to_string();
     let ip = request.extensions().get::<ClientInfo>().map(|c| c.ip);

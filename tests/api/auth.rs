@@ -206,6 +206,31 @@ async fn failed_sign_ins_are_rate_limited_per_account_and_per_ip() {
 }
 
 #[tokio::test]
+async fn the_failure_window_ends_on_the_apps_clock() {
+    // Failures count for `login-window-minutes` of the app's own clock: a
+    // failure exactly 15 minutes old still counts, one a microsecond older
+    // no longer does (whatever the date the test runs at).
+    let app = TestApp::with_config(AppConfig {
+        login_max_failures_per_account: 2,
+        login_window_minutes: 15,
+        ..AppConfig::default()
+    })
+    .await;
+    app.user("cid", Role::Viewer).await;
+    for _ in 0..2 {
+        app.login_from("198.51.100.20", "cid", "wrong password")
+            .await;
+    }
+    let window = 15 * 60 * 1_000_000;
+    app.clock().advance(window);
+    let r = app.login_from("198.51.100.21", "cid", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    app.clock().advance(1);
+    let r = app.login_from("198.51.100.21", "cid", PASSWORD).await;
+    assert!(r.status.is_redirection(), "{} {}", r.status, r.text());
+}
+
+#[tokio::test]
 async fn forwarded_headers_from_untrusted_peers_change_nothing() {
     use axum::body::Body;
     use axum::extract::ConnectInfo;

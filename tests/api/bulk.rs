@@ -185,6 +185,34 @@ async fn viewers_may_not_export_and_tickets_belong_to_their_owner() {
     );
 }
 
+async fn export_ticket(app: &TestApp, cookie: &str) -> String {
+    let r = app
+        .call_json(
+            "start_export",
+            json!({"selection": by_filter("DELETE"), "format": "Csv"}),
+            cookie,
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    format!("/api/exports/{}", r.json()["token"].as_str().unwrap())
+}
+
+#[tokio::test]
+async fn an_export_ticket_lasts_ten_minutes_of_the_apps_clock() {
+    let app = seeded().await;
+    let auditor = app.session_for(Role::Auditor).await;
+    let minutes = |n: i64| n * 60 * 1_000_000;
+    // Ten minutes to the microsecond: still good.
+    let url = export_ticket(&app, &auditor).await;
+    app.clock().advance(minutes(10));
+    assert_eq!(app.get_with(&url, &auditor).await.status.as_u16(), 200);
+    // A microsecond later: gone, and the page says so.
+    let url = export_ticket(&app, &auditor).await;
+    app.clock().advance(minutes(10) + 1);
+    let r = app.get_with(&url, &auditor).await;
+    assert_eq!(r.status.as_u16(), 404, "{}", r.text());
+}
+
 async fn plan(app: &TestApp, cookie: &str, selection: &Value) -> (u16, Value) {
     let r = app
         .call_json("plan_deletion", json!({"selection": selection}), cookie)

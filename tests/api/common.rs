@@ -1,4 +1,5 @@
 use auditdeck::models::{EventPage, EventQuery, Initiator, InitiatorKind, Role};
+use auditdeck::server::clock::{parse_instant, Clock};
 use auditdeck::server::config::AppConfig;
 use auditdeck::server::state::AppState;
 use auditdeck::server::store::{self, Db, NewEvent};
@@ -13,6 +14,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tempfile::TempDir;
 use tower::ServiceExt;
+
+/// The instant the tests run at: `AUDITDECK_TEST_NOW` (RFC 3339, e.g.
+/// `2024-02-29T12:00:00Z`) when set, else 24 November 2026, 00:00 UTC. Every
+/// [`TestApp`]'s clock stands still there until a test moves it; no test
+/// reads today's date.
+pub fn test_now() -> i64 {
+    const DEFAULT: &str = "2026-11-24T00:00:00Z";
+    let text = std::env::var("AUDITDECK_TEST_NOW")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT.into());
+    parse_instant(&text).unwrap_or_else(|e| panic!("AUDITDECK_TEST_NOW: {e}"))
+}
 
 /// A fresh database in a temporary folder and the app's router on top of it.
 pub struct TestApp {
@@ -163,7 +177,8 @@ impl TestApp {
         config.database_url = scratch.url.clone();
         let db = store::open(&config.database_url)
             .await
-            .expect("open database");
+            .expect("open database")
+            .with_clock(Clock::fixed(test_now()));
         let config_url = config.database_url.clone();
         let (recorder, _writer) = auditdeck::server::recorder::spawn(
             db.clone(),
@@ -183,6 +198,16 @@ impl TestApp {
             scratch,
             _dir: dir,
         }
+    }
+
+    /// The app's clock (stopped at [`test_now`] until a test moves it).
+    pub fn clock(&self) -> &Clock {
+        self.db.clock()
+    }
+
+    /// The app's time now.
+    pub fn now(&self) -> i64 {
+        self.db.now()
     }
 
     /// The test's temporary folder.

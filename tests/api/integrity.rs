@@ -1,7 +1,7 @@
 //! The hash chain, verification, checkpoints, retention and legal hold,
 //! against a real database; tampering is done with SQL on the file itself.
 
-use crate::common::{sample_event, TestApp};
+use crate::common::{sample_event, test_now, TestApp};
 use auditdeck::bulk::Selection;
 use auditdeck::integrity::{
     ActionRetention, DeletedBy, ProblemKind, RetentionPolicy, VerificationReport, VerifyMode,
@@ -12,8 +12,10 @@ use auditdeck::server::{maintenance, store};
 use serde_json::json;
 
 const DAY: i64 = 86_400_000_000;
-/// "Now" for the retention tests: 2026-11-24 00:00 UTC.
-const NOW: i64 = 1_795_478_400_000_000;
+/// "Now" for these tests: the instant the test apps' clocks stand at.
+fn now() -> i64 {
+    test_now()
+}
 
 /// `n` events, ids 1..=n, one second apart from `start`; odd ones carry
 /// JSON with spaces and unicode, so hashing sees the stored text exactly.
@@ -55,7 +57,7 @@ fn assert_intact(report: &VerificationReport) {
 async fn delete_ids(app: &TestApp, ids: Vec<i64>) -> i64 {
     let selection = Selection::Ids(ids.clone());
     let up_to = store::max_event_id(&app.db).await.unwrap();
-    let mut record = sample_event(999, NOW);
+    let mut record = sample_event(999, now());
     record.action = "DELETE".into();
     let (deleted, event_id) =
         store::delete_selection(&app.db, &selection, up_to, ids.len() as u64, record)
@@ -67,7 +69,7 @@ async fn delete_ids(app: &TestApp, ids: Vec<i64>) -> i64 {
 
 #[tokio::test]
 async fn the_chain_verifies_after_inserts_bulk_deletes_and_retention() {
-    let app = with_events(40, NOW - 30 * DAY).await;
+    let app = with_events(40, now() - 30 * DAY).await;
     let report = verify(&app, VerifyMode::Full).await;
     assert_intact(&report);
     assert_eq!((report.checked, report.end_id), (40, 40));
@@ -91,11 +93,14 @@ async fn the_chain_verifies_after_inserts_bulk_deletes_and_retention() {
         keep_days: Some(10),
         by_action: vec![],
     };
-    let outcome =
-        store::apply_retention(&app.db, &policy, NOW - 30 * DAY + 20 * 1_000_000 + 10 * DAY)
-            .await
-            .unwrap()
-            .unwrap();
+    let outcome = store::apply_retention(
+        &app.db,
+        &policy,
+        now() - 30 * DAY + 20 * 1_000_000 + 10 * DAY,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(
         outcome.run.removed, 20,
         "events 1..=20 are older than 10 days then"
@@ -128,10 +133,10 @@ async fn retention_out_of_id_order_leaves_tombstones_above_the_cut() {
     // but nothing below them does, so they become tombstones.
     let app = TestApp::new().await;
     let recent: Vec<_> = (0..10)
-        .map(|i| sample_event(i, NOW - DAY + i64::from(i)))
+        .map(|i| sample_event(i, now() - DAY + i64::from(i)))
         .collect();
     let old: Vec<_> = (10..20)
-        .map(|i| sample_event(i, NOW - 90 * DAY + i64::from(i)))
+        .map(|i| sample_event(i, now() - 90 * DAY + i64::from(i)))
         .collect();
     store::insert_events(&app.db, &recent, None).await.unwrap();
     store::insert_events(&app.db, &old, None).await.unwrap();
@@ -139,7 +144,7 @@ async fn retention_out_of_id_order_leaves_tombstones_above_the_cut() {
         keep_days: Some(30),
         by_action: vec![],
     };
-    let outcome = store::apply_retention(&app.db, &policy, NOW)
+    let outcome = store::apply_retention(&app.db, &policy, now())
         .await
         .unwrap()
         .unwrap();
@@ -161,19 +166,27 @@ async fn retention_out_of_id_order_leaves_tombstones_above_the_cut() {
 }
 
 /// Five events on each of five days, in time order (ids 1..=25), and one
-/// from August sent late (id 26); then retention keeps 30 days, cutting at
-/// 25 October. Returns the months left.
-async fn retention_over_months(app: &TestApp, reader_holds_the_table: bool) -> Vec<String> {
+/// from 100 days ago sent late (id 26); then retention keeps 30 days.
+/// Returns the months left, and the months expected to be: on PostgreSQL,
+/// every month of the events but those wholly before the cut-off, which go
+/// whole (or, when a reader holds the table, every month: the same events
+/// go one transaction at a time).
+async fn retention_over_months(
+    app: &TestApp,
+    reader_holds_the_table: bool,
+) -> (Vec<String>, Vec<String>) {
     let days = [106, 75, 45, 25, 4];
     let mut rows: Vec<_> = days
         .iter()
-        .flat_map(|ago| (0..5).map(move |i| NOW - ago * DAY + i64::from(i)))
+        .flat_map(|ago| (0..5).map(move |i| now() - ago * DAY + i64::from(i)))
         .enumerate()
         .map(|(i, at)| sample_event(i as u32, at))
         .collect();
     store::insert_events(&app.db, &rows, None).await.unwrap();
+    let mut times: Vec<i64> = rows.iter().map(|r| r.occurred_at).collect();
     rows.truncate(1);
-    rows[0].occurred_at = NOW - 100 * DAY;
+    rows[0].occurred_at = now() - 100 * DAY;
+    times.push(rows[0].occurred_at);
     store::insert_events(&app.db, &rows, None).await.unwrap();
     // A long read (an export, say) in a transaction of its own.
     let reader = if reader_holds_the_table {
@@ -191,13 +204,13 @@ async fn retention_over_months(app: &TestApp, reader_holds_the_table: bool) -> V
         keep_days: Some(30),
         by_action: vec![],
     };
-    let outcome = store::apply_retention(&app.db, &policy, NOW)
+    let outcome = store::apply_retention(&app.db, &policy, now())
         .await
         .unwrap()
         .unwrap();
     drop(reader);
     assert_eq!(outcome.run.removed, 16);
-    assert_eq!(outcome.cut_id, 15, "everything up to 10 October is gone");
+    assert_eq!(outcome.cut_id, 15, "everything up to 45 days ago is gone");
     assert_eq!(store::tombstone_ids(&app.db).await.unwrap(), vec![26]);
     assert_eq!(
         app.count().await,
@@ -208,41 +221,62 @@ async fn retention_over_months(app: &TestApp, reader_holds_the_table: bool) -> V
     assert_intact(&report);
     assert_eq!(report.start.after_id, 15);
     if !app.on_postgres() {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     let mut tx = app.db.begin_snapshot().await.unwrap();
     let months = store::list_partitions(&mut tx).await.unwrap();
     tx.commit().await.unwrap();
-    months.into_iter().map(|p| p.name).collect()
+    let cutoff = now() - 30 * DAY;
+    let expected: std::collections::BTreeSet<String> = times
+        .iter()
+        .map(|t| store::partition_of(*t))
+        .filter(|p| reader_holds_the_table || p.to > cutoff)
+        .map(|p| p.name)
+        .collect();
+    (
+        months.into_iter().map(|p| p.name).collect(),
+        expected.into_iter().collect(),
+    )
 }
 
 #[tokio::test]
 async fn retention_drops_whole_months_and_the_chain_still_verifies() {
-    // August and September go whole (on PostgreSQL, their partitions are
-    // dropped), the events of 10 October one by one.
+    // The months wholly before the cut-off go whole (on PostgreSQL, their
+    // partitions are dropped), the rest of the old events one by one.
     let app = TestApp::new().await;
-    let months = retention_over_months(&app, false).await;
+    let (months, expected) = retention_over_months(&app, false).await;
+    assert_eq!(months, expected);
     if app.on_postgres() {
-        assert_eq!(months, ["events_p202610", "events_p202611"]);
+        assert!(
+            months.len() < 5,
+            "at least one month went whole: {months:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn maintenance_makes_the_coming_month_before_events_need_it() {
     let app = TestApp::new().await;
-    store::prepare_partitions(&app.db, NOW).await.unwrap();
-    store::prepare_partitions(&app.db, NOW).await.unwrap();
+    let pass = store::prepare_partitions(&app.db, now()).await.unwrap();
+    let again = store::prepare_partitions(&app.db, now()).await.unwrap();
+    let this_month = store::partition_of(now());
+    let next_month = store::partition_of(this_month.to);
     if app.on_postgres() {
+        assert_eq!(
+            pass.made,
+            [this_month.name.clone(), next_month.name.clone()]
+        );
+        assert_eq!(again, store::PartitionPass::default(), "nothing left to do");
         let mut tx = app.db.begin_snapshot().await.unwrap();
         let months = store::list_partitions(&mut tx).await.unwrap();
         tx.commit().await.unwrap();
-        let names: Vec<_> = months.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["events_p202611", "events_p202612"]);
+        assert_eq!(months, [this_month.clone(), next_month.clone()]);
     }
-    // Events of those months go in as before.
-    let rows = [sample_event(0, NOW), sample_event(1, NOW + 10 * DAY)];
+    // Events of those months go in as before, into their own partitions.
+    let rows = [sample_event(0, now()), sample_event(1, next_month.from)];
     store::insert_events(&app.db, &rows, None).await.unwrap();
     assert_eq!(app.count().await, 2);
+    assert_eq!(store::default_partition_count(&app.db).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -250,25 +284,15 @@ async fn a_month_a_reader_holds_goes_row_by_row() {
     // Dropping a partition would wait for the open read: it gives up, and
     // the same events go one transaction at a time.
     let app = TestApp::new().await;
-    let months = retention_over_months(&app, true).await;
-    if app.on_postgres() {
-        assert_eq!(
-            months,
-            [
-                "events_p202608",
-                "events_p202609",
-                "events_p202610",
-                "events_p202611"
-            ]
-        );
-    }
+    let (months, expected) = retention_over_months(&app, true).await;
+    assert_eq!(months, expected);
 }
 
 #[tokio::test]
 async fn retention_keeps_exactly_the_rows_inside_the_policy() {
     let app = TestApp::new().await;
-    let cutoff = NOW - 10 * DAY;
-    let login_cutoff = NOW - 2 * DAY;
+    let cutoff = now() - 10 * DAY;
+    let login_cutoff = now() - 2 * DAY;
     let mut events = vec![
         // Default rule (10 days): just outside, exactly at, just inside.
         (cutoff - 1, "UPDATE"),
@@ -278,9 +302,9 @@ async fn retention_keeps_exactly_the_rows_inside_the_policy() {
         (login_cutoff - 1, "LOGIN"),
         (login_cutoff, "LOGIN"),
         // DELETE: forever, however old.
-        (NOW - 900 * DAY, "DELETE"),
+        (now() - 900 * DAY, "DELETE"),
     ];
-    events.push((NOW - 20 * DAY, "LOGIN"));
+    events.push((now() - 20 * DAY, "LOGIN"));
     let rows: Vec<_> = events
         .iter()
         .enumerate()
@@ -304,7 +328,7 @@ async fn retention_keeps_exactly_the_rows_inside_the_policy() {
             },
         ],
     };
-    let outcome = store::apply_retention(&app.db, &policy, NOW)
+    let outcome = store::apply_retention(&app.db, &policy, now())
         .await
         .unwrap()
         .unwrap();
@@ -321,7 +345,7 @@ async fn retention_keeps_exactly_the_rows_inside_the_policy() {
         (cutoff, "UPDATE".to_string()),
         (cutoff + 1, "UPDATE".to_string()),
         (login_cutoff, "LOGIN".to_string()),
-        (NOW - 900 * DAY, "DELETE".to_string()),
+        (now() - 900 * DAY, "DELETE".to_string()),
     ];
     let mut got = left.clone();
     got.sort();
@@ -331,7 +355,7 @@ async fn retention_keeps_exactly_the_rows_inside_the_policy() {
 
     // A policy that keeps everything does not run at all.
     assert!(
-        store::apply_retention(&app.db, &RetentionPolicy::default(), NOW)
+        store::apply_retention(&app.db, &RetentionPolicy::default(), now())
             .await
             .unwrap()
             .is_none()
@@ -340,7 +364,7 @@ async fn retention_keeps_exactly_the_rows_inside_the_policy() {
 
 #[tokio::test]
 async fn an_edited_field_is_detected_and_named() {
-    let app = with_events(20, NOW).await;
+    let app = with_events(20, now()).await;
     app.raw_sql("UPDATE events SET description = 'nothing happened' WHERE id = 7")
         .await;
     let report = verify(&app, VerifyMode::Full).await;
@@ -371,7 +395,7 @@ async fn an_edited_field_is_detected_and_named() {
 
 #[tokio::test]
 async fn a_row_deleted_without_a_tombstone_is_detected() {
-    let app = with_events(20, NOW).await;
+    let app = with_events(20, now()).await;
     app.raw_sql("DELETE FROM events WHERE id = 5").await;
     let report = verify(&app, VerifyMode::Full).await;
     assert_eq!(report.problems.len(), 1);
@@ -397,7 +421,7 @@ async fn a_row_deleted_without_a_tombstone_is_detected() {
 
 #[tokio::test]
 async fn swapped_rows_are_detected_at_the_first_of_them() {
-    let app = with_events(20, NOW).await;
+    let app = with_events(20, now()).await;
     app.raw_sql(
         "UPDATE events SET id = -3 WHERE id = 3; \
          UPDATE events SET id = 3 WHERE id = 8; \
@@ -419,12 +443,13 @@ async fn swapped_rows_are_detected_at_the_first_of_them() {
 
 #[tokio::test]
 async fn a_row_inserted_around_the_app_is_unchained_and_the_chain_goes_on() {
-    let app = with_events(5, NOW).await;
+    let app = with_events(5, now()).await;
     if app.on_postgres() {
         // No id of its own there: the forger picks the next one.
         app.raw_sql(&format!(
             "INSERT INTO events (id, occurred_at, received_at, initiator_kind, action, description) \
-             SELECT MAX(id) + 1, {NOW}, 1, 'system', 'CREATE', 'forged' FROM events"
+             SELECT MAX(id) + 1, {}, 1, 'system', 'CREATE', 'forged' FROM events",
+            now()
         ))
         .await;
     } else {
@@ -435,7 +460,7 @@ async fn a_row_inserted_around_the_app_is_unchained_and_the_chain_goes_on() {
         .await;
     }
     // The app's next event skips past the forged id and links to its head.
-    store::insert_events(&app.db, &[sample_event(50, NOW)], None)
+    store::insert_events(&app.db, &[sample_event(50, now())], None)
         .await
         .unwrap();
     let report = verify(&app, VerifyMode::Full).await;
@@ -446,7 +471,7 @@ async fn a_row_inserted_around_the_app_is_unchained_and_the_chain_goes_on() {
 
 #[tokio::test]
 async fn checkpoints_let_a_quick_walk_start_late_and_catch_a_rewritten_chain() {
-    let app = with_events(30, NOW).await;
+    let app = with_events(30, now()).await;
     let checkpoint = store::write_checkpoint(&app.db, "periodic")
         .await
         .unwrap()
@@ -460,11 +485,11 @@ async fn checkpoints_let_a_quick_walk_start_late_and_catch_a_rewritten_chain() {
     let id = store::begin_verification(&app.db, "test", VerifyMode::Full)
         .await
         .unwrap();
-    let record = sample_event(77, NOW);
+    let record = sample_event(77, now());
     store::finish_verification(&app.db, id, Some(&report), record)
         .await
         .unwrap();
-    store::insert_events(&app.db, &[sample_event(31, NOW)], None)
+    store::insert_events(&app.db, &[sample_event(31, now())], None)
         .await
         .unwrap();
     let quick = verify(&app, VerifyMode::Quick).await;
@@ -495,7 +520,7 @@ async fn checkpoints_let_a_quick_walk_start_late_and_catch_a_rewritten_chain() {
 
 #[tokio::test]
 async fn an_old_database_is_hashed_when_opened() {
-    let app = with_events(25, NOW).await;
+    let app = with_events(25, now()).await;
     if app.on_postgres() {
         // A PostgreSQL database starts with the chain: nothing to hash.
         return;
@@ -519,7 +544,7 @@ async fn an_old_database_is_hashed_when_opened() {
 
 #[tokio::test]
 async fn legal_hold_blocks_deletion_and_retention() {
-    let app = with_events(10, NOW - 100 * DAY).await;
+    let app = with_events(10, now() - 100 * DAY).await;
     let admin = app.session_for(Role::Admin).await;
     let viewer = app.session_for(Role::Viewer).await;
     let hold = json!({"policy": null, "legal_hold": true});
@@ -553,7 +578,7 @@ async fn legal_hold_blocks_deletion_and_retention() {
         keep_days: Some(1),
         by_action: vec![],
     };
-    let outcome = store::apply_retention(&app.db, &policy, NOW)
+    let outcome = store::apply_retention(&app.db, &policy, now())
         .await
         .unwrap()
         .unwrap();
@@ -576,7 +601,7 @@ async fn legal_hold_blocks_deletion_and_retention() {
         .call_json("plan_deletion", json!({"selection": selection}), &admin)
         .await;
     assert_eq!(r.status.as_u16(), 200);
-    let outcome = store::apply_retention(&app.db, &policy, NOW)
+    let outcome = store::apply_retention(&app.db, &policy, now())
         .await
         .unwrap()
         .unwrap();
@@ -603,7 +628,7 @@ async fn a_policy_set_in_settings_is_validated_and_overrides_the_file() {
 
 #[tokio::test]
 async fn admins_verify_from_the_dashboard_and_everyone_sees_the_result() {
-    let app = with_events(15, NOW).await;
+    let app = with_events(15, now()).await;
     let viewer = app.session_for(Role::Viewer).await;
     let admin = app.session_for(Role::Admin).await;
     let r = app
@@ -650,18 +675,18 @@ async fn the_cut_moves_over_many_tombstones_in_short_steps() {
     // (event 1 holds the cut at 0). Once event 1 goes too, the cut moves
     // over 6,000 tombstones, at most 5,000 per transaction.
     let app = TestApp::new().await;
-    let mut first = sample_event(0, NOW - DAY);
+    let mut first = sample_event(0, now() - DAY);
     first.action = "LOGIN".into();
     store::insert_events(&app.db, &[first], None).await.unwrap();
     let old: Vec<_> = (1..=6000)
-        .map(|i| sample_event(i, NOW - 90 * DAY + i64::from(i)))
+        .map(|i| sample_event(i, now() - 90 * DAY + i64::from(i)))
         .collect();
     store::insert_events(&app.db, &old, None).await.unwrap();
     let keep_30 = RetentionPolicy {
         keep_days: Some(30),
         by_action: vec![],
     };
-    let run = store::apply_retention(&app.db, &keep_30, NOW)
+    let run = store::apply_retention(&app.db, &keep_30, now())
         .await
         .unwrap()
         .unwrap();
@@ -676,7 +701,7 @@ async fn the_cut_moves_over_many_tombstones_in_short_steps() {
             keep_days: Some(1),
         }],
     };
-    let run = store::apply_retention(&app.db, &login_gone, NOW + DAY)
+    let run = store::apply_retention(&app.db, &login_gone, now() + DAY)
         .await
         .unwrap()
         .unwrap();
@@ -696,7 +721,7 @@ async fn the_cut_moves_over_many_tombstones_in_short_steps() {
 
 #[tokio::test]
 async fn the_verify_command_reports_and_exits_by_the_result() {
-    let app = with_events(12, NOW).await;
+    let app = with_events(12, now()).await;
     let run = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_auditdeck"))
             .args(args)
@@ -728,5 +753,34 @@ async fn the_verify_command_reports_and_exits_by_the_result() {
             "problem: Event #7: its content does not match its hash; changed: initiator_name"
         ),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_verification_whose_progress_stopped_for_a_minute_is_given_up() {
+    let app = with_events(3, now()).await;
+    let first = store::begin_verification(&app.db, "a@example.com", VerifyMode::Quick)
+        .await
+        .unwrap();
+    // A minute without progress, to the microsecond: still running.
+    app.clock().advance(60_000_000);
+    let refused = store::begin_verification(&app.db, "b@example.com", VerifyMode::Quick).await;
+    assert!(
+        matches!(refused, Err(auditdeck::errors::AppError::Conflict(_))),
+        "{refused:?}"
+    );
+    // Longer: its server is taken to have stopped, and a new one may start.
+    app.clock().advance(1);
+    let second = store::begin_verification(&app.db, "b@example.com", VerifyMode::Quick)
+        .await
+        .unwrap();
+    assert_ne!(first, second);
+    let rows = store::recent_verifications(&app.db, 5).await.unwrap();
+    let status = |id| rows.iter().find(|r| r.id == id).map(|r| r.status.clone());
+    assert_eq!(status(first).as_deref(), Some("failed"));
+    assert_eq!(status(second).as_deref(), Some("running"));
+    assert_eq!(
+        rows.iter().find(|r| r.id == first).unwrap().finished_at,
+        Some(now() + 60_000_001)
     );
 }

@@ -9,6 +9,7 @@ mod config;
 mod ingest;
 mod integrity;
 mod pages;
+mod partitions;
 mod query;
 mod scale;
 mod security;

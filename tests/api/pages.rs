@@ -5,7 +5,7 @@ use axum::http::{header, StatusCode};
 
 /// Sample events an hour ahead, so they sort before the sign-in's own events.
 fn t0() -> i64 {
-    auditdeck::server::store::now_micros() + 3_600_000_000
+    crate::common::test_now() + 3_600_000_000
 }
 
 /// An app with `n` events and a viewer's session cookie.

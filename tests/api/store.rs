@@ -191,7 +191,7 @@ async fn demo_load_fills_both_tables() {
         seed: 9,
         events: 12_000,
         sessions: 500,
-        anchor: T0,
+        anchor: app.now(),
     };
     demo::load(&app.db, &spec).await.unwrap();
     assert_eq!(app.count().await, 12_000);
@@ -199,7 +199,11 @@ async fn demo_load_fills_both_tables() {
     let newest = store::list_events(&app.db, &EventQuery::default())
         .await
         .unwrap();
-    assert!(newest.rows[0].occurred_at <= T0);
+    assert!(newest.rows[0].occurred_at <= app.now());
+    assert!(
+        newest.rows[11_999.min(newest.rows.len() - 1)].occurred_at
+            > app.now() - 90 * 86_400_000_000
+    );
     assert!(newest
         .rows
         .windows(2)

@@ -3,7 +3,7 @@
 //! each deleted event leaving a tombstone.
 
 use super::events::{Filters, Keyword};
-use super::{insert_events_in, now_micros, Backend, Db, Exec, NewEvent, Sql};
+use super::{insert_events_in, Backend, Db, Exec, NewEvent, Sql};
 use crate::bulk::Selection;
 use crate::errors::{AppError, AppResult};
 use serde_json::value::RawValue;
@@ -45,7 +45,7 @@ pub async fn max_event_id(db: &Db) -> AppResult<i64> {
 pub async fn count_selection(db: &Db, selection: &Selection, up_to: Option<i64>) -> AppResult<u64> {
     selection.validate()?;
     let mut b = db.sql("SELECT COUNT(*) FROM events e WHERE 1 = 1");
-    push_selection(&mut b, selection, up_to, now_micros())?;
+    push_selection(&mut b, selection, up_to, db.now())?;
     let n: i64 = db.read().scalar(&b).await?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
@@ -181,7 +181,7 @@ async fn read_batches(
         }
         return;
     }
-    let now = now_micros();
+    let now = db.now();
     let mut read = 0u64;
     let mut last: Option<(i64, i64)> = None;
     loop {
@@ -263,7 +263,7 @@ async fn read_cursor(
          e.table_name, e.primary_key, e.description, e.before_data::json, e.after_data::json, \
          e.user_agent, e.request_id, e.session_id)::text FROM events e WHERE 1 = 1",
     );
-    push_selection(&mut declare, selection, Some(up_to), now_micros())?;
+    push_selection(&mut declare, selection, Some(up_to), db.now())?;
     declare.push(" ORDER BY e.occurred_at DESC, e.id DESC");
     if let Some(limit) = limit {
         declare
@@ -312,7 +312,7 @@ pub async fn delete_selection(
     mut record: NewEvent,
 ) -> AppResult<(u64, i64)> {
     selection.validate()?;
-    let now = now_micros();
+    let now = db.now();
     // Counted before any write (a count of a million rows takes seconds, and
     // must not hold the write lock): events that arrive later have higher ids
     // than `up_to`, so only another deletion could change the answer.

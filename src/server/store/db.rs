@@ -15,12 +15,15 @@
 //! each event's id and chain hash follow the head the previous writer left.
 
 use crate::errors::{AppError, AppResult};
+use crate::server::clock::{Clock, Micros};
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use sqlx::postgres::{PgArguments, PgPool, PgRow, Postgres};
 use sqlx::query::Query;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqlitePool, SqliteRow};
 use sqlx::{ColumnIndex, Decode, Row, Type};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Which database a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,9 +35,34 @@ pub enum Backend {
 /// The key of the PostgreSQL advisory lock every write transaction holds.
 pub const WRITER_LOCK: i64 = 0x4175_6469_7464_6b01;
 
-/// The database: its pools.
+/// The database: its pools, and the clock its writes are stamped by.
 #[derive(Clone, Debug)]
-pub enum Db {
+pub struct Db {
+    pools: Pools,
+    clock: Clock,
+    partition_backoff: Backoff,
+}
+
+/// A pause after a failed attempt, shared by the clones of a [`Db`]
+/// (monotonic time: it measures a wait, not a date).
+#[derive(Clone, Debug, Default)]
+pub struct Backoff(Arc<Mutex<Option<Instant>>>);
+
+impl Backoff {
+    /// Whether the pause is still on.
+    pub fn holds(&self) -> bool {
+        let until = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        until.is_some_and(|t| Instant::now() < t)
+    }
+
+    /// Pauses for `d` from now.
+    pub fn start(&self, d: Duration) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + d);
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(super) enum Pools {
     Sqlite {
         read: SqlitePool,
         /// Exactly one connection: the single writer.
@@ -46,8 +74,13 @@ pub enum Db {
 }
 
 /// A transaction: a write transaction (the caller holds the writer's turn
-/// until it commits) or a read snapshot.
-pub enum Tx {
+/// until it commits) or a read snapshot, with its database's clock.
+pub struct Tx {
+    conn: TxConn,
+    clock: Clock,
+}
+
+enum TxConn {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
@@ -360,9 +393,9 @@ impl Exec for &Db {
         Ok(run!(sql, s, p, fetch_optional)?)
     }
     async fn execute(&mut self, sql: &Sql) -> AppResult<u64> {
-        let (s, p) = match self {
-            Db::Sqlite { write, .. } => (Some(write), None),
-            Db::Postgres { pool } => (None, Some(pool)),
+        let (s, p) = match &self.pools {
+            Pools::Sqlite { write, .. } => (Some(write), None),
+            Pools::Postgres { pool } => (None, Some(pool)),
         };
         Ok(run!(sql, s, p, execute)?)
     }
@@ -384,10 +417,43 @@ impl Exec for Tx {
 }
 
 impl Db {
+    pub(super) fn new(pools: Pools) -> Self {
+        Db {
+            pools,
+            clock: Clock::system(),
+            partition_backoff: Backoff::default(),
+        }
+    }
+
+    /// The insert path's pause between attempts to make a partition.
+    pub(super) fn partition_backoff(&self) -> &Backoff {
+        &self.partition_backoff
+    }
+
+    pub(super) fn pools(&self) -> &Pools {
+        &self.pools
+    }
+
+    /// The same database read and written at the time `clock` tells.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock the server reads the time from.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The time now, by [`Db::clock`].
+    pub fn now(&self) -> Micros {
+        self.clock.now()
+    }
+
     pub fn backend(&self) -> Backend {
-        match self {
-            Db::Sqlite { .. } => Backend::Sqlite,
-            Db::Postgres { .. } => Backend::Postgres,
+        match self.pools {
+            Pools::Sqlite { .. } => Backend::Sqlite,
+            Pools::Postgres { .. } => Backend::Postgres,
         }
     }
 
@@ -397,9 +463,16 @@ impl Db {
     }
 
     fn readers(&self) -> (Option<&SqlitePool>, Option<&PgPool>) {
-        match self {
-            Db::Sqlite { read, .. } => (Some(read), None),
-            Db::Postgres { pool } => (None, Some(pool)),
+        match &self.pools {
+            Pools::Sqlite { read, .. } => (Some(read), None),
+            Pools::Postgres { pool } => (None, Some(pool)),
+        }
+    }
+
+    fn tx(&self, conn: TxConn) -> Tx {
+        Tx {
+            conn,
+            clock: self.clock.clone(),
         }
     }
 
@@ -412,39 +485,51 @@ impl Db {
     /// SQLite write connection; PostgreSQL's writer lock, shared by every
     /// server) and holds it until commit or rollback.
     pub async fn begin(&self) -> AppResult<Tx> {
-        match self {
-            Db::Sqlite { write, .. } => Ok(Tx::Sqlite(write.begin().await?)),
-            Db::Postgres { pool } => {
+        let conn = match &self.pools {
+            Pools::Sqlite { write, .. } => TxConn::Sqlite(write.begin().await?),
+            Pools::Postgres { pool } => {
                 let mut tx = pool.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(WRITER_LOCK)
                     .execute(&mut *tx)
                     .await?;
-                Ok(Tx::Postgres(tx))
+                TxConn::Postgres(tx)
             }
-        }
+        };
+        Ok(self.tx(conn))
+    }
+
+    /// Begins a transaction that does not take the writer's turn (for DDL
+    /// that must not wait inside it). On SQLite, the one write connection.
+    pub async fn begin_unlocked(&self) -> AppResult<Tx> {
+        let conn = match &self.pools {
+            Pools::Sqlite { write, .. } => TxConn::Sqlite(write.begin().await?),
+            Pools::Postgres { pool } => TxConn::Postgres(pool.begin().await?),
+        };
+        Ok(self.tx(conn))
     }
 
     /// Begins a read-only transaction that sees one snapshot throughout.
     pub async fn begin_snapshot(&self) -> AppResult<Tx> {
-        match self {
-            Db::Sqlite { read, .. } => Ok(Tx::Sqlite(read.begin().await?)),
-            Db::Postgres { pool } => Ok(Tx::Postgres(
+        let conn = match &self.pools {
+            Pools::Sqlite { read, .. } => TxConn::Sqlite(read.begin().await?),
+            Pools::Postgres { pool } => TxConn::Postgres(
                 pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .await?,
-            )),
-        }
+            ),
+        };
+        Ok(self.tx(conn))
     }
 
     /// Streams a statement's rows on a read connection.
     pub fn stream<'a>(&'a self, sql: &'a Sql) -> BoxStream<'a, AppResult<DbRow>> {
-        match self {
-            Db::Sqlite { read, .. } => sqlite_query(&sql.text, &sql.params)
+        match &self.pools {
+            Pools::Sqlite { read, .. } => sqlite_query(&sql.text, &sql.params)
                 .fetch(read)
                 .map_ok(DbRow::Sqlite)
                 .map_err(AppError::from)
                 .boxed(),
-            Db::Postgres { pool } => pg_query(&sql.text, &sql.params)
+            Pools::Postgres { pool } => pg_query(&sql.text, &sql.params)
                 .fetch(pool)
                 .map_ok(DbRow::Postgres)
                 .map_err(AppError::from)
@@ -456,7 +541,7 @@ impl Db {
     /// sharing the database, for as long as the guard lives; `None` when
     /// another holds it. (On SQLite, one server owns the file: always taken.)
     pub async fn try_exclusive(&self, key: i64) -> AppResult<Option<ExclusiveGuard>> {
-        let Db::Postgres { pool } = self else {
+        let Pools::Postgres { pool } = &self.pools else {
             return Ok(Some(ExclusiveGuard(None)));
         };
         // A connection of its own, out of the pool: the session-level lock
@@ -475,12 +560,12 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        match self {
-            Db::Sqlite { read, write } => {
+        match &self.pools {
+            Pools::Sqlite { read, write } => {
                 read.close().await;
                 write.close().await;
             }
-            Db::Postgres { pool } => pool.close().await,
+            Pools::Postgres { pool } => pool.close().await,
         }
     }
 }
@@ -498,17 +583,22 @@ impl Tx {
         Option<&mut sqlx::SqliteConnection>,
         Option<&mut sqlx::PgConnection>,
     ) {
-        match self {
-            Tx::Sqlite(t) => (Some(&mut **t), None),
-            Tx::Postgres(t) => (None, Some(&mut **t)),
+        match &mut self.conn {
+            TxConn::Sqlite(t) => (Some(&mut **t), None),
+            TxConn::Postgres(t) => (None, Some(&mut **t)),
         }
     }
 
     pub fn backend(&self) -> Backend {
-        match self {
-            Tx::Sqlite(_) => Backend::Sqlite,
-            Tx::Postgres(_) => Backend::Postgres,
+        match self.conn {
+            TxConn::Sqlite(_) => Backend::Sqlite,
+            TxConn::Postgres(_) => Backend::Postgres,
         }
+    }
+
+    /// The time now, by the database's clock.
+    pub fn now(&self) -> Micros {
+        self.clock.now()
     }
 
     /// A statement for this transaction's database.
@@ -517,17 +607,17 @@ impl Tx {
     }
 
     pub async fn commit(self) -> AppResult<()> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await?,
-            Tx::Postgres(t) => t.commit().await?,
+        match self.conn {
+            TxConn::Sqlite(t) => t.commit().await?,
+            TxConn::Postgres(t) => t.commit().await?,
         }
         Ok(())
     }
 
     pub async fn rollback(self) -> AppResult<()> {
-        match self {
-            Tx::Sqlite(t) => t.rollback().await?,
-            Tx::Postgres(t) => t.rollback().await?,
+        match self.conn {
+            TxConn::Sqlite(t) => t.rollback().await?,
+            TxConn::Postgres(t) => t.rollback().await?,
         }
         Ok(())
     }

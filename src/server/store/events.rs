@@ -3,7 +3,7 @@
 //! exact up to a limit and estimated beyond, the filter bar's choices, and
 //! one event's details with the history of its record.
 
-use super::{now_micros, Backend, Db, DbRow, Exec, Sql};
+use super::{Backend, Db, DbRow, Exec, Sql};
 use crate::errors::{AppError, AppResult};
 use crate::models::Page;
 use crate::models::{
@@ -303,7 +303,7 @@ fn push_seek(b: &mut Sql, column: SortColumn, anchor: &Anchor, desc: bool) {
 
 /// One page of the Activity Log for a query.
 pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
-    let filters = Filters::new(q, now_micros())?;
+    let filters = Filters::new(q, db.now())?;
     // Before a row and the last page are read backwards, then turned round.
     let reverse = matches!(q.cursor, Some(Cursor::Before(_) | Cursor::End));
     let desc = q.descending != reverse;
@@ -483,7 +483,7 @@ pub async fn search_event_ids(db: &Db, keyword: &str, limit: u32) -> AppResult<V
         q: Some(keyword.to_string()),
         ..EventQuery::default()
     };
-    let filters = Filters::new(&q, now_micros())?;
+    let filters = Filters::new(&q, db.now())?;
     let mut b = db.sql("SELECT e.id FROM events e WHERE 1 = 1");
     filters.push(&mut b, Keyword::InSet);
     b.push(" ORDER BY e.occurred_at DESC, e.id DESC LIMIT ")
@@ -494,7 +494,7 @@ pub async fn search_event_ids(db: &Db, keyword: &str, limit: u32) -> AppResult<V
 /// How many events match: exact up to [`COUNT_LIMIT`], then an estimate from
 /// windows of ids sampled over the part of the log the time range allows.
 pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
-    let filters = Filters::new(q, now_micros())?;
+    let filters = Filters::new(q, db.now())?;
     let cap = i64::try_from(COUNT_LIMIT).unwrap_or(i64::MAX) + 1;
     let (mut low, high) = id_range(db).await?;
     if let Some(from) = filters.from {

@@ -2,7 +2,7 @@
 //! reach another server), so the ticket, its progress and its cancellation
 //! are rows, not one server's memory.
 
-use super::{now_micros, Db, DbRow, Exec};
+use super::{Db, DbRow, Exec};
 use crate::bulk::{ExportFormat, ExportSource, ExportStatus};
 use crate::errors::{AppError, AppResult};
 
@@ -53,7 +53,7 @@ pub async fn insert_export(
         .bind(json(&job.format))
         .bind(i64::try_from(job.total).unwrap_or(i64::MAX))
         .bind(job.up_to)
-        .bind(now_micros());
+        .bind(db.now());
     db.read().execute(&sql).await?;
     Ok(())
 }

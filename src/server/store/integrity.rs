@@ -2,7 +2,7 @@
 //! verification records, the retention policy, legal hold and retention runs.
 
 use super::bulk::json_text;
-use super::{insert_events_in, now_micros, Backend, Db, DbRow, Exec, NewEvent, Sql, Tx};
+use super::{insert_events_in, Backend, Db, DbRow, Exec, NewEvent, Sql, Tx};
 use crate::errors::{AppError, AppResult};
 use crate::integrity::{
     Checkpoint, DeletedBy, RetentionPolicy, RetentionRun, VerificationReport, VerificationRow,
@@ -523,7 +523,7 @@ async fn checkpoint_in(
     if at.id == 0 || newest == Some(at.id) {
         return Ok(None);
     }
-    let now = now_micros();
+    let now = tx.now();
     let sql = tx
         .sql(
             "INSERT INTO chain_checkpoints (created_at, kind, last_id, entry_count, chain_hash, verified_at) \
@@ -558,8 +558,8 @@ pub async fn begin_verification(db: &Db, started_by: &str, mode: VerifyMode) -> 
             "UPDATE chain_verifications SET status = 'failed', finished_at = ? \
              WHERE status = 'running' AND heartbeat_at < ?",
         )
-        .bind(now_micros())
-        .bind(now_micros() - STALE_AFTER_MICROS);
+        .bind(db.now())
+        .bind(db.now() - STALE_AFTER_MICROS);
     tx.execute(&stale).await?;
     let running = tx.sql("SELECT id FROM chain_verifications WHERE status = 'running' LIMIT 1");
     let running: Option<i64> = tx.scalar_opt(&running).await?;
@@ -573,10 +573,10 @@ pub async fn begin_verification(db: &Db, started_by: &str, mode: VerifyMode) -> 
             "INSERT INTO chain_verifications (started_at, started_by, mode, heartbeat_at) \
              VALUES (?, ?, ?, ?) RETURNING id",
         )
-        .bind(now_micros())
+        .bind(db.now())
         .bind(started_by)
         .bind(mode.as_str())
-        .bind(now_micros());
+        .bind(db.now());
     let id: i64 = tx.scalar(&sql).await?;
     tx.commit().await?;
     Ok(id)
@@ -590,7 +590,7 @@ pub async fn verification_progress(db: &Db, id: i64, checked: u64, total: u64) -
         )
         .bind(i64::try_from(checked).unwrap_or(i64::MAX))
         .bind(i64::try_from(total).unwrap_or(i64::MAX))
-        .bind(now_micros())
+        .bind(db.now())
         .bind(id);
     db.read().execute(&sql).await?;
     Ok(())
@@ -606,7 +606,7 @@ pub async fn finish_verification(
     report: Option<&VerificationReport>,
     record: NewEvent,
 ) -> AppResult<()> {
-    let now = now_micros();
+    let now = db.now();
     let mut tx = super::begin(db).await?;
     let (status, text, checked) = match report {
         Some(r) => (
@@ -667,14 +667,14 @@ const STALE_AFTER_MICROS: i64 = 60_000_000;
 pub async fn abandon_verifications(db: &Db) -> AppResult<u64> {
     let before = match db.backend() {
         Backend::Sqlite => i64::MAX,
-        Backend::Postgres => now_micros() - STALE_AFTER_MICROS,
+        Backend::Postgres => db.now() - STALE_AFTER_MICROS,
     };
     let sql = db
         .sql(
             "UPDATE chain_verifications SET status = 'failed', finished_at = ? \
              WHERE status = 'running' AND heartbeat_at < ?",
         )
-        .bind(now_micros())
+        .bind(db.now())
         .bind(before);
     db.read().execute(&sql).await
 }
@@ -791,7 +791,7 @@ pub async fn save_retention_in(
         )
         .bind(policy.map(|p| serde_json::to_string(p).unwrap_or_default()))
         .bind(legal_hold)
-        .bind(now_micros())
+        .bind(tx.now())
         .bind(by);
     tx.execute(&sql).await?;
     Ok(())
@@ -911,10 +911,10 @@ pub async fn apply_retention(
             "INSERT INTO retention_runs (started_at, policy, status, finished_at) \
              VALUES (?, ?, ?, ?) RETURNING id",
         )
-        .bind(now_micros())
+        .bind(db.now())
         .bind(&described)
         .bind(if held { "held" } else { "running" })
-        .bind(held.then(now_micros));
+        .bind(held.then(|| db.now()));
     let run_id: i64 = tx.scalar(&sql).await?;
     tx.commit().await?;
     let mut chunks = 0u64;
@@ -1094,7 +1094,7 @@ async fn drop_partition(tx: &mut Tx, partition: &super::Partition, run_id: i64) 
             "INSERT INTO event_tombstones (id, occurred_at, deleted_at, retention_run_id, content_hash, chain_hash) \
              SELECT id, occurred_at, ?, ?, content_hash, chain_hash FROM {name} WHERE id > ?"
         ))
-        .bind(now_micros())
+        .bind(tx.now())
         .bind(run_id)
         .bind(keep_above);
     tx.execute(&sql).await?;
@@ -1167,7 +1167,7 @@ async fn retention_chunk(tx: &mut Tx, ids: &[i64], run_id: i64) -> AppResult<Opt
     removed.sort_unstable_by_key(|r| r.id);
     let newest = removed.iter().map(|r| (r.at, r.id)).max();
     let new_cut = advance_cut(tx, &removed).await?;
-    let now = now_micros();
+    let now = tx.now();
     let above: Vec<_> = removed.iter().filter(|r| r.id > new_cut.id).collect();
     if !above.is_empty() {
         let mut insert = tx.sql(
@@ -1321,7 +1321,7 @@ async fn finish_run(
         let policy_json: serde_json::Value =
             serde_json::from_str(&policy_text).unwrap_or(serde_json::Value::Null);
         let record = NewEvent {
-            occurred_at: now_micros(),
+            occurred_at: db.now(),
             ip: None,
             initiator: crate::models::Initiator {
                 kind: crate::models::InitiatorKind::System,
@@ -1363,7 +1363,7 @@ async fn finish_run(
              WHERE id = ? RETURNING id, started_at, finished_at, removed, status, event_id",
         )
         .bind(status)
-        .bind(now_micros())
+        .bind(db.now())
         .bind(event_id)
         .bind(run_id);
     let row = tx.one(&sql).await?;

@@ -22,6 +22,7 @@ mod integrity;
 mod partitions;
 mod sessions;
 pub use bulk::*;
+use db::Pools;
 pub use db::{Backend, Db, DbRow, ExclusiveGuard, Exec, Sql, Tx, RETENTION_LOCK, WRITER_LOCK};
 pub use events::*;
 pub use exports::*;
@@ -68,7 +69,7 @@ async fn open_postgres(url: &str) -> AppResult<Db> {
         .migrate()
         .await
         .or_else(ignore_concurrent_create)?;
-    Ok(Db::Postgres { pool })
+    Ok(Db::new(Pools::Postgres { pool }))
 }
 
 /// tower-sessions creates its schema with `IF NOT EXISTS`, which two servers
@@ -118,7 +119,7 @@ async fn open_sqlite(url: &str) -> AppResult<Db> {
         .connect_with(options)
         .await?;
     spawn_checkpointer(read.clone());
-    let db = Db::Sqlite { read, write };
+    let db = Db::new(Pools::Sqlite { read, write });
     integrity::backfill_chain(&db).await?;
     Ok(db)
 }
@@ -204,20 +205,15 @@ impl tower_sessions::SessionStore for SessionStore {
 impl Db {
     /// The session store (tower-sessions), in the same database.
     pub fn session_store(&self) -> SessionStore {
-        match self {
-            Db::Sqlite { read, .. } => {
+        match self.pools() {
+            Pools::Sqlite { read, .. } => {
                 SessionStore::Sqlite(tower_sessions_sqlx_store::SqliteStore::new(read.clone()))
             }
-            Db::Postgres { pool } => {
+            Pools::Postgres { pool } => {
                 SessionStore::Postgres(tower_sessions_sqlx_store::PostgresStore::new(pool.clone()))
             }
         }
     }
-}
-
-/// Microseconds since the epoch, now.
-pub fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
 }
 
 /// An event ready to be stored (validated by the ingest layer or made by us).
@@ -259,6 +255,9 @@ pub async fn insert_events(
     events: &[NewEvent],
     api_key_id: Option<i64>,
 ) -> AppResult<Vec<i64>> {
+    // Before the writer's turn: a month without a partition is made here,
+    // briefly, or the batch lands in the DEFAULT partition (PostgreSQL).
+    partitions::make_months_for(db, events.iter().map(|e| e.occurred_at)).await?;
     let mut tx = db.begin().await?;
     let ids = insert_events_in(&mut tx, events, api_key_id).await?;
     tx.commit().await?;
@@ -280,7 +279,7 @@ pub async fn insert_events_in(
     events: &[NewEvent],
     api_key_id: Option<i64>,
 ) -> AppResult<Vec<i64>> {
-    let received_at = now_micros();
+    let received_at = tx.now();
     let last = tx.sql("SELECT max_occurred_at FROM events ORDER BY id DESC LIMIT 1");
     let mut max_occurred_at: i64 = tx.scalar_opt(&last).await?.unwrap_or(0);
     let mut head = integrity::chain_head(tx).await?;
@@ -292,9 +291,6 @@ pub async fn insert_events_in(
         Backend::Postgres => tx.sql("SELECT MAX(id) FROM events"),
     };
     let seq: Option<i64> = tx.scalar_opt::<Option<i64>>(&ahead).await?.flatten();
-    if tx.backend() == Backend::Postgres {
-        partitions::ensure_partitions(tx, events.iter().map(|e| e.occurred_at)).await?;
-    }
     let mut next_id = head.id.max(seq.unwrap_or(0)) + 1;
     let mut ids = Vec::with_capacity(events.len());
     let mut buf = Vec::with_capacity(1024);
@@ -439,7 +435,7 @@ pub async fn insert_api_key_in(
         .bind(label)
         .bind(prefix)
         .bind(key_hash)
-        .bind(now_micros());
+        .bind(tx.now());
     tx.scalar(&sql).await
 }
 
@@ -469,7 +465,7 @@ pub async fn list_api_keys(db: &Db) -> AppResult<Vec<ApiKeyRow>> {
 pub async fn revoke_api_key_in(tx: &mut Tx, id: i64) -> AppResult<Option<String>> {
     let sql = tx
         .sql("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING label")
-        .bind(now_micros())
+        .bind(tx.now())
         .bind(id);
     tx.scalar_opt(&sql).await
 }
@@ -559,7 +555,7 @@ pub async fn insert_user_in(tx: &mut Tx, user: &NewUser) -> AppResult<i64> {
             "{field}: already taken by another user"
         )));
     }
-    let now = now_micros();
+    let now = tx.now();
     let sql = tx
         .sql(
             "INSERT INTO users (username, email, name, role, password_hash, created_at, updated_at) \
@@ -611,7 +607,7 @@ pub async fn count_users(db: &Db) -> AppResult<u64> {
 }
 
 pub async fn set_user_disabled_in(tx: &mut Tx, id: i64, disabled: bool) -> AppResult<()> {
-    let now = now_micros();
+    let now = tx.now();
     let sql = tx
         .sql("UPDATE users SET disabled_at = ?, updated_at = ? WHERE id = ?")
         .bind(disabled.then_some(now))
@@ -627,7 +623,7 @@ pub async fn insert_login_failure_in(tx: &mut Tx, username: &str, ip: &str) -> A
         .sql("INSERT INTO login_failures (username, ip, failed_at) VALUES (?, ?, ?)")
         .bind(username)
         .bind(ip)
-        .bind(now_micros());
+        .bind(tx.now());
     tx.execute(&sql).await?;
     Ok(())
 }
@@ -689,7 +685,7 @@ pub async fn set_user_role_in(tx: &mut Tx, id: i64, role: Role) -> AppResult<()>
     let sql = tx
         .sql("UPDATE users SET role = ?, updated_at = ? WHERE id = ?")
         .bind(role.as_str())
-        .bind(now_micros())
+        .bind(tx.now())
         .bind(id);
     tx.execute(&sql).await?;
     Ok(())
@@ -699,7 +695,7 @@ pub async fn set_password_in(tx: &mut Tx, id: i64, password_hash: &str) -> AppRe
     let sql = tx
         .sql("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
         .bind(password_hash)
-        .bind(now_micros())
+        .bind(tx.now())
         .bind(id);
     tx.execute(&sql).await?;
     Ok(())

@@ -1,12 +1,18 @@
 //! PostgreSQL's events table is partitioned by month of `occurred_at`
-//! (`events_pYYYYMM`, UTC). The insert path makes the partitions a batch
-//! needs, under the writer lock; retention drops the months that lie wholly
-//! before its cut-off.
+//! (`events_pYYYYMM`, UTC), with a DEFAULT partition for events of a month
+//! that has none yet. No DDL runs inside a write transaction that waits
+//! without a bound: maintenance makes the coming months ahead, the insert
+//! path makes a missing month in a short transaction of its own before it
+//! takes the writer's turn (or lets the batch land in the DEFAULT partition
+//! when a reader is in the way), and maintenance later moves those events
+//! into their months. Retention drops the months that lie wholly before its
+//! cut-off.
 
-use super::{Backend, Db, Exec, Tx};
+use super::{Backend, Db, Exec, Sql, Tx};
 use crate::errors::AppResult;
 use chrono::{Datelike, TimeZone, Utc};
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 /// One month's partition: its name and its bounds (microseconds, the upper
 /// one excluded).
@@ -59,44 +65,198 @@ pub fn parse_partition(name: &str) -> Option<Partition> {
         .then(|| month_partition(year, month))
 }
 
-/// Makes the partitions that events at these times need and that do not
-/// exist yet. Runs in the caller's write transaction (DDL is transactional
-/// in PostgreSQL, and the writer lock keeps two servers from racing).
-pub async fn ensure_partitions(tx: &mut Tx, times: impl Iterator<Item = i64>) -> AppResult<()> {
-    let wanted: BTreeSet<Partition> = times.map(partition_of).collect();
+/// Where events of a month without a partition land (PostgreSQL's DEFAULT
+/// partition); [`prepare_partitions`] moves them into their month.
+pub const DEFAULT_PARTITION: &str = "events_default";
+
+/// How long the insert path's attempt to make a missing month waits for the
+/// readers of `events` (every later query on `events` waits behind it that
+/// long at most). When it gives up, the batch goes into the DEFAULT partition.
+const INSERT_PATH_LOCK_TIMEOUT: &str = "200ms";
+/// How long maintenance waits for the readers before it tries again later.
+const MAINTENANCE_LOCK_TIMEOUT: &str = "500ms";
+/// After a failed attempt, the insert path does not try again for this long
+/// (a backfill behind a long export would otherwise stall every page once a
+/// batch).
+const INSERT_PATH_BACKOFF: Duration = Duration::from_secs(10);
+
+/// The columns an event is stored with (not the generated ones).
+const STORED_COLUMNS: &str = "id, occurred_at, received_at, ip, ip_bin, initiator_kind, \
+    initiator_id, initiator_name, initiator_email, initiator_role, action, table_name, \
+    primary_key, description, before_data, after_data, user_agent, request_id, session_id, \
+    api_key_id, max_occurred_at, content_hash, chain_hash, field_sums";
+
+/// The months among `wanted` that have no partition yet.
+async fn missing(
+    exec: &mut impl Exec,
+    backend: Backend,
+    wanted: BTreeSet<Partition>,
+) -> AppResult<Vec<Partition>> {
     if wanted.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let names: Vec<String> = wanted.iter().map(|p| p.name.clone()).collect();
-    let existing = tx
-        .sql(
-            "SELECT relname::text FROM pg_class WHERE relnamespace = current_schema()::regnamespace \
-             AND relname = ANY(string_to_array(?, ','))",
+    let sql = Sql::new(
+        backend,
+        "SELECT relname::text FROM pg_class WHERE relnamespace = current_schema()::regnamespace \
+         AND relname = ANY(string_to_array(?, ','))",
+    )
+    .bind(names.join(","));
+    let existing: BTreeSet<String> = exec.column::<String>(&sql).await?.into_iter().collect();
+    Ok(wanted
+        .into_iter()
+        .filter(|p| !existing.contains(&p.name))
+        .collect())
+}
+
+/// Makes each of `months` in a transaction of its own that waits at most
+/// `lock_timeout` for the readers of `events`. Stops at the first that
+/// cannot be made (a reader is in the way, or the DEFAULT partition holds
+/// events of that month: [`prepare_partitions`] moves them first).
+async fn create_months(db: &Db, months: &[Partition], lock_timeout: &str) -> AppResult<()> {
+    for p in months {
+        let mut tx = db.begin_unlocked().await?;
+        tx.execute(&tx.sql(format!("SET LOCAL lock_timeout = '{lock_timeout}'")))
+            .await?;
+        let create = tx.sql(format!(
+            "CREATE TABLE IF NOT EXISTS {} PARTITION OF events FOR VALUES FROM ({}) TO ({})",
+            p.name, p.from, p.to
+        ));
+        tx.execute(&create).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// Called by the insert path before it takes the writer's turn: makes the
+/// months a batch needs that have no partition, never inside the writer's
+/// transaction and never waiting long. When it cannot (a long reader holds
+/// `events`), the batch is stored all the same, in the DEFAULT partition,
+/// and maintenance moves it later: nothing is refused, nothing waits.
+pub async fn make_months_for(db: &Db, times: impl Iterator<Item = i64>) -> AppResult<()> {
+    if db.backend() != Backend::Postgres {
+        return Ok(());
+    }
+    let wanted: BTreeSet<Partition> = times.map(partition_of).collect();
+    let months = missing(&mut db.read(), db.backend(), wanted).await?;
+    if months.is_empty() || db.partition_backoff().holds() {
+        return Ok(());
+    }
+    if let Err(error) = create_months(db, &months, INSERT_PATH_LOCK_TIMEOUT).await {
+        db.partition_backoff().start(INSERT_PATH_BACKOFF);
+        tracing::info!(
+            %error,
+            months = ?months.iter().map(|p| &p.name).collect::<Vec<_>>(),
+            "a month's partition could not be made at once; its events go into the default partition until maintenance moves them"
+        );
+    }
+    Ok(())
+}
+
+/// What a pass of [`prepare_partitions`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PartitionPass {
+    /// Partitions made.
+    pub made: Vec<String>,
+    /// Events moved out of the DEFAULT partition into their months.
+    pub moved: u64,
+}
+
+/// The months the DEFAULT partition holds events of, oldest first (one
+/// index seek a month).
+async fn default_months(exec: &mut impl Exec, backend: Backend) -> AppResult<Vec<Partition>> {
+    let mut months = Vec::new();
+    let mut from = i64::MIN;
+    loop {
+        let sql = Sql::new(
+            backend,
+            format!("SELECT MIN(occurred_at) FROM {DEFAULT_PARTITION} WHERE occurred_at >= ?"),
         )
-        .bind(names.join(","));
-    let existing: BTreeSet<String> = tx.column::<String>(&existing).await?.into_iter().collect();
-    for p in wanted.iter().filter(|p| !existing.contains(&p.name)) {
+        .bind(from);
+        let Some(at) = exec.scalar::<Option<i64>>(&sql).await? else {
+            break;
+        };
+        let month = partition_of(at);
+        from = month.to;
+        months.push(month);
+    }
+    Ok(months)
+}
+
+/// Makes this month's and next month's partitions before any event needs
+/// them, and moves the events that went into the DEFAULT partition (a
+/// backfill while a long export was open, say) into partitions of their
+/// months. It waits at most a moment for the readers of `events` and tries
+/// again at the next pass; PostgreSQL only.
+pub async fn prepare_partitions(db: &Db, now: i64) -> AppResult<PartitionPass> {
+    let mut pass = PartitionPass::default();
+    if db.backend() != Backend::Postgres {
+        return Ok(pass);
+    }
+    let backend = db.backend();
+    let ahead: BTreeSet<Partition> = [partition_of(now), partition_of(partition_of(now).to)]
+        .into_iter()
+        .collect();
+    let stranded = default_months(&mut db.read(), backend).await?;
+    if stranded.is_empty() {
+        let months = missing(&mut db.read(), backend, ahead).await?;
+        create_months(db, &months, MAINTENANCE_LOCK_TIMEOUT).await?;
+        pass.made = months.into_iter().map(|p| p.name).collect();
+        return Ok(pass);
+    }
+    // The default partition holds events of months that need partitions:
+    // in one transaction (holding the writer's turn, so no batch lands in
+    // it meanwhile), it is detached, the months are made and its events
+    // moved into them, and it is attached again. Ids, times and hashes are
+    // unchanged: the chain does not notice.
+    let mut tx = db.begin().await?;
+    tx.execute(&tx.sql(format!(
+        "SET LOCAL lock_timeout = '{MAINTENANCE_LOCK_TIMEOUT}'"
+    )))
+    .await?;
+    let wanted: BTreeSet<Partition> = ahead.into_iter().chain(stranded.iter().cloned()).collect();
+    let months = missing(&mut tx, backend, wanted).await?;
+    tx.execute(&tx.sql(format!(
+        "ALTER TABLE events DETACH PARTITION {DEFAULT_PARTITION}"
+    )))
+    .await?;
+    for p in &months {
         let create = tx.sql(format!(
             "CREATE TABLE IF NOT EXISTS {} PARTITION OF events FOR VALUES FROM ({}) TO ({})",
             p.name, p.from, p.to
         ));
         tx.execute(&create).await?;
     }
-    Ok(())
+    for p in &stranded {
+        let sql = tx
+            .sql(format!(
+                "WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE occurred_at >= ? AND occurred_at < ? \
+                 RETURNING {STORED_COLUMNS}) INSERT INTO events ({STORED_COLUMNS}) SELECT {STORED_COLUMNS} FROM moved"
+            ))
+            .bind(p.from)
+            .bind(p.to);
+        pass.moved += tx.execute(&sql).await?;
+    }
+    tx.execute(&tx.sql(format!(
+        "ALTER TABLE events ATTACH PARTITION {DEFAULT_PARTITION} DEFAULT"
+    )))
+    .await?;
+    tx.commit().await?;
+    pass.made = months.into_iter().map(|p| p.name).collect();
+    tracing::info!(made = ?pass.made, moved = pass.moved, "events moved out of the default partition");
+    Ok(pass)
 }
 
-/// Makes this month's and next month's partitions before any event needs
-/// them, so that the insert path seldom runs DDL: creating a partition waits
-/// for the readers of `events` (a long export, say), and it gives up after a
-/// moment here, to try again at the next maintenance pass. PostgreSQL only.
-pub async fn prepare_partitions(db: &Db, now: i64) -> AppResult<()> {
+/// How many events the DEFAULT partition holds (PostgreSQL; 0 on SQLite).
+pub async fn default_partition_count(db: &Db) -> AppResult<u64> {
     if db.backend() != Backend::Postgres {
-        return Ok(());
+        return Ok(0);
     }
-    let mut tx = db.begin().await?;
-    tx.execute(&tx.sql("SET LOCAL lock_timeout = '2s'")).await?;
-    ensure_partitions(&mut tx, [now, partition_of(now).to].into_iter()).await?;
-    tx.commit().await
+    let n: i64 = db
+        .read()
+        .scalar(&db.sql(format!("SELECT COUNT(*) FROM {DEFAULT_PARTITION}")))
+        .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// Brings the planner's statistics up to date after a bulk load (the demo

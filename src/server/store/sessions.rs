@@ -2,7 +2,7 @@
 //! queries (filters, keyset paging newest first, counts).
 
 use super::events::{round_estimate, COUNT_LIMIT};
-use super::{now_micros, Db, DbRow, Exec, RowSink, Sql};
+use super::{Db, DbRow, Exec, RowSink, Sql};
 use crate::bulk::SessionSelection;
 use crate::errors::{AppError, AppResult};
 use crate::models::{EventCount, SessionPage, SessionRow};
@@ -189,7 +189,7 @@ pub async fn list_admin_sessions(db: &Db, q: &SessionQuery, me: i64) -> AppResul
     let mut b = db.sql(format!(
         "SELECT {SESSION_COLUMNS} FROM admin_sessions s WHERE 1 = 1"
     ));
-    push_filters(&mut b, q, me, now_micros());
+    push_filters(&mut b, q, me, db.now());
     if let Some((at, id)) = anchor {
         let op = if reverse { ">" } else { "<" };
         b.push(format!(" AND (s.occurred_at, s.id) {op} ("))
@@ -216,12 +216,18 @@ pub async fn list_admin_sessions(db: &Db, q: &SessionQuery, me: i64) -> AppResul
 }
 
 /// ` AND …` restricting `admin_sessions s` to a selection and ids up to `up_to`.
-fn push_session_selection(b: &mut Sql, selection: &SessionSelection, me: i64, up_to: i64) {
+fn push_session_selection(
+    b: &mut Sql,
+    selection: &SessionSelection,
+    me: i64,
+    up_to: i64,
+    now: i64,
+) {
     match selection {
         SessionSelection::Ids(ids) => {
             b.push(" AND ").push_in("s.id", ids);
         }
-        SessionSelection::Filter(q) => push_filters(b, q, me, now_micros()),
+        SessionSelection::Filter(q) => push_filters(b, q, me, now),
     }
     b.push(" AND s.id <= ").push_bind(up_to);
 }
@@ -239,7 +245,7 @@ pub async fn count_session_selection(
         .await?;
     let up_to = up_to.unwrap_or(0);
     let mut b = db.sql("SELECT COUNT(*) FROM admin_sessions s WHERE 1 = 1");
-    push_session_selection(&mut b, selection, me, up_to);
+    push_session_selection(&mut b, selection, me, up_to, db.now());
     let n: i64 = db.read().scalar(&b).await?;
     Ok((u64::try_from(n).unwrap_or(0), up_to))
 }
@@ -257,7 +263,7 @@ pub async fn export_session_rows(
     let mut b = db.sql(format!(
         "SELECT {SESSION_COLUMNS} FROM admin_sessions s WHERE 1 = 1"
     ));
-    push_session_selection(&mut b, selection, me, up_to);
+    push_session_selection(&mut b, selection, me, up_to, db.now());
     b.push(" ORDER BY s.occurred_at DESC, s.id DESC");
     let mut rows = db.stream(&b);
     let mut sent = 0;
@@ -280,7 +286,7 @@ pub async fn count_admin_sessions_matching(
     me: i64,
 ) -> AppResult<EventCount> {
     q.validate()?;
-    let now = now_micros();
+    let now = db.now();
     let cap = i64::try_from(COUNT_LIMIT).unwrap_or(i64::MAX) + 1;
     let mut b = db.sql("SELECT COUNT(*) FROM (SELECT 1 FROM admin_sessions s WHERE 1 = 1");
     push_filters(&mut b, q, me, now);
