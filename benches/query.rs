@@ -6,10 +6,18 @@
 //! BENCH_DIR (default target/bench), BENCH_VERBOSE (print the first runs of each
 //! case). A data set is generated once and kept.
 //! Prints p50 / p95 in milliseconds per case, as a Markdown table.
+//!
+//! Then the matrix (BENCH_MATRIX=0 skips it; BENCH_MATRIX_RUNS, default 20):
+//! every subset of up to three of the filters (user, one action, two
+//! actions, table, CIDR range, keyword, seven days) × every sort column in
+//! both directions × first page, last page and the page before it (keyset
+//! cursors), plus each subset's count. Every cell goes to
+//! `BENCH_DIR/matrix-<n>-<backend>.csv`; the worst ten of each kind are
+//! printed.
 
 mod common;
 
-use auditdeck::query::{Cursor, EventQuery, InitiatorKey};
+use auditdeck::query::{Cursor, EventQuery, InitiatorKey, SortColumn};
 use auditdeck::server::store::{self, Db};
 use std::time::{Duration, Instant};
 
@@ -212,6 +220,198 @@ async fn main() {
             options.tables.len(),
             started.elapsed().as_secs_f64() * 1000.0
         );
+        if env_or("BENCH_MATRIX", "1") != "0" {
+            let runs: usize = env_or("BENCH_MATRIX_RUNS", "20").parse().unwrap_or(20);
+            matrix(&db, n, runs, &dir).await;
+        }
         db.close().await;
+    }
+}
+
+/// The filters the matrix combines, each varied from run to run.
+const DIMENSIONS: [&str; 7] = [
+    "user",
+    "action",
+    "two actions",
+    "table",
+    "CIDR",
+    "keyword",
+    "7 days",
+];
+
+fn with_dimension(mut q: EventQuery, dim: &str, i: usize) -> EventQuery {
+    match dim {
+        "user" => q.user = user(i),
+        "action" => q.actions = vec![["UPDATE", "DELETE", "CREATE", "LOGIN"][i % 4].into()],
+        "two actions" => {
+            q.actions = vec![
+                ["UPDATE", "DELETE", "CREATE"][i % 3].into(),
+                ["LOGIN", "EXPORT"][i % 2].into(),
+            ]
+        }
+        "table" => q.table = Some(["invoices", "customers", "orders", "products"][i % 4].into()),
+        "CIDR" => q.ip = Some(["10.0.0.0/8", "192.168.0.0/16", "203.0.113.0/24"][i % 3].into()),
+        "keyword" => q.q = Some(KEYWORDS[i % KEYWORDS.len()].into()),
+        "7 days" => {
+            q.from = Some(ANCHOR - (7 + (i as i64 % 60)) * DAY);
+            q.to = Some(ANCHOR - (i as i64 % 60) * DAY);
+        }
+        _ => unreachable!("unknown dimension {dim}"),
+    }
+    q
+}
+
+/// Every subset of up to three dimensions (one and two actions exclude
+/// each other).
+fn subsets() -> Vec<Vec<&'static str>> {
+    let mut out = vec![Vec::new()];
+    let n = DIMENSIONS.len();
+    for mask in 1u32..(1 << n) {
+        if mask.count_ones() > 3 || mask & 0b110 == 0b110 {
+            continue;
+        }
+        out.push(
+            (0..n)
+                .filter(|b| mask & (1 << b) != 0)
+                .map(|b| DIMENSIONS[b])
+                .collect(),
+        );
+    }
+    out
+}
+
+struct Cell {
+    filters: String,
+    sort: String,
+    kind: &'static str,
+    p50: f64,
+    p95: f64,
+    rows: usize,
+}
+
+async fn time_cell(
+    db: &Db,
+    runs: usize,
+    make: impl Fn(usize) -> EventQuery,
+    kind: &'static str,
+) -> (f64, f64, usize) {
+    let mut times = Vec::with_capacity(runs);
+    let mut rows = 0;
+    for i in 0..runs {
+        let mut q = make(i);
+        if kind == "deep page" {
+            // The page before the last one: a cursor deep in the order.
+            let end = store::list_events(db, &q.clone().at(2, Some(Cursor::End)))
+                .await
+                .expect("end");
+            match end.rows.first() {
+                Some(r) if end.has_prev => q = q.at(2, Some(Cursor::Before(r.id))),
+                _ => q = q.at(2, Some(Cursor::End)),
+            }
+        } else if kind == "last page" {
+            q = q.at(2, Some(Cursor::End));
+        }
+        let started = Instant::now();
+        if kind == "count" {
+            rows += store::count_matching(db, &q).await.expect("count").total as usize;
+        } else {
+            rows += store::list_events(db, &q).await.expect("list").rows.len();
+        }
+        times.push(started.elapsed());
+    }
+    times.sort_unstable();
+    (
+        percentile(&times, 0.5),
+        percentile(&times, 0.95),
+        rows / runs.max(1),
+    )
+}
+
+async fn matrix(db: &Db, n: u32, runs: usize, dir: &str) {
+    let mut cells: Vec<Cell> = Vec::new();
+    let started = Instant::now();
+    for subset in subsets() {
+        let filters = if subset.is_empty() {
+            "(none)".to_string()
+        } else {
+            subset.join(" + ")
+        };
+        let make = |sort: SortColumn, descending: bool| {
+            let subset = subset.clone();
+            move |i: usize| {
+                let mut q = EventQuery {
+                    sort,
+                    descending,
+                    ..base()
+                };
+                for dim in &subset {
+                    q = with_dimension(q, dim, i);
+                }
+                q
+            }
+        };
+        let (p50, p95, rows) = time_cell(db, runs, make(SortColumn::Date, true), "count").await;
+        cells.push(Cell {
+            filters: filters.clone(),
+            sort: "-".into(),
+            kind: "count",
+            p50,
+            p95,
+            rows,
+        });
+        for sort in SortColumn::ALL {
+            for descending in [true, false] {
+                for kind in ["first page", "last page", "deep page"] {
+                    let (p50, p95, rows) = time_cell(db, runs, make(sort, descending), kind).await;
+                    cells.push(Cell {
+                        filters: filters.clone(),
+                        sort: format!(
+                            "{} {}",
+                            sort.as_str(),
+                            if descending { "desc" } else { "asc" }
+                        ),
+                        kind,
+                        p50,
+                        p95,
+                        rows,
+                    });
+                }
+            }
+        }
+    }
+    let path = format!(
+        "{dir}/matrix-{n}-{}.csv",
+        common::backend_name().replace(' ', "-")
+    );
+    let mut csv = String::from("events,filters,sort,kind,p50_ms,p95_ms,rows\n");
+    for c in &cells {
+        csv.push_str(&format!(
+            "{n},{},{},{},{:.2},{:.2},{}\n",
+            c.filters, c.sort, c.kind, c.p50, c.p95, c.rows
+        ));
+    }
+    std::fs::write(&path, csv).expect("matrix csv");
+    println!(
+        "\nmatrix at {n}: {} cells ({runs} runs each) in {:.0} s, all in {path}",
+        cells.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for kind in ["first page", "deep page", "last page", "count"] {
+        let mut of_kind: Vec<&Cell> = cells.iter().filter(|c| c.kind == kind).collect();
+        of_kind.sort_by(|a, b| b.p95.total_cmp(&a.p95));
+        let p95s: Vec<f64> = of_kind.iter().map(|c| c.p95).collect();
+        println!(
+            "\n{kind}: {} cells, median p95 {:.2} ms; the worst ten:",
+            of_kind.len(),
+            p95s.get(p95s.len() / 2).copied().unwrap_or_default()
+        );
+        println!("| filters | sort | p50 ms | p95 ms | rows |");
+        println!("| --- | --- | ---: | ---: | ---: |");
+        for c in of_kind.iter().take(10) {
+            println!(
+                "| {} | {} | {:.2} | {:.2} | {} |",
+                c.filters, c.sort, c.p50, c.p95, c.rows
+            );
+        }
     }
 }

@@ -250,9 +250,17 @@ pub fn DateRangePicker(
         };
         Some(ordered(start, end))
     });
+    let grid = NodeRef::<leptos::html::Div>::new();
     let on_grid_key = move |ev: leptos::ev::KeyboardEvent| {
         if let Some(next) = move_day(focus_day.get_untracked(), &ev.key()) {
             ev.prevent_default();
+            // The grid holds the focus until the next day's button has it:
+            // a move into another month draws the months anew, and a key
+            // pressed meanwhile must still land here, not on the page.
+            #[cfg(feature = "hydrate")]
+            if let Some(grid) = grid.get_untracked() {
+                let _ = grid.focus();
+            }
             show_day(next);
             if picking_end.get_untracked() {
                 hover.set(Some(next));
@@ -433,6 +441,8 @@ pub fn DateRangePicker(
                         </div>
                         <div
                             class="months"
+                            node_ref=grid
+                            tabindex="-1"
                             on:keydown=on_grid_key
                             on:mouseleave=move |_| hover.set(None)
                         >

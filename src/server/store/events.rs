@@ -218,23 +218,44 @@ impl Filters {
     }
 }
 
-/// The SQL of a sort column (the whitelist); `None` for date, which is
-/// `occurred_at` itself. NULLs sort as empty so row-value comparisons hold.
-fn sort_expr(column: SortColumn, backend: Backend) -> Option<&'static str> {
-    match (column, backend) {
-        (SortColumn::Date, _) => None,
-        (SortColumn::User, _) => Some("COALESCE(e.initiator_name, '')"),
-        (SortColumn::Action, _) => Some("e.action"),
-        (SortColumn::Table, _) => Some("COALESCE(e.table_name, '')"),
-        (SortColumn::Ip, Backend::Sqlite) => Some("COALESCE(e.ip_bin, x'')"),
-        (SortColumn::Ip, Backend::Postgres) => Some("COALESCE(e.ip_bin, '\\x'::bytea)"),
+/// The column a sort reads (the whitelist); `None` for date, which is
+/// `occurred_at` itself. Each has an index of its own over (column,
+/// occurred_at, id), all ascending, so a page in either direction is a seek
+/// and a short walk; ties are broken by time, then id, in the same direction.
+fn sort_column(column: SortColumn) -> Option<&'static str> {
+    match column {
+        SortColumn::Date => None,
+        SortColumn::User => Some("e.initiator_name"),
+        SortColumn::Action => Some("e.action"),
+        SortColumn::Table => Some("e.table_name"),
+        SortColumn::Ip => Some("e.ip_bin"),
     }
+}
+
+/// SQLite's index for a sort column (see [`sort_column`]).
+fn sort_index(column: SortColumn) -> &'static str {
+    match column {
+        SortColumn::Date => "events_occurred",
+        SortColumn::User => "events_user_sort",
+        SortColumn::Action => "events_action",
+        SortColumn::Table => "events_table",
+        SortColumn::Ip => "events_ip",
+    }
+}
+
+/// Whether a sort column may be NULL (no table, no IP, a System initiator):
+/// NULL sorts below every value.
+fn nullable(column: SortColumn) -> bool {
+    matches!(
+        column,
+        SortColumn::User | SortColumn::Table | SortColumn::Ip
+    )
 }
 
 fn push_order(b: &mut Sql, column: SortColumn, descending: bool) {
     let dir = if descending { "DESC" } else { "ASC" };
     b.push(" ORDER BY ");
-    if let Some(expr) = sort_expr(column, b.backend()) {
+    if let Some(expr) = sort_column(column) {
         b.push(format!("{expr} {dir}, "));
     }
     b.push(format!("e.occurred_at {dir}, e.id {dir}"));
@@ -246,7 +267,8 @@ enum SortValue {
     Blob(Vec<u8>),
 }
 
-/// The row a cursor names, with the values the sort compares.
+/// The row a cursor names, with the values the sort compares (`None`: the
+/// date sort, or a NULL value).
 struct Anchor {
     value: Option<SortValue>,
     occurred_at: i64,
@@ -254,7 +276,7 @@ struct Anchor {
 }
 
 async fn load_anchor(db: &Db, column: SortColumn, id: i64) -> AppResult<Anchor> {
-    let expr = sort_expr(column, db.backend()).unwrap_or("NULL");
+    let expr = sort_column(column).unwrap_or("NULL");
     let sql = db
         .sql(format!(
             "SELECT {expr} AS v, e.occurred_at, e.id FROM events e WHERE e.id = ?"
@@ -267,8 +289,8 @@ async fn load_anchor(db: &Db, column: SortColumn, id: i64) -> AppResult<Anchor> 
     })?;
     let value = match column {
         SortColumn::Date => None,
-        SortColumn::Ip => Some(SortValue::Blob(row.get("v")?)),
-        _ => Some(SortValue::Text(row.get("v")?)),
+        SortColumn::Ip => row.get::<Option<Vec<u8>>>("v")?.map(SortValue::Blob),
+        _ => row.get::<Option<String>>("v")?.map(SortValue::Text),
     };
     Ok(Anchor {
         value,
@@ -278,15 +300,17 @@ async fn load_anchor(db: &Db, column: SortColumn, id: i64) -> AppResult<Anchor> 
 }
 
 /// ` AND (sort, occurred_at, id) < (anchor)` — rows past the anchor in the
-/// fetch direction.
-fn push_seek(b: &mut Sql, column: SortColumn, anchor: &Anchor, desc: bool) {
+/// fetch direction, within one [`Segment`] (the sort value is left out in
+/// the NULL segment, where it is NULL throughout).
+fn push_seek(b: &mut Sql, column: Option<&str>, anchor: &Anchor, desc: bool) {
     let op = if desc { "<" } else { ">" };
     b.push(" AND (");
-    if let Some(expr) = sort_expr(column, b.backend()) {
+    let value = column.and(anchor.value.as_ref());
+    if let (Some(expr), Some(_)) = (column, value) {
         b.push(format!("{expr}, "));
     }
     b.push(format!("e.occurred_at, e.id) {op} ("));
-    match &anchor.value {
+    match value {
         Some(SortValue::Text(v)) => {
             b.push_bind(v).push(", ");
         }
@@ -299,6 +323,137 @@ fn push_seek(b: &mut Sql, column: SortColumn, anchor: &Anchor, desc: bool) {
         .push(", ")
         .push_bind(anchor.id)
         .push(")");
+}
+
+/// A sort over a nullable column reads in two parts, each an ordered walk
+/// of the column's index: the rows with a value, and the rows without (NULL
+/// sorts first ascending, last descending). Keeping them apart keeps every
+/// comparison a plain row-value seek the index can serve (`COALESCE` or
+/// `OR … IS NULL` would turn it into a scan), on both databases alike.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Segment {
+    /// The whole result (date and action sorts: no NULLs).
+    All,
+    Values,
+    Nulls,
+}
+
+/// The segments a read goes through, in fetch order, from where the
+/// anchor (if any) is.
+fn segments(column: SortColumn, anchor: Option<&Anchor>, desc: bool) -> Vec<Segment> {
+    if !nullable(column) {
+        return vec![Segment::All];
+    }
+    let order = if desc {
+        [Segment::Values, Segment::Nulls]
+    } else {
+        [Segment::Nulls, Segment::Values]
+    };
+    let start = match anchor {
+        None => order[0],
+        Some(a) if a.value.is_some() => Segment::Values,
+        Some(_) => Segment::Nulls,
+    };
+    order.into_iter().skip_while(|s| *s != start).collect()
+}
+
+/// Whether a sort other than by date should walk its column's index and
+/// test each row, rather than read a filter's index and sort its matches:
+/// without filters, or when they match more than [`SMALL_SET`] events.
+/// (SQLite plans without statistics; PostgreSQL chooses from its own.)
+async fn walk_sort_order(db: &Db, filters: &Filters) -> AppResult<bool> {
+    if filters.is_empty() {
+        return Ok(true);
+    }
+    if filters.fts.is_some() {
+        // The keyword's matches are a set read from the full-text index.
+        return Ok(false);
+    }
+    let mut b = db.sql("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE 1 = 1");
+    filters.push(&mut b, Keyword::Skip);
+    b.push(" LIMIT ").push_bind(SMALL_SET + 1).push(") m");
+    let n: i64 = db.read().scalar(&b).await?;
+    Ok(n > SMALL_SET)
+}
+
+/// ` AND …` keeping to one segment of a sort by `expr`.
+fn push_segment(b: &mut Sql, segment: Segment, expr: Option<&str>) {
+    match (segment, expr) {
+        (Segment::Nulls, Some(e)) => b.push(format!(" AND {e} IS NULL")),
+        (Segment::Values, Some(e)) => b.push(format!(" AND {e} IS NOT NULL")),
+        _ => b,
+    };
+}
+
+/// One page sorted by a column other than date: each segment in turn, a
+/// keyset seek where the page starts, until the page is full. `offset`
+/// (a page reached by number, not by cursor) skips rows across segments.
+async fn rows_sorted_by_column(
+    db: &Db,
+    filters: &Filters,
+    column: SortColumn,
+    anchor: Option<&Anchor>,
+    desc: bool,
+    limit: i64,
+    mut offset: i64,
+) -> AppResult<Vec<EventRow>> {
+    let expr = sort_column(column);
+    let hint = match db.backend() {
+        Backend::Sqlite if walk_sort_order(db, filters).await? => {
+            format!(" INDEXED BY {}", sort_index(column))
+        }
+        _ => String::new(),
+    };
+    let mut rows: Vec<EventRow> = Vec::new();
+    for (n, segment) in segments(column, anchor, desc).into_iter().enumerate() {
+        let want = limit - rows.len() as i64;
+        if want <= 0 {
+            break;
+        }
+        let mut b = db.sql(format!(
+            "SELECT {ROW_COLUMNS} FROM events e{hint} WHERE 1 = 1"
+        ));
+        filters.push(&mut b, Keyword::InSet);
+        push_segment(&mut b, segment, expr);
+        // NULLs in time order; values by value, then time.
+        let (order_by, seek_by) = match segment {
+            Segment::Nulls => (SortColumn::Date, None),
+            _ => (column, expr),
+        };
+        // The anchor is in the first segment read; later ones start at
+        // their own beginning.
+        if let (0, Some(anchor)) = (n, anchor) {
+            push_seek(&mut b, seek_by, anchor, desc);
+        }
+        push_order(&mut b, order_by, desc);
+        b.push(" LIMIT ").push_bind(want);
+        if offset > 0 {
+            b.push(" OFFSET ").push_bind(offset);
+        }
+        let got = db
+            .read()
+            .all(&b)
+            .await?
+            .iter()
+            .map(event_row)
+            .collect::<AppResult<Vec<_>>>()?;
+        if offset > 0 {
+            offset = if got.is_empty() {
+                // How many rows this segment held (fewer than `offset`):
+                // the rest of the offset falls in the next one.
+                let mut c = db.sql("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE 1 = 1");
+                filters.push(&mut c, Keyword::InSet);
+                push_segment(&mut c, segment, expr);
+                c.push(" LIMIT ").push_bind(offset).push(") m");
+                let held: i64 = db.read().scalar(&c).await?;
+                offset - held
+            } else {
+                0
+            };
+        }
+        rows.extend(got);
+    }
+    Ok(rows)
 }
 
 /// One page of the Activity Log for a query.
@@ -315,36 +470,45 @@ pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
     let limit = i64::from(q.per_page) + 1;
 
     let sqlite = db.backend() == Backend::Sqlite;
-    let rows =
-        if sqlite && filters.fts.is_some() && q.sort == SortColumn::Date && desc && offset == 0 {
-            let ids = newest_keyword_matches(db, &filters, anchor.as_ref(), limit).await?;
-            rows_by_ids(db, &ids).await?
+    let rows = if q.sort != SortColumn::Date {
+        rows_sorted_by_column(
+            db,
+            &filters,
+            q.sort,
+            anchor.as_ref(),
+            desc,
+            limit,
+            i64::try_from(offset).unwrap_or(i64::MAX),
+        )
+        .await?
+    } else if sqlite && filters.fts.is_some() && desc && offset == 0 {
+        let ids = newest_keyword_matches(db, &filters, anchor.as_ref(), limit).await?;
+        rows_by_ids(db, &ids).await?
+    } else {
+        let by_time = sqlite && walk_time_order(db, &filters).await?;
+        let from = if by_time {
+            "events e INDEXED BY events_occurred"
         } else {
-            let by_time =
-                sqlite && q.sort == SortColumn::Date && walk_time_order(db, &filters).await?;
-            let from = if by_time {
-                "events e INDEXED BY events_occurred"
-            } else {
-                "events e"
-            };
-            let mut b = db.sql(format!("SELECT {ROW_COLUMNS} FROM {from} WHERE 1 = 1"));
-            filters.push(&mut b, Keyword::InSet);
-            if let Some(anchor) = &anchor {
-                push_seek(&mut b, q.sort, anchor, desc);
-            }
-            push_order(&mut b, q.sort, desc);
-            b.push(" LIMIT ").push_bind(limit);
-            if offset > 0 {
-                b.push(" OFFSET ")
-                    .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
-            }
-            db.read()
-                .all(&b)
-                .await?
-                .iter()
-                .map(event_row)
-                .collect::<AppResult<Vec<_>>>()?
+            "events e"
         };
+        let mut b = db.sql(format!("SELECT {ROW_COLUMNS} FROM {from} WHERE 1 = 1"));
+        filters.push(&mut b, Keyword::InSet);
+        if let Some(anchor) = &anchor {
+            push_seek(&mut b, None, anchor, desc);
+        }
+        push_order(&mut b, q.sort, desc);
+        b.push(" LIMIT ").push_bind(limit);
+        if offset > 0 {
+            b.push(" OFFSET ")
+                .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        }
+        db.read()
+            .all(&b)
+            .await?
+            .iter()
+            .map(event_row)
+            .collect::<AppResult<Vec<_>>>()?
+    };
     Ok(page_of(rows, q.paging(), reverse, offset))
 }
 
@@ -444,7 +608,7 @@ async fn newest_keyword_matches(
     let mut b = db.sql("SELECT e.occurred_at, e.id, e.max_occurred_at, (1 = 1");
     filters.push(&mut b, Keyword::Skip);
     if let Some(anchor) = anchor {
-        push_seek(&mut b, SortColumn::Date, anchor, true);
+        push_seek(&mut b, None, anchor, true);
     }
     b.push(
         ") AS passes FROM events_fts f CROSS JOIN events e ON e.id = f.rowid \

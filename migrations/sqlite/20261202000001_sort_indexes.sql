@@ -1,0 +1,12 @@
+-- Sorting by a column walks an index over (column, occurred_at) and the
+-- rowid, all ascending, so a page is a seek in either direction (ties by time,
+-- then id, the same way). The filter indexes of action, table and IP become
+-- such indexes (a filtered, date-sorted page reads them backwards), and the
+-- initiator's name gets one.
+DROP INDEX IF EXISTS events_action;
+CREATE INDEX events_action ON events (action, occurred_at);
+DROP INDEX IF EXISTS events_table;
+CREATE INDEX events_table ON events (table_name, occurred_at);
+DROP INDEX IF EXISTS events_ip;
+CREATE INDEX events_ip ON events (ip_bin, occurred_at);
+CREATE INDEX events_user_sort ON events (initiator_name, occurred_at);
