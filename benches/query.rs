@@ -330,7 +330,13 @@ async fn time_cell(
 async fn matrix(db: &Db, n: u32, runs: usize, dir: &str) {
     let mut cells: Vec<Cell> = Vec::new();
     let started = Instant::now();
-    for subset in subsets() {
+    let all = subsets();
+    for (done, subset) in all.iter().cloned().enumerate() {
+        eprintln!(
+            "matrix at {n}: {done}/{} filter sets, {:.0} s",
+            all.len(),
+            started.elapsed().as_secs_f64()
+        );
         let filters = if subset.is_empty() {
             "(none)".to_string()
         } else {

@@ -138,3 +138,31 @@ test('events sent through the ingest API appear on the first page', async ({ pag
   await page.reload();
   await expect(page.locator('tbody')).not.toContainText(`forged ${marker}`);
 });
+
+test('a slow count delays neither the rows nor the first click', async ({ page }) => {
+  // Every count answers eight seconds late; the rows must not wait for it.
+  let counts = 0;
+  await page.route('**/api/count_events*', async (route) => {
+    counts += 1;
+    await new Promise((done) => setTimeout(done, 8_000));
+    await route.continue();
+  });
+  await openHydrated(page, '/activity-log?size=10');
+  await expect(page.locator(rows)).toHaveCount(10);
+  await expect(page.getByTestId('result-count')).toHaveText('Counting…');
+  // A header click sorts at once, while the count is still on its way.
+  await page.getByRole('columnheader', { name: 'Action', exact: true }).getByRole('link').click();
+  await expect(page).toHaveURL(/[?&]sort=action\b/);
+  await expect(page.getByRole('columnheader', { name: 'Action', exact: true })).toHaveAttribute('aria-sort', 'ascending');
+  await expect
+    .poll(async () => {
+      const actions = await page.locator(`${rows} td:nth-child(5)`).allInnerTexts();
+      return actions.length === 10 && actions.join() === [...actions].sort().join();
+    })
+    .toBe(true);
+  // All of that happened with the count still on its way.
+  await expect(page.getByTestId('result-count')).toHaveText('Counting…');
+  // Then the count fills in, in place.
+  await expect(page.getByTestId('result-count')).toHaveText(/^\d[\d,]* events?$/, { timeout: 20_000 });
+  expect(counts).toBeGreaterThan(0);
+});

@@ -1,6 +1,6 @@
 import { expect, test } from '@playwright/test';
 import * as fs from 'fs';
-import { openHydrated, rowIds, signIn } from './helpers';
+import { openHydrated, resultCount, rowIds, signIn } from './helpers';
 
 const rows = 'tbody tr[data-event-id]';
 
@@ -18,6 +18,7 @@ async function exportAs(page: import('@playwright/test').Page, menu: string, for
 
 test('three selected rows export as CSV, exactly those rows', async ({ page }) => {
   await signIn(page, 'auditor', '/activity-log?action=UPDATE');
+  await expect(page.locator(rows).first()).toBeVisible();
   const ids = await rowIds(page);
   const boxes = page.locator(`${rows} input[type=checkbox]`);
   await boxes.nth(0).check();
@@ -54,7 +55,7 @@ test('three selected rows export as CSV, exactly those rows', async ({ page }) =
 
 test('select all matching a filter and export JSON Lines', async ({ page }) => {
   await signIn(page, 'auditor', '/activity-log?action=LOGIN_FAILED&size=10');
-  const count = Number((await page.getByTestId('result-count').innerText()).replace(/[^\d]/g, ''));
+  const count = await resultCount(page);
   expect(count).toBeGreaterThan(10);
   await page.getByRole('checkbox', { name: 'Select all on this page' }).check();
   await expect(page.getByTestId('selection-count')).toHaveText('10 selected');
@@ -70,7 +71,7 @@ test('select all matching a filter and export JSON Lines', async ({ page }) => {
 
 test('the whole filtered result exports as a PDF report with page numbers', async ({ page }) => {
   await signIn(page, 'admin', '/activity-log?action=LOGOUT');
-  const count = Number((await page.getByTestId('result-count').innerText()).replace(/[^\d]/g, ''));
+  const count = await resultCount(page);
   const { name, body } = await exportAs(page, 'Export all matching', 'PDF');
   expect(name).toMatch(/\.pdf$/);
   const text = body.toString('latin1');

@@ -59,3 +59,10 @@ export async function markWindow(page: Page) {
 export async function windowIsMarked(page: Page): Promise<boolean> {
   return page.evaluate(() => (window as any).__auditdeckMark === 'same-document');
 }
+
+/** The table's count, once it has arrived (the browser fetches it after the rows). */
+export async function resultCount(page: Page): Promise<number> {
+  const label = page.getByTestId('result-count');
+  await expect(label).toHaveText(/\d/);
+  return Number((await label.innerText()).replace(/[^\d]/g, ''));
+}

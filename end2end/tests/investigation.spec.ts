@@ -196,8 +196,7 @@ test('filters and keyword search combine, and matches are highlighted', async ({
   const marks = await page.locator(`${rows} mark`).allInnerTexts();
   expect(marks.every((m) => m.toLowerCase() === 'invoice')).toBe(true);
   await expect.poll(async () => [...new Set(await columnTexts(page, 5))]).toEqual(['UPDATE']);
-  const count = await page.getByTestId('result-count').innerText();
-  expect(count).toMatch(/^\d[\d,]* events?$/);
+  await expect(page.getByTestId('result-count')).toHaveText(/^\d[\d,]* events?$/);
 
   // A user from the list, then a CIDR range.
   await page.getByRole('link', { name: 'Clear filters' }).click();

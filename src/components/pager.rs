@@ -2,6 +2,58 @@ use crate::models::{format_count, EventCount, Keyed, Page, PAGE_SIZES};
 use crate::query::Cursor;
 use leptos::prelude::*;
 use leptos_router::components::A;
+use std::future::Future;
+
+/// A table's count as the page shows it: `None` until the first answer,
+/// then the last answer (`Some(None)` when the count could not be had).
+#[derive(Clone, Copy)]
+pub struct LiveCount(RwSignal<Option<Option<EventCount>>>);
+
+impl LiveCount {
+    pub fn get(&self) -> Option<Option<EventCount>> {
+        self.0.get()
+    }
+}
+
+/// A table's count, fetched by the browser once the page is up: the server
+/// renders "Counting…" in its place and never waits for it (the page's last
+/// byte, and so hydration, would wait too), and a client-side navigation
+/// shows the rows as soon as they come. It is fetched again only when the
+/// query's first page or the refresh tick changes, not when the page does;
+/// while it is on its way the last count stays, and an answer to an older
+/// question is dropped.
+pub fn live_count<Q, F, Fut>(
+    first_page: impl Fn() -> Option<Q> + Send + Sync + 'static,
+    tick: Signal<u64>,
+    fetch: F,
+) -> LiveCount
+where
+    Q: Clone + PartialEq + Send + Sync + 'static,
+    F: Fn(Q) -> Fut + 'static,
+    Fut: Future<Output = Option<EventCount>> + 'static,
+{
+    let value = RwSignal::new(None);
+    let source = Memo::new(move |_| (first_page(), tick.get()));
+    let asked = StoredValue::new(0u64);
+    // An effect: it runs in the browser only, after hydration.
+    Effect::new(move |_| {
+        let Some(query) = source.get().0 else {
+            return;
+        };
+        let this = asked.try_update_value(|n| {
+            *n += 1;
+            *n
+        });
+        let fetching = fetch(query);
+        leptos::task::spawn_local(async move {
+            let answer = fetching.await;
+            if asked.try_get_value() == this {
+                value.try_set(Some(answer));
+            }
+        });
+    });
+    LiveCount(value)
+}
 
 /// Where a page sits, for the pager: its number, whether rows lie before
 /// and after it, and its first and last row (the keyset cursors).
@@ -32,24 +84,18 @@ impl PagePosition {
 /// refresh recounts, the last count stays.
 #[component]
 pub fn CountLabel(
-    count: Resource<Option<EventCount>>,
+    count: LiveCount,
     /// What is counted, singular and plural (default: events).
     #[prop(default = ("event", "events"))]
     noun: (&'static str, &'static str),
 ) -> impl IntoView {
-    let last = StoredValue::new(String::from("Counting…"));
     view! {
         <span class="result-count" data-testid="result-count">
-            <Transition fallback=move || last.try_get_value().unwrap_or_default()>
-                {move || Suspend::new(async move {
-                    let label = count
-                        .await
-                        .map(|c| c.label_of(noun.0, noun.1))
-                        .unwrap_or_else(|| "Count unavailable".into());
-                    last.try_set_value(label.clone());
-                    label
-                })}
-            </Transition>
+            {move || match count.get() {
+                None => "Counting…".to_string(),
+                Some(Some(c)) => c.label_of(noun.0, noun.1),
+                Some(None) => "Count unavailable".to_string(),
+            }}
         </span>
     }
 }
@@ -61,7 +107,7 @@ pub fn CountLabel(
 pub fn Pager(
     position: PagePosition,
     /// Arrives on its own; the links that need it wait for it, the rest not.
-    count: Resource<Option<EventCount>>,
+    count: LiveCount,
     href: Callback<(u32, Option<Cursor>), String>,
 ) -> impl IntoView {
     let PagePosition {
@@ -95,19 +141,15 @@ pub fn Pager(
     view! {
         <nav class="pager" aria-label="Pagination">
             <span class="pager-summary" data-testid="pager-summary">
-                <Transition fallback=move || format!("Page {}", format_count(page.into()))>
-                    {move || Suspend::new(async move {
-                        match count.await {
-                            Some(c) if c.exact => {
-                                format!("Page {} of {}", format_count(page.into()), format_count(c.page_count(per_page).into()))
-                            }
-                            Some(c) => {
-                                format!("Page {} of ≈ {}", format_count(page.into()), format_count(c.page_count(per_page).into()))
-                            }
-                            None => format!("Page {}", format_count(page.into())),
-                        }
-                    })}
-                </Transition>
+                {move || match count.get().flatten() {
+                    Some(c) if c.exact => {
+                        format!("Page {} of {}", format_count(page.into()), format_count(c.page_count(per_page).into()))
+                    }
+                    Some(c) => {
+                        format!("Page {} of ≈ {}", format_count(page.into()), format_count(c.page_count(per_page).into()))
+                    }
+                    None => format!("Page {}", format_count(page.into())),
+                }}
             </span>
             <div class="pager-links">
                 {link(has_prev, (1, None), "First page", "«")}
@@ -116,11 +158,7 @@ pub fn Pager(
                     {format_count(page.into())}
                 </span>
                 {link(has_next, (page + 1, last_id.map(Cursor::After)), "Next page", "›")}
-                <Transition fallback=move || link(has_next, (page + 1, Some(Cursor::End)), "Last page", "»")>
-                    {move || Suspend::new(async move {
-                        link(has_next, (last_page(count.await), Some(Cursor::End)), "Last page", "»")
-                    })}
-                </Transition>
+                {move || link(has_next, (last_page(count.get().flatten()), Some(Cursor::End)), "Last page", "»")}
             </div>
         </nav>
     }

@@ -7,7 +7,9 @@ use crate::components::auto_refresh::{url_setter, AutoRefresh, Fresh, Refresh, S
 use crate::components::bulk::{Bulk, ExportMenu, ExportProgress};
 use crate::components::error_notice::ErrorNotice;
 use crate::components::layout::Breadcrumb;
-use crate::components::pager::{CountLabel, PagePosition, PageSizeSelect, Pager};
+use crate::components::pager::{
+    live_count, CountLabel, LiveCount, PagePosition, PageSizeSelect, Pager,
+};
 use crate::components::range_picker::{DateRangePicker, RangeValue};
 use crate::components::selection::{PageCheckbox, PageSelected, RowCheckbox, SelectionState};
 use crate::components::zone::{Time, UtcToggle};
@@ -43,19 +45,10 @@ pub fn AdminSessionsPage() -> impl IntoView {
             }
         },
     );
-    let count = Resource::new(
-        move || {
-            (
-                asked.get().ok().map(SessionQuery::first_page),
-                refresh.tick.get(),
-            )
-        },
-        |(query, _)| async move {
-            match query {
-                Some(query) => count_admin_sessions(query).await.ok(),
-                None => None,
-            }
-        },
+    let count = live_count(
+        move || asked.get().ok().map(SessionQuery::first_page),
+        refresh.tick.into(),
+        |query| async move { count_admin_sessions(query).await.ok() },
     );
     let navigate = use_navigate();
     let go = Callback::new(move |q: SessionQuery| navigate(&href_of(&q), Default::default()));
@@ -222,7 +215,7 @@ fn SessionFilters(current: SessionQuery, go: Callback<SessionQuery>) -> impl Int
 #[component]
 fn SessionsView(
     page: SessionPage,
-    count: Resource<Option<crate::models::EventCount>>,
+    count: LiveCount,
     current: SessionQuery,
     go: Callback<SessionQuery>,
     fresh: Arc<Fresh>,
@@ -287,7 +280,7 @@ fn SessionsView(
 fn SessionsBar(
     bulk: Bulk,
     current: SessionQuery,
-    count: Resource<Option<crate::models::EventCount>>,
+    count: LiveCount,
     page: Arc<Vec<i64>>,
     more: bool,
 ) -> impl IntoView {

@@ -6,9 +6,10 @@ use crate::bulk::{ExportFormat, Selection};
 use crate::components::auto_refresh::Refresh;
 use crate::components::bulk::{Bulk, ExportMenu, ExportProgress};
 use crate::components::modal::Modal;
+use crate::components::pager::LiveCount;
 use crate::components::selection::{PageSelected, SelectionState};
 use crate::functions::bulk::delete_events;
-use crate::models::{format_count, EventCount, Role};
+use crate::models::{format_count, Role};
 use crate::query::EventQuery;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -18,7 +19,7 @@ use leptos::task::spawn_local;
 pub fn BulkBar(
     bulk: Bulk,
     current: EventQuery,
-    count: Resource<Option<EventCount>>,
+    count: LiveCount,
     role: Role,
     page: std::sync::Arc<Vec<i64>>,
     /// Whether more rows match than this page shows.

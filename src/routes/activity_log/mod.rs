@@ -10,12 +10,14 @@ use crate::components::auto_refresh::{url_setter, AutoRefresh, Fresh, Refresh, S
 use crate::components::bulk::Bulk;
 use crate::components::error_notice::ErrorNotice;
 use crate::components::layout::Breadcrumb;
-use crate::components::pager::{CountLabel, PagePosition, PageSizeSelect, Pager};
+use crate::components::pager::{
+    live_count, CountLabel, LiveCount, PagePosition, PageSizeSelect, Pager,
+};
 use crate::components::selection::{PageCheckbox, RowCheckbox, SelectionState};
 use crate::components::zone::{Time, UtcToggle};
 use crate::errors::AppError;
 use crate::functions::events::{count_events, get_filter_options, list_events};
-use crate::models::{EventCount, EventPage, EventRow, COMMON_ACTIONS};
+use crate::models::{EventPage, EventRow, COMMON_ACTIONS};
 use crate::models::{Role, UserInfo};
 use crate::query::{highlight, Cursor, EventQuery, SortColumn};
 use bulk::{BulkBar, DeleteDialog};
@@ -58,19 +60,10 @@ pub fn ActivityLogPage() -> impl IntoView {
         },
     );
     // The count does not change with the page, so paging does not refetch it.
-    let count = Resource::new(
-        move || {
-            (
-                asked.get().ok().map(EventQuery::first_page),
-                refresh.tick.get(),
-            )
-        },
-        |(query, _)| async move {
-            match query {
-                Some(query) => count_events(query).await.ok(),
-                None => None,
-            }
-        },
+    let count = live_count(
+        move || asked.get().ok().map(EventQuery::first_page),
+        refresh.tick.into(),
+        |query| async move { count_events(query).await.ok() },
     );
     let options = Resource::new(|| (), |_| get_filter_options());
     let navigate = use_navigate();
@@ -156,7 +149,7 @@ pub fn ActivityLogPage() -> impl IntoView {
 #[component]
 fn EventsView(
     page: EventPage,
-    count: Resource<Option<EventCount>>,
+    count: LiveCount,
     current: EventQuery,
     go: Callback<EventQuery>,
     open: RwSignal<Option<Open>>,
