@@ -369,11 +369,7 @@ async fn walk_sort_order(db: &Db, filters: &Filters) -> AppResult<bool> {
         // The keyword's matches are a set read from the full-text index.
         return Ok(false);
     }
-    let mut b = db.sql("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE 1 = 1");
-    filters.push(&mut b, Keyword::Skip);
-    b.push(" LIMIT ").push_bind(SMALL_SET + 1).push(") m");
-    let n: i64 = db.read().scalar(&b).await?;
-    Ok(n > SMALL_SET)
+    matches_many(db, filters).await
 }
 
 /// ` AND …` keeping to one segment of a sort by `expr`.
@@ -553,6 +549,12 @@ async fn walk_time_order(db: &Db, filters: &Filters) -> AppResult<bool> {
     if !unordered || ordered || filters.fts.is_some() {
         return Ok(false);
     }
+    matches_many(db, filters).await
+}
+
+/// Whether the filters (but the keyword) match more than [`SMALL_SET`]
+/// events: counted up to one more, through whichever index SQLite picks.
+async fn matches_many(db: &Db, filters: &Filters) -> AppResult<bool> {
     let mut b = db.sql("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE 1 = 1");
     filters.push(&mut b, Keyword::Skip);
     b.push(" LIMIT ").push_bind(SMALL_SET + 1).push(") m");
