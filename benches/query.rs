@@ -327,6 +327,16 @@ async fn time_cell(
     )
 }
 
+/// Keeps a cell, and prints it at once (stderr), so a run cut short still
+/// shows what it measured.
+fn push_cell(cells: &mut Vec<Cell>, c: Cell) {
+    eprintln!(
+        "cell | {} | {} | {} | {:.2} | {:.2} | {}",
+        c.filters, c.sort, c.kind, c.p50, c.p95, c.rows
+    );
+    cells.push(c);
+}
+
 async fn matrix(db: &Db, n: u32, runs: usize, dir: &str) {
     let mut cells: Vec<Cell> = Vec::new();
     let started = Instant::now();
@@ -357,30 +367,36 @@ async fn matrix(db: &Db, n: u32, runs: usize, dir: &str) {
             }
         };
         let (p50, p95, rows) = time_cell(db, runs, make(SortColumn::Date, true), "count").await;
-        cells.push(Cell {
-            filters: filters.clone(),
-            sort: "-".into(),
-            kind: "count",
-            p50,
-            p95,
-            rows,
-        });
+        push_cell(
+            &mut cells,
+            Cell {
+                filters: filters.clone(),
+                sort: "-".into(),
+                kind: "count",
+                p50,
+                p95,
+                rows,
+            },
+        );
         for sort in SortColumn::ALL {
             for descending in [true, false] {
                 for kind in ["first page", "last page", "deep page"] {
                     let (p50, p95, rows) = time_cell(db, runs, make(sort, descending), kind).await;
-                    cells.push(Cell {
-                        filters: filters.clone(),
-                        sort: format!(
-                            "{} {}",
-                            sort.as_str(),
-                            if descending { "desc" } else { "asc" }
-                        ),
-                        kind,
-                        p50,
-                        p95,
-                        rows,
-                    });
+                    push_cell(
+                        &mut cells,
+                        Cell {
+                            filters: filters.clone(),
+                            sort: format!(
+                                "{} {}",
+                                sort.as_str(),
+                                if descending { "desc" } else { "asc" }
+                            ),
+                            kind,
+                            p50,
+                            p95,
+                            rows,
+                        },
+                    );
                 }
             }
         }

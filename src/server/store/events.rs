@@ -372,6 +372,31 @@ async fn walk_sort_order(db: &Db, filters: &Filters) -> AppResult<bool> {
     matches_many(db, filters).await
 }
 
+/// Entries of a sort index a page walks before it reads the filter's
+/// index instead (see [`rows_sorted_by_column`]).
+const WALK_BUDGET: i64 = 10_000;
+
+/// How a segment of a sorted page is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// As the planner likes.
+    Planned,
+    /// Along the sort column's index, at most [`WALK_BUDGET`] entries.
+    Walk,
+    /// Through the filters' index, the matches sorted.
+    Sorted,
+}
+
+/// [`push_order`] in a form no index can serve (SQLite: a unary `+`).
+fn push_order_unindexed(b: &mut Sql, column: SortColumn, descending: bool) {
+    let dir = if descending { "DESC" } else { "ASC" };
+    b.push(" ORDER BY ");
+    if let Some(expr) = sort_column(column) {
+        b.push(format!("+{expr} {dir}, "));
+    }
+    b.push(format!("+e.occurred_at {dir}, e.id {dir}"));
+}
+
 /// ` AND …` keeping to one segment of a sort by `expr`.
 fn push_segment(b: &mut Sql, segment: Segment, expr: Option<&str>) {
     match (segment, expr) {
@@ -394,23 +419,18 @@ async fn rows_sorted_by_column(
     mut offset: i64,
 ) -> AppResult<Vec<EventRow>> {
     let expr = sort_column(column);
-    let hint = match db.backend() {
-        Backend::Sqlite if walk_sort_order(db, filters).await? => {
-            format!(" INDEXED BY {}", sort_index(column))
-        }
-        _ => String::new(),
-    };
+    // SQLite walks the sort index only as far as WALK_BUDGET entries: a
+    // filter that correlates with the sort (a user's own name or IPs) finds
+    // its rows only far along it, and then the filter's index and a sort of
+    // its matches are cheaper.
+    let walk =
+        offset == 0 && db.backend() == Backend::Sqlite && walk_sort_order(db, filters).await?;
     let mut rows: Vec<EventRow> = Vec::new();
     for (n, segment) in segments(column, anchor, desc).into_iter().enumerate() {
         let want = limit - rows.len() as i64;
         if want <= 0 {
             break;
         }
-        let mut b = db.sql(format!(
-            "SELECT {ROW_COLUMNS} FROM events e{hint} WHERE 1 = 1"
-        ));
-        filters.push(&mut b, Keyword::InSet);
-        push_segment(&mut b, segment, expr);
         // NULLs in time order; values by value, then time.
         let (order_by, seek_by) = match segment {
             Segment::Nulls => (SortColumn::Date, None),
@@ -418,21 +438,63 @@ async fn rows_sorted_by_column(
         };
         // The anchor is in the first segment read; later ones start at
         // their own beginning.
-        if let (0, Some(anchor)) = (n, anchor) {
-            push_seek(&mut b, seek_by, anchor, desc);
-        }
-        push_order(&mut b, order_by, desc);
-        b.push(" LIMIT ").push_bind(want);
-        if offset > 0 {
-            b.push(" OFFSET ").push_bind(offset);
-        }
-        let got = db
-            .read()
-            .all(&b)
-            .await?
-            .iter()
-            .map(event_row)
-            .collect::<AppResult<Vec<_>>>()?;
+        let seek = if n == 0 { anchor } else { None };
+        let read = |how: Read| {
+            let mut b = match how {
+                Read::Walk => {
+                    let mut b = db.sql(format!(
+                        "SELECT {ROW_COLUMNS} FROM (SELECT e.* FROM events e INDEXED BY {} WHERE 1 = 1",
+                        sort_index(column)
+                    ));
+                    push_segment(&mut b, segment, expr);
+                    if let Some(anchor) = seek {
+                        push_seek(&mut b, seek_by, anchor, desc);
+                    }
+                    push_order(&mut b, order_by, desc);
+                    b.push(" LIMIT ")
+                        .push_bind(WALK_BUDGET)
+                        .push(") e WHERE 1 = 1");
+                    b
+                }
+                Read::Planned | Read::Sorted => {
+                    db.sql(format!("SELECT {ROW_COLUMNS} FROM events e WHERE 1 = 1"))
+                }
+            };
+            filters.push(&mut b, Keyword::InSet);
+            push_segment(&mut b, segment, expr);
+            if let Some(anchor) = seek {
+                push_seek(&mut b, seek_by, anchor, desc);
+            }
+            if how == Read::Sorted {
+                // `+` keeps SQLite off the sort index: the filter's index is read.
+                push_order_unindexed(&mut b, order_by, desc);
+            } else {
+                push_order(&mut b, order_by, desc);
+            }
+            b.push(" LIMIT ").push_bind(want);
+            if offset > 0 {
+                b.push(" OFFSET ").push_bind(offset);
+            }
+            b
+        };
+        let fetch = |b: Sql| async move {
+            db.read()
+                .all(&b)
+                .await?
+                .iter()
+                .map(event_row)
+                .collect::<AppResult<Vec<_>>>()
+        };
+        let got = if walk {
+            let got = fetch(read(Read::Walk)).await?;
+            if (got.len() as i64) < want {
+                fetch(read(Read::Sorted)).await?
+            } else {
+                got
+            }
+        } else {
+            fetch(read(Read::Planned)).await?
+        };
         if offset > 0 {
             offset = if got.is_empty() {
                 // How many rows this segment held (fewer than `offset`):
