@@ -204,6 +204,36 @@ impl Filters {
         }
     }
 
+    /// ` AND …` for the filter on the sort column itself, if there is one
+    /// (an IP range for the IP sort, the action types for the action sort,
+    /// the table for the table sort): a range of the sort index, which a
+    /// walk along it can keep to (SQLite).
+    fn push_on_sort_column(&self, b: &mut Sql, column: SortColumn) {
+        match column {
+            SortColumn::Ip => {
+                if let Some((lo, hi)) = self.ip {
+                    b.push(" AND e.ip_bin BETWEEN ")
+                        .push_bind(lo.to_vec())
+                        .push(" AND ")
+                        .push_bind(hi.to_vec());
+                }
+            }
+            SortColumn::Action if !self.actions.is_empty() => {
+                b.push(" AND e.action IN (");
+                for (n, action) in self.actions.iter().enumerate() {
+                    b.push(if n == 0 { "" } else { ", " }).push_bind(action);
+                }
+                b.push(")");
+            }
+            SortColumn::Table => {
+                if let Some(table) = &self.table {
+                    b.push(" AND e.table_name = ").push_bind(table.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// PostgreSQL's keyword condition: every word and phrase, each cut and
     /// lower-cased as the `search` column is, must be in it.
     fn push_search(&self, b: &mut Sql) {
@@ -397,11 +427,13 @@ fn push_order_unindexed(b: &mut Sql, column: SortColumn, descending: bool) {
     b.push(format!("+e.occurred_at {dir}, e.id {dir}"));
 }
 
-/// ` AND …` keeping to one segment of a sort by `expr`.
-fn push_segment(b: &mut Sql, segment: Segment, expr: Option<&str>) {
+/// ` AND …` keeping to one segment of a sort by `expr`; `unindexed` writes
+/// it so that no index serves it (SQLite: a unary `+`).
+fn push_segment(b: &mut Sql, segment: Segment, expr: Option<&str>, unindexed: bool) {
+    let plus = if unindexed { "+" } else { "" };
     match (segment, expr) {
-        (Segment::Nulls, Some(e)) => b.push(format!(" AND {e} IS NULL")),
-        (Segment::Values, Some(e)) => b.push(format!(" AND {e} IS NOT NULL")),
+        (Segment::Nulls, Some(e)) => b.push(format!(" AND {plus}{e} IS NULL")),
+        (Segment::Values, Some(e)) => b.push(format!(" AND {plus}{e} IS NOT NULL")),
         _ => b,
     };
 }
@@ -446,7 +478,8 @@ async fn rows_sorted_by_column(
                         "SELECT {ROW_COLUMNS} FROM (SELECT e.* FROM events e INDEXED BY {} WHERE 1 = 1",
                         sort_index(column)
                     ));
-                    push_segment(&mut b, segment, expr);
+                    push_segment(&mut b, segment, expr, false);
+                    filters.push_on_sort_column(&mut b, order_by);
                     if let Some(anchor) = seek {
                         push_seek(&mut b, seek_by, anchor, desc);
                     }
@@ -461,7 +494,8 @@ async fn rows_sorted_by_column(
                 }
             };
             filters.push(&mut b, Keyword::InSet);
-            push_segment(&mut b, segment, expr);
+            // Sorted: the segment's test must not draw SQLite to the sort index.
+            push_segment(&mut b, segment, expr, how == Read::Sorted);
             if let Some(anchor) = seek {
                 push_seek(&mut b, seek_by, anchor, desc);
             }
@@ -501,7 +535,7 @@ async fn rows_sorted_by_column(
                 // the rest of the offset falls in the next one.
                 let mut c = db.sql("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE 1 = 1");
                 filters.push(&mut c, Keyword::InSet);
-                push_segment(&mut c, segment, expr);
+                push_segment(&mut c, segment, expr, false);
                 c.push(" LIMIT ").push_bind(offset).push(") m");
                 let held: i64 = db.read().scalar(&c).await?;
                 offset - held
