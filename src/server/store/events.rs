@@ -411,6 +411,8 @@ const WALK_BUDGET: i64 = 10_000;
 enum Read {
     /// As the planner likes.
     Planned,
+    /// Along the sort column's index (no filters to test).
+    Indexed,
     /// Along the sort column's index, at most [`WALK_BUDGET`] entries.
     Walk,
     /// Through the filters' index, the matches sorted.
@@ -455,8 +457,9 @@ async fn rows_sorted_by_column(
     // filter that correlates with the sort (a user's own name or IPs) finds
     // its rows only far along it, and then the filter's index and a sort of
     // its matches are cheaper.
-    let walk =
-        offset == 0 && db.backend() == Backend::Sqlite && walk_sort_order(db, filters).await?;
+    let sqlite = db.backend() == Backend::Sqlite;
+    let unfiltered = sqlite && filters.is_empty();
+    let walk = offset == 0 && sqlite && !unfiltered && walk_sort_order(db, filters).await?;
     let mut rows: Vec<EventRow> = Vec::new();
     for (n, segment) in segments(column, anchor, desc).into_iter().enumerate() {
         let want = limit - rows.len() as i64;
@@ -489,6 +492,10 @@ async fn rows_sorted_by_column(
                         .push(") e WHERE 1 = 1");
                     b
                 }
+                Read::Indexed => db.sql(format!(
+                    "SELECT {ROW_COLUMNS} FROM events e INDEXED BY {} WHERE 1 = 1",
+                    sort_index(column)
+                )),
                 Read::Planned | Read::Sorted => {
                     db.sql(format!("SELECT {ROW_COLUMNS} FROM events e WHERE 1 = 1"))
                 }
@@ -519,7 +526,10 @@ async fn rows_sorted_by_column(
                 .map(event_row)
                 .collect::<AppResult<Vec<_>>>()
         };
-        let got = if walk {
+        let got = if unfiltered {
+            // Nothing to test: the index walk is the page, row for row.
+            fetch(read(Read::Indexed)).await?
+        } else if walk {
             let got = fetch(read(Read::Walk)).await?;
             if (got.len() as i64) < want {
                 fetch(read(Read::Sorted)).await?
