@@ -60,16 +60,25 @@ test('type, method and search filter the requests', async ({ page }) => {
   await page.getByLabel('Method').selectOption('POST');
   await expect(page).toHaveURL(/[?&]method=POST\b/);
   await expect(page.locator(rows).first()).toBeVisible();
-  const methods = await page.locator(`${rows} .badge[class*="method-"]`).allInnerTexts();
-  expect(methods.every((m) => m.trim() === 'POST')).toBe(true);
+  // The rows of the view before stay until the new ones arrive: wait for them.
+  await expect
+    .poll(async () => {
+      const methods = await page.locator(`${rows} .badge[class*="method-"]`).allInnerTexts();
+      return methods.length > 0 && methods.every((m) => m.trim() === 'POST');
+    })
+    .toBe(true);
 
   await page.getByRole('link', { name: 'Clear filters' }).click();
   await page.getByRole('searchbox', { name: 'Search' }).fill('settings/users');
   await page.getByRole('button', { name: 'Apply' }).click();
   await expect(page).toHaveURL(/[?&]q=settings%2Fusers\b/);
   await expect(page.locator(rows).first()).toBeVisible();
-  const urls = await page.locator(`${rows} .url-cell`).allInnerTexts();
-  expect(urls.every((u) => u.includes('/settings/users'))).toBe(true);
+  await expect
+    .poll(async () => {
+      const urls = await page.locator(`${rows} .url-cell`).allInnerTexts();
+      return urls.length > 0 && urls.every((u) => u.includes('/settings/users'));
+    })
+    .toBe(true);
 });
 
 test('viewers have no Admin Sessions and are refused by the server', async ({ page }) => {
