@@ -282,13 +282,16 @@ fn nullable(column: SortColumn) -> bool {
     )
 }
 
-fn push_order(b: &mut Sql, column: SortColumn, descending: bool) {
+/// ` ORDER BY …` for a sort; `unindexed` writes it so that no index serves
+/// it (SQLite: a unary `+`), and the filters' index is read instead.
+fn push_order(b: &mut Sql, column: SortColumn, descending: bool, unindexed: bool) {
     let dir = if descending { "DESC" } else { "ASC" };
+    let plus = if unindexed { "+" } else { "" };
     b.push(" ORDER BY ");
     if let Some(expr) = sort_column(column) {
-        b.push(format!("{expr} {dir}, "));
+        b.push(format!("{plus}{expr} {dir}, "));
     }
-    b.push(format!("e.occurred_at {dir}, e.id {dir}"));
+    b.push(format!("{plus}e.occurred_at {dir}, e.id {dir}"));
 }
 
 /// A sort value of the row a page starts from.
@@ -419,16 +422,6 @@ enum Read {
     Sorted,
 }
 
-/// [`push_order`] in a form no index can serve (SQLite: a unary `+`).
-fn push_order_unindexed(b: &mut Sql, column: SortColumn, descending: bool) {
-    let dir = if descending { "DESC" } else { "ASC" };
-    b.push(" ORDER BY ");
-    if let Some(expr) = sort_column(column) {
-        b.push(format!("+{expr} {dir}, "));
-    }
-    b.push(format!("+e.occurred_at {dir}, e.id {dir}"));
-}
-
 /// ` AND …` keeping to one segment of a sort by `expr`; `unindexed` writes
 /// it so that no index serves it (SQLite: a unary `+`).
 fn push_segment(b: &mut Sql, segment: Segment, expr: Option<&str>, unindexed: bool) {
@@ -486,7 +479,7 @@ async fn rows_sorted_by_column(
                     if let Some(anchor) = seek {
                         push_seek(&mut b, seek_by, anchor, desc);
                     }
-                    push_order(&mut b, order_by, desc);
+                    push_order(&mut b, order_by, desc, false);
                     b.push(" LIMIT ")
                         .push_bind(WALK_BUDGET)
                         .push(") e WHERE 1 = 1");
@@ -506,12 +499,7 @@ async fn rows_sorted_by_column(
             if let Some(anchor) = seek {
                 push_seek(&mut b, seek_by, anchor, desc);
             }
-            if how == Read::Sorted {
-                // `+` keeps SQLite off the sort index: the filter's index is read.
-                push_order_unindexed(&mut b, order_by, desc);
-            } else {
-                push_order(&mut b, order_by, desc);
-            }
+            push_order(&mut b, order_by, desc, how == Read::Sorted);
             b.push(" LIMIT ").push_bind(want);
             if offset > 0 {
                 b.push(" OFFSET ").push_bind(offset);
@@ -598,7 +586,7 @@ pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
         if let Some(anchor) = &anchor {
             push_seek(&mut b, None, anchor, desc);
         }
-        push_order(&mut b, q.sort, desc);
+        push_order(&mut b, q.sort, desc, false);
         b.push(" LIMIT ").push_bind(limit);
         if offset > 0 {
             b.push(" OFFSET ")
