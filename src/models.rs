@@ -259,10 +259,28 @@ pub fn format_duration(micros: i64) -> String {
 pub struct EventCount {
     pub total: u64,
     pub exact: bool,
+    /// An estimate's margin of error, in percent of it (95% confidence).
+    pub margin: u8,
 }
 
 impl EventCount {
-    /// `1,234 events` or `≈ 1,230,000 events (estimate)`.
+    pub fn exact(total: u64) -> Self {
+        Self {
+            total,
+            exact: true,
+            margin: 0,
+        }
+    }
+
+    pub fn estimate(total: u64, margin: u8) -> Self {
+        Self {
+            total,
+            exact: false,
+            margin: margin.max(1),
+        }
+    }
+
+    /// `1,234 events` or `≈ 1,230,000 events (± 3%)`.
     pub fn label(&self) -> String {
         self.label_of("event", "events")
     }
@@ -273,7 +291,7 @@ impl EventCount {
         if self.exact {
             format!("{} {noun}", self.number())
         } else {
-            format!("{} {noun} (estimate)", self.number())
+            format!("{} {noun} (± {}%)", self.number(), self.margin)
         }
     }
 
@@ -445,17 +463,15 @@ mod tests {
 
     #[test]
     fn page_count_rounds_up_and_is_never_zero() {
-        let count = |total| EventCount { total, exact: true };
+        let count = EventCount::exact;
         assert_eq!(count(0).page_count(25), 1);
         assert_eq!(count(25).page_count(25), 1);
         assert_eq!(count(26).page_count(25), 2);
         assert_eq!(count(100_000).page_count(250), 400);
         assert_eq!(count(1).label(), "1 event");
-        let estimate = EventCount {
-            total: 1_230_000,
-            exact: false,
-        };
-        assert_eq!(estimate.label(), "≈ 1,230,000 events (estimate)");
+        let estimate = EventCount::estimate(1_230_000, 3);
+        assert_eq!(estimate.label(), "≈ 1,230,000 events (± 3%)");
+        assert_eq!(EventCount::estimate(20_000, 0).margin, 1);
     }
 
     #[test]

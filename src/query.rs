@@ -57,6 +57,25 @@ impl SortColumn {
     }
 }
 
+/// A sort direction from the URL (`dir=asc|desc`); none is the column's own.
+pub fn parse_direction(value: Option<&str>, natural: bool) -> Result<bool, AppError> {
+    match non_empty(value) {
+        None => Ok(natural),
+        Some("desc") => Ok(true),
+        Some("asc") => Ok(false),
+        Some(other) => Err(AppError::bad_request(format!(
+            "dir: \"{other}\" is not a direction; use asc or desc"
+        ))),
+    }
+}
+
+/// `dir=…` when the direction is not the column's own.
+pub fn push_direction(parts: &mut Vec<(&'static str, String)>, descending: bool, natural: bool) {
+    if descending != natural {
+        parts.push(("dir", if descending { "desc" } else { "asc" }.into()));
+    }
+}
+
 /// Where a page starts, as a position in the sorted result (keyset paging):
 /// the rows after or before a known row, or the very end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -580,16 +599,7 @@ impl EventQuery {
         if let Some(sort) = non_empty(get("sort")) {
             query.sort = SortColumn::parse(sort)?;
         }
-        query.descending = match non_empty(get("dir")) {
-            None => query.sort.default_descending(),
-            Some("desc") => true,
-            Some("asc") => false,
-            Some(other) => {
-                return Err(AppError::bad_request(format!(
-                    "dir: \"{other}\" is not a direction; use asc or desc"
-                )))
-            }
-        };
+        query.descending = parse_direction(get("dir"), query.sort.default_descending())?;
         query.validate()?;
         Ok(query)
     }
@@ -661,9 +671,7 @@ impl EventQuery {
         if self.sort != SortColumn::Date {
             parts.push(("sort", self.sort.as_str().to_string()));
         }
-        if self.descending != self.sort.default_descending() {
-            parts.push(("dir", if self.descending { "desc" } else { "asc" }.into()));
-        }
+        push_direction(&mut parts, self.descending, self.sort.default_descending());
         self.paging().push_params(&mut parts);
         if let Some(every) = self.refresh {
             parts.push(("refresh", every.code().to_string()));

@@ -3,8 +3,8 @@
 
 use crate::errors::AppError;
 use crate::query::{
-    check_search, non_empty, query_string, search_terms, Cursor, Paging, RefreshEvery, TimeRange,
-    DEFAULT_PAGE_SIZE,
+    check_search, non_empty, parse_direction, push_direction, query_string, search_terms, Cursor,
+    Paging, RefreshEvery, TimeRange, DEFAULT_PAGE_SIZE,
 };
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +12,64 @@ use serde::{Deserialize, Serialize};
 pub const REQUEST_KINDS: [&str; 2] = ["WEB", "API"];
 /// HTTP methods the method filter offers.
 pub const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+/// Columns Admin Sessions can be sorted by (the server's whitelist).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum SessionSort {
+    #[default]
+    Date,
+    Admin,
+    Ip,
+    Url,
+    Type,
+    Method,
+    Status,
+    Duration,
+}
+
+impl SessionSort {
+    pub const ALL: [SessionSort; 8] = [
+        Self::Date,
+        Self::Admin,
+        Self::Ip,
+        Self::Url,
+        Self::Type,
+        Self::Method,
+        Self::Status,
+        Self::Duration,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Date => "date",
+            Self::Admin => "admin",
+            Self::Ip => "ip",
+            Self::Url => "url",
+            Self::Type => "type",
+            Self::Method => "method",
+            Self::Status => "status",
+            Self::Duration => "duration",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self, AppError> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == value)
+            .ok_or_else(|| {
+                AppError::bad_request(format!(
+                    "sort: \"{value}\" is not a column to sort by; choose one of {}",
+                    Self::ALL.map(|c| c.as_str()).join(", ")
+                ))
+            })
+    }
+
+    /// Date starts newest first and duration slowest first; the others
+    /// start A to Z (status: lowest first).
+    pub fn default_descending(self) -> bool {
+        matches!(self, Self::Date | Self::Duration)
+    }
+}
 
 /// The Admin Sessions view: newest first, filtered, paged by keyset.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -30,6 +88,8 @@ pub struct SessionQuery {
     pub method: Option<String>,
     /// Leave out the signed-in user's own requests.
     pub hide_me: bool,
+    pub sort: SessionSort,
+    pub descending: bool,
     /// Auto refresh: page state in the URL, never sent to the server.
     #[serde(skip)]
     pub refresh: Option<RefreshEvery>,
@@ -48,6 +108,8 @@ impl Default for SessionQuery {
             kind: None,
             method: None,
             hide_me: false,
+            sort: SessionSort::Date,
+            descending: true,
             refresh: None,
         }
     }
@@ -67,6 +129,11 @@ impl SessionQuery {
                 )))
             }
         };
+        let sort = match non_empty(get("sort")) {
+            Some(sort) => SessionSort::parse(sort)?,
+            None => SessionSort::Date,
+        };
+        let descending = parse_direction(get("dir"), sort.default_descending())?;
         let query = Self {
             page: paging.page,
             per_page: paging.per_page,
@@ -78,6 +145,8 @@ impl SessionQuery {
             kind: non_empty(get("type")).map(str::to_ascii_uppercase),
             method: non_empty(get("method")).map(str::to_ascii_uppercase),
             hide_me,
+            sort,
+            descending,
             refresh: RefreshEvery::from_params(&get)?,
         };
         query.validate()?;
@@ -152,6 +221,10 @@ impl SessionQuery {
             parts.push(("hide_me", "1".into()));
         }
         self.times().push_params(&mut parts);
+        if self.sort != SessionSort::Date {
+            parts.push(("sort", self.sort.as_str().to_string()));
+        }
+        push_direction(&mut parts, self.descending, self.sort.default_descending());
         self.paging().push_params(&mut parts);
         if let Some(every) = self.refresh {
             parts.push(("refresh", every.code().to_string()));
@@ -179,6 +252,22 @@ impl SessionQuery {
     pub fn with_page_size(self, per_page: u32) -> Self {
         Self { per_page, ..self }.first_page()
     }
+
+    /// Sorting by a column: a new column starts in its natural direction;
+    /// the current one flips.
+    pub fn sorted_by(self, column: SessionSort) -> Self {
+        let descending = if self.sort == column {
+            !self.descending
+        } else {
+            column.default_descending()
+        };
+        Self {
+            sort: column,
+            descending,
+            ..self
+        }
+        .first_page()
+    }
 }
 
 #[cfg(test)]
@@ -202,10 +291,13 @@ mod tests {
             kind: Some("API".into()),
             method: Some("POST".into()),
             hide_me: true,
+            sort: SessionSort::Url,
+            descending: true,
             refresh: Some(RefreshEvery::Min1),
         };
         let s = q.to_query_string();
         assert!(s.contains("hide_me=1") && s.contains("type=API") && s.contains("refresh=1m"));
+        assert!(s.contains("sort=url") && s.contains("dir=desc"));
         let pairs: Vec<(String, String)> = s
             .trim_start_matches('?')
             .split('&')
@@ -237,6 +329,8 @@ mod tests {
             ("from", "tomorrow"),
             ("refresh", "1s"),
             ("after", "x"),
+            ("sort", "user_id"),
+            ("dir", "up"),
         ] {
             let err = SessionQuery::from_params(params(&[(key, value)])).unwrap_err();
             assert!(
@@ -250,5 +344,25 @@ mod tests {
             (lower.kind.as_deref(), lower.method.as_deref()),
             (Some("WEB"), Some("GET"))
         );
+    }
+
+    #[test]
+    fn sorting_flips_the_current_column_and_starts_others_in_their_direction() {
+        let q = SessionQuery::default().at(3, Some(Cursor::After(9)));
+        let by_url = q.clone().sorted_by(SessionSort::Url);
+        assert_eq!(
+            (by_url.sort, by_url.descending, by_url.page),
+            (SessionSort::Url, false, 1)
+        );
+        assert_eq!(by_url.cursor, None);
+        assert!(by_url.clone().sorted_by(SessionSort::Url).descending);
+        assert!(by_url.sorted_by(SessionSort::Duration).descending);
+        assert!(
+            !q.sorted_by(SessionSort::Date).descending,
+            "date flips to oldest first"
+        );
+        for column in SessionSort::ALL {
+            assert_eq!(SessionSort::parse(column.as_str()).unwrap(), column);
+        }
     }
 }

@@ -10,4 +10,5 @@ pub mod modal;
 pub mod pager;
 pub mod range_picker;
 pub mod selection;
+pub mod sort_header;
 pub mod zone;

@@ -12,12 +12,13 @@ use crate::components::pager::{
 };
 use crate::components::range_picker::{DateRangePicker, RangeValue};
 use crate::components::selection::{PageCheckbox, PageSelected, RowCheckbox, SelectionState};
+use crate::components::sort_header::SortHeader;
 use crate::components::zone::{Time, UtcToggle};
 use crate::functions::sessions::{count_admin_sessions, list_admin_sessions};
 use crate::models::{format_count, format_duration, SessionPage, SessionRow};
 use crate::query::{Cursor, TimeRange};
 use crate::routes::activity_log::marked;
-use crate::session_query::{SessionQuery, METHODS, REQUEST_KINDS};
+use crate::session_query::{SessionQuery, SessionSort, METHODS, REQUEST_KINDS};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -233,7 +234,19 @@ fn SessionsView(
     let href = Callback::new(move |(page, cursor): (u32, Option<Cursor>)| {
         href_of(&base.clone().at(page, cursor))
     });
-    let on_page_size = Callback::new(move |size: u32| go.run(current.clone().with_page_size(size)));
+    let sized = current.clone();
+    let on_page_size = Callback::new(move |size: u32| go.run(sized.clone().with_page_size(size)));
+    let header = |label: &'static str, column: SessionSort| {
+        view! {
+            <SortHeader
+                label
+                numeric=column == SessionSort::Duration
+                active=current.sort == column
+                descending=current.descending
+                href=href_of(&current.clone().sorted_by(column))
+            />
+        }
+    };
     view! {
         <SessionsBar bulk current=bar_query count page=page_ids.clone() more />
         <div class="table-toolbar">
@@ -248,14 +261,14 @@ fn SessionsView(
                 <thead>
                     <tr>
                         <PageCheckbox selected page=page_ids.clone() />
-                        <th scope="col">"Date"</th>
-                        <th scope="col">"Admin"</th>
-                        <th scope="col">"IP address"</th>
-                        <th scope="col">"URL"</th>
-                        <th scope="col">"Type"</th>
-                        <th scope="col">"Method"</th>
-                        <th scope="col">"Status"</th>
-                        <th scope="col" class="num">"Duration"</th>
+                        {header("Date", SessionSort::Date)}
+                        {header("Admin", SessionSort::Admin)}
+                        {header("IP address", SessionSort::Ip)}
+                        {header("URL", SessionSort::Url)}
+                        {header("Type", SessionSort::Type)}
+                        {header("Method", SessionSort::Method)}
+                        {header("Status", SessionSort::Status)}
+                        {header("Duration", SessionSort::Duration)}
                     </tr>
                 </thead>
                 <tbody>

@@ -7,7 +7,7 @@ use auditdeck::models::SessionRow;
 use auditdeck::query::Cursor;
 use auditdeck::server::recorder;
 use auditdeck::server::store::{self, NewAdminSession};
-use auditdeck::session_query::SessionQuery;
+use auditdeck::session_query::{SessionQuery, SessionSort};
 use std::time::Duration;
 
 /// Waits until the writer has stored at least `n` records.
@@ -321,4 +321,253 @@ async fn admin_sessions_are_for_admins_and_refuse_bad_filters() {
         .unwrap()
         .iter()
         .all(|row| row["url"] != "/admin-sessions"));
+}
+
+/// The order Admin Sessions sorts by: the column's value (an IP as its
+/// 16-byte key, none below every address), then time, then id.
+fn session_key(row: &SessionRow, sort: SessionSort) -> (Vec<u8>, i64, i64, i64) {
+    let (bytes, number) = match sort {
+        SessionSort::Date => (Vec::new(), 0),
+        SessionSort::Admin => (row.user_name.clone().into_bytes(), 0),
+        SessionSort::Ip => (
+            row.ip
+                .as_deref()
+                .map(|ip| store::ip_key(ip.parse().unwrap()).to_vec())
+                .unwrap_or_default(),
+            0,
+        ),
+        SessionSort::Url => (row.url.clone().into_bytes(), 0),
+        SessionSort::Type => (row.kind.clone().into_bytes(), 0),
+        SessionSort::Method => (row.method.clone().into_bytes(), 0),
+        SessionSort::Status => (Vec::new(), i64::from(row.status)),
+        SessionSort::Duration => (Vec::new(), row.duration_us),
+    };
+    (bytes, number, row.occurred_at, row.id)
+}
+
+async fn session_ids(app: &TestApp, q: &SessionQuery) -> (Vec<i64>, bool, bool) {
+    let page = store::list_admin_sessions(&app.db, q, 1).await.unwrap();
+    (page.ids(), page.has_prev, page.has_next)
+}
+
+#[tokio::test]
+async fn every_session_column_sorts_both_ways_and_pages_across_equal_values() {
+    let app = TestApp::new().await;
+    // 47 records with few distinct values per column (long runs of equal
+    // values), many equal times, and some without an IP.
+    let records: Vec<NewAdminSession> = (0..47u32)
+        .map(|i| NewAdminSession {
+            occurred_at: 1_761_566_400_000_000 + i64::from(i % 4) * 60_000_000,
+            user_id: Some((i % 3).to_string()),
+            user_name: ["Ann", "Bob", "ann"][i as usize % 3].into(),
+            user_email: format!("u{}@example.com", i % 3),
+            ip: match i % 5 {
+                0 => None,
+                1 | 2 => Some("10.0.0.9".parse().unwrap()),
+                3 => Some("2001:db8::1".parse().unwrap()),
+                _ => Some("9.255.0.1".parse().unwrap()),
+            },
+            url: ["/activity-log", "/api/list_events", "/integrity"][i as usize % 3].into(),
+            kind: ["WEB", "API"][i as usize % 2],
+            method: ["GET", "POST", "DELETE"][(i / 2) as usize % 3].into(),
+            status: [200, 404, 500, 200][i as usize % 4],
+            duration_us: i64::from(i % 6) * 1_000,
+        })
+        .collect();
+    store::insert_admin_sessions(&app.db, &records)
+        .await
+        .unwrap();
+    let all = store::list_admin_sessions(
+        &app.db,
+        &SessionQuery {
+            per_page: 100,
+            ..SessionQuery::default()
+        },
+        1,
+    )
+    .await
+    .unwrap()
+    .rows;
+    assert_eq!(all.len(), 47);
+    for sort in SessionSort::ALL {
+        for descending in [false, true] {
+            let mut expected = all.clone();
+            expected.sort_by_key(|r| session_key(r, sort));
+            if descending {
+                expected.reverse();
+            }
+            let expected: Vec<i64> = expected.iter().map(|r| r.id).collect();
+            let what = format!(
+                "{} {}",
+                sort.as_str(),
+                if descending { "desc" } else { "asc" }
+            );
+            let base = SessionQuery {
+                per_page: 10,
+                sort,
+                descending,
+                ..SessionQuery::default()
+            };
+            // Forwards with `after` cursors, to the end.
+            let (mut seen, mut query) = (Vec::new(), base.clone());
+            loop {
+                let (ids, _, more) = session_ids(&app, &query).await;
+                seen.extend(ids.iter().copied());
+                if !more {
+                    break;
+                }
+                query = query
+                    .clone()
+                    .at(query.page + 1, Some(Cursor::After(*ids.last().unwrap())));
+            }
+            assert_eq!(seen, expected, "forwards, {what}");
+            // Backwards from the last page with `before` cursors.
+            let (mut ids, mut prev, _) =
+                session_ids(&app, &base.clone().at(5, Some(Cursor::End))).await;
+            let mut back = ids.clone();
+            while prev {
+                (ids, prev, _) =
+                    session_ids(&app, &base.clone().at(2, Some(Cursor::Before(ids[0])))).await;
+                back.splice(0..0, ids.iter().copied());
+            }
+            assert_eq!(back, expected, "backwards, {what}");
+            // A page reached by number is the same slice.
+            let (third, _, _) = session_ids(&app, &base.clone().at(3, None)).await;
+            assert_eq!(third, expected[20..30], "page 3 by number, {what}");
+            // With a filter: the same order, restricted to its matches.
+            let posts = SessionQuery {
+                method: Some("POST".into()),
+                ..base.clone()
+            };
+            let (mut seen, mut query) = (Vec::new(), posts);
+            loop {
+                let (ids, _, more) = session_ids(&app, &query).await;
+                seen.extend(ids.iter().copied());
+                if !more {
+                    break;
+                }
+                query = query
+                    .clone()
+                    .at(query.page + 1, Some(Cursor::After(*ids.last().unwrap())));
+            }
+            let want: Vec<i64> = expected
+                .iter()
+                .copied()
+                .filter(|id| all.iter().any(|r| r.id == *id && r.method == "POST"))
+                .collect();
+            assert_eq!(seen, want, "filtered, {what}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn search_finds_words_anywhere_long_or_short_and_many_or_few() {
+    let app = TestApp::new().await;
+    // 6,000 records: "/integrity" in every one of them but 3 in 4 (so a
+    // search for it is a large set), "needle" in 7.
+    let records: Vec<NewAdminSession> = (0..6_000u32)
+        .map(|i| {
+            let mut r = record(i);
+            r.url = match i {
+                _ if i % 857 == 3 => format!("/settings/users?q=haystack-NeEdLe-{i}"),
+                _ if i % 4 == 0 => "/activity-log".into(),
+                _ => format!("/integrity?page={i}"),
+            };
+            r.ip = Some(format!("10.1.{}.{}", i / 250, i % 250).parse().unwrap());
+            r
+        })
+        .collect();
+    store::insert_admin_sessions(&app.db, &records)
+        .await
+        .unwrap();
+    let search = |text: &str| SessionQuery {
+        q: Some(text.into()),
+        per_page: 100,
+        ..SessionQuery::default()
+    };
+    let count = |q: SessionQuery| {
+        let db = app.db.clone();
+        async move {
+            store::count_admin_sessions_matching(&db, &q, 1)
+                .await
+                .unwrap()
+        }
+    };
+    let needles = count(search("needle")).await;
+    assert_eq!(
+        (needles.total, needles.exact),
+        (7, true),
+        "mid-word, any case"
+    );
+    let page = store::list_admin_sessions(&app.db, &search("needle"), 1)
+        .await
+        .unwrap();
+    assert_eq!(page.rows.len(), 7);
+    assert!(page
+        .rows
+        .windows(2)
+        .all(|w| w[0].occurred_at >= w[1].occurred_at));
+    let integrity = store::list_admin_sessions(&app.db, &search("integrity"), 1)
+        .await
+        .unwrap();
+    assert_eq!(integrity.rows.len(), 100);
+    assert!(integrity.has_next);
+    assert!(integrity.rows.iter().all(|r| r.url.contains("/integrity")));
+    assert_eq!(count(search("integrity")).await.total, 4_495);
+    // Short words are tested on each row: "q=" is in the 7 only; with a
+    // long word too.
+    assert_eq!(count(search("q=")).await.total, 7);
+    assert_eq!(count(search("q= haystack")).await.total, 7);
+    // 10.1.2.*, 10.1.20.* … 10.1.23.*
+    assert_eq!(count(search("10.1.2")).await.total, 1_250);
+    assert_eq!(count(search("needle-860")).await.total, 1);
+    // Quotes and FTS syntax in a word are text, not query syntax.
+    assert_eq!(count(search("NEAR(x")).await.total, 0);
+}
+
+#[tokio::test]
+async fn ips_recorded_before_their_sort_key_get_one_at_start() {
+    let app = TestApp::new().await;
+    let mut records: Vec<NewAdminSession> = (0..5u32).map(record).collect();
+    for (r, ip) in records
+        .iter_mut()
+        .zip(["10.0.0.10", "9.0.0.1", "2001:db8::1", "10.0.0.9"])
+    {
+        r.ip = Some(ip.parse().unwrap());
+    }
+    store::insert_admin_sessions(&app.db, &records)
+        .await
+        .unwrap();
+    // As a database migrated from before the key would hold them.
+    let empty = if app.on_postgres() {
+        "'\\x'::bytea"
+    } else {
+        "x''"
+    };
+    app.raw_sql(&format!("UPDATE admin_sessions SET ip_bin = {empty}"))
+        .await;
+    let reopened = store::open(&app.url).await.unwrap();
+    let by_ip = store::list_admin_sessions(
+        &reopened,
+        &SessionQuery {
+            sort: SessionSort::Ip,
+            descending: false,
+            ..SessionQuery::default()
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    let ips: Vec<Option<String>> = by_ip.rows.iter().map(|r| r.ip.clone()).collect();
+    assert_eq!(
+        ips,
+        [
+            None,
+            Some("9.0.0.1"),
+            Some("10.0.0.9"),
+            Some("10.0.0.10"),
+            Some("2001:db8::1")
+        ]
+        .map(|ip| ip.map(String::from))
+    );
 }

@@ -14,6 +14,7 @@ use crate::components::pager::{
     live_count, CountLabel, LiveCount, PagePosition, PageSizeSelect, Pager,
 };
 use crate::components::selection::{PageCheckbox, RowCheckbox, SelectionState};
+use crate::components::sort_header::SortHeader;
 use crate::components::zone::{Time, UtcToggle};
 use crate::errors::AppError;
 use crate::functions::events::{count_events, get_filter_options, list_events};
@@ -25,7 +26,6 @@ use details::{DetailModal, DiffModal};
 use filters::FilterBar;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use std::sync::Arc;
 
@@ -174,20 +174,13 @@ fn EventsView(
     let sized = current.clone();
     let on_page_size = Callback::new(move |size: u32| go.run(sized.clone().with_page_size(size)));
     let header = |label: &'static str, column: SortColumn| {
-        let active = current.sort == column;
-        let (aria, arrow) = match (active, current.descending) {
-            (false, _) => ("none", "↕"),
-            (true, true) => ("descending", "▼"),
-            (true, false) => ("ascending", "▲"),
-        };
-        let href = href_of(&current.clone().sorted_by(column));
         view! {
-            <th scope="col" aria-sort=aria class:sorted=active>
-                <A href=href attr:class="sort-link" attr:title=format!("Sort by {}", label.to_lowercase())>
-                    {label}
-                    <span class="sort-arrow" aria-hidden="true">{arrow}</span>
-                </A>
-            </th>
+            <SortHeader
+                label
+                active=current.sort == column
+                descending=current.descending
+                href=href_of(&current.clone().sorted_by(column))
+            />
         }
     };
     let bar_query = current.clone();

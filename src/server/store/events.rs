@@ -15,7 +15,6 @@ use crate::query::{search_terms, Cursor, EventQuery, InitiatorKey, IpFilter, Pag
 /// Counts are exact up to this many matches, then estimated.
 pub const COUNT_LIMIT: u64 = 10_000;
 /// Windows of ids looked at to estimate a large count, and their width.
-const SAMPLE_WINDOWS: i64 = 16;
 const WINDOW_WIDTH: i64 = 1_000;
 /// Most entries in the record history of View details.
 const HISTORY_LIMIT: i64 = 50;
@@ -784,61 +783,106 @@ pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
     let n: i64 = db.read().scalar(&b).await?;
     let n = u64::try_from(n).unwrap_or(0);
     if n <= COUNT_LIMIT {
-        return Ok(EventCount {
-            total: n,
-            exact: true,
-        });
+        return Ok(EventCount::exact(n));
     }
-    let span = (high - low + 1).max(1);
-    let estimate = if filters.is_empty() {
-        span
-    } else {
-        // Windows of consecutive ids spread over the span, each moved by a
-        // pseudo-random part of its stride so that no periodic pattern in
-        // the log lines up with them; each is a short range scan of the
-        // primary key (NOT INDEXED keeps the planner off the filter indexes,
-        // which would read every match of the filter per window).
-        let stride = (span / SAMPLE_WINDOWS).max(1);
-        let width = stride.min(WINDOW_WIDTH);
-        let (mut hits, mut covered) = (0i64, 0i64);
-        for k in 0..SAMPLE_WINDOWS.min(span) {
-            let slack = (stride - width).max(0);
-            let start = low + k * stride + (k * 2_654_435_761) % (slack + 1);
-            let end = start + width - 1;
-            let mut b = if let Some(fts) = fts_index {
-                let mut b = db.sql(
-                    "SELECT COUNT(*) FROM events_fts f CROSS JOIN events e NOT INDEXED \
-                     ON e.id = f.rowid WHERE events_fts MATCH ",
-                );
-                b.push_bind(fts)
-                    .push(" AND f.rowid BETWEEN ")
-                    .push_bind(start)
-                    .push(" AND ")
-                    .push_bind(end);
-                b
+    if filters.is_empty() {
+        // Every id in the span is an event, but for the few deleted.
+        return Ok(EventCount::estimate(round_estimate(span_of(low, high)), 1));
+    }
+    // Each window is a short range scan of the primary key (NOT INDEXED
+    // keeps the planner off the filter indexes, which would read every
+    // match of the filter per window).
+    estimate_by_windows(low, high, |start, end| {
+        let mut b = if let Some(fts) = fts_index {
+            let mut b = db.sql(
+                "SELECT COUNT(*) FROM events_fts f CROSS JOIN events e NOT INDEXED \
+                 ON e.id = f.rowid WHERE events_fts MATCH ",
+            );
+            b.push_bind(fts)
+                .push(" AND f.rowid BETWEEN ")
+                .push_bind(start)
+                .push(" AND ")
+                .push_bind(end);
+            b
+        } else {
+            let hint = if db.backend() == Backend::Sqlite {
+                " NOT INDEXED"
             } else {
-                let hint = if db.backend() == Backend::Sqlite {
-                    " NOT INDEXED"
-                } else {
-                    ""
-                };
-                let mut b = db.sql(format!(
-                    "SELECT COUNT(*) FROM events e{hint} WHERE e.id BETWEEN "
-                ));
-                b.push_bind(start).push(" AND ").push_bind(end);
-                b
+                ""
             };
-            filters.push(&mut b, Keyword::Skip);
-            let n: i64 = db.read().scalar(&b).await?;
-            hits += n;
-            covered += width;
-        }
-        hits.saturating_mul(span) / covered.max(1)
-    };
-    Ok(EventCount {
-        total: round_estimate(u64::try_from(estimate).unwrap_or(0).max(COUNT_LIMIT + 1)),
-        exact: false,
+            let mut b = db.sql(format!(
+                "SELECT COUNT(*) FROM events e{hint} WHERE e.id BETWEEN "
+            ));
+            b.push_bind(start).push(" AND ").push_bind(end);
+            b
+        };
+        filters.push(&mut b, Keyword::Skip);
+        async move { db.read().scalar::<i64>(&b).await }
     })
+    .await
+}
+
+fn span_of(low: i64, high: i64) -> u64 {
+    u64::try_from(high - low + 1).unwrap_or(0)
+}
+
+/// Windows of ids a count estimate reads: at least this many, then more in
+/// steps of as many, up to [`MAX_WINDOWS`].
+const MIN_WINDOWS: u32 = 16;
+const MAX_WINDOWS: u32 = 64;
+/// The margin (95%, relative) at which an estimate stops adding windows.
+const TARGET_MARGIN: f64 = 0.05;
+
+/// The `k`-th of `MAX_WINDOWS` slots in van der Corput order (0, 32, 16,
+/// 48, 8, …): each step of [`MIN_WINDOWS`] fills the gaps of the last.
+fn slot(k: u32) -> u32 {
+    k.reverse_bits() >> (32 - MAX_WINDOWS.trailing_zeros())
+}
+
+/// Estimates how many ids in `low..=high` match (more than [`COUNT_LIMIT`]:
+/// the caller found that many), from windows of consecutive ids:
+/// `count(start, end)` counts one window's matches. The span is cut into
+/// [`MAX_WINDOWS`] slots; a window lies in a slot, at a pseudo-random place
+/// (no periodic pattern of the log lines up with them). The margin is worked
+/// out from how much the windows' rates differ (so runs of alike events,
+/// which sampling windows of neighbours sees, widen it), and windows are
+/// added until it is within [`TARGET_MARGIN`] or every slot has one.
+pub(super) async fn estimate_by_windows<F, Fut>(
+    low: i64,
+    high: i64,
+    count: F,
+) -> AppResult<EventCount>
+where
+    F: Fn(i64, i64) -> Fut,
+    Fut: std::future::Future<Output = AppResult<i64>>,
+{
+    let span = (high - low + 1).max(1);
+    let stride = (span / i64::from(MAX_WINDOWS)).max(1);
+    let width = stride.min(WINDOW_WIDTH);
+    let mut rates: Vec<f64> = Vec::new();
+    let mut k = 0;
+    let (mean, margin) = loop {
+        for _ in 0..MIN_WINDOWS {
+            let s = i64::from(slot(k));
+            let slack = stride - width;
+            let start = low + s * stride + (s * 2_654_435_761 + 97) % (slack + 1);
+            let hits = count(start, start + width - 1).await?;
+            rates.push(hits as f64 / width as f64);
+            k += 1;
+        }
+        let n = rates.len() as f64;
+        let mean = rates.iter().sum::<f64>() / n;
+        let var = rates.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        let sampled = (n * width as f64 / span as f64).min(1.0);
+        let se = (var / n * (1.0 - sampled)).sqrt();
+        let margin = if mean > 0.0 { 1.96 * se / mean } else { 1.0 };
+        if margin <= TARGET_MARGIN || k >= MAX_WINDOWS {
+            break (mean, margin);
+        }
+    };
+    let total = ((mean * span as f64) as u64).max(COUNT_LIMIT + 1);
+    let percent = (margin * 100.0).ceil().clamp(1.0, 100.0) as u8;
+    Ok(EventCount::estimate(round_estimate(total), percent))
 }
 
 /// The lowest and highest event id (0, 0 when empty).

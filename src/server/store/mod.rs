@@ -69,7 +69,9 @@ async fn open_postgres(url: &str) -> AppResult<Db> {
         .migrate()
         .await
         .or_else(ignore_concurrent_create)?;
-    Ok(Db::new(Pools::Postgres { pool }))
+    let db = Db::new(Pools::Postgres { pool });
+    sessions::backfill_ip_keys(&db).await?;
+    Ok(db)
 }
 
 /// tower-sessions creates its schema with `IF NOT EXISTS`, which two servers
@@ -121,6 +123,7 @@ async fn open_sqlite(url: &str) -> AppResult<Db> {
     spawn_checkpointer(read.clone());
     let db = Db::new(Pools::Sqlite { read, write });
     integrity::backfill_chain(&db).await?;
+    sessions::backfill_ip_keys(&db).await?;
     Ok(db)
 }
 

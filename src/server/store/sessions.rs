@@ -1,13 +1,14 @@
 //! Admin Sessions: the background writer's batch insert, and the page's
 //! queries (filters, keyset paging newest first, counts).
 
-use super::events::{round_estimate, COUNT_LIMIT};
-use super::{Db, DbRow, Exec, RowSink, Sql};
+use super::db::Param;
+use super::events::COUNT_LIMIT;
+use super::{ip_key, Backend, Db, DbRow, Exec, RowSink, Sql};
 use crate::bulk::SessionSelection;
 use crate::errors::{AppError, AppResult};
 use crate::models::{EventCount, SessionPage, SessionRow};
 use crate::query::Cursor;
-use crate::session_query::SessionQuery;
+use crate::session_query::{SessionQuery, SessionSort};
 use std::net::IpAddr;
 
 /// A request that a signed-in admin made to Auditdeck.
@@ -26,7 +27,7 @@ pub struct NewAdminSession {
     pub duration_us: i64,
 }
 
-/// Records per multi-row INSERT (10 parameters each).
+/// Records per multi-row INSERT (11 parameters each).
 const INSERT_CHUNK: usize = 250;
 
 /// Stores a batch of admin-session records in one transaction.
@@ -34,8 +35,8 @@ pub async fn insert_admin_sessions(db: &Db, records: &[NewAdminSession]) -> AppR
     let mut tx = db.begin().await?;
     for chunk in records.chunks(INSERT_CHUNK) {
         let mut insert = tx.sql(
-            "INSERT INTO admin_sessions (occurred_at, user_id, user_name, user_email, ip, url, \
-             kind, method, status, duration_us) VALUES ",
+            "INSERT INTO admin_sessions (occurred_at, user_id, user_name, user_email, ip, ip_bin, \
+             url, kind, method, status, duration_us) VALUES ",
         );
         for (n, r) in chunk.iter().enumerate() {
             insert
@@ -49,6 +50,8 @@ pub async fn insert_admin_sessions(db: &Db, records: &[NewAdminSession]) -> AppR
                 .push_bind(&r.user_email)
                 .push(", ")
                 .push_bind(r.ip.map(|ip| ip.to_string()))
+                .push(", ")
+                .push_bind(r.ip.map(|ip| ip_key(ip).to_vec()).unwrap_or_default())
                 .push(", ")
                 .push_bind(&r.url)
                 .push(", ")
@@ -121,9 +124,104 @@ fn like_pattern(text: &str) -> String {
     out
 }
 
+/// Search words at least this long are looked up in the trigram index;
+/// shorter ones are tested on each row.
+const TRIGRAM: usize = 3;
+
+/// Matches of the indexed search words up to which a page reads them as a
+/// set and sorts it; beyond, it walks its sort order and tests each row
+/// (many matches: the page fills at once).
+const SMALL_SEARCH: i64 = 5_000;
+
+/// The indexed search words as an FTS5 query: each quoted (a trigram
+/// phrase matches anywhere in a column), all required.
+fn trigram_query(q: &SessionQuery) -> Option<String> {
+    let words: Vec<String> = q
+        .search_terms()
+        .into_iter()
+        .filter(|t| t.chars().count() >= TRIGRAM)
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// How the search words are tested.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Search {
+    /// SQLite: the trigram index's matches, a set the rows are read from.
+    IndexSet,
+    /// Every word on each row (PostgreSQL's trigram index serves these).
+    EachRow,
+}
+
+/// How a view's search is best read: as the index's set of matches when
+/// they are few, else row by row along the page's order.
+async fn search_plan(db: &Db, q: &SessionQuery) -> AppResult<Search> {
+    let Some(fts) = trigram_query(q).filter(|_| db.backend() == Backend::Sqlite) else {
+        return Ok(Search::EachRow);
+    };
+    let sql = db
+        .sql(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM admin_sessions_fts \
+             WHERE admin_sessions_fts MATCH ? LIMIT ?)",
+        )
+        .bind(fts)
+        .bind(SMALL_SEARCH + 1);
+    let n: i64 = db.read().scalar(&sql).await?;
+    Ok(if n <= SMALL_SEARCH {
+        Search::IndexSet
+    } else {
+        Search::EachRow
+    })
+}
+
+/// The columns a search looks in, as one text (PostgreSQL's trigram index
+/// is built on exactly this expression).
+const PG_SEARCH_TEXT: &str =
+    "(s.user_name || chr(31) || s.user_email || chr(31) || s.url || chr(31) || COALESCE(s.ip, ''))";
+
+fn push_search(b: &mut Sql, q: &SessionQuery, search: Search) {
+    if b.is_pg() {
+        for term in q.search_terms() {
+            b.push(format!(" AND {PG_SEARCH_TEXT} ILIKE "))
+                .push_bind(like_pattern(&term))
+                .push(" ESCAPE '\\'");
+        }
+        return;
+    }
+    let indexed = search == Search::IndexSet;
+    if let Some(fts) = trigram_query(q).filter(|_| indexed) {
+        b.push(
+            " AND s.id IN (SELECT rowid FROM admin_sessions_fts WHERE admin_sessions_fts MATCH ",
+        )
+        .push_bind(fts)
+        .push(")");
+    }
+    for term in q.search_terms() {
+        if indexed && term.chars().count() >= TRIGRAM {
+            continue;
+        }
+        // SQLite's LIKE ignores case (ASCII).
+        let pattern = like_pattern(&term);
+        b.push(" AND (");
+        for (i, column) in ["s.user_name", "s.user_email", "s.url", "s.ip"]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                b.push(" OR ");
+            }
+            b.push(format!("{column} LIKE "))
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\'");
+        }
+        b.push(")");
+    }
+}
+
 /// ` AND …` for every filter of the view. `me` is the signed-in user's id,
 /// left out when the view hides their own requests.
-fn push_filters(b: &mut Sql, q: &SessionQuery, me: i64, now: i64) {
+fn push_filters(b: &mut Sql, q: &SessionQuery, me: i64, now: i64, search: Search) {
     let (from, to) = q.times().bounds(now);
     if let Some(from) = from {
         b.push(" AND s.occurred_at >= ").push_bind(from);
@@ -141,43 +239,55 @@ fn push_filters(b: &mut Sql, q: &SessionQuery, me: i64, now: i64) {
         b.push(" AND s.user_id IS DISTINCT FROM ")
             .push_bind(me.to_string());
     }
-    for term in q.search_terms() {
-        let pattern = like_pattern(&term);
-        // SQLite's LIKE ignores case (ASCII); PostgreSQL's needs ILIKE.
-        let like = if b.is_pg() { "ILIKE" } else { "LIKE" };
-        b.push(" AND (");
-        for (i, column) in ["s.user_name", "s.user_email", "s.url", "s.ip"]
-            .into_iter()
-            .enumerate()
-        {
-            if i > 0 {
-                b.push(" OR ");
-            }
-            b.push(format!("{column} {like} "))
-                .push_bind(pattern.clone())
-                .push(" ESCAPE '\\'");
-        }
-        b.push(")");
+    push_search(b, q, search);
+}
+
+/// The column a sort reads; `None` for date, which is `occurred_at` itself.
+/// Each has an index over (column, occurred_at, id), none is ever NULL.
+fn sort_column(sort: SessionSort) -> Option<&'static str> {
+    match sort {
+        SessionSort::Date => None,
+        SessionSort::Admin => Some("s.user_name"),
+        SessionSort::Ip => Some("s.ip_bin"),
+        SessionSort::Url => Some("s.url"),
+        SessionSort::Type => Some("s.kind"),
+        SessionSort::Method => Some("s.method"),
+        SessionSort::Status => Some("s.status"),
+        SessionSort::Duration => Some("s.duration_us"),
     }
 }
 
-/// One page of Admin Sessions, newest first, for the user `me`.
+/// The sort values of the row a cursor names: (column, occurred_at, id).
+async fn load_anchor(db: &Db, sort: SessionSort, id: i64) -> AppResult<(Option<Param>, i64)> {
+    let expr = sort_column(sort).unwrap_or("NULL");
+    let sql = db
+        .sql(format!(
+            "SELECT {expr} AS v, s.occurred_at FROM admin_sessions s WHERE s.id = ?"
+        ))
+        .bind(id);
+    let row = db.read().optional(&sql).await?.ok_or_else(|| {
+        AppError::bad_request(format!(
+            "after: request {id}, where this page started, is no longer recorded; go to the first page"
+        ))
+    })?;
+    let value = match sort {
+        SessionSort::Date => None,
+        SessionSort::Ip => Some(Param::from(row.get::<Vec<u8>>("v")?)),
+        SessionSort::Status | SessionSort::Duration => Some(Param::from(row.get::<i64>("v")?)),
+        _ => Some(Param::from(row.get::<String>("v")?)),
+    };
+    Ok((value, row.get("occurred_at")?))
+}
+
+/// One page of Admin Sessions in the view's order, for the user `me`.
 pub async fn list_admin_sessions(db: &Db, q: &SessionQuery, me: i64) -> AppResult<SessionPage> {
     q.validate()?;
-    // Before a row and the last page are read oldest first, then turned round.
+    // Before a row and the last page are read the other way, then turned round.
     let reverse = matches!(q.cursor, Some(Cursor::Before(_) | Cursor::End));
+    let desc = q.descending != reverse;
     let anchor = match q.cursor {
         Some(Cursor::After(id) | Cursor::Before(id)) => {
-            let sql = db
-                .sql("SELECT occurred_at FROM admin_sessions WHERE id = ?")
-                .bind(id);
-            let at: Option<i64> = db.read().scalar_opt(&sql).await?;
-            let at = at.ok_or_else(|| {
-                AppError::bad_request(format!(
-                    "after: request {id}, where this page started, is no longer recorded; go to the first page"
-                ))
-            })?;
-            Some((at, id))
+            Some((load_anchor(db, q.sort, id).await?, id))
         }
         _ => None,
     };
@@ -186,20 +296,30 @@ pub async fn list_admin_sessions(db: &Db, q: &SessionQuery, me: i64) -> AppResul
     } else {
         0
     };
+    let search = search_plan(db, q).await?;
     let mut b = db.sql(format!(
         "SELECT {SESSION_COLUMNS} FROM admin_sessions s WHERE 1 = 1"
     ));
-    push_filters(&mut b, q, me, db.now());
-    if let Some((at, id)) = anchor {
-        let op = if reverse { ">" } else { "<" };
-        b.push(format!(" AND (s.occurred_at, s.id) {op} ("))
-            .push_bind(at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
+    push_filters(&mut b, q, me, db.now(), search);
+    let column = sort_column(q.sort);
+    let op = if desc { "<" } else { ">" };
+    if let Some(((value, at), id)) = anchor {
+        b.push(" AND (");
+        if let Some(expr) = column {
+            b.push(format!("{expr}, "));
+        }
+        b.push(format!("s.occurred_at, s.id) {op} ("));
+        if let Some(value) = value {
+            b.push_bind(value).push(", ");
+        }
+        b.push_bind(at).push(", ").push_bind(id).push(")");
     }
-    let dir = if reverse { "ASC" } else { "DESC" };
-    b.push(format!(" ORDER BY s.occurred_at {dir}, s.id {dir} LIMIT "))
+    let dir = if desc { "DESC" } else { "ASC" };
+    b.push(" ORDER BY ");
+    if let Some(expr) = column {
+        b.push(format!("{expr} {dir}, "));
+    }
+    b.push(format!("s.occurred_at {dir}, s.id {dir} LIMIT "))
         .push_bind(i64::from(q.per_page) + 1);
     if offset > 0 {
         b.push(" OFFSET ")
@@ -215,6 +335,45 @@ pub async fn list_admin_sessions(db: &Db, q: &SessionQuery, me: i64) -> AppResul
     Ok(super::events::page_of(rows, q.paging(), reverse, offset))
 }
 
+/// Rows recorded before IPs had a sort key get theirs (once, when the
+/// server starts: the partial index lists them, and is empty afterwards).
+pub(super) async fn backfill_ip_keys(db: &Db) -> AppResult<u64> {
+    let pending = if db.backend() == Backend::Sqlite {
+        "x''"
+    } else {
+        "'\\x'::bytea"
+    };
+    let mut done = 0;
+    loop {
+        let sql = db.sql(format!(
+            "SELECT id, ip FROM admin_sessions WHERE ip IS NOT NULL AND ip_bin = {pending} \
+                 ORDER BY id LIMIT 1000"
+        ));
+        let rows = db.read().all(&sql).await?;
+        if rows.is_empty() {
+            return Ok(done);
+        }
+        let mut tx = db.begin().await?;
+        for row in &rows {
+            let id: i64 = row.get("id")?;
+            let ip: String = row.get("ip")?;
+            // A stored IP that does not parse (none should) keeps no key
+            // but leaves the list, so the loop ends.
+            let key = ip
+                .parse()
+                .map(|ip| ip_key(ip).to_vec())
+                .unwrap_or_else(|_| vec![0]);
+            let update = tx
+                .sql("UPDATE admin_sessions SET ip_bin = ? WHERE id = ?")
+                .bind(key)
+                .bind(id);
+            tx.execute(&update).await?;
+            done += 1;
+        }
+        tx.commit().await?;
+    }
+}
+
 /// ` AND …` restricting `admin_sessions s` to a selection and ids up to `up_to`.
 fn push_session_selection(
     b: &mut Sql,
@@ -227,7 +386,7 @@ fn push_session_selection(
         SessionSelection::Ids(ids) => {
             b.push(" AND ").push_in("s.id", ids);
         }
-        SessionSelection::Filter(q) => push_filters(b, q, me, now),
+        SessionSelection::Filter(q) => push_filters(b, q, me, now, Search::EachRow),
     }
     b.push(" AND s.id <= ").push_bind(up_to);
 }
@@ -274,12 +433,9 @@ pub async fn export_session_rows(
     Ok(sent)
 }
 
-/// Rows sampled to estimate a count beyond [`COUNT_LIMIT`].
-const SAMPLE: i64 = 10_000;
-
-/// How many records match: exact up to [`COUNT_LIMIT`]; beyond, the share
-/// of matches among the newest records in the time range, times the records
-/// in that range (ids follow arrival, so the id span counts them).
+/// How many records match: exact up to [`COUNT_LIMIT`]; beyond, estimated
+/// from windows of ids over the time range's span (ids follow arrival, so
+/// the span counts the records in it), with its margin of error.
 pub async fn count_admin_sessions_matching(
     db: &Db,
     q: &SessionQuery,
@@ -287,40 +443,50 @@ pub async fn count_admin_sessions_matching(
 ) -> AppResult<EventCount> {
     q.validate()?;
     let now = db.now();
+    let search = search_plan(db, q).await?;
     let cap = i64::try_from(COUNT_LIMIT).unwrap_or(i64::MAX) + 1;
     let mut b = db.sql("SELECT COUNT(*) FROM (SELECT 1 FROM admin_sessions s WHERE 1 = 1");
-    push_filters(&mut b, q, me, now);
+    push_filters(&mut b, q, me, now, search);
     b.push(" LIMIT ").push_bind(cap).push(") m");
     let n: i64 = db.read().scalar(&b).await?;
     if n < cap {
-        return Ok(EventCount {
-            total: u64::try_from(n).unwrap_or(0),
-            exact: true,
-        });
+        return Ok(EventCount::exact(u64::try_from(n).unwrap_or(0)));
     }
-    let unfiltered = SessionQuery {
-        range: q.range.clone(),
-        from: q.from,
-        to: q.to,
-        ..SessionQuery::default()
+    // The first and last ids of the time range, by the time index.
+    let (from, to) = q.times().bounds(now);
+    let edge = |asc: bool| {
+        let mut b = db.sql("SELECT s.id FROM admin_sessions s WHERE 1 = 1");
+        if let Some(from) = from {
+            b.push(" AND s.occurred_at >= ").push_bind(from);
+        }
+        if let Some(to) = to {
+            b.push(" AND s.occurred_at <= ").push_bind(to);
+        }
+        let dir = if asc { "ASC" } else { "DESC" };
+        b.push(format!(" ORDER BY s.occurred_at {dir}, s.id {dir} LIMIT 1"));
+        async move { db.read().scalar_opt::<i64>(&b).await }
     };
-    let mut span = db.sql("SELECT MIN(s.id), MAX(s.id) FROM admin_sessions s WHERE 1 = 1");
-    push_filters(&mut span, &unfiltered, me, now);
-    let row = db.read().one(&span).await?;
-    let (low, high): (Option<i64>, Option<i64>) = (row.get(0)?, row.get(1)?);
-    let in_range = high.unwrap_or(0) - low.unwrap_or(0) + 1;
-    let mut sample = db.sql("SELECT COUNT(*) FROM (SELECT s.id FROM admin_sessions s WHERE 1 = 1");
-    push_filters(&mut sample, &unfiltered, me, now);
-    sample.push(" ORDER BY s.id DESC LIMIT ").push_bind(SAMPLE);
-    sample.push(") w JOIN admin_sessions s ON s.id = w.id WHERE 1 = 1");
-    push_filters(&mut sample, q, me, now);
-    let hits: i64 = db.read().scalar(&sample).await?;
-    let seen = in_range.clamp(1, SAMPLE);
-    let estimate = (in_range as f64 * hits as f64 / seen as f64) as u64;
-    Ok(EventCount {
-        total: round_estimate(estimate.max(COUNT_LIMIT + 1)),
-        exact: false,
+    let (Some(low), Some(high)) = (edge(true).await?, edge(false).await?) else {
+        return Ok(EventCount::exact(0));
+    };
+    let (low, high) = (low.min(high), low.max(high));
+    // Each window a short range scan of the primary key, every filter
+    // tested on its rows (NOT INDEXED: SQLite would otherwise read a
+    // filter's index over the whole table for each).
+    let hint = if db.backend() == Backend::Sqlite {
+        " NOT INDEXED"
+    } else {
+        ""
+    };
+    super::events::estimate_by_windows(low, high, |start, end| {
+        let mut b = db.sql(format!(
+            "SELECT COUNT(*) FROM admin_sessions s{hint} WHERE s.id BETWEEN "
+        ));
+        b.push_bind(start).push(" AND ").push_bind(end);
+        push_filters(&mut b, q, me, now, Search::EachRow);
+        async move { db.read().scalar::<i64>(&b).await }
     })
+    .await
 }
 
 #[cfg(test)]
