@@ -880,9 +880,9 @@ where
         let se = (var / n * (1.0 - sampled)).sqrt();
         // Student's t for 95% (few windows: wider than 1.96).
         let t = match rates.len() {
-            ..=16 => 2.13,
-            ..=32 => 2.04,
-            ..=48 => 2.01,
+            0..=16 => 2.13,
+            17..=32 => 2.04,
+            33..=48 => 2.01,
             _ => 2.0,
         };
         let margin = if mean > 0.0 { t * se / mean } else { 1.0 };
