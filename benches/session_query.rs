@@ -22,7 +22,14 @@ use std::time::{Duration, Instant};
 const DAY: i64 = 86_400_000_000;
 /// The signed-in admin a view is for (Hide Me leaves out their requests).
 const ME: i64 = 1;
-const DIMENSIONS: [&str; 6] = ["type", "method", "hide me", "search", "short search", "7 days"];
+const DIMENSIONS: [&str; 6] = [
+    "type",
+    "method",
+    "hide me",
+    "search",
+    "short search",
+    "7 days",
+];
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
