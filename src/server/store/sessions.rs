@@ -297,11 +297,22 @@ pub async fn list_admin_sessions(db: &Db, q: &SessionQuery, me: i64) -> AppResul
         0
     };
     let search = search_plan(db, q).await?;
+    let column = sort_column(q.sort);
+    // SQLite, sorted by a column: walk that column's index and test each
+    // row. Its planner would rather read a type or method filter's index
+    // and sort the half of the table it matches (0.8 s at 1M); the filters
+    // here match broadly, so the walk fills a page soon. A small set from
+    // the search index is read and sorted instead.
+    let walk = db.backend() == Backend::Sqlite && column.is_some() && search == Search::EachRow;
+    let hint = if walk {
+        format!(" INDEXED BY admin_sessions_sort_{}", q.sort.as_str())
+    } else {
+        String::new()
+    };
     let mut b = db.sql(format!(
-        "SELECT {SESSION_COLUMNS} FROM admin_sessions s WHERE 1 = 1"
+        "SELECT {SESSION_COLUMNS} FROM admin_sessions s{hint} WHERE 1 = 1"
     ));
     push_filters(&mut b, q, me, db.now(), search);
-    let column = sort_column(q.sort);
     let op = if desc { "<" } else { ">" };
     if let Some(((value, at), id)) = anchor {
         b.push(" AND (");
