@@ -40,21 +40,31 @@ impl SortColumn {
     }
 
     pub fn parse(value: &str) -> Result<Self, AppError> {
-        Self::ALL
-            .into_iter()
-            .find(|c| c.as_str() == value)
-            .ok_or_else(|| {
-                AppError::bad_request(format!(
-                    "sort: \"{value}\" is not a column to sort by; choose one of {}",
-                    Self::ALL.map(|c| c.as_str()).join(", ")
-                ))
-            })
+        parse_sort(value, &Self::ALL, Self::as_str)
     }
 
     /// Date starts newest first; the others start A to Z.
     pub fn default_descending(self) -> bool {
         self == Self::Date
     }
+}
+
+/// A sort column from the URL, from a page's whitelist `all`.
+pub fn parse_sort<C: Copy>(
+    value: &str,
+    all: &[C],
+    name: fn(C) -> &'static str,
+) -> Result<C, AppError> {
+    all.iter()
+        .copied()
+        .find(|c| name(*c) == value)
+        .ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|c| name(*c)).collect();
+            AppError::bad_request(format!(
+                "sort: \"{value}\" is not a column to sort by; choose one of {}",
+                names.join(", ")
+            ))
+        })
 }
 
 /// A sort direction from the URL (`dir=asc|desc`); none is the column's own.

@@ -3,8 +3,8 @@
 
 use crate::errors::AppError;
 use crate::query::{
-    check_search, non_empty, parse_direction, push_direction, query_string, search_terms, Cursor,
-    Paging, RefreshEvery, TimeRange, DEFAULT_PAGE_SIZE,
+    check_search, non_empty, parse_direction, parse_sort, push_direction, query_string,
+    search_terms, Cursor, Paging, RefreshEvery, TimeRange, DEFAULT_PAGE_SIZE,
 };
 use serde::{Deserialize, Serialize};
 
@@ -53,15 +53,7 @@ impl SessionSort {
     }
 
     pub fn parse(value: &str) -> Result<Self, AppError> {
-        Self::ALL
-            .into_iter()
-            .find(|c| c.as_str() == value)
-            .ok_or_else(|| {
-                AppError::bad_request(format!(
-                    "sort: \"{value}\" is not a column to sort by; choose one of {}",
-                    Self::ALL.map(|c| c.as_str()).join(", ")
-                ))
-            })
+        parse_sort(value, &Self::ALL, Self::as_str)
     }
 
     /// Date starts newest first and duration slowest first; the others

@@ -350,6 +350,21 @@ async fn session_ids(app: &TestApp, q: &SessionQuery) -> (Vec<i64>, bool, bool) 
     (page.ids(), page.has_prev, page.has_next)
 }
 
+/// Pages forwards with `after` cursors to the end; the ids in order.
+async fn walk_sessions(app: &TestApp, base: &SessionQuery) -> Vec<i64> {
+    let (mut seen, mut query) = (Vec::new(), base.clone());
+    loop {
+        let (ids, _, more) = session_ids(app, &query).await;
+        seen.extend(ids.iter().copied());
+        if !more {
+            return seen;
+        }
+        query = query
+            .clone()
+            .at(query.page + 1, Some(Cursor::After(*ids.last().unwrap())));
+    }
+}
+
 #[tokio::test]
 async fn every_session_column_sorts_both_ways_and_pages_across_equal_values() {
     let app = TestApp::new().await;
@@ -409,18 +424,11 @@ async fn every_session_column_sorts_both_ways_and_pages_across_equal_values() {
                 ..SessionQuery::default()
             };
             // Forwards with `after` cursors, to the end.
-            let (mut seen, mut query) = (Vec::new(), base.clone());
-            loop {
-                let (ids, _, more) = session_ids(&app, &query).await;
-                seen.extend(ids.iter().copied());
-                if !more {
-                    break;
-                }
-                query = query
-                    .clone()
-                    .at(query.page + 1, Some(Cursor::After(*ids.last().unwrap())));
-            }
-            assert_eq!(seen, expected, "forwards, {what}");
+            assert_eq!(
+                walk_sessions(&app, &base).await,
+                expected,
+                "forwards, {what}"
+            );
             // Backwards from the last page with `before` cursors.
             let (mut ids, mut prev, _) =
                 session_ids(&app, &base.clone().at(5, Some(Cursor::End))).await;
@@ -439,17 +447,7 @@ async fn every_session_column_sorts_both_ways_and_pages_across_equal_values() {
                 method: Some("POST".into()),
                 ..base.clone()
             };
-            let (mut seen, mut query) = (Vec::new(), posts);
-            loop {
-                let (ids, _, more) = session_ids(&app, &query).await;
-                seen.extend(ids.iter().copied());
-                if !more {
-                    break;
-                }
-                query = query
-                    .clone()
-                    .at(query.page + 1, Some(Cursor::After(*ids.last().unwrap())));
-            }
+            let seen = walk_sessions(&app, &posts).await;
             let want: Vec<i64> = expected
                 .iter()
                 .copied()
