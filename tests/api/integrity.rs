@@ -54,6 +54,12 @@ fn assert_intact(report: &VerificationReport) {
     );
 }
 
+/// The filters' combinations count what the log holds (see
+/// `store::combo_differences`): sorted pages and counts rely on it.
+async fn assert_combos_exact(app: &TestApp) {
+    assert_eq!(store::combo_differences(&app.db).await.unwrap(), 0);
+}
+
 async fn delete_ids(app: &TestApp, ids: Vec<i64>) -> i64 {
     let selection = Selection::Ids(ids.clone());
     let up_to = store::max_event_id(&app.db).await.unwrap();
@@ -87,6 +93,7 @@ async fn the_chain_verifies_after_inserts_bulk_deletes_and_retention() {
         DeletedBy::Deletion { event_id: deletion }
     );
     assert_eq!(report.end_id, deletion);
+    assert_combos_exact(&app).await;
 
     // Retention removes the oldest; the cut moves; still intact.
     let policy = RetentionPolicy {
@@ -111,6 +118,7 @@ async fn the_chain_verifies_after_inserts_bulk_deletes_and_retention() {
     assert_intact(&report);
     assert_eq!(report.start.after_id, 20);
     assert!(report.start.from.contains("retention cut"));
+    assert_combos_exact(&app).await;
     // The run's System event records the count.
     let event = store::event_detail(&app.db, outcome.run.event_id.unwrap())
         .await
@@ -246,6 +254,7 @@ async fn retention_drops_whole_months_and_the_chain_still_verifies() {
     let app = TestApp::new().await;
     let (months, expected) = retention_over_months(&app, false).await;
     assert_eq!(months, expected);
+    assert_combos_exact(&app).await;
     if app.on_postgres() {
         assert!(
             months.len() < 5,

@@ -415,16 +415,25 @@ async fn counts_are_exact_to_the_limit_then_estimated() {
     .await;
     assert!(deletes.exact);
     assert_eq!(deletes.total, u64::from(n).div_ceil(4));
+    // Without keyword or time range, any count is exact: the sum over the
+    // filters' combinations.
     let all = count(EventQuery::default()).await;
-    assert!(!all.exact);
-    assert_eq!(all.total, 16_000);
+    assert_eq!((all.total, all.exact), (u64::from(n), true));
+    let truth = u64::from(n) * 3 / 4;
     let updates = count(EventQuery {
         actions: vec!["UPDATE".into()],
         ..EventQuery::default()
     })
     .await;
+    assert_eq!((updates.total, updates.exact), (truth, true));
+    // With a range, beyond the limit, it is estimated from the log.
+    let updates = count(EventQuery {
+        actions: vec!["UPDATE".into()],
+        from: Some(T0),
+        ..EventQuery::default()
+    })
+    .await;
     assert!(!updates.exact);
-    let truth = u64::from(n) * 3 / 4;
     assert!(
         updates.total > truth * 8 / 10 && updates.total < truth * 12 / 10,
         "{} vs {truth}",
@@ -600,6 +609,9 @@ async fn broad_unordered_filters_walk_the_time_order_and_stay_correct() {
     );
 }
 
+/// Which rows a filter should keep.
+type RowTest = dyn Fn(&EventRow) -> bool;
+
 /// The sort key of a row, as the Activity Log orders it: the column's value
 /// (NULL below every value; IPs as their 16-byte key), then time, then id.
 fn sort_key(row: &EventRow, column: SortColumn) -> (Option<Vec<u8>>, i64, i64) {
@@ -648,6 +660,7 @@ async fn every_sort_column_pages_both_ways_across_equal_values_and_nulls() {
                 1 | 2 => Some("Ann Archer".into()),
                 _ => Some("Bea Brook".into()),
             };
+            e.initiator.id = e.initiator.name.as_ref().map(|n| n[..3].to_lowercase());
             if e.initiator.name.is_none() {
                 e.initiator.kind = InitiatorKind::System;
                 e.initiator.id = None;
@@ -695,21 +708,62 @@ async fn every_sort_column_pages_both_ways_across_equal_values_and_nulls() {
                 let want = &expected[from.min(64)..(from + 10).min(64)];
                 assert_eq!(got, want, "page {page} by number, {what}");
             }
-            // With a filter, the same order restricted to its matches.
-            let filtered = EventQuery {
-                actions: vec!["UPDATE".into()],
-                ..base.clone()
-            };
-            let updates: Vec<i64> = expected
-                .iter()
-                .copied()
-                .filter(|id| {
-                    everything
-                        .iter()
-                        .any(|r| r.id == *id && r.action == "UPDATE")
-                })
-                .collect();
-            assert_eq!(walk(&app, &filtered).await, updates, "filtered, {what}");
+            // With filters, the same order restricted to their matches,
+            // either way: an action, a CIDR range, the System initiator
+            // (no name) with a table, a name with a time range.
+            let filters: [(EventQuery, &RowTest); 4] = [
+                (
+                    EventQuery {
+                        actions: vec!["UPDATE".into()],
+                        ..base.clone()
+                    },
+                    &|r| r.action == "UPDATE",
+                ),
+                (
+                    EventQuery {
+                        ip: Some("10.0.0.0/8".into()),
+                        ..base.clone()
+                    },
+                    &|r| r.ip.as_deref() == Some("10.0.0.9"),
+                ),
+                (
+                    EventQuery {
+                        user: Some(InitiatorKey {
+                            kind: "system".into(),
+                            id: None,
+                        }),
+                        table: Some("orders".into()),
+                        ..base.clone()
+                    },
+                    &|r| r.initiator.name.is_none() && r.table_name.as_deref() == Some("orders"),
+                ),
+                (
+                    EventQuery {
+                        user: Some(InitiatorKey::parse("user:ann").unwrap()),
+                        from: Some(T0 + MINUTE),
+                        to: Some(T0 + 3 * MINUTE),
+                        ..base.clone()
+                    },
+                    &|r| {
+                        r.initiator.name.as_deref() == Some("Ann Archer")
+                            && (T0 + MINUTE..=T0 + 3 * MINUTE).contains(&r.occurred_at)
+                    },
+                ),
+            ];
+            for (n, (filtered, keep)) in filters.iter().enumerate() {
+                let matching: Vec<i64> = expected
+                    .iter()
+                    .copied()
+                    .filter(|id| everything.iter().any(|r| r.id == *id && keep(r)))
+                    .collect();
+                assert!(!matching.is_empty(), "filter {n} matches some");
+                assert_eq!(walk(&app, filtered).await, matching, "filter {n}, {what}");
+                assert_eq!(
+                    walk_back(&app, filtered).await,
+                    matching,
+                    "filter {n} backwards, {what}"
+                );
+            }
         }
     }
 }
@@ -846,6 +900,18 @@ async fn count_estimates_stay_within_their_stated_margin_on_skewed_data() {
         ),
     ];
     for (what, query, truth) in cases {
+        // Without a time range, the filters' combinations count it exactly.
+        let all_time = store::count_matching(&app.db, &query).await.unwrap();
+        assert_eq!(
+            (all_time.total as f64, all_time.exact),
+            (truth, true),
+            "{what}"
+        );
+        // With one, it is estimated from the log.
+        let query = EventQuery {
+            from: Some(T0),
+            ..query
+        };
         let count = store::count_matching(&app.db, &query).await.unwrap();
         assert!(!count.exact, "{what}: {truth} is beyond the exact limit");
         let error = (count.total as f64 - truth).abs() / truth * 100.0;

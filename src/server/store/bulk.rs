@@ -371,6 +371,9 @@ pub async fn delete_selection(
             .bind(deletion_id);
         keep.push_in("id", &ids);
         tx.execute(&keep).await?;
+        let mut combos = super::combos::subtract_sql(&tx);
+        combos.push("events WHERE ").push_in("id", &ids);
+        super::combos::subtract(&mut tx, combos).await?;
         let mut delete = tx.sql("DELETE FROM events WHERE ");
         delete.push_in("id", &ids);
         let gone = tx.execute(&delete).await?;

@@ -21,6 +21,8 @@ const HISTORY_LIMIT: i64 = 50;
 /// Most initiators offered by the user filter.
 const MAX_INITIATORS: usize = 1_000;
 
+mod by_value;
+
 const ROW_COLUMNS: &str = "e.id, e.occurred_at, e.ip, e.initiator_kind, e.initiator_id, \
      e.initiator_name, e.initiator_email, e.initiator_role, e.action, e.table_name, \
      e.primary_key, e.description, \
@@ -103,6 +105,15 @@ pub(super) enum Keyword {
     InSet,
     /// Left out: the caller drives the search from the index.
     Skip,
+}
+
+/// One of the filters `event_combos` holds.
+#[derive(Clone, Copy)]
+enum Part {
+    User,
+    Actions,
+    Table,
+    Ip,
 }
 
 /// A query's filters, checked and ready for SQL.
@@ -233,6 +244,75 @@ impl Filters {
         }
     }
 
+    /// ` AND …` for each filter but the keyword and the time range, over
+    /// `event_combos c` (see [`super::combos`]).
+    pub(super) fn push_on_combos(&self, b: &mut Sql) {
+        for part in [Part::User, Part::Actions, Part::Table, Part::Ip] {
+            self.push_combo_part(b, part);
+        }
+    }
+
+    /// ` AND …` for one filter over `event_combos c`, if it is set.
+    fn push_combo_part(&self, b: &mut Sql, part: Part) {
+        match part {
+            Part::User => {
+                if let Some(user) = &self.user {
+                    b.push(" AND c.initiator_kind = ")
+                        .push_bind(&user.kind)
+                        .push(" AND c.initiator_id = ")
+                        .push_bind(user.id.clone().unwrap_or_default());
+                }
+            }
+            Part::Actions => {
+                if !self.actions.is_empty() {
+                    b.push(" AND c.action IN (");
+                    for (n, action) in self.actions.iter().enumerate() {
+                        b.push(if n == 0 { "" } else { ", " }).push_bind(action);
+                    }
+                    b.push(")");
+                }
+            }
+            Part::Table => {
+                if let Some(table) = &self.table {
+                    b.push(" AND c.table_name = ").push_bind(table.clone());
+                }
+            }
+            Part::Ip => {
+                if let Some((lo, hi)) = self.ip {
+                    b.push(" AND c.ip_bin BETWEEN ")
+                        .push_bind(lo.to_vec())
+                        .push(" AND ")
+                        .push_bind(hi.to_vec());
+                }
+            }
+        }
+    }
+
+    /// The filters set whose SQLite index gives their matches in time order
+    /// (an equality, then `occurred_at`), with that index.
+    fn time_ordered_indexes(&self) -> Vec<(Part, &'static str)> {
+        let mut out = Vec::new();
+        if self.user.is_some() {
+            out.push((Part::User, "events_initiator"));
+        }
+        if self.actions.len() == 1 {
+            out.push((Part::Actions, "events_action"));
+        }
+        if self.table.is_some() {
+            out.push((Part::Table, "events_table"));
+        }
+        if self.ip.is_some_and(|(lo, hi)| lo == hi) {
+            out.push((Part::Ip, "events_ip"));
+        }
+        out
+    }
+
+    /// Whether `event_combos` holds every filter set (no keyword, no time
+    /// range).
+    fn categorical(&self) -> bool {
+        self.fts.is_none() && self.from.is_none() && self.to.is_none()
+    }
+
     /// PostgreSQL's keyword condition: every word and phrase, each cut and
     /// lower-cased as the `search` column is, must be in it.
     fn push_search(&self, b: &mut Sql) {
@@ -294,6 +374,7 @@ fn push_order(b: &mut Sql, column: SortColumn, descending: bool, unindexed: bool
 }
 
 /// A sort value of the row a page starts from.
+#[derive(PartialEq, Eq)]
 enum SortValue {
     Text(String),
     Blob(Vec<u8>),
@@ -444,6 +525,11 @@ async fn rows_sorted_by_column(
     limit: i64,
     mut offset: i64,
 ) -> AppResult<Vec<EventRow>> {
+    if offset == 0 && !filters.is_empty() && filters.fts.is_none() {
+        if let Some(rows) = by_value::rows(db, filters, column, anchor, desc, limit).await? {
+            return Ok(rows);
+        }
+    }
     let expr = sort_column(column);
     // SQLite walks the sort index only as far as WALK_BUDGET entries: a
     // filter that correlates with the sort (a user's own name or IPs) finds
@@ -754,6 +840,14 @@ pub async fn search_event_ids(db: &Db, keyword: &str, limit: u32) -> AppResult<V
 /// windows of ids sampled over the part of the log the time range allows.
 pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
     let filters = Filters::new(q, db.now())?;
+    if filters.categorical() && super::combos::usable(db).await? {
+        // Exact at once: the sum over the filters' combinations.
+        let mut b =
+            db.sql("SELECT CAST(COALESCE(SUM(c.n), 0) AS BIGINT) FROM event_combos c WHERE 1 = 1");
+        filters.push_on_combos(&mut b);
+        let n: i64 = db.read().scalar(&b).await?;
+        return Ok(EventCount::exact(u64::try_from(n).unwrap_or(0)));
+    }
     let cap = i64::try_from(COUNT_LIMIT).unwrap_or(i64::MAX) + 1;
     let (mut low, high) = id_range(db).await?;
     if let Some(from) = filters.from {

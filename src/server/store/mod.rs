@@ -15,6 +15,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 mod bulk;
+mod combos;
 mod db;
 mod events;
 mod exports;
@@ -22,6 +23,7 @@ mod integrity;
 mod partitions;
 mod sessions;
 pub use bulk::*;
+pub use combos::combo_differences;
 use db::Pools;
 pub use db::{Backend, Db, DbRow, ExclusiveGuard, Exec, Sql, Tx, RETENTION_LOCK, WRITER_LOCK};
 pub use events::*;
@@ -389,6 +391,7 @@ pub async fn insert_events_in(
         tx.execute(&insert).await?;
     }
     integrity::set_chain_head(tx, &head).await?;
+    combos::add(tx, events).await?;
     if let Some(key_id) = api_key_id {
         let used = tx
             .sql("UPDATE api_keys SET last_used_at = ? WHERE id = ?")

@@ -1,0 +1,192 @@
+//! Sorted pages read one sort value at a time.
+//!
+//! A sort by a column other than date, with filters, goes through the
+//! values of the sort column that the filters reach, which
+//! [`event_combos`](super::super::combos) lists in a moment, in sort order;
+//! for each, the events with that value that match, in time order, read
+//! along whichever index holds the fewest entries for it (the sort column's
+//! for the value, or a filter's), until the page is full. A filter that
+//! correlates with the sort (a user's own name or addresses, a CIDR range
+//! sorted by initiator) is then read where its rows are, instead of along
+//! the whole sort order before them; and a value no match has is never read.
+
+use super::super::combos;
+use super::{
+    event_row, nullable, push_seek, sort_column, sort_index, Anchor, Filters, Keyword, SortValue,
+    ROW_COLUMNS,
+};
+use crate::errors::AppResult;
+use crate::models::EventRow;
+use crate::query::SortColumn;
+use crate::server::store::{Backend, Db, Exec, Sql};
+
+/// The column of `event_combos` that holds a sort column's value.
+fn combo_column(column: SortColumn) -> Option<&'static str> {
+    match column {
+        SortColumn::Date => None,
+        SortColumn::User => Some("c.initiator_name"),
+        SortColumn::Action => Some("c.action"),
+        SortColumn::Table => Some("c.table_name"),
+        SortColumn::Ip => Some("c.ip_bin"),
+    }
+}
+
+/// One value of the sort column (`None`: no value) and how many events
+/// hold it: in all, and matching the filters.
+struct Reach {
+    value: Option<SortValue>,
+    total: i64,
+}
+
+fn bind_value(b: &mut Sql, v: &SortValue) {
+    match v {
+        SortValue::Text(t) => b.push_bind(t.clone()),
+        SortValue::Blob(x) => b.push_bind(x.clone()),
+    };
+}
+
+/// The sort column's values the filters reach, in fetch order from the
+/// anchor's value on; `None` when `event_combos` cannot say (too large).
+async fn reach(
+    db: &Db,
+    filters: &Filters,
+    column: SortColumn,
+    anchor: Option<&Anchor>,
+    desc: bool,
+) -> AppResult<Option<Vec<Reach>>> {
+    let Some(col) = combo_column(column) else {
+        return Ok(None);
+    };
+    if !combos::usable(db).await? {
+        return Ok(None);
+    }
+    let mut b = db.sql(format!(
+        "SELECT v, total FROM (SELECT {col} AS v, CAST(SUM(c.n) AS BIGINT) AS total, \
+         CAST(SUM(CASE WHEN 1 = 1"
+    ));
+    filters.push_on_combos(&mut b);
+    b.push(" THEN c.n ELSE 0 END) AS BIGINT) AS hits FROM event_combos c WHERE 1 = 1");
+    if let Some(v) = anchor.and_then(|a| a.value.as_ref()) {
+        b.push(format!(" AND {col} {} ", if desc { "<=" } else { ">=" }));
+        bind_value(&mut b, v);
+    }
+    b.push(format!(
+        " GROUP BY {col}) g WHERE hits > 0 ORDER BY v {}",
+        if desc { "DESC" } else { "ASC" }
+    ));
+    let mut values = Vec::new();
+    let mut none = None;
+    for row in db.read().all(&b).await? {
+        let value = match column {
+            SortColumn::Ip => Some(row.get::<Vec<u8>>("v")?)
+                .filter(|v| !v.is_empty())
+                .map(SortValue::Blob),
+            _ => Some(row.get::<String>("v")?)
+                .filter(|v| !v.is_empty())
+                .map(SortValue::Text),
+        };
+        let total = row.get::<i64>("total")?;
+        match value {
+            Some(value) => values.push(Reach {
+                value: Some(value),
+                total,
+            }),
+            None => none = Some(Reach { value: None, total }),
+        }
+    }
+    // No value sorts below every value: first ascending, last descending;
+    // an anchor in it (ascending) has every value still ahead, one with a
+    // value (ascending) has left it behind.
+    let anchor_in_none = anchor.is_some_and(|a| a.value.is_none());
+    if nullable(column) {
+        if let Some(n) = none {
+            if desc {
+                values.push(n);
+            } else if anchor.is_none() || anchor_in_none {
+                values.insert(0, n);
+            }
+        }
+    }
+    if desc && anchor_in_none {
+        values.retain(|r| r.value.is_none());
+    }
+    Ok(Some(values))
+}
+
+/// The SQLite indexes (besides the sort column's) that give a filter's
+/// matches in time order, with how many events each holds for it.
+async fn filter_indexes(db: &Db, filters: &Filters) -> AppResult<Vec<(&'static str, i64)>> {
+    let mut out = Vec::new();
+    for (part, index) in filters.time_ordered_indexes() {
+        let mut b =
+            db.sql("SELECT CAST(COALESCE(SUM(c.n), 0) AS BIGINT) FROM event_combos c WHERE 1 = 1");
+        filters.push_combo_part(&mut b, part);
+        out.push((index, db.read().scalar::<i64>(&b).await?));
+    }
+    Ok(out)
+}
+
+/// One sorted page with filters but no keyword (`None`: read it another way).
+pub(in crate::server::store) async fn rows(
+    db: &Db,
+    filters: &Filters,
+    column: SortColumn,
+    anchor: Option<&Anchor>,
+    desc: bool,
+    limit: i64,
+) -> AppResult<Option<Vec<EventRow>>> {
+    let (Some(expr), Some(values)) = (
+        sort_column(column),
+        reach(db, filters, column, anchor, desc).await?,
+    ) else {
+        return Ok(None);
+    };
+    let sqlite = db.backend() == Backend::Sqlite;
+    let indexes = if sqlite {
+        filter_indexes(db, filters).await?
+    } else {
+        Vec::new()
+    };
+    let dir = if desc { "DESC" } else { "ASC" };
+    let mut rows: Vec<EventRow> = Vec::new();
+    for value in values {
+        let want = limit - rows.len() as i64;
+        if want <= 0 {
+            break;
+        }
+        // The fewest entries to walk: the value's own, or a filter's.
+        let index = indexes
+            .iter()
+            .copied()
+            .filter(|(_, n)| *n < value.total)
+            .min_by_key(|(_, n)| *n)
+            .map_or(sort_index(column), |(index, _)| index);
+        let hint = if sqlite {
+            format!(" INDEXED BY {index}")
+        } else {
+            String::new()
+        };
+        let mut b = db.sql(format!(
+            "SELECT {ROW_COLUMNS} FROM events e{hint} WHERE {expr}"
+        ));
+        match &value.value {
+            Some(v) => {
+                b.push(" = ");
+                bind_value(&mut b, v);
+            }
+            None => {
+                b.push(" IS NULL");
+            }
+        }
+        filters.push(&mut b, Keyword::InSet);
+        if let Some(a) = anchor.filter(|a| a.value == value.value) {
+            push_seek(&mut b, None, a, desc);
+        }
+        b.push(format!(" ORDER BY e.occurred_at {dir}, e.id {dir} LIMIT "))
+            .push_bind(want);
+        for row in db.read().all(&b).await? {
+            rows.push(event_row(&row)?);
+        }
+    }
+    Ok(Some(rows))
+}
