@@ -789,6 +789,9 @@ async fn a_sort_the_filter_correlates_with_pages_right_on_a_large_log() {
                 e.initiator.name = Some(format!("Person {:02}", i % 40));
             }
             e.action = ["UPDATE", "CREATE"][i as usize % 2].into();
+            if i % 3 == 0 {
+                e.description = format!("Closed ticket {i}");
+            }
             e
         })
         .collect();
@@ -809,13 +812,27 @@ async fn a_sort_the_filter_correlates_with_pages_right_on_a_large_log() {
         kind: "user".into(),
         id: Some("zed".into()),
     };
-    for column in [SortColumn::User, SortColumn::Ip, SortColumn::Table] {
+    // A keyword that matches two events in three (more than are simply
+    // sorted), alone or with the user.
+    let cases = [
+        (vec![], None, true),
+        (vec!["CREATE".to_string()], None, true),
+        (vec![], Some("invoice"), true),
+        (vec!["CREATE".to_string()], Some("invoice"), false),
+    ];
+    for column in [
+        SortColumn::User,
+        SortColumn::Ip,
+        SortColumn::Table,
+        SortColumn::Action,
+    ] {
         for descending in [false, true] {
-            for actions in [vec![], vec!["CREATE".to_string()]] {
+            for (actions, keyword, only_zed) in cases.clone() {
                 let mut expected: Vec<&EventRow> = everything
                     .iter()
-                    .filter(|r| r.initiator.id.as_deref() == Some("zed"))
+                    .filter(|r| !only_zed || r.initiator.id.as_deref() == Some("zed"))
                     .filter(|r| actions.is_empty() || actions.contains(&r.action))
+                    .filter(|r| keyword.is_none_or(|k| r.description.contains(k)))
                     .collect();
                 expected.sort_by_key(|r| sort_key(r, column));
                 if descending {
@@ -823,14 +840,18 @@ async fn a_sort_the_filter_correlates_with_pages_right_on_a_large_log() {
                 }
                 let expected: Vec<i64> = expected.iter().map(|r| r.id).collect();
                 let base = EventQuery {
-                    per_page: 100,
+                    per_page: 250,
                     sort: column,
                     descending,
-                    user: Some(zed.clone()),
+                    user: only_zed.then(|| zed.clone()),
                     actions: actions.clone(),
+                    q: keyword.map(str::to_string),
                     ..EventQuery::default()
                 };
-                let what = format!("{} desc={descending} {actions:?}", column.as_str());
+                let what = format!(
+                    "{} desc={descending} {actions:?} {keyword:?} zed={only_zed}",
+                    column.as_str()
+                );
                 assert_eq!(walk(&app, &base).await, expected, "{what}");
                 let end = store::list_events(&app.db, &base.clone().at(9, Some(Cursor::End)))
                     .await

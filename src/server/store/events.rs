@@ -525,7 +525,13 @@ async fn rows_sorted_by_column(
     limit: i64,
     mut offset: i64,
 ) -> AppResult<Vec<EventRow>> {
-    if offset == 0 && !filters.is_empty() && filters.fts.is_none() {
+    // Value by value, unless a keyword matches so few that sorting them is
+    // cheaper (SQLite).
+    let few_matches = match (&filters.fts, db.backend()) {
+        (Some(fts), Backend::Sqlite) => !keyword_matches_many(db, fts).await?,
+        _ => false,
+    };
+    if offset == 0 && !filters.is_empty() && !few_matches {
         if let Some(rows) = by_value::rows(db, filters, column, anchor, desc, limit).await? {
             return Ok(rows);
         }
@@ -660,11 +666,24 @@ pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
         let ids = newest_keyword_matches(db, &filters, anchor.as_ref(), limit).await?;
         rows_by_ids(db, &ids).await?
     } else {
-        let by_time = sqlite && walk_time_order(db, &filters).await?;
-        let from = if by_time {
-            "events e INDEXED BY events_occurred"
-        } else {
-            "events e"
+        // A keyword that matches many: the time index is walked and each
+        // row looked up in its matches, rather than all of them sorted.
+        let many_keyword_matches = match filters.fts.as_deref() {
+            Some(fts) if sqlite => keyword_matches_many(db, fts).await?,
+            _ => false,
+        };
+        let few_keyword_matches = filters.fts.is_some() && !many_keyword_matches;
+        let from = match by_value::date_read(db, &filters, few_keyword_matches).await? {
+            by_value::DateRead::Nothing => {
+                return Ok(page_of(Vec::new(), q.paging(), reverse, offset))
+            }
+            by_value::DateRead::Along(index) => format!("events e INDEXED BY {index}"),
+            by_value::DateRead::AsFilters
+                if many_keyword_matches || (sqlite && walk_time_order(db, &filters).await?) =>
+            {
+                "events e INDEXED BY events_occurred".to_string()
+            }
+            by_value::DateRead::AsFilters => "events e".to_string(),
         };
         let mut b = db.sql(format!("SELECT {ROW_COLUMNS} FROM {from} WHERE 1 = 1"));
         filters.push(&mut b, Keyword::InSet);
@@ -738,6 +757,17 @@ async fn matches_many(db: &Db, filters: &Filters) -> AppResult<bool> {
     filters.push(&mut b, Keyword::Skip);
     b.push(" LIMIT ").push_bind(SMALL_SET + 1).push(") m");
     let n: i64 = db.read().scalar(&b).await?;
+    Ok(n > SMALL_SET)
+}
+
+/// Whether a keyword (SQLite's FTS query) matches more than [`SMALL_SET`]
+/// events: its matches counted up to one more.
+async fn keyword_matches_many(db: &Db, fts: &str) -> AppResult<bool> {
+    let sql = db
+        .sql("SELECT COUNT(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ? LIMIT ?) m")
+        .bind(fts.to_string())
+        .bind(SMALL_SET + 1);
+    let n: i64 = db.read().scalar(&sql).await?;
     Ok(n > SMALL_SET)
 }
 
@@ -840,13 +870,13 @@ pub async fn search_event_ids(db: &Db, keyword: &str, limit: u32) -> AppResult<V
 /// windows of ids sampled over the part of the log the time range allows.
 pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
     let filters = Filters::new(q, db.now())?;
-    if filters.categorical() && super::combos::usable(db).await? {
-        // Exact at once: the sum over the filters' combinations.
-        let mut b =
-            db.sql("SELECT CAST(COALESCE(SUM(c.n), 0) AS BIGINT) FROM event_combos c WHERE 1 = 1");
-        filters.push_on_combos(&mut b);
-        let n: i64 = db.read().scalar(&b).await?;
-        return Ok(EventCount::exact(u64::try_from(n).unwrap_or(0)));
+    if filters.fts.is_none() && super::combos::usable(db).await? {
+        // The sum over the filters' combinations: the count itself without
+        // a time range, and with one, when it is 0.
+        let n = by_value::combo_sum(db, |b| filters.push_on_combos(b)).await?;
+        if filters.categorical() || n == 0 {
+            return Ok(EventCount::exact(u64::try_from(n).unwrap_or(0)));
+        }
     }
     let cap = i64::try_from(COUNT_LIMIT).unwrap_or(i64::MAX) + 1;
     let (mut low, high) = id_range(db).await?;

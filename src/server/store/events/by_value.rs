@@ -12,8 +12,8 @@
 
 use super::super::combos;
 use super::{
-    event_row, nullable, push_seek, sort_column, sort_index, Anchor, Filters, Keyword, SortValue,
-    ROW_COLUMNS,
+    event_row, filter_token, nullable, push_seek, sort_column, sort_index, Anchor, Filters,
+    Keyword, SortValue, ROW_COLUMNS,
 };
 use crate::errors::AppResult;
 use crate::models::EventRow;
@@ -118,15 +118,60 @@ async fn reach(
 async fn filter_indexes(db: &Db, filters: &Filters) -> AppResult<Vec<(&'static str, i64)>> {
     let mut out = Vec::new();
     for (part, index) in filters.time_ordered_indexes() {
-        let mut b =
-            db.sql("SELECT CAST(COALESCE(SUM(c.n), 0) AS BIGINT) FROM event_combos c WHERE 1 = 1");
-        filters.push_combo_part(&mut b, part);
-        out.push((index, db.read().scalar::<i64>(&b).await?));
+        let n = combo_sum(db, |b| filters.push_combo_part(b, part)).await?;
+        out.push((index, n));
     }
     Ok(out)
 }
 
-/// One sorted page with filters but no keyword (`None`: read it another way).
+/// How many events the combinations `push` selects (`AND …` over
+/// `event_combos c`) hold.
+pub(in crate::server::store) async fn combo_sum(
+    db: &Db,
+    push: impl FnOnce(&mut Sql),
+) -> AppResult<i64> {
+    let mut b =
+        db.sql("SELECT CAST(COALESCE(SUM(c.n), 0) AS BIGINT) FROM event_combos c WHERE 1 = 1");
+    push(&mut b);
+    db.read().scalar::<i64>(&b).await
+}
+
+/// How a date-sorted page with filters but no keyword is read.
+pub(in crate::server::store) enum DateRead {
+    /// No event has the filters' combination of values: nothing to read.
+    Nothing,
+    /// Along this index (SQLite): the filter index with the fewest entries
+    /// that gives its matches in time order.
+    Along(&'static str),
+    /// As the filters alone decide (see `walk_time_order`).
+    AsFilters,
+}
+
+/// `few_keyword_matches`: a keyword matches so few events that reading
+/// them and sorting them is cheaper than any walk.
+pub(in crate::server::store) async fn date_read(
+    db: &Db,
+    filters: &Filters,
+    few_keyword_matches: bool,
+) -> AppResult<DateRead> {
+    if filters.is_empty() || !combos::usable(db).await? {
+        return Ok(DateRead::AsFilters);
+    }
+    if combo_sum(db, |b| filters.push_on_combos(b)).await? == 0 {
+        return Ok(DateRead::Nothing);
+    }
+    if db.backend() != Backend::Sqlite || few_keyword_matches {
+        return Ok(DateRead::AsFilters);
+    }
+    Ok(filter_indexes(db, filters)
+        .await?
+        .into_iter()
+        .min_by_key(|(_, n)| *n)
+        .map_or(DateRead::AsFilters, |(index, _)| DateRead::Along(index)))
+}
+
+/// One sorted page with filters (`None`: read it another way). A keyword's
+/// matches are a set read from the full-text index for each value.
 pub(in crate::server::store) async fn rows(
     db: &Db,
     filters: &Filters,
@@ -178,7 +223,26 @@ pub(in crate::server::store) async fn rows(
                 b.push(" IS NULL");
             }
         }
-        filters.push(&mut b, Keyword::InSet);
+        match filters.fts.as_deref().filter(|_| sqlite) {
+            Some(fts) => {
+                // The keyword's matches with this value, where the index
+                // holds the value as a token (an action, a table).
+                filters.push(&mut b, Keyword::Skip);
+                let token = match (column, &value.value) {
+                    (SortColumn::Action, Some(SortValue::Text(v))) => Some(filter_token('a', v)),
+                    (SortColumn::Table, Some(SortValue::Text(v))) => Some(filter_token('t', v)),
+                    _ => None,
+                };
+                let fts = match token {
+                    Some(t) => format!("{fts} AND filter_keys : {t}"),
+                    None => fts.to_string(),
+                };
+                b.push(" AND e.id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ")
+                    .push_bind(fts)
+                    .push(")");
+            }
+            None => filters.push(&mut b, Keyword::InSet),
+        }
         if let Some(a) = anchor.filter(|a| a.value == value.value) {
             push_seek(&mut b, None, a, desc);
         }
