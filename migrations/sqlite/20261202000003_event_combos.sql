@@ -1,11 +1,15 @@
 -- Every distinct combination of an event's categorical fields (initiator,
--- action, table, IP) and how many events hold it, kept by the store in the
+-- action, table, IP network) and how many events hold it, kept by the store in the
 -- transaction that inserts or removes the events. It is small (one row per
 -- combination seen, not per event) and answers, without reading the log,
 -- which values of a sort column a set of filters can reach and how many
 -- events a filter without keyword or time range matches. A missing value is
 -- the empty text or blob here (the ingest API stores empty text as NULL),
--- so that the UNIQUE key holds.
+-- so that the UNIQUE key holds. An IP counts under its network, so that a
+-- log of many addresses keeps few rows here: an IPv4 address under its /16,
+-- an IPv6 one under its /32 (the whole address when its first 32 bits are
+-- zero), the 16-byte key's first 14 or 4 bytes (or all 16). No network is
+-- the start of another, so they sort as their addresses do.
 CREATE TABLE event_combos (
     id              INTEGER PRIMARY KEY,
     initiator_kind  TEXT NOT NULL,
@@ -13,13 +17,14 @@ CREATE TABLE event_combos (
     initiator_name  TEXT NOT NULL,
     action          TEXT NOT NULL,
     table_name      TEXT NOT NULL,
-    ip_bin          BLOB NOT NULL,
+    ip_net          BLOB NOT NULL,
     n               INTEGER NOT NULL,
-    UNIQUE (initiator_kind, initiator_id, initiator_name, action, table_name, ip_bin)
+    UNIQUE (initiator_kind, initiator_id, initiator_name, action, table_name, ip_net)
 );
 
-INSERT INTO event_combos (initiator_kind, initiator_id, initiator_name, action, table_name, ip_bin, n)
+INSERT INTO event_combos (initiator_kind, initiator_id, initiator_name, action, table_name, ip_net, n)
 SELECT initiator_kind, COALESCE(initiator_id, ''), COALESCE(initiator_name, ''), action,
-       COALESCE(table_name, ''), COALESCE(ip_bin, x''), COUNT(*)
+       COALESCE(table_name, ''),
+       CASE WHEN ip_bin IS NULL THEN x'' WHEN substr(ip_bin, 1, 12) = x'00000000000000000000ffff' THEN substr(ip_bin, 1, 14) WHEN substr(ip_bin, 1, 4) = x'00000000' THEN ip_bin ELSE substr(ip_bin, 1, 4) END, COUNT(*)
 FROM events
 GROUP BY 1, 2, 3, 4, 5, 6;

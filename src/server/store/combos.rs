@@ -1,5 +1,5 @@
 //! `event_combos`: every distinct combination of an event's categorical
-//! fields (initiator, action, table, IP) and how many events hold it.
+//! fields (initiator, action, table, IP network) and how many events hold it.
 //!
 //! The store keeps it in the transaction that inserts or removes events, so
 //! it is exact whenever that transaction commits. It is small (one row per
@@ -8,6 +8,10 @@
 //! correlates with the sort, such as a user's own IPs, is found where it is
 //! rather than walked to) and how many events a filter without keyword or
 //! time range matches. A missing value is stored as the empty text or blob.
+//! An IP counts under its network ([`ip_net`]), so that a log of very many
+//! addresses keeps few combinations (and ingest stays fast): an IP filter is
+//! then exact here only when it covers whole networks ([`whole_nets`]), and
+//! otherwise a superset, which still rules out what it does not reach.
 
 use super::db::{Backend, Db, Exec, Sql, Tx};
 use super::{ip_key, NewEvent};
@@ -15,11 +19,11 @@ use crate::errors::AppResult;
 use std::collections::HashMap;
 
 /// The key columns, in the table's order.
-const KEY: &str = "initiator_kind, initiator_id, initiator_name, action, table_name, ip_bin";
+const KEY: &str = "initiator_kind, initiator_id, initiator_name, action, table_name, ip_net";
 
 /// How a key is merged into a row that exists.
 const UPSERT: &str = " ON CONFLICT (initiator_kind, initiator_id, initiator_name, action, \
-                      table_name, ip_bin) DO UPDATE SET n = event_combos.n + excluded.n";
+                      table_name, ip_net) DO UPDATE SET n = event_combos.n + excluded.n";
 
 /// Combinations written per statement (7 parameters each).
 const CHUNK: usize = 500;
@@ -29,6 +33,65 @@ const CHUNK: usize = 500;
 pub(super) const MAX_COMBOS: i64 = 200_000;
 
 type Key = (String, String, String, String, String, Vec<u8>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    fn key(ip: &str) -> [u8; 16] {
+        ip_key(ip.parse::<IpAddr>().unwrap())
+    }
+
+    #[test]
+    fn networks_sort_as_their_addresses_and_cover_whole_ranges() {
+        let ips = [
+            "::1",
+            "0.0.0.1",
+            "9.255.255.255",
+            "10.0.0.1",
+            "10.0.255.255",
+            "10.1.0.0",
+            "255.255.255.255",
+            "::2:0:0:1",
+            "0:0:0:1::",
+            "2001:db8::1",
+            "2001:db8:ffff::1",
+            "2001:db9::",
+            "ffff::1",
+        ];
+        for pair in ips.windows(2) {
+            let (a, b) = (key(pair[0]), key(pair[1]));
+            assert!(a < b, "{pair:?} in key order");
+            assert!(
+                ip_net(&a) <= ip_net(&b),
+                "{pair:?}: networks in the same order"
+            );
+            let (lo, hi) = net_range(ip_net(&a));
+            assert!(lo <= a && a <= hi, "{} is in its network", pair[0]);
+        }
+        assert_eq!(ip_net(&key("10.0.0.1")), ip_net(&key("10.0.255.255")));
+        assert_ne!(ip_net(&key("10.0.0.1")), ip_net(&key("10.1.0.0")));
+        assert_eq!(
+            ip_net(&key("2001:db8::1")),
+            ip_net(&key("2001:db8:ffff::1"))
+        );
+        let range = |cidr: &str| crate::query::IpFilter::parse(cidr).unwrap().key_range();
+        for (cidr, whole) in [
+            ("10.0.0.0/8", true),
+            ("192.168.0.0/16", true),
+            ("203.0.113.0/24", false),
+            ("10.0.0.9", false),
+            ("2001:db8::/32", true),
+            ("2001:db8::/48", false),
+            ("::/0", true),
+            ("0.0.0.0/0", true),
+        ] {
+            let (lo, hi) = range(cidr);
+            assert_eq!(whole_nets(&lo, &hi), whole, "{cidr}");
+        }
+    }
+}
 
 /// Adds `events`, about to be inserted in `tx`, to their combinations.
 pub(super) async fn add(tx: &mut Tx, events: &[NewEvent]) -> AppResult<()> {
@@ -40,7 +103,8 @@ pub(super) async fn add(tx: &mut Tx, events: &[NewEvent]) -> AppResult<()> {
             e.initiator.name.clone().unwrap_or_default(),
             e.action.clone(),
             e.table_name.clone().unwrap_or_default(),
-            e.ip.map(|ip| ip_key(ip).to_vec()).unwrap_or_default(),
+            e.ip.map(|ip| ip_net(&ip_key(ip)).to_vec())
+                .unwrap_or_default(),
         );
         *counts.entry(key).or_default() += 1;
     }
@@ -70,21 +134,63 @@ pub(super) async fn add(tx: &mut Tx, events: &[NewEvent]) -> AppResult<()> {
     Ok(())
 }
 
-/// The empty blob, standing for no IP.
-fn no_ip(backend: Backend) -> &'static str {
+/// The first 12 bytes of an IPv4 address's key (mapped into IPv6).
+const V4_MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+
+/// The network an IP (its 16-byte key) is counted under: an IPv4 address's
+/// /16 (14 bytes of the key), an IPv6 one's /32 (4 bytes), or the whole key
+/// when its first 32 bits are zero and it is not IPv4. No network is the
+/// start of another, so networks sort as the addresses in them do, and each
+/// is one range of keys.
+pub(super) fn ip_net(key: &[u8; 16]) -> &[u8] {
+    if key[..12] == V4_MAPPED {
+        &key[..14]
+    } else if key[..4] == [0; 4] {
+        &key[..]
+    } else {
+        &key[..4]
+    }
+}
+
+/// The keys of a network: from its first to its last address.
+pub(super) fn net_range(net: &[u8]) -> ([u8; 16], [u8; 16]) {
+    let (mut lo, mut hi) = ([0u8; 16], [0xffu8; 16]);
+    lo[..net.len()].copy_from_slice(net);
+    hi[..net.len()].copy_from_slice(net);
+    (lo, hi)
+}
+
+/// Whether an IP range (keys, inclusive) is made of whole networks, so that
+/// the combinations count it exactly.
+pub(super) fn whole_nets(lo: &[u8; 16], hi: &[u8; 16]) -> bool {
+    net_range(ip_net(lo)).0 == *lo && net_range(ip_net(hi)).1 == *hi
+}
+
+/// The SQL of [`ip_net`] over `ip_bin` (the empty blob for no IP).
+fn net_of_ip_bin(backend: Backend) -> &'static str {
     match backend {
-        Backend::Sqlite => "x''",
-        Backend::Postgres => "'\\x'::bytea",
+        Backend::Sqlite => {
+            "CASE WHEN ip_bin IS NULL THEN x'' \
+             WHEN substr(ip_bin, 1, 12) = x'00000000000000000000ffff' THEN substr(ip_bin, 1, 14) \
+             WHEN substr(ip_bin, 1, 4) = x'00000000' THEN ip_bin ELSE substr(ip_bin, 1, 4) END"
+        }
+        Backend::Postgres => {
+            "CASE WHEN ip_bin IS NULL THEN '\\x'::bytea \
+             WHEN substring(ip_bin from 1 for 12) = '\\x00000000000000000000ffff'::bytea \
+             THEN substring(ip_bin from 1 for 14) \
+             WHEN substring(ip_bin from 1 for 4) = '\\x00000000'::bytea THEN ip_bin \
+             ELSE substring(ip_bin from 1 for 4) END"
+        }
     }
 }
 
 /// `SELECT <key of each event>, -COUNT(*) FROM ` ready for the source and
 /// its `WHERE` (see [`subtract`]).
 fn subtract_head(backend: Backend) -> String {
-    let no_ip = no_ip(backend);
+    let net = net_of_ip_bin(backend);
     format!(
         "INSERT INTO event_combos ({KEY}, n) SELECT initiator_kind, COALESCE(initiator_id, ''), \
-         COALESCE(initiator_name, ''), action, COALESCE(table_name, ''), COALESCE(ip_bin, {no_ip}), \
+         COALESCE(initiator_name, ''), action, COALESCE(table_name, ''), {net}, \
          -COUNT(*) FROM "
     )
 }
@@ -116,12 +222,12 @@ pub(super) async fn usable(db: &Db) -> AppResult<bool> {
 /// every event): 0 when the table is exact. For tests and checks; it reads
 /// the whole log.
 pub async fn combo_differences(db: &Db) -> AppResult<i64> {
-    let no_ip = no_ip(db.backend());
+    let net = net_of_ip_bin(db.backend());
     let sql = db.sql(format!(
         "SELECT COUNT(*) FROM (SELECT 1 FROM (\
          SELECT {KEY}, n FROM event_combos UNION ALL \
          SELECT initiator_kind, COALESCE(initiator_id, ''), COALESCE(initiator_name, ''), action, \
-         COALESCE(table_name, ''), COALESCE(ip_bin, {no_ip}), -COUNT(*) FROM events \
+         COALESCE(table_name, ''), {net}, -COUNT(*) FROM events \
          GROUP BY 1, 2, 3, 4, 5, 6) d GROUP BY {KEY} HAVING SUM(n) <> 0) x"
     ));
     db.read().scalar(&sql).await

@@ -3,7 +3,7 @@
 //! exact up to a limit and estimated beyond, the filter bar's choices, and
 //! one event's details with the history of its record.
 
-use super::{Backend, Db, DbRow, Exec, Sql};
+use super::{combos, Backend, Db, DbRow, Exec, Sql};
 use crate::errors::{AppError, AppResult};
 use crate::models::Page;
 use crate::models::{
@@ -278,11 +278,12 @@ impl Filters {
                 }
             }
             Part::Ip => {
+                // The networks the range reaches (exact for whole ones).
                 if let Some((lo, hi)) = self.ip {
-                    b.push(" AND c.ip_bin BETWEEN ")
-                        .push_bind(lo.to_vec())
+                    b.push(" AND c.ip_net BETWEEN ")
+                        .push_bind(combos::ip_net(&lo).to_vec())
                         .push(" AND ")
-                        .push_bind(hi.to_vec());
+                        .push_bind(combos::ip_net(&hi).to_vec());
                 }
             }
         }
@@ -307,10 +308,13 @@ impl Filters {
         out
     }
 
-    /// Whether `event_combos` holds every filter set (no keyword, no time
-    /// range).
+    /// Whether `event_combos` counts the filters exactly: no keyword, no
+    /// time range, and an IP range (if any) of whole networks.
     fn categorical(&self) -> bool {
-        self.fts.is_none() && self.from.is_none() && self.to.is_none()
+        self.fts.is_none()
+            && self.from.is_none()
+            && self.to.is_none()
+            && self.ip.is_none_or(|(lo, hi)| combos::whole_nets(&lo, &hi))
     }
 
     /// PostgreSQL's keyword condition: every word and phrase, each cut and
@@ -870,7 +874,7 @@ pub async fn search_event_ids(db: &Db, keyword: &str, limit: u32) -> AppResult<V
 /// windows of ids sampled over the part of the log the time range allows.
 pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
     let filters = Filters::new(q, db.now())?;
-    if filters.fts.is_none() && super::combos::usable(db).await? {
+    if filters.fts.is_none() && combos::usable(db).await? {
         // The sum over the filters' combinations: the count itself without
         // a time range, and with one, when it is 0.
         let n = by_value::combo_sum(db, |b| filters.push_on_combos(b)).await?;

@@ -5,7 +5,8 @@
 //! [`event_combos`](super::super::combos) lists in a moment, in sort order;
 //! for each, the events with that value that match, in time order, read
 //! along whichever index holds the fewest entries for it (the sort column's
-//! for the value, or a filter's), until the page is full. A filter that
+//! for the value, or a filter's), until the page is full. The IP sort goes
+//! by network: each is one range of the IP index, read in its order. A filter that
 //! correlates with the sort (a user's own name or addresses, a CIDR range
 //! sorted by initiator) is then read where its rows are, instead of along
 //! the whole sort order before them; and a value no match has is never read.
@@ -27,7 +28,7 @@ fn combo_column(column: SortColumn) -> Option<&'static str> {
         SortColumn::User => Some("c.initiator_name"),
         SortColumn::Action => Some("c.action"),
         SortColumn::Table => Some("c.table_name"),
-        SortColumn::Ip => Some("c.ip_bin"),
+        SortColumn::Ip => Some("c.ip_net"),
     }
 }
 
@@ -36,6 +37,18 @@ fn combo_column(column: SortColumn) -> Option<&'static str> {
 struct Reach {
     value: Option<SortValue>,
     total: i64,
+}
+
+/// A sort value as `event_combos` holds it: an IP as its network.
+fn combo_value(column: SortColumn, v: &SortValue) -> SortValue {
+    match (column, v) {
+        (SortColumn::Ip, SortValue::Blob(key)) => match <[u8; 16]>::try_from(key.as_slice()) {
+            Ok(key) => SortValue::Blob(combos::ip_net(&key).to_vec()),
+            Err(_) => SortValue::Blob(key.clone()),
+        },
+        (_, SortValue::Text(t)) => SortValue::Text(t.clone()),
+        (_, SortValue::Blob(x)) => SortValue::Blob(x.clone()),
+    }
 }
 
 fn bind_value(b: &mut Sql, v: &SortValue) {
@@ -68,7 +81,7 @@ async fn reach(
     b.push(" THEN c.n ELSE 0 END) AS BIGINT) AS hits FROM event_combos c WHERE 1 = 1");
     if let Some(v) = anchor.and_then(|a| a.value.as_ref()) {
         b.push(format!(" AND {col} {} ", if desc { "<=" } else { ">=" }));
-        bind_value(&mut b, v);
+        bind_value(&mut b, &combo_value(column, v));
     }
     b.push(format!(
         " GROUP BY {col}) g WHERE hits > 0 ORDER BY v {}",
@@ -199,11 +212,13 @@ pub(in crate::server::store) async fn rows(
         if want <= 0 {
             break;
         }
-        // The fewest entries to walk: the value's own, or a filter's.
+        // The fewest entries to walk: the value's own, or a filter's (an
+        // IP network is one range of the IP index, read in its order).
+        let network = column == SortColumn::Ip && value.value.is_some();
         let index = indexes
             .iter()
             .copied()
-            .filter(|(_, n)| *n < value.total)
+            .filter(|(_, n)| *n < value.total && !network)
             .min_by_key(|(_, n)| *n)
             .map_or(sort_index(column), |(index, _)| index);
         let hint = if sqlite {
@@ -215,6 +230,13 @@ pub(in crate::server::store) async fn rows(
             "SELECT {ROW_COLUMNS} FROM events e{hint} WHERE {expr}"
         ));
         match &value.value {
+            Some(SortValue::Blob(net)) if network => {
+                let (lo, hi) = combos::net_range(net);
+                b.push(" BETWEEN ")
+                    .push_bind(lo.to_vec())
+                    .push(" AND ")
+                    .push_bind(hi.to_vec());
+            }
             Some(v) => {
                 b.push(" = ");
                 bind_value(&mut b, v);
@@ -243,11 +265,20 @@ pub(in crate::server::store) async fn rows(
             }
             None => filters.push(&mut b, Keyword::InSet),
         }
-        if let Some(a) = anchor.filter(|a| a.value == value.value) {
-            push_seek(&mut b, None, a, desc);
+        let anchor_here =
+            anchor.filter(|a| a.value.as_ref().map(|v| combo_value(column, v)) == value.value);
+        if let Some(a) = anchor_here {
+            push_seek(&mut b, network.then_some(expr), a, desc);
         }
-        b.push(format!(" ORDER BY e.occurred_at {dir}, e.id {dir} LIMIT "))
-            .push_bind(want);
+        let by_ip = if network {
+            format!("{expr} {dir}, ")
+        } else {
+            String::new()
+        };
+        b.push(format!(
+            " ORDER BY {by_ip}e.occurred_at {dir}, e.id {dir} LIMIT "
+        ))
+        .push_bind(want);
         for row in db.read().all(&b).await? {
             rows.push(event_row(&row)?);
         }
