@@ -34,65 +34,6 @@ pub(super) const MAX_COMBOS: i64 = 200_000;
 
 type Key = (String, String, String, String, String, Vec<u8>);
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::IpAddr;
-
-    fn key(ip: &str) -> [u8; 16] {
-        ip_key(ip.parse::<IpAddr>().unwrap())
-    }
-
-    #[test]
-    fn networks_sort_as_their_addresses_and_cover_whole_ranges() {
-        let ips = [
-            "::1",
-            "0.0.0.1",
-            "9.255.255.255",
-            "10.0.0.1",
-            "10.0.255.255",
-            "10.1.0.0",
-            "255.255.255.255",
-            "::2:0:0:1",
-            "0:0:0:1::",
-            "2001:db8::1",
-            "2001:db8:ffff::1",
-            "2001:db9::",
-            "ffff::1",
-        ];
-        for pair in ips.windows(2) {
-            let (a, b) = (key(pair[0]), key(pair[1]));
-            assert!(a < b, "{pair:?} in key order");
-            assert!(
-                ip_net(&a) <= ip_net(&b),
-                "{pair:?}: networks in the same order"
-            );
-            let (lo, hi) = net_range(ip_net(&a));
-            assert!(lo <= a && a <= hi, "{} is in its network", pair[0]);
-        }
-        assert_eq!(ip_net(&key("10.0.0.1")), ip_net(&key("10.0.255.255")));
-        assert_ne!(ip_net(&key("10.0.0.1")), ip_net(&key("10.1.0.0")));
-        assert_eq!(
-            ip_net(&key("2001:db8::1")),
-            ip_net(&key("2001:db8:ffff::1"))
-        );
-        let range = |cidr: &str| crate::query::IpFilter::parse(cidr).unwrap().key_range();
-        for (cidr, whole) in [
-            ("10.0.0.0/8", true),
-            ("192.168.0.0/16", true),
-            ("203.0.113.0/24", false),
-            ("10.0.0.9", false),
-            ("2001:db8::/32", true),
-            ("2001:db8::/48", false),
-            ("::/0", true),
-            ("0.0.0.0/0", true),
-        ] {
-            let (lo, hi) = range(cidr);
-            assert_eq!(whole_nets(&lo, &hi), whole, "{cidr}");
-        }
-    }
-}
-
 /// Adds `events`, about to be inserted in `tx`, to their combinations.
 pub(super) async fn add(tx: &mut Tx, events: &[NewEvent]) -> AppResult<()> {
     let mut counts: HashMap<Key, i64> = HashMap::new();
@@ -231,4 +172,63 @@ pub async fn combo_differences(db: &Db) -> AppResult<i64> {
          GROUP BY 1, 2, 3, 4, 5, 6) d GROUP BY {KEY} HAVING SUM(n) <> 0) x"
     ));
     db.read().scalar(&sql).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    fn key(ip: &str) -> [u8; 16] {
+        ip_key(ip.parse::<IpAddr>().unwrap())
+    }
+
+    #[test]
+    fn networks_sort_as_their_addresses_and_cover_whole_ranges() {
+        let ips = [
+            "::1",
+            "0.0.0.1",
+            "9.255.255.255",
+            "10.0.0.1",
+            "10.0.255.255",
+            "10.1.0.0",
+            "255.255.255.255",
+            "::2:0:0:1",
+            "0:0:0:1::",
+            "2001:db8::1",
+            "2001:db8:ffff::1",
+            "2001:db9::",
+            "ffff::1",
+        ];
+        for pair in ips.windows(2) {
+            let (a, b) = (key(pair[0]), key(pair[1]));
+            assert!(a < b, "{pair:?} in key order");
+            assert!(
+                ip_net(&a) <= ip_net(&b),
+                "{pair:?}: networks in the same order"
+            );
+            let (lo, hi) = net_range(ip_net(&a));
+            assert!(lo <= a && a <= hi, "{} is in its network", pair[0]);
+        }
+        assert_eq!(ip_net(&key("10.0.0.1")), ip_net(&key("10.0.255.255")));
+        assert_ne!(ip_net(&key("10.0.0.1")), ip_net(&key("10.1.0.0")));
+        assert_eq!(
+            ip_net(&key("2001:db8::1")),
+            ip_net(&key("2001:db8:ffff::1"))
+        );
+        let range = |cidr: &str| crate::query::IpFilter::parse(cidr).unwrap().key_range();
+        for (cidr, whole) in [
+            ("10.0.0.0/8", true),
+            ("192.168.0.0/16", true),
+            ("203.0.113.0/24", false),
+            ("10.0.0.9", false),
+            ("2001:db8::/32", true),
+            ("2001:db8::/48", false),
+            ("::/0", true),
+            ("0.0.0.0/0", true),
+        ] {
+            let (lo, hi) = range(cidr);
+            assert_eq!(whole_nets(&lo, &hi), whole, "{cidr}");
+        }
+    }
 }
