@@ -174,11 +174,7 @@ impl Filters {
             };
         }
         if !self.actions.is_empty() {
-            b.push(" AND e.action IN (");
-            for (n, action) in self.actions.iter().enumerate() {
-                b.push(if n == 0 { "" } else { ", " }).push_bind(action);
-            }
-            b.push(")");
+            self.push_actions(b, "e.action");
         }
         if let Some(table) = &self.table {
             b.push(" AND e.table_name = ").push_bind(table.clone());
@@ -214,6 +210,15 @@ impl Filters {
         }
     }
 
+    /// ` AND <column> IN (<the action types>)`.
+    fn push_actions(&self, b: &mut Sql, column: &str) {
+        b.push(format!(" AND {column} IN ("));
+        for (n, action) in self.actions.iter().enumerate() {
+            b.push(if n == 0 { "" } else { ", " }).push_bind(action);
+        }
+        b.push(")");
+    }
+
     /// ` AND …` for the filter on the sort column itself, if there is one
     /// (an IP range for the IP sort, the action types for the action sort,
     /// the table for the table sort): a range of the sort index, which a
@@ -229,11 +234,7 @@ impl Filters {
                 }
             }
             SortColumn::Action if !self.actions.is_empty() => {
-                b.push(" AND e.action IN (");
-                for (n, action) in self.actions.iter().enumerate() {
-                    b.push(if n == 0 { "" } else { ", " }).push_bind(action);
-                }
-                b.push(")");
+                self.push_actions(b, "e.action");
             }
             SortColumn::Table => {
                 if let Some(table) = &self.table {
@@ -265,11 +266,7 @@ impl Filters {
             }
             Part::Actions => {
                 if !self.actions.is_empty() {
-                    b.push(" AND c.action IN (");
-                    for (n, action) in self.actions.iter().enumerate() {
-                        b.push(if n == 0 { "" } else { ", " }).push_bind(action);
-                    }
-                    b.push(")");
+                    self.push_actions(b, "c.action");
                 }
             }
             Part::Table => {
