@@ -13,6 +13,10 @@ pub const REQUEST_KINDS: [&str; 2] = ["WEB", "API"];
 /// HTTP methods the method filter offers.
 pub const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
+/// The shortest search word: each is looked up in a trigram index, which
+/// cannot answer a shorter one without reading every request.
+pub const MIN_SEARCH_WORD: usize = 3;
+
 /// Columns Admin Sessions can be sorted by (the server's whitelist).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum SessionSort {
@@ -165,6 +169,15 @@ impl SessionQuery {
         self.paging().validate()?;
         self.times().validate()?;
         check_search(self.q.as_deref())?;
+        if let Some(word) = self
+            .search_terms()
+            .into_iter()
+            .find(|t| t.chars().count() < MIN_SEARCH_WORD)
+        {
+            return Err(AppError::bad_request(format!(
+                "q: search words need at least {MIN_SEARCH_WORD} characters (\"{word}\" has fewer)"
+            )));
+        }
         if let Some(kind) = &self.kind {
             if !REQUEST_KINDS.contains(&kind.as_str()) {
                 return Err(AppError::bad_request(format!(
@@ -336,6 +349,31 @@ mod tests {
             (lower.kind.as_deref(), lower.method.as_deref()),
             (Some("WEB"), Some("GET"))
         );
+    }
+
+    #[test]
+    fn search_words_shorter_than_three_characters_are_refused_naming_them() {
+        let with = |q: &str| SessionQuery {
+            q: Some(q.into()),
+            ..SessionQuery::default()
+        };
+        for ok in ["ann", "10.1.0.3 /settings", "\"a b\"", "Łód"] {
+            assert!(with(ok).validate().is_ok(), "{ok}");
+        }
+        for (short, word) in [
+            ("ad", "ad"),
+            ("ann q=", "q="),
+            ("\"x\" users", "x"),
+            ("łó", "łó"),
+        ] {
+            let err = with(short).validate().unwrap_err();
+            assert!(
+                matches!(&err, AppError::BadRequest(m)
+                    if m.starts_with("q: search words need at least 3 characters")
+                        && m.contains(&format!("\"{word}\""))),
+                "{short}: {err:?}"
+            );
+        }
     }
 
     #[test]

@@ -79,6 +79,12 @@ test('type, method and search filter the requests', async ({ page }) => {
       return urls.length > 0 && urls.every((u) => u.includes('/settings/users'));
     })
     .toBe(true);
+
+  // A word too short for the index is named, and shows no rows.
+  await page.getByRole('searchbox', { name: 'Search' }).fill('settings ad');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await expect(page.getByRole('alert')).toContainText('search words need at least 3 characters ("ad" has fewer)');
+  await expect(page.locator(rows)).toHaveCount(0);
 });
 
 test('viewers have no Admin Sessions and are refused by the server', async ({ page }) => {

@@ -2,6 +2,7 @@
 //! masked, and that the background writer loses nothing.
 
 use crate::common::TestApp;
+use auditdeck::errors::AppError;
 use auditdeck::models::Role;
 use auditdeck::models::SessionRow;
 use auditdeck::query::Cursor;
@@ -459,7 +460,7 @@ async fn every_session_column_sorts_both_ways_and_pages_across_equal_values() {
 }
 
 #[tokio::test]
-async fn search_finds_words_anywhere_long_or_short_and_many_or_few() {
+async fn search_finds_words_anywhere_many_or_few_and_refuses_short_ones() {
     let app = TestApp::new().await;
     // 6,000 records: "/integrity" in every one of them but 3 in 4 (so a
     // search for it is a large set), "needle" in 7.
@@ -512,10 +513,24 @@ async fn search_finds_words_anywhere_long_or_short_and_many_or_few() {
     assert!(integrity.has_next);
     assert!(integrity.rows.iter().all(|r| r.url.contains("/integrity")));
     assert_eq!(count(search("integrity")).await.total, 4_495);
-    // Short words are tested on each row: "q=" is in the 7 only; with a
-    // long word too.
-    assert_eq!(count(search("q=")).await.total, 7);
-    assert_eq!(count(search("q= haystack")).await.total, 7);
+    // Punctuation is text: "?q=" is in the 7 only; with another word too.
+    assert_eq!(count(search("?q=")).await.total, 7);
+    assert_eq!(count(search("?q= haystack")).await.total, 7);
+    // A word the trigram index cannot answer is refused, by the page and
+    // by the count, naming it.
+    for short in ["q=", "q= haystack", "integrity 7"] {
+        let page = store::list_admin_sessions(&app.db, &search(short), 1).await;
+        let counted = store::count_admin_sessions_matching(&app.db, &search(short), 1).await;
+        for err in [
+            page.map(|_| ()).unwrap_err(),
+            counted.map(|_| ()).unwrap_err(),
+        ] {
+            assert!(
+                matches!(&err, AppError::BadRequest(m) if m.contains("at least 3 characters")),
+                "{short}: {err:?}"
+            );
+        }
+    }
     // 10.1.2.*, 10.1.20.* … 10.1.23.*
     assert_eq!(count(search("10.1.2")).await.total, 1_250);
     assert_eq!(count(search("needle-860")).await.total, 1);

@@ -124,22 +124,18 @@ fn like_pattern(text: &str) -> String {
     out
 }
 
-/// Search words at least this long are looked up in the trigram index;
-/// shorter ones are tested on each row.
-const TRIGRAM: usize = 3;
-
 /// Matches of the indexed search words up to which a page reads them as a
 /// set and sorts it; beyond, it walks its sort order and tests each row
 /// (many matches: the page fills at once).
 const SMALL_SEARCH: i64 = 5_000;
 
-/// The indexed search words as an FTS5 query: each quoted (a trigram
-/// phrase matches anywhere in a column), all required.
+/// The search words as an FTS5 query: each quoted (a trigram phrase
+/// matches anywhere in a column), all required. Every word has at least
+/// three characters (`SessionQuery::validate`), so the index answers it.
 fn trigram_query(q: &SessionQuery) -> Option<String> {
     let words: Vec<String> = q
         .search_terms()
         .into_iter()
-        .filter(|t| t.chars().count() >= TRIGRAM)
         .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
         .collect();
     (!words.is_empty()).then(|| words.join(" "))
@@ -150,7 +146,8 @@ fn trigram_query(q: &SessionQuery) -> Option<String> {
 enum Search {
     /// SQLite: the trigram index's matches, a set the rows are read from.
     IndexSet,
-    /// Every word on each row (PostgreSQL's trigram index serves these).
+    /// Every word on each row, along the page's order (many matches; and
+    /// PostgreSQL, whose trigram index serves these).
     EachRow,
 }
 
@@ -189,18 +186,17 @@ fn push_search(b: &mut Sql, q: &SessionQuery, search: Search) {
         }
         return;
     }
-    let indexed = search == Search::IndexSet;
-    if let Some(fts) = trigram_query(q).filter(|_| indexed) {
-        b.push(
-            " AND s.id IN (SELECT rowid FROM admin_sessions_fts WHERE admin_sessions_fts MATCH ",
-        )
-        .push_bind(fts)
-        .push(")");
+    if search == Search::IndexSet {
+        if let Some(fts) = trigram_query(q) {
+            b.push(
+                " AND s.id IN (SELECT rowid FROM admin_sessions_fts WHERE admin_sessions_fts MATCH ",
+            )
+            .push_bind(fts)
+            .push(")");
+        }
+        return;
     }
     for term in q.search_terms() {
-        if indexed && term.chars().count() >= TRIGRAM {
-            continue;
-        }
         // SQLite's LIKE ignores case (ASCII).
         let pattern = like_pattern(&term);
         b.push(" AND (");
