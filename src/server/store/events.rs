@@ -22,6 +22,7 @@ const HISTORY_LIMIT: i64 = 50;
 const MAX_INITIATORS: usize = 1_000;
 
 mod by_value;
+mod pg;
 
 const ROW_COLUMNS: &str = "e.id, e.occurred_at, e.ip, e.initiator_kind, e.initiator_id, \
      e.initiator_name, e.initiator_email, e.initiator_role, e.action, e.table_name, \
@@ -166,37 +167,10 @@ impl Filters {
 
     /// Appends ` AND …` for each filter.
     pub(super) fn push(&self, b: &mut Sql, keyword: Keyword) {
-        if let Some(user) = &self.user {
-            b.push(" AND e.initiator_kind = ").push_bind(&user.kind);
-            match &user.id {
-                Some(id) => b.push(" AND e.initiator_id = ").push_bind(id),
-                None => b.push(" AND e.initiator_id IS NULL"),
-            };
+        for part in [Part::User, Part::Actions, Part::Table, Part::Ip] {
+            self.push_part(b, part);
         }
-        if !self.actions.is_empty() {
-            self.push_actions(b, "e.action");
-        }
-        if let Some(table) = &self.table {
-            b.push(" AND e.table_name = ").push_bind(table.clone());
-        }
-        if let Some((lo, hi)) = self.ip {
-            if lo == hi || !b.is_pg() {
-                b.push(" AND e.ip_bin BETWEEN ")
-                    .push_bind(lo.to_vec())
-                    .push(" AND ")
-                    .push_bind(hi.to_vec());
-            } else {
-                b.push(" AND e.ip_inet <<= CAST(")
-                    .push_bind(self.cidr.clone())
-                    .push(" AS inet)");
-            }
-        }
-        if let Some(from) = self.from {
-            b.push(" AND e.occurred_at >= ").push_bind(from);
-        }
-        if let Some(to) = self.to {
-            b.push(" AND e.occurred_at <= ").push_bind(to);
-        }
+        self.push_time(b);
         if let Some(fts) = &self.fts {
             match (b.backend(), keyword) {
                 (Backend::Sqlite, Keyword::InSet) => {
@@ -207,6 +181,55 @@ impl Filters {
                 (Backend::Postgres, _) => self.push_search(b),
                 (Backend::Sqlite, Keyword::Skip) => {}
             }
+        }
+    }
+
+    /// ` AND …` for one of the filters `event_combos` holds, if it is set.
+    fn push_part(&self, b: &mut Sql, part: Part) {
+        match part {
+            Part::User => {
+                if let Some(user) = &self.user {
+                    b.push(" AND e.initiator_kind = ").push_bind(&user.kind);
+                    match &user.id {
+                        Some(id) => b.push(" AND e.initiator_id = ").push_bind(id),
+                        None => b.push(" AND e.initiator_id IS NULL"),
+                    };
+                }
+            }
+            Part::Actions => {
+                if !self.actions.is_empty() {
+                    self.push_actions(b, "e.action");
+                }
+            }
+            Part::Table => {
+                if let Some(table) = &self.table {
+                    b.push(" AND e.table_name = ").push_bind(table.clone());
+                }
+            }
+            Part::Ip => {
+                if let Some((lo, hi)) = self.ip {
+                    if lo == hi || !b.is_pg() {
+                        b.push(" AND e.ip_bin BETWEEN ")
+                            .push_bind(lo.to_vec())
+                            .push(" AND ")
+                            .push_bind(hi.to_vec());
+                    } else {
+                        b.push(" AND e.ip_inet <<= CAST(")
+                            .push_bind(self.cidr.clone())
+                            .push(" AS inet)");
+                    }
+                }
+            }
+        }
+    }
+
+    /// ` AND …` for the time range, if there is one.
+    fn push_time(&self, b: &mut Sql) {
+        if let Some(from) = self.from {
+            b.push(" AND e.occurred_at >= ").push_bind(from);
+        }
+        if let Some(to) = self.to {
+            b.push(" AND e.occurred_at <= ").push_bind(to);
         }
     }
 
@@ -674,17 +697,50 @@ pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
             _ => false,
         };
         let few_keyword_matches = filters.fts.is_some() && !many_keyword_matches;
-        let from = match by_value::date_read(db, &filters, few_keyword_matches).await? {
+        let read = by_value::date_read(db, &filters, few_keyword_matches).await?;
+        let from = match read {
             by_value::DateRead::Nothing => {
                 return Ok(page_of(Vec::new(), q.paging(), reverse, offset))
             }
-            by_value::DateRead::Along(index) => format!("events e INDEXED BY {index}"),
+            _ if !sqlite && offset == 0 && !filters.is_empty() => {
+                let part = match read {
+                    by_value::DateRead::Along(part, _) => Some(part),
+                    _ => None,
+                };
+                let dir = if desc { "DESC" } else { "ASC" };
+                let seek = |b: &mut Sql| {
+                    if let Some(anchor) = &anchor {
+                        push_seek(b, None, anchor, desc);
+                    }
+                };
+                let rows = pg::walk_then_set(
+                    db,
+                    |b| {
+                        if let Some(part) = part {
+                            filters.push_part(b, part);
+                        }
+                        filters.push_time(b);
+                        seek(b);
+                    },
+                    |b| {
+                        filters.push(b, Keyword::InSet);
+                        seek(b);
+                    },
+                    &format!("e.occurred_at {dir}, e.id {dir}"),
+                    limit,
+                )
+                .await?;
+                return Ok(page_of(rows, q.paging(), reverse, offset));
+            }
+            by_value::DateRead::Along(_, index) if sqlite => {
+                format!("events e INDEXED BY {index}")
+            }
             by_value::DateRead::AsFilters
                 if many_keyword_matches || (sqlite && walk_time_order(db, &filters).await?) =>
             {
                 "events e INDEXED BY events_occurred".to_string()
             }
-            by_value::DateRead::AsFilters => "events e".to_string(),
+            _ => "events e".to_string(),
         };
         let mut b = db.sql(format!("SELECT {ROW_COLUMNS} FROM {from} WHERE 1 = 1"));
         filters.push(&mut b, Keyword::InSet);

@@ -13,8 +13,8 @@
 
 use super::super::combos;
 use super::{
-    event_row, filter_token, nullable, push_seek, sort_column, sort_index, Anchor, Filters,
-    Keyword, SortValue, ROW_COLUMNS,
+    event_row, filter_token, nullable, pg, push_seek, sort_column, sort_index, Anchor, Filters,
+    Keyword, Part, SortValue, ROW_COLUMNS,
 };
 use crate::errors::AppResult;
 use crate::models::EventRow;
@@ -128,11 +128,14 @@ async fn reach(
 
 /// The SQLite indexes (besides the sort column's) that give a filter's
 /// matches in time order, with how many events each holds for it.
-async fn filter_indexes(db: &Db, filters: &Filters) -> AppResult<Vec<(&'static str, i64)>> {
+async fn filter_indexes(
+    db: &Db,
+    filters: &Filters,
+) -> AppResult<Vec<(Part, &'static str, i64)>> {
     let mut out = Vec::new();
     for (part, index) in filters.time_ordered_indexes() {
         let n = combo_sum(db, |b| filters.push_combo_part(b, part)).await?;
-        out.push((index, n));
+        out.push((part, index, n));
     }
     Ok(out)
 }
@@ -153,9 +156,10 @@ pub(in crate::server::store) async fn combo_sum(
 pub(in crate::server::store) enum DateRead {
     /// No event has the filters' combination of values: nothing to read.
     Nothing,
-    /// Along this index (SQLite): the filter index with the fewest entries
-    /// that gives its matches in time order.
-    Along(&'static str),
+    /// Along the filter index with the fewest entries that gives its
+    /// matches in time order (SQLite names it; PostgreSQL walks its filter
+    /// first).
+    Along(Part, &'static str),
     /// As the filters alone decide (see `walk_time_order`).
     AsFilters,
 }
@@ -173,14 +177,16 @@ pub(in crate::server::store) async fn date_read(
     if combo_sum(db, |b| filters.push_on_combos(b)).await? == 0 {
         return Ok(DateRead::Nothing);
     }
-    if db.backend() != Backend::Sqlite || few_keyword_matches {
+    if few_keyword_matches {
         return Ok(DateRead::AsFilters);
     }
     Ok(filter_indexes(db, filters)
         .await?
         .into_iter()
-        .min_by_key(|(_, n)| *n)
-        .map_or(DateRead::AsFilters, |(index, _)| DateRead::Along(index)))
+        .min_by_key(|(_, _, n)| *n)
+        .map_or(DateRead::AsFilters, |(part, index, _)| {
+            DateRead::Along(part, index)
+        }))
 }
 
 /// One sorted page with filters (`None`: read it another way). A keyword's
@@ -200,11 +206,7 @@ pub(in crate::server::store) async fn rows(
         return Ok(None);
     };
     let sqlite = db.backend() == Backend::Sqlite;
-    let indexes = if sqlite {
-        filter_indexes(db, filters).await?
-    } else {
-        Vec::new()
-    };
+    let indexes = filter_indexes(db, filters).await?;
     let dir = if desc { "DESC" } else { "ASC" };
     let mut rows: Vec<EventRow> = Vec::new();
     for value in values {
@@ -215,37 +217,72 @@ pub(in crate::server::store) async fn rows(
         // The fewest entries to walk: the value's own, or a filter's (an
         // IP network is one range of the IP index, read in its order).
         let network = column == SortColumn::Ip && value.value.is_some();
-        let index = indexes
+        let along = indexes
             .iter()
             .copied()
-            .filter(|(_, n)| *n < value.total && !network)
-            .min_by_key(|(_, n)| *n)
-            .map_or(sort_index(column), |(index, _)| index);
-        let hint = if sqlite {
-            format!(" INDEXED BY {index}")
+            .filter(|(_, _, n)| *n < value.total && !network)
+            .min_by_key(|(_, _, n)| *n);
+        let index = along.map_or(sort_index(column), |(_, index, _)| index);
+        let push_value = |b: &mut Sql| {
+            b.push(format!(" AND {expr}"));
+            match &value.value {
+                Some(SortValue::Blob(net)) if network => {
+                    let (lo, hi) = combos::net_range(net);
+                    b.push(" BETWEEN ")
+                        .push_bind(lo.to_vec())
+                        .push(" AND ")
+                        .push_bind(hi.to_vec());
+                }
+                Some(v) => {
+                    b.push(" = ");
+                    bind_value(b, v);
+                }
+                None => {
+                    b.push(" IS NULL");
+                }
+            }
+        };
+        let anchor_here =
+            anchor.filter(|a| a.value.as_ref().map(|v| combo_value(column, v)) == value.value);
+        let push_anchor = |b: &mut Sql| {
+            if let Some(a) = anchor_here {
+                push_seek(b, network.then_some(expr), a, desc);
+            }
+        };
+        let by_ip = if network {
+            format!("{expr} {dir}, ")
         } else {
             String::new()
         };
-        let mut b = db.sql(format!(
-            "SELECT {ROW_COLUMNS} FROM events e{hint} WHERE {expr}"
-        ));
-        match &value.value {
-            Some(SortValue::Blob(net)) if network => {
-                let (lo, hi) = combos::net_range(net);
-                b.push(" BETWEEN ")
-                    .push_bind(lo.to_vec())
-                    .push(" AND ")
-                    .push_bind(hi.to_vec());
-            }
-            Some(v) => {
-                b.push(" = ");
-                bind_value(&mut b, v);
-            }
-            None => {
-                b.push(" IS NULL");
-            }
+        let order = format!("{by_ip}e.occurred_at {dir}, e.id {dir}");
+        if !sqlite {
+            let got = pg::walk_then_set(
+                db,
+                |b| {
+                    match along {
+                        Some((part, _, _)) => filters.push_part(b, part),
+                        None => push_value(b),
+                    }
+                    filters.push_time(b);
+                    push_anchor(b);
+                },
+                |b| {
+                    push_value(b);
+                    filters.push(b, Keyword::InSet);
+                    push_anchor(b);
+                },
+                &order,
+                want,
+            )
+            .await?;
+            rows.extend(got);
+            continue;
         }
-        match filters.fts.as_deref().filter(|_| sqlite) {
+        let mut b = db.sql(format!(
+            "SELECT {ROW_COLUMNS} FROM events e INDEXED BY {index} WHERE 1 = 1"
+        ));
+        push_value(&mut b);
+        match filters.fts.as_deref() {
             Some(fts) => {
                 // The keyword's matches with this value, where the index
                 // holds the value as a token (an action, a table).
@@ -265,20 +302,8 @@ pub(in crate::server::store) async fn rows(
             }
             None => filters.push(&mut b, Keyword::InSet),
         }
-        let anchor_here =
-            anchor.filter(|a| a.value.as_ref().map(|v| combo_value(column, v)) == value.value);
-        if let Some(a) = anchor_here {
-            push_seek(&mut b, network.then_some(expr), a, desc);
-        }
-        let by_ip = if network {
-            format!("{expr} {dir}, ")
-        } else {
-            String::new()
-        };
-        b.push(format!(
-            " ORDER BY {by_ip}e.occurred_at {dir}, e.id {dir} LIMIT "
-        ))
-        .push_bind(want);
+        push_anchor(&mut b);
+        b.push(format!(" ORDER BY {order} LIMIT ")).push_bind(want);
         for row in db.read().all(&b).await? {
             rows.push(event_row(&row)?);
         }
