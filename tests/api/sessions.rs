@@ -584,3 +584,73 @@ async fn ips_recorded_before_their_sort_key_get_one_at_start() {
         .map(|ip| ip.map(String::from))
     );
 }
+
+#[tokio::test]
+async fn a_search_whose_many_matches_lie_far_along_the_sort_order_pages_in_order() {
+    let app = TestApp::new().await;
+    // 14,000 records: 6,000 of Kowalski's (more than a search reads as a
+    // set at once), every one at an address after all of the others', so
+    // an IP-ordered walk from the start meets 8,000 others first.
+    let records: Vec<NewAdminSession> = (0..14_000u32)
+        .map(|i| {
+            let mut r = record(i);
+            let kowalski = i % 7 < 3;
+            if kowalski {
+                r.user_name = "Jan Kowalski".into();
+                r.user_email = "jan@example.com".into();
+            }
+            let net = if kowalski { 9 } else { 1 };
+            r.ip = Some(format!("10.{net}.{}.{}", i / 250, i % 250).parse().unwrap());
+            r.method = if i % 2 == 0 { "GET" } else { "POST" }.into();
+            r
+        })
+        .collect();
+    store::insert_admin_sessions(&app.db, &records)
+        .await
+        .unwrap();
+    let key = |r: &NewAdminSession| {
+        let ip = r.ip.unwrap();
+        let v4 = match ip {
+            std::net::IpAddr::V4(v4) => v4.octets(),
+            std::net::IpAddr::V6(_) => unreachable!(),
+        };
+        (v4, r.occurred_at)
+    };
+    for (method, sort, descending) in [
+        (None, SessionSort::Ip, false),
+        (Some("POST"), SessionSort::Ip, false),
+        (None, SessionSort::Ip, true),
+        (None, SessionSort::Admin, false),
+    ] {
+        let q = SessionQuery {
+            q: Some("kowalski".into()),
+            method: method.map(str::to_string),
+            sort,
+            descending,
+            per_page: 250,
+            ..SessionQuery::default()
+        };
+        let mut want: Vec<&NewAdminSession> = records
+            .iter()
+            .filter(|r| r.user_name == "Jan Kowalski")
+            .filter(|r| method.is_none_or(|m| r.method == m))
+            .collect();
+        match sort {
+            SessionSort::Ip => want.sort_by_key(|r| key(r)),
+            _ => want.sort_by_key(|r| r.occurred_at),
+        }
+        if descending {
+            want.reverse();
+        }
+        let first = store::list_admin_sessions(&app.db, &q, 1).await.unwrap();
+        let urls: Vec<&str> = first.rows.iter().map(|r| r.url.as_str()).collect();
+        let expected: Vec<&str> = want.iter().take(250).map(|r| r.url.as_str()).collect();
+        assert_eq!(
+            urls, expected,
+            "first page, {method:?} {sort:?} desc={descending}"
+        );
+        assert!(first.has_next);
+        let seen = walk_sessions(&app, &q).await;
+        assert_eq!(seen.len(), want.len(), "to the end, {method:?} {sort:?}");
+    }
+}

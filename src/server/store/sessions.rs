@@ -129,6 +129,10 @@ fn like_pattern(text: &str) -> String {
 /// (many matches: the page fills at once).
 const SMALL_SEARCH: i64 = 5_000;
 
+/// Entries of a sort index a searched page walks before it reads the
+/// search's matches as a set instead.
+const WALK_BUDGET: i64 = 2_000;
+
 /// The search words as an FTS5 query: each quoted (a trigram phrase
 /// matches anywhere in a column), all required. Every word has at least
 /// three characters (`SessionQuery::validate`), so the index answers it.
@@ -294,51 +298,84 @@ pub async fn list_admin_sessions(db: &Db, q: &SessionQuery, me: i64) -> AppResul
     };
     let search = search_plan(db, q).await?;
     let column = sort_column(q.sort);
+    let dir = if desc { "DESC" } else { "ASC" };
+    let order = {
+        let by = column.map_or(String::new(), |expr| format!("{expr} {dir}, "));
+        format!(" ORDER BY {by}s.occurred_at {dir}, s.id {dir}")
+    };
+    let limit = i64::from(q.per_page) + 1;
+    let seek = |b: &mut Sql| {
+        if let Some(((value, at), id)) = &anchor {
+            let op = if desc { "<" } else { ">" };
+            b.push(" AND (");
+            if let Some(expr) = column {
+                b.push(format!("{expr}, "));
+            }
+            b.push(format!("s.occurred_at, s.id) {op} ("));
+            if let Some(value) = value {
+                b.push_bind(value.clone()).push(", ");
+            }
+            b.push_bind(*at).push(", ").push_bind(*id).push(")");
+        }
+    };
+    // `walk`: along the sort column's index (SQLite), each row tested, at
+    // most `budget` entries when one is given.
+    let read = |search: Search, walk: bool, budget: Option<i64>| {
+        let hint = if walk {
+            format!(" INDEXED BY admin_sessions_sort_{}", q.sort.as_str())
+        } else {
+            String::new()
+        };
+        let mut b = match budget {
+            Some(budget) => {
+                let mut b = db.sql(format!(
+                    "SELECT {SESSION_COLUMNS} FROM (SELECT s.* FROM admin_sessions s{hint} WHERE 1 = 1"
+                ));
+                seek(&mut b);
+                b.push(format!("{order} LIMIT "))
+                    .push_bind(budget)
+                    .push(") s WHERE 1 = 1");
+                b
+            }
+            None => db.sql(format!(
+                "SELECT {SESSION_COLUMNS} FROM admin_sessions s{hint} WHERE 1 = 1"
+            )),
+        };
+        push_filters(&mut b, q, me, db.now(), search);
+        seek(&mut b);
+        b.push(format!("{order} LIMIT ")).push_bind(limit);
+        if offset > 0 {
+            b.push(" OFFSET ")
+                .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        }
+        b
+    };
+    let fetch = |b: Sql| async move {
+        db.read()
+            .all(&b)
+            .await?
+            .iter()
+            .map(session_row)
+            .collect::<AppResult<Vec<_>>>()
+    };
     // SQLite, sorted by a column: walk that column's index and test each
     // row. Its planner would rather read a type or method filter's index
     // and sort the half of the table it matches (0.8 s at 1M); the filters
     // here match broadly, so the walk fills a page soon. A small set from
-    // the search index is read and sorted instead.
+    // the search index is read and sorted instead. A search whose many
+    // matches lie far along the order (one admin's name, sorted by IP)
+    // walks at most WALK_BUDGET entries, then reads its matches as a set.
     let walk = db.backend() == Backend::Sqlite && column.is_some() && search == Search::EachRow;
-    let hint = if walk {
-        format!(" INDEXED BY admin_sessions_sort_{}", q.sort.as_str())
+    let rows = if walk && offset == 0 && q.q.is_some() {
+        let got = fetch(read(search, true, Some(WALK_BUDGET))).await?;
+        if (got.len() as i64) < limit {
+            fetch(read(Search::IndexSet, false, None)).await?
+        } else {
+            got
+        }
     } else {
-        String::new()
+        fetch(read(search, walk, None)).await?
     };
-    let mut b = db.sql(format!(
-        "SELECT {SESSION_COLUMNS} FROM admin_sessions s{hint} WHERE 1 = 1"
-    ));
-    push_filters(&mut b, q, me, db.now(), search);
-    let op = if desc { "<" } else { ">" };
-    if let Some(((value, at), id)) = anchor {
-        b.push(" AND (");
-        if let Some(expr) = column {
-            b.push(format!("{expr}, "));
-        }
-        b.push(format!("s.occurred_at, s.id) {op} ("));
-        if let Some(value) = value {
-            b.push_bind(value).push(", ");
-        }
-        b.push_bind(at).push(", ").push_bind(id).push(")");
-    }
-    let dir = if desc { "DESC" } else { "ASC" };
-    b.push(" ORDER BY ");
-    if let Some(expr) = column {
-        b.push(format!("{expr} {dir}, "));
-    }
-    b.push(format!("s.occurred_at {dir}, s.id {dir} LIMIT "))
-        .push_bind(i64::from(q.per_page) + 1);
-    if offset > 0 {
-        b.push(" OFFSET ")
-            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
-    }
-    let rows = db
-        .read()
-        .all(&b)
-        .await?
-        .iter()
-        .map(session_row)
-        .collect::<AppResult<Vec<_>>>()?;
     Ok(super::events::page_of(rows, q.paging(), reverse, offset))
 }
 

@@ -128,10 +128,7 @@ async fn reach(
 
 /// The SQLite indexes (besides the sort column's) that give a filter's
 /// matches in time order, with how many events each holds for it.
-async fn filter_indexes(
-    db: &Db,
-    filters: &Filters,
-) -> AppResult<Vec<(Part, &'static str, i64)>> {
+async fn filter_indexes(db: &Db, filters: &Filters) -> AppResult<Vec<(Part, &'static str, i64)>> {
     let mut out = Vec::new();
     for (part, index) in filters.time_ordered_indexes() {
         let n = combo_sum(db, |b| filters.push_combo_part(b, part)).await?;

@@ -41,8 +41,7 @@ pub(super) async fn walk_then_set(
             .push_bind(budget)
             .push(") e WHERE 1 = 1");
         all(&mut b);
-        b.push(format!(" ORDER BY {order} LIMIT "))
-            .push_bind(want);
+        b.push(format!(" ORDER BY {order} LIMIT ")).push_bind(want);
         b
     };
     let got = fetch(db, &walk_for(FIRST_WALK)).await?;
