@@ -132,6 +132,8 @@ const SMALL_SEARCH: i64 = 5_000;
 /// Entries of a sort index a searched page walks before it reads the
 /// search's matches as a set instead.
 const WALK_BUDGET: i64 = 2_000;
+/// Most entries the second walk reads, when the first met a few matches.
+const LONGEST_WALK: i64 = 50_000;
 
 /// The search words as an FTS5 query: each quoted (a trigram phrase
 /// matches anywhere in a column), all required. Every word has at least
@@ -364,14 +366,25 @@ pub async fn list_admin_sessions(db: &Db, q: &SessionQuery, me: i64) -> AppResul
     // here match broadly, so the walk fills a page soon. A small set from
     // the search index is read and sorted instead. A search whose many
     // matches lie far along the order (one admin's name, sorted by IP)
-    // walks at most WALK_BUDGET entries, then reads its matches as a set.
+    // walks at most WALK_BUDGET entries (a longer walk if it met a few),
+    // then reads its matches as a set.
     let walk = db.backend() == Backend::Sqlite && column.is_some() && search == Search::EachRow;
     let rows = if walk && offset == 0 && q.q.is_some() {
         let got = fetch(read(search, true, Some(WALK_BUDGET))).await?;
-        if (got.len() as i64) < limit {
-            fetch(read(Search::IndexSet, false, None)).await?
+        let found = got.len() as i64;
+        let again = if found >= limit {
+            Some(got)
+        } else if found > 0 {
+            // Sparse but near: a longer walk, sized by the share it met.
+            let budget = (WALK_BUDGET * limit * 3 / (found * 2)).min(LONGEST_WALK);
+            let got = fetch(read(search, true, Some(budget))).await?;
+            (got.len() as i64 >= limit).then_some(got)
         } else {
-            got
+            None
+        };
+        match again {
+            Some(rows) => rows,
+            None => fetch(read(Search::IndexSet, false, None)).await?,
         }
     } else {
         fetch(read(search, walk, None)).await?
