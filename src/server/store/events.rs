@@ -247,25 +247,13 @@ impl Filters {
     /// the table for the table sort): a range of the sort index, which a
     /// walk along it can keep to (SQLite).
     fn push_on_sort_column(&self, b: &mut Sql, column: SortColumn) {
-        match column {
-            SortColumn::Ip => {
-                if let Some((lo, hi)) = self.ip {
-                    b.push(" AND e.ip_bin BETWEEN ")
-                        .push_bind(lo.to_vec())
-                        .push(" AND ")
-                        .push_bind(hi.to_vec());
-                }
-            }
-            SortColumn::Action if !self.actions.is_empty() => {
-                self.push_actions(b, "e.action");
-            }
-            SortColumn::Table => {
-                if let Some(table) = &self.table {
-                    b.push(" AND e.table_name = ").push_bind(table.clone());
-                }
-            }
-            _ => {}
-        }
+        let part = match column {
+            SortColumn::Ip => Part::Ip,
+            SortColumn::Action => Part::Actions,
+            SortColumn::Table => Part::Table,
+            SortColumn::User | SortColumn::Date => return,
+        };
+        self.push_part(b, part);
     }
 
     /// ` AND …` for each filter but the keyword and the time range, over
