@@ -162,7 +162,7 @@ fn SessionFilters(current: SessionQuery, go: Callback<SessionQuery>) -> impl Int
                     <span class="filter-label">"Search"</span>
                     <input
                         type="search"
-                        placeholder="Admin, URL or IP (3+ characters)"
+                        placeholder="Admin, URL or IP"
                         value=current.q.clone()
                         on:input=move |ev| search_text.set(event_target_value(&ev))
                     />
