@@ -130,5 +130,7 @@ drop_stale_test_databases() {
 
 build_release() {
   step "building the release (server + wasm)"
-  cargo leptos build --release
+  # --split: each page's code in its own chunk; --precompress: brotli and
+  # gzip files beside each asset, served as they are.
+  cargo leptos build --release --split --precompress
 }

@@ -1,27 +1,24 @@
 use crate::components::layout::Layout;
-use crate::routes::activity_log::ActivityLogPage;
-use crate::routes::admin_sessions::AdminSessionsPage;
-use crate::routes::integrity::IntegrityPage;
-use crate::routes::login::LoginPage;
 use crate::routes::not_found::NotFound;
-use crate::routes::settings_api_keys::ApiKeysPage;
-use crate::routes::settings_retention::RetentionPage;
-use crate::routes::settings_users::UsersPage;
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{lazy_route, path, Lazy, LazyRoute};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html
+            lang="en"
+            data-theme=crate::components::theme::chosen_theme().map(|theme| theme.as_str())
+        >
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
                 <AutoReload options=options.clone() />
+                <HashedStylesheet id="leptos" options=options.clone() />
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -40,22 +37,58 @@ pub fn App() -> impl IntoView {
     let (hydrated, set_hydrated) = signal(false);
     Effect::new(move |_| set_hydrated.set(true));
     view! {
-        <Stylesheet id="leptos" href="/pkg/auditdeck.css" />
         <Title formatter=|page: String| format!("{page} · Auditdeck") />
         <Router>
             <div id="app" data-hydrated=move || hydrated.get().then_some("true")>
                 <Routes fallback=NotFound>
-                    <Route path=path!("/login") view=LoginPage />
+                    <Route path=path!("/login") view={Lazy::<LoginRoute>::new()} />
                     <ParentRoute path=path!("") view=Layout>
-                        <Route path=path!("/activity-log") view=ActivityLogPage />
-                        <Route path=path!("/admin-sessions") view=AdminSessionsPage />
-                        <Route path=path!("/settings/users") view=UsersPage />
-                        <Route path=path!("/settings/api-keys") view=ApiKeysPage />
-                        <Route path=path!("/settings/retention") view=RetentionPage />
-                        <Route path=path!("/integrity") view=IntegrityPage />
+                        <Route path=path!("/activity-log") view={Lazy::<ActivityLogRoute>::new()} />
+                        <Route path=path!("/admin-sessions") view={Lazy::<AdminSessionsRoute>::new()} />
+                        <Route path=path!("/settings/users") view={Lazy::<UsersRoute>::new()} />
+                        <Route path=path!("/settings/api-keys") view={Lazy::<ApiKeysRoute>::new()} />
+                        <Route path=path!("/settings/retention") view={Lazy::<RetentionRoute>::new()} />
+                        <Route path=path!("/integrity") view={Lazy::<IntegrityRoute>::new()} />
                     </ParentRoute>
                 </Routes>
             </div>
         </Router>
     }
 }
+
+/// A page whose code the browser loads when it is first visited (its own
+/// WebAssembly chunk, split out by `cargo leptos build --split`), not with
+/// every other page's.
+macro_rules! lazy_page {
+    ($route:ident, $page:path) => {
+        struct $route;
+
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                Self
+            }
+
+            fn view(_this: Self) -> AnyView {
+                view! { <$page /> }.into_any()
+            }
+        }
+    };
+}
+
+lazy_page!(LoginRoute, crate::routes::login::LoginPage);
+lazy_page!(
+    ActivityLogRoute,
+    crate::routes::activity_log::ActivityLogPage
+);
+lazy_page!(
+    AdminSessionsRoute,
+    crate::routes::admin_sessions::AdminSessionsPage
+);
+lazy_page!(UsersRoute, crate::routes::settings_users::UsersPage);
+lazy_page!(ApiKeysRoute, crate::routes::settings_api_keys::ApiKeysPage);
+lazy_page!(
+    RetentionRoute,
+    crate::routes::settings_retention::RetentionPage
+);
+lazy_page!(IntegrityRoute, crate::routes::integrity::IntegrityPage);

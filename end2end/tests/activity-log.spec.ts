@@ -19,7 +19,7 @@ test('the server sends the first page of rows in the HTML', async ({ request }) 
     const res = await request.get(asset);
     expect(res.status(), asset).toBe(200);
   }
-  expect(html).toMatch(/\/pkg\/auditdeck(_bg)?\.wasm/);
+  expect(html).toMatch(/\/pkg\/auditdeck(_bg)?(\.[A-Za-z0-9_-]{22})?\.wasm/);
 });
 
 test('the Activity Log loads with rows and hydrates', async ({ page }) => {

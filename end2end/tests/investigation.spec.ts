@@ -308,8 +308,8 @@ test('View Difference marks a changed nested field, keeps focus inside, and retu
   const city = dialog.locator('.diff-row[data-key="city"]');
   await expect(city).toHaveClass(/changed/);
   await expect(city.locator('.diff-symbol')).toHaveText('~');
-  await expect(city.locator('.before')).toHaveText('Oslo');
-  await expect(city.locator('.after')).toHaveText('Bergen');
+  await expect(city.locator('.before .value')).toHaveText('Oslo');
+  await expect(city.locator('.after .value')).toHaveText('Bergen');
   await expect(dialog.locator('.diff-branch[data-key="address"]')).toHaveClass(/changed/);
   await expect(dialog.locator('.diff-row[data-key="zip"]')).toHaveClass(/same/);
   await expect(dialog.locator('.diff-row[data-key="vip"]')).toHaveClass(/added/);

@@ -13,12 +13,50 @@ pub fn Layout() -> impl IntoView {
     // Pages read the signed-in user (their role) from here.
     provide_context(me);
     let integrity = crate::components::integrity_badge::provide_integrity();
+    // On a narrow screen the sidebar is a drawer: open by the menu button,
+    // closed by a choice, the backdrop or Escape.
+    let (nav_open, set_nav_open) = signal(false);
+    let escape = window_event_listener(leptos::ev::keydown, move |ev| {
+        if ev.key() == "Escape" && nav_open.get_untracked() {
+            set_nav_open.set(false);
+        }
+    });
+    on_cleanup(move || escape.remove());
     view! {
+        <a
+            class="skip-link"
+            href="#main"
+            on:click=|ev| {
+                // Past the router (which would only scroll): focus the page.
+                ev.prevent_default();
+                focus_main();
+            }
+        >
+            "Skip to content"
+        </a>
         <div class="frame">
-            <Sidebar me />
+            <Sidebar me open=nav_open close=move || set_nav_open.set(false) />
+            <button
+                type="button"
+                class="nav-backdrop"
+                class:open=nav_open
+                tabindex="-1"
+                aria-hidden="true"
+                on:click=move |_| set_nav_open.set(false)
+            ></button>
             <div class="workspace">
                 <header class="topbar">
                     <div class="topbar-left">
+                        <button
+                            type="button"
+                            class="button menu-button"
+                            aria-label="Menu"
+                            aria-controls="sidebar"
+                            aria-expanded=move || if nav_open.get() { "true" } else { "false" }
+                            on:click=move |_| set_nav_open.update(|open| *open = !*open)
+                        >
+                            "☰"
+                        </button>
                         <span class="topbar-title">"Audit trail"</span>
                         <crate::components::integrity_badge::IntegrityBadge status=integrity />
                     </div>
@@ -28,7 +66,7 @@ pub fn Layout() -> impl IntoView {
                         })}
                     </Transition>
                 </header>
-                <main class="main">
+                <main class="main" id="main" tabindex="-1">
                     <Outlet />
                 </main>
             </div>
@@ -37,9 +75,23 @@ pub fn Layout() -> impl IntoView {
 }
 
 #[component]
-fn Sidebar(me: Resource<Result<UserInfo, AppError>>) -> impl IntoView {
+fn Sidebar(
+    me: Resource<Result<UserInfo, AppError>>,
+    open: ReadSignal<bool>,
+    close: impl Fn() + Copy + 'static,
+) -> impl IntoView {
     view! {
-        <nav class="sidebar" aria-label="Main">
+        <nav
+            class="sidebar"
+            id="sidebar"
+            class:open=open
+            aria-label="Main"
+            on:click=move |ev| {
+                if is_link(&ev) {
+                    close();
+                }
+            }
+        >
             <a class="brand" href="/activity-log">
                 <span class="brand-mark" aria-hidden="true">"◆"</span>
                 "Auditdeck"
@@ -93,6 +145,37 @@ fn Sidebar(me: Resource<Result<UserInfo, AppError>>) -> impl IntoView {
     }
 }
 
+/// Whether a click was on a link (or inside one).
+fn is_link(ev: &leptos::ev::MouseEvent) -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        ev.target()
+            .and_then(|target| target.dyn_into::<web_sys::Element>().ok())
+            .and_then(|element| element.closest("a").ok().flatten())
+            .is_some()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = ev;
+        false
+    }
+}
+
+/// Moves the keyboard focus to the page's main region.
+fn focus_main() {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        if let Some(main) = document()
+            .get_element_by_id("main")
+            .and_then(|element| element.dyn_into::<web_sys::HtmlElement>().ok())
+        {
+            _ = main.focus();
+        }
+    }
+}
+
 fn is_admin(me: Result<UserInfo, AppError>) -> bool {
     me.is_ok_and(|u| u.role.allows(Role::Admin))
 }
@@ -107,6 +190,7 @@ fn UserMenu(user: UserInfo) -> impl IntoView {
                 <span class="user-name">{user.name}</span>
                 <span class="user-email">{user.email}</span>
             </div>
+            <crate::components::theme::ThemeSwitch />
             <span class=format!("badge role-{}", user.role.as_str())>{user.role.label()}</span>
             <ActionForm action=logout>
                 <button type="submit" class="button">"Sign out"</button>

@@ -11,4 +11,5 @@ pub mod pager;
 pub mod range_picker;
 pub mod selection;
 pub mod sort_header;
+pub mod theme;
 pub mod zone;

@@ -257,7 +257,7 @@ fn SessionsView(
             </div>
         </div>
         <div class="table-scroll">
-            <table class="data-table sessions">
+            <table class="data-table sessions cards">
                 <thead>
                     <tr>
                         <PageCheckbox selected page=page_ids.clone() />
@@ -395,17 +395,17 @@ fn SessionRowView(
     view! {
         <tr data-session-id=id class=fresh class:selected=move || selected.try_with(|s| s.is_selected(id)).unwrap_or(false)>
             <RowCheckbox id selected page noun="request" />
-            <td class="nowrap"><Time micros=row.occurred_at /></td>
-            <td>
+            <td class="nowrap c-date"><Time micros=row.occurred_at /></td>
+            <td class="c-who">
                 <div class="initiator">{marked(&row.user_name, t)}</div>
                 <div class="initiator-email">{marked(&row.user_email, t)}</div>
             </td>
-            <td class="mono">{marked(row.ip.as_deref().unwrap_or_default(), t)}</td>
-            <td class="mono url-cell">{marked(&row.url, t)}</td>
-            <td><span class=kind_class>{row.kind.clone()}</span></td>
-            <td><span class=method_class>{row.method.clone()}</span></td>
-            <td><span class=format!("status {}", status_class(row.status))>{row.status}</span></td>
-            <td class="num nowrap">{format_duration(row.duration_us)}</td>
+            <td class="mono c-ip" data-label="IP">{marked(row.ip.as_deref().unwrap_or_default(), t)}</td>
+            <td class="mono url-cell c-url">{marked(&row.url, t)}</td>
+            <td class="c-kind"><span class=kind_class>{row.kind.clone()}</span></td>
+            <td class="c-method"><span class=method_class>{row.method.clone()}</span></td>
+            <td class="c-status"><span class=format!("status {}", status_class(row.status))>{row.status}</span></td>
+            <td class="num nowrap c-duration">{format_duration(row.duration_us)}</td>
         </tr>
     }
 }

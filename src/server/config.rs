@@ -253,8 +253,31 @@ impl Config {
         let leptos = leptos::config::get_configuration(Some(&path.to_string_lossy()))
             .map_err(|e| format!("{}: {e}", path.display()))?
             .leptos_options;
-        Ok(Self { leptos, app })
+        Ok(Self {
+            leptos: with_hashes_if_built(leptos),
+            app,
+        })
     }
+}
+
+/// `hash-files` only when the build wrote the file that names the hashes
+/// (beside the server's binary): a binary built without cargo-leptos would
+/// otherwise fail on the first page, which looks the names up there.
+fn with_hashes_if_built(mut options: LeptosOptions) -> LeptosOptions {
+    if options.hash_files {
+        let written = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join(options.hash_file.as_ref())))
+            .is_some_and(|file| file.is_file());
+        if !written {
+            tracing::warn!(
+                "hash-files is set but the build wrote no {}: serving unhashed file names",
+                options.hash_file
+            );
+            options.hash_files = false;
+        }
+    }
+    options
 }
 
 #[cfg(test)]

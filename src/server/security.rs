@@ -71,8 +71,23 @@ pub fn page_context() {
 
 /// Middleware: security headers on every response.
 pub async fn security_headers(request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        let html = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("text/html"));
+        if let Some(policy) = cache_policy(&path, html) {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+        }
+    }
+    // A build file is served brotli, gzip or plain by the request's
+    // Accept-Encoding: caches must keep them apart.
+    if headers.contains_key(header::CONTENT_ENCODING) && !headers.contains_key(header::VARY) {
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -89,6 +104,39 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
         );
     }
     response
+}
+
+/// How long a browser may keep a response. A build's files carry the hash
+/// of their content in their name (`auditdeck.<hash>.wasm`), so they never
+/// change under that name: kept a year, never revalidated. Other static
+/// files are revalidated on every use; pages (which show the log) are
+/// never stored. `None`: the handler's own choice stands.
+pub fn cache_policy(path: &str, html: bool) -> Option<&'static str> {
+    if html {
+        return Some("no-store");
+    }
+    let name = path.rsplit('/').next().unwrap_or_default();
+    if path.starts_with("/pkg/") && !path.contains("/snippets/") && has_content_hash(name) {
+        Some("public, max-age=31536000, immutable")
+    } else if path.starts_with("/pkg/") || path == "/favicon.svg" {
+        Some("no-cache")
+    } else {
+        None
+    }
+}
+
+/// Whether a file name carries cargo-leptos' content hash: one of its
+/// dot-separated parts is 22 characters of unpadded base64url (an MD5),
+/// not the placeholder that stands for one before hashing.
+fn has_content_hash(name: &str) -> bool {
+    name.split('.').any(|part| {
+        part.len() == 22
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            // the placeholder of a file not yet hashed
+            && !part.bytes().all(|b| b == b'_')
+    })
 }
 
 /// Largest server-function error body we read back (errors are short).
@@ -161,6 +209,43 @@ mod tests {
             is_same_origin(&HeaderMap::new()),
             "non-browser clients pass"
         );
+    }
+
+    #[test]
+    fn hashed_build_files_are_kept_a_year_pages_never() {
+        let year = Some("public, max-age=31536000, immutable");
+        assert_eq!(
+            cache_policy("/pkg/auditdeck.Ab3_-x9QwErTyUiOpAsDfG.wasm", false),
+            year
+        );
+        assert_eq!(
+            cache_policy("/pkg/auditdeck.Ab3_-x9QwErTyUiOpAsDfG.js", false),
+            year
+        );
+        assert_eq!(
+            cache_policy("/pkg/Ab3_-x9QwErTyUiOpAsDfG.wasm", false),
+            year
+        );
+        assert_eq!(
+            cache_policy("/pkg/__wasm_split.Ab3_-x9QwErTyUiOpAsDfG.js", false),
+            year
+        );
+        // Unhashed names change content under the same name.
+        assert_eq!(cache_policy("/pkg/auditdeck.wasm", false), Some("no-cache"));
+        assert_eq!(
+            cache_policy("/pkg/__wasm_split.______________________.js", false),
+            Some("no-cache")
+        );
+        assert_eq!(
+            cache_policy(
+                "/pkg/snippets/leptos-Ab3_-x9QwErTyUiOpAsDfG/inline0.js",
+                false
+            ),
+            Some("no-cache")
+        );
+        assert_eq!(cache_policy("/favicon.svg", false), Some("no-cache"));
+        assert_eq!(cache_policy("/activity-log", true), Some("no-store"));
+        assert_eq!(cache_policy("/api/v1/events", false), None);
     }
 
     #[test]

@@ -193,11 +193,14 @@ fn DiffBodyView(d: EventDiff, only_changes: RwSignal<bool>) -> impl IntoView {
         ),
     };
     view! {
-        <div class="diff" class:only-changes=move || only_changes.get() role="table" aria-label="Before and after">
-            <div class="diff-head" role="row">
-                <span role="columnheader">"Field"</span>
-                <span role="columnheader">{if has_before { "Before" } else { "Before (none)" }}</span>
-                <span role="columnheader">{if has_after { "After" } else { "After (none)" }}</span>
+        // Not an ARIA table: objects and arrays are disclosure groups
+        // (details) that a table's rows may not sit in. Each value says
+        // which side it is on instead, for screen readers.
+        <div class="diff" class:only-changes=move || only_changes.get() role="group" aria-label="Before and after">
+            <div class="diff-head" aria-hidden="true">
+                <span>"Field"</span>
+                <span>{if has_before { "Before" } else { "Before (none)" }}</span>
+                <span>{if has_after { "After" } else { "After (none)" }}</span>
             </div>
             {rows}
         </div>
@@ -261,10 +264,16 @@ fn node_view(node: DiffNode, depth: usize) -> AnyView {
             after,
             lines,
         } => view! {
-            <div class=format!("diff-row {} {indent}", change.class()) role="row" data-key=data_key>
-                <span class="diff-key" role="rowheader">{symbol(change)}{key}</span>
-                <span class="diff-side before" role="cell">{side(before, &lines, Change::Removed)}</span>
-                <span class="diff-side after" role="cell">{side(after, &lines, Change::Added)}</span>
+            <div class=format!("diff-row {} {indent}", change.class()) data-key=data_key>
+                <span class="diff-key">{symbol(change)}{key}</span>
+                <span class="diff-side before">
+                    <span class="sr-only">"Before: "</span>
+                    {side(before, &lines, Change::Removed)}
+                </span>
+                <span class="diff-side after">
+                    <span class="sr-only">"After: "</span>
+                    {side(after, &lines, Change::Added)}
+                </span>
             </div>
         }
         .into_any(),

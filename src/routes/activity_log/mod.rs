@@ -196,7 +196,7 @@ fn EventsView(
             </div>
         </div>
         <div class="table-scroll">
-            <table class="data-table events">
+            <table class="data-table events cards">
                 <thead>
                     <tr>
                         {selecting.map(|_| view! { <PageCheckbox selected page=page_ids.clone() /> })}
@@ -264,10 +264,10 @@ fn EventRowView(
     view! {
         <tr data-event-id=id class=fresh class:selected=move || selected.try_with(|s| s.is_selected(id)).unwrap_or(false)>
             {check}
-            <td class="num">{id}</td>
-            <td class="nowrap"><Time micros=row.occurred_at /></td>
-            <td class="mono">{marked(row.ip.as_deref().unwrap_or_default(), t)}</td>
-            <td>
+            <td class="num c-id" data-label="ID">{id}</td>
+            <td class="nowrap c-date"><Time micros=row.occurred_at /></td>
+            <td class="mono c-ip" data-label="IP">{marked(row.ip.as_deref().unwrap_or_default(), t)}</td>
+            <td class="c-who">
                 <div class="initiator">{marked(&name, t)}</div>
                 {row
                     .initiator
@@ -275,13 +275,13 @@ fn EventRowView(
                     .as_deref()
                     .map(|email| view! { <div class="initiator-email">{marked(email, t)}</div> })}
             </td>
-            <td>
+            <td class="c-action">
                 <span class=format!("badge {action_class}")>{row.action.clone()}</span>
             </td>
-            <td class="mono">{marked(row.table_name.as_deref().unwrap_or_default(), t)}</td>
-            <td class="mono">{marked(row.primary_key.as_deref().unwrap_or_default(), t)}</td>
-            <td class="description">{marked(&row.description, t)}</td>
-            <td class="row-actions">
+            <td class="mono c-table" data-label="Table">{marked(row.table_name.as_deref().unwrap_or_default(), t)}</td>
+            <td class="mono c-key" data-label="Key">{marked(row.primary_key.as_deref().unwrap_or_default(), t)}</td>
+            <td class="description c-desc">{marked(&row.description, t)}</td>
+            <td class="row-actions c-actions">
                 <button
                     type="button"
                     class="button small"

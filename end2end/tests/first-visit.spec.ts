@@ -1,0 +1,56 @@
+import { expect, test } from '@playwright/test';
+import { firstVisit, kb, pagePaths, signInContext } from './first-visit';
+
+// What a first visit downloads (WebAssembly, JavaScript and CSS, as
+// served). Sizes are deterministic, so this is a test; the time to
+// interactive is measured by perf/first-visit.spec.ts.
+//
+// PRODUCT.md's budget is 350 KB. Not every page meets it yet: the code all
+// pages share is 254 KB of brotli on its own (see README, First visit). Until they do, each page has
+// a ceiling at its size today, so a change can only shrink it.
+const TARGET = 350_000;
+const CEILING: Record<string, number> = {
+  '/login': 314_000,
+  '/activity-log': 526_000,
+  '/admin-sessions': 461_000,
+  '/integrity': 363_000,
+  '/settings/users': 356_000,
+  '/settings/api-keys': 343_000,
+  '/settings/retention': 370_000,
+};
+
+for (const path of pagePaths) {
+  test(`a first visit to ${path} downloads no more code and style than its ceiling`, async ({ browser }) => {
+    const context = await browser.newContext();
+    if (path !== '/login') await signInContext(context);
+    const page = await context.newPage();
+    const visit = await firstVisit(page, path);
+    const gap = visit.assets > TARGET ? `, ${kb(visit.assets - TARGET)} KB over the 350 KB target` : '';
+    console.log(`${path}: ${kb(visit.assets)} KB (wasm ${kb(visit.wasm)}, js ${kb(visit.js)}, css ${kb(visit.css)})${gap}`);
+    // It is served compressed: the WebAssembly is smaller than its raw size.
+    const wasm = await context.request.get(
+      visit.files.map((f) => f.split(' ')[0]).find((f) => f.endsWith('.wasm'))!,
+      { headers: { 'Accept-Encoding': 'br, gzip' } },
+    );
+    expect(wasm.headers()['content-encoding']).toBe('br');
+    expect(wasm.headers()['cache-control']).toBe('public, max-age=31536000, immutable');
+    expect(visit.assets).toBeGreaterThan(0);
+    expect(visit.assets).toBeLessThanOrEqual(CEILING[path]);
+    await context.close();
+  });
+}
+
+test('pages are never stored; the build files are kept for good', async ({ browser }) => {
+  const context = await browser.newContext();
+  await signInContext(context);
+  const page = await context.newPage();
+  const response = await page.goto('/activity-log');
+  expect(response!.headers()['cache-control']).toBe('no-store');
+  const css = await page.locator('link[rel="stylesheet"]').first().getAttribute('href');
+  expect(css).toMatch(/^\/pkg\/auditdeck\.[A-Za-z0-9_-]{22}\.css$/);
+  const style = await context.request.get(css!, { headers: { 'Accept-Encoding': 'gzip' } });
+  expect(style.headers()['content-encoding']).toBe('gzip');
+  expect(style.headers()['vary']?.toLowerCase()).toContain('accept-encoding');
+  expect(style.headers()['cache-control']).toBe('public, max-age=31536000, immutable');
+  await context.close();
+});
