@@ -85,6 +85,8 @@ test('type, method and search filter the requests', async ({ page }) => {
   await page.getByRole('button', { name: 'Apply' }).click();
   await expect(page.getByRole('alert')).toContainText('search words need at least 3 characters ("ad" has fewer)');
   await expect(page.locator(rows)).toHaveCount(0);
+  // The search box keeps the words, to be mended rather than typed again.
+  await expect(page.getByRole('searchbox', { name: 'Search' })).toHaveValue('settings ad');
 });
 
 test('viewers have no Admin Sessions and are refused by the server', async ({ page }) => {

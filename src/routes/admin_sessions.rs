@@ -62,7 +62,14 @@ pub fn AdminSessionsPage() -> impl IntoView {
         })
     });
     let every = Signal::derive(move || query.get().ok().and_then(|q| q.refresh));
-    let filters_only = Memo::new(move |_| query.get().map(|q| q.first_page()).unwrap_or_default());
+    let filters_only = Memo::new(move |_| match query.get() {
+        Ok(q) => q.first_page(),
+        // A refused view keeps what was typed in the search box, to be mended.
+        Err(_) => SessionQuery {
+            q: params.with(|p| p.get_str("q").map(str::to_string)),
+            ..SessionQuery::default()
+        },
+    });
     let shown = Shown::<SessionPage>::new();
     let bulk = Bulk::new();
     bulk.clear_on_filter_change(move || {
