@@ -389,11 +389,7 @@ pub async fn client_info(
 /// Paths anyone may open: the sign-in page, the browser bundle, and the API
 /// (server functions check the user themselves; ingest checks its key).
 fn is_public(path: &str) -> bool {
-    path == "/"
-        || path == "/login"
-        || path.starts_with("/pkg/")
-        || path.starts_with("/api/")
-        || path == "/favicon.svg"
+    path == "/" || path == "/login" || path.starts_with("/api/") || super::is_static_asset(path)
 }
 
 /// Middleware: a signed-out visit to a page goes to the sign-in page, and

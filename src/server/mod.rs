@@ -73,6 +73,12 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Whether a path is one of the build's static files (the browser bundle,
+/// the icon): public, never recorded, cached by their names.
+pub fn is_static_asset(path: &str) -> bool {
+    path.starts_with("/pkg/") || path == "/favicon.svg"
+}
+
 /// Runs a server function's body and, when it fails, answers with the
 /// error's HTTP status (401, 403, 400, ...) instead of a generic 500.
 pub async fn with_status<T>(

@@ -130,7 +130,7 @@ pub fn request_kind(path: &str) -> &'static str {
 /// Whether a request is recorded at all: the browser bundle and icons are not
 /// requests a person makes.
 fn is_recorded(path: &str) -> bool {
-    !(path.starts_with("/pkg/") || path == "/favicon.svg")
+    !super::is_static_asset(path)
 }
 
 /// Parameter names whose values are never stored.

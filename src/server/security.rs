@@ -118,7 +118,7 @@ pub fn cache_policy(path: &str, html: bool) -> Option<&'static str> {
     let name = path.rsplit('/').next().unwrap_or_default();
     if path.starts_with("/pkg/") && !path.contains("/snippets/") && has_content_hash(name) {
         Some("public, max-age=31536000, immutable")
-    } else if path.starts_with("/pkg/") || path == "/favicon.svg" {
+    } else if super::is_static_asset(path) {
         Some("no-cache")
     } else {
         None
