@@ -5,6 +5,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 ensure_rust_tools
 ensure_node_packages
+ensure_pdf_fonts
 build_release
 
 export AUDITDECK_DATABASE_URL="${AUDITDECK_DATABASE_URL:-sqlite://data/demo.db}"

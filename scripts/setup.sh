@@ -68,6 +68,23 @@ ensure_chromium() {
   fi
 }
 
+# The PDF report finds its fonts on the system: DejaVu Sans (Latin, Greek,
+# Cyrillic, Hebrew, Arabic, symbols), Droid Sans Fallback (Chinese,
+# Japanese) and NanumGothic (Korean). The tests read the PDFs back with poppler's pdftotext.
+ensure_pdf_fonts() {
+  local missing=()
+  [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+  [ -f /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf ] || missing+=(fonts-droid-fallback)
+  [ -f /usr/share/fonts/truetype/nanum/NanumGothic.ttf ] || missing+=(fonts-nanum)
+  if [ "${1:-}" = "--tests" ] && ! command -v pdftotext >/dev/null 2>&1; then
+    missing+=(poppler-utils)
+  fi
+  if [ "${#missing[@]}" -gt 0 ]; then
+    step "installing ${missing[*]} (fonts for the PDF report)"
+    apt_install "${missing[@]}"
+  fi
+}
+
 # The integrity browser test edits the database behind the server's back
 # with Python's sqlite3 module.
 ensure_python3() {

@@ -9,6 +9,7 @@ ensure_nextest
 ensure_node_packages
 ensure_chromium
 ensure_python3
+ensure_pdf_fonts --tests
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

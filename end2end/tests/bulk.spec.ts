@@ -1,8 +1,14 @@
 import { expect, test } from '@playwright/test';
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import { openHydrated, resultCount, rowIds, signIn } from './helpers';
 
 const rows = 'tbody tr[data-event-id]';
+
+/** A PDF's text as poppler's pdftotext reads it (scripts/test.sh installs it). */
+function pdfText(body: Buffer): string {
+  return execFileSync('pdftotext', ['-layout', '-enc', 'UTF-8', '-', '-'], { input: body }).toString('utf8');
+}
 
 async function downloadOf(page: import('@playwright/test').Page, click: () => Promise<void>) {
   const [download] = await Promise.all([page.waitForEvent('download'), click()]);
@@ -74,14 +80,37 @@ test('the whole filtered result exports as a PDF report with page numbers', asyn
   const count = await resultCount(page);
   const { name, body } = await exportAs(page, 'Export all matching', 'PDF');
   expect(name).toMatch(/\.pdf$/);
-  const text = body.toString('latin1');
-  expect(text.startsWith('%PDF-')).toBe(true);
+  const raw = body.toString('latin1');
+  expect(raw.startsWith('%PDF-')).toBe(true);
   // 32 rows on the first page (under the title), 37 on each after.
   const expected = count <= 32 ? 1 : 1 + Math.ceil((count - 32) / 37);
-  expect(text.match(/\/Type \/Page\b(?!s)/g)?.length).toBe(expected);
+  expect(raw.match(/\/Type \/Page\b(?!s)/g)?.length).toBe(expected);
+  const text = pdfText(body);
   expect(text).toContain(`Page ${expected} of ${expected}`);
-  expect(text).toContain('Auditdeck - Activity Log export');
+  expect(text).toContain('Auditdeck – Activity Log export');
   expect(text).toContain('filter action=LOGOUT');
+});
+
+test('a PDF of events written in six scripts prints them as written', async ({ page, request }) => {
+  const words = ['Пароль изменён', 'Ο κωδικός άλλαξε', 'הסיסמה שונתה', 'تم تغيير كلمة المرور', '密码已更改', 'パスワード変更'];
+  const tag = `scripts${Date.now()}`;
+  const response = await request.post('/api/v1/events', {
+    headers: { Authorization: `Bearer ${process.env.E2E_API_KEY}` },
+    data: words.map((w) => ({
+      action: 'UPDATE',
+      table: 'accounts',
+      initiator: { kind: 'user', id: 'u-scripts', name: 'Zoë Ångström' },
+      description: `${tag} ${w}`,
+    })),
+  });
+  expect(response.status()).toBe(201);
+  await signIn(page, 'auditor', `/activity-log?q=${tag}`);
+  await expect(page.locator(rows)).toHaveCount(words.length);
+  const { body } = await exportAs(page, 'Export all matching', 'PDF');
+  const text = pdfText(body);
+  expect(text).not.toContain('?');
+  expect(text).toContain('Zoë Ångström');
+  for (const word of words.flatMap((w) => w.split(' '))) expect(text).toContain(word);
 });
 
 test('an admin deletes two rows: they are gone and the deletion is listed', async ({ page }) => {

@@ -6,6 +6,7 @@
 //! cancel it. Starting the download writes the EXPORT event.
 
 use super::auth::{self_event, ClientInfo, RequestUser};
+use super::pdf_text::{Line, Typesetter};
 use super::state::AppState;
 use super::store::{self, ExportRow, RowSink};
 use crate::bulk::{ExportFormat, ExportSource, ExportStatus, ExportTicket, MAX_PDF_ROWS};
@@ -17,6 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use pdf_writer::{Content, Name, Pdf, Rect, Ref};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -686,11 +688,12 @@ fn json_line<'a>(row: &'a ExportRow<'_>) -> JsonLine<'a> {
 }
 
 /// A PDF report: title, the filter, when and by whom it was made, a table of
-/// the entries, page numbers. Built with `pdf-writer` in Helvetica (the
-/// viewer's own font: characters outside Windows-1252 show as `?`).
+/// the entries, page numbers. Built with `pdf-writer`; text in every script
+/// through `pdf_text` (system fonts, shaped, embedded as subsets).
 pub struct PdfReport {
     header: ReportHeader,
-    rows: Vec<[String; 7]>,
+    type_setter: Typesetter,
+    rows: Vec<[Line; 7]>,
 }
 
 /// A4 landscape, in points.
@@ -712,14 +715,18 @@ const COLUMNS: [(&str, f32, f32); 7] = [
 
 impl PdfReport {
     pub fn new(header: ReportHeader) -> Self {
+        Self::with_type_setter(header, Typesetter::new())
+    }
+
+    pub fn with_type_setter(header: ReportHeader, type_setter: Typesetter) -> Self {
         Self {
             header,
+            type_setter,
             rows: Vec::new(),
         }
     }
 
     pub fn row(&mut self, row: &ExportRow<'_>) {
-        let fit = |text: &str, width: f32| fit_text(text, width);
         let initiator = match (&row.initiator_name, &row.initiator_email) {
             (Some(n), Some(e)) => format!("{n} <{e}>"),
             (Some(n), None) => n.to_string(),
@@ -741,8 +748,10 @@ impl PdfReport {
             row.ip.as_deref().unwrap_or_default().to_string(),
             row.description.replace(['\n', '\r', '\t'], " "),
         ];
-        self.rows
-            .push(std::array::from_fn(|i| fit(&cells[i], COLUMNS[i].2 - 4.0)));
+        let t = &mut self.type_setter;
+        self.rows.push(std::array::from_fn(|i| {
+            t.line(&cells[i], false, FONT_SIZE, COLUMNS[i].2 - 4.0)
+        }));
     }
 
     /// Rows on the first page (below the title block) and on the others.
@@ -761,64 +770,46 @@ impl PdfReport {
     }
 
     pub fn finish(&mut self) -> Vec<u8> {
-        use pdf_writer::{Content, Name, Pdf, Rect, Ref, Str};
         let pages = self.page_count();
+        let t = &mut self.type_setter;
+        let h = &self.header;
+        let wide = PAGE_W - 2.0 * MARGIN;
+        let title = t.line("Auditdeck \u{2013} Activity Log export", true, 16.0, wide);
+        let lines = [
+            format!("Selection: {}", h.selection),
+            format!(
+                "Generated: {} UTC by {}",
+                format_utc(h.generated_at),
+                h.user
+            ),
+            format!("Entries: {}", format_count(h.total)),
+        ]
+        .map(|line| t.line(&line, false, 9.0, wide));
+        let titles = COLUMNS.map(|(title, _, w)| t.line(title, true, FONT_SIZE, w - 4.0));
+        let footers: Vec<Line> = (0..pages)
+            .map(|i| t.line(&format!("Page {} of {}", i + 1, pages), false, 8.0, 80.0))
+            .collect();
+
         let catalog = Ref::new(1);
         let tree = Ref::new(2);
-        let font = Ref::new(3);
-        let bold = Ref::new(4);
-        let page_ref = |i: usize| Ref::new(5 + 2 * i as i32);
-        let content_ref = |i: usize| Ref::new(6 + 2 * i as i32);
+        let page_ref = |i: usize| Ref::new(3 + 2 * i as i32);
+        let content_ref = |i: usize| Ref::new(4 + 2 * i as i32);
+        let fonts = Ref::new(3 + 2 * pages as i32);
+        let t = &self.type_setter;
+        let resources = t.resources(fonts);
         let mut pdf = Pdf::new();
         pdf.catalog(catalog).pages(tree);
         pdf.pages(tree)
             .kids((0..pages).map(page_ref))
             .count(pages as i32);
-        pdf.type1_font(font)
-            .base_font(Name(b"Helvetica"))
-            .encoding_predefined(Name(b"WinAnsiEncoding"));
-        pdf.type1_font(bold)
-            .base_font(Name(b"Helvetica-Bold"))
-            .encoding_predefined(Name(b"WinAnsiEncoding"));
         let mut rows = self.rows.iter();
-        for i in 0..pages {
+        for (i, footer) in footers.iter().enumerate() {
             let mut c = Content::new();
-            let text = |c: &mut Content, f: &[u8], size: f32, x: f32, y: f32, s: &str| {
-                c.begin_text();
-                c.set_font(Name(f), size);
-                c.next_line(x, y);
-                c.show(Str(&win_ansi(s)));
-                c.end_text();
-            };
             let mut y = PAGE_H - MARGIN;
             if i == 0 {
-                text(
-                    &mut c,
-                    b"F2",
-                    16.0,
-                    MARGIN,
-                    y - 14.0,
-                    "Auditdeck - Activity Log export",
-                );
-                let h = &self.header;
-                let lines = [
-                    format!("Selection: {}", h.selection),
-                    format!(
-                        "Generated: {} UTC by {}",
-                        format_utc(h.generated_at),
-                        h.user
-                    ),
-                    format!("Entries: {}", format_count(h.total)),
-                ];
+                t.show(&mut c, &title, true, 16.0, MARGIN, y - 14.0);
                 for (k, line) in lines.iter().enumerate() {
-                    text(
-                        &mut c,
-                        b"F1",
-                        9.0,
-                        MARGIN,
-                        y - 34.0 - 13.0 * k as f32,
-                        &fit_text(line, PAGE_W - 2.0 * MARGIN),
-                    );
+                    t.show(&mut c, line, false, 9.0, MARGIN, y - 34.0 - 13.0 * k as f32);
                 }
                 y -= 84.0;
             }
@@ -827,14 +818,14 @@ impl PdfReport {
             c.rect(MARGIN, y - ROW_H, PAGE_W - 2.0 * MARGIN, ROW_H);
             c.fill_nonzero();
             c.set_fill_gray(0.0);
-            for (title, x, _) in COLUMNS {
-                text(&mut c, b"F2", FONT_SIZE, x + 2.0, y - 9.5, title);
+            for (line, (_, x, _)) in titles.iter().zip(COLUMNS) {
+                t.show(&mut c, line, true, FONT_SIZE, x + 2.0, y - 9.5);
             }
             y -= ROW_H;
             for _ in 0..Self::rows_per_page(i == 0) {
                 let Some(row) = rows.next() else { break };
                 for (cell, (_, x, _)) in row.iter().zip(COLUMNS) {
-                    text(&mut c, b"F1", FONT_SIZE, x + 2.0, y - 9.5, cell);
+                    t.show(&mut c, cell, false, FONT_SIZE, x + 2.0, y - 9.5);
                 }
                 c.set_stroke_gray(0.85);
                 c.move_to(MARGIN, y - ROW_H);
@@ -842,63 +833,33 @@ impl PdfReport {
                 c.stroke();
                 y -= ROW_H;
             }
-            let footer = format!("Page {} of {}", i + 1, pages);
-            text(
+            t.show(
                 &mut c,
-                b"F1",
+                footer,
+                false,
                 8.0,
                 PAGE_W - MARGIN - 60.0,
                 MARGIN - 14.0,
-                &footer,
             );
             let mut page = pdf.page(page_ref(i));
             page.media_box(Rect::new(0.0, 0.0, PAGE_W, PAGE_H))
                 .parent(tree)
                 .contents(content_ref(i));
-            page.resources()
-                .fonts()
-                .pair(Name(b"F1"), font)
-                .pair(Name(b"F2"), bold);
+            let mut res = page.resources();
+            let mut names = res.fonts();
+            for (name, id) in &resources {
+                names.pair(Name(name.as_bytes()), *id);
+            }
+            drop(names);
+            drop(res);
             drop(page);
-            pdf.stream(content_ref(i), &c.finish());
+            let packed = miniz_oxide::deflate::compress_to_vec_zlib(&c.finish(), 6);
+            pdf.stream(content_ref(i), &packed)
+                .filter(pdf_writer::Filter::FlateDecode);
         }
+        t.write_fonts(&mut pdf, fonts);
         pdf.finish()
     }
-}
-
-/// Cuts text to about `width` points of 7.5 pt Helvetica, ending in `...`.
-fn fit_text(text: &str, width: f32) -> String {
-    let max = (width / (FONT_SIZE * 0.56)) as usize;
-    if text.chars().count() <= max {
-        text.to_string()
-    } else {
-        let mut cut: String = text.chars().take(max.saturating_sub(3)).collect();
-        cut.push_str("...");
-        cut
-    }
-}
-
-/// Text in the PDF's WinAnsiEncoding: Latin-1 and the common punctuation;
-/// anything else becomes `?`.
-pub fn win_ansi(text: &str) -> Vec<u8> {
-    text.chars()
-        .map(|c| match c {
-            '\u{20}'..='\u{7e}' | '\u{a0}'..='\u{ff}' => c as u8,
-            '€' => 0x80,
-            '‚' => 0x82,
-            '„' => 0x84,
-            '…' => 0x85,
-            '‘' => 0x91,
-            '’' => 0x92,
-            '“' => 0x93,
-            '”' => 0x94,
-            '•' => 0x95,
-            '–' => 0x96,
-            '—' => 0x97,
-            '™' => 0x99,
-            _ => b'?',
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -923,13 +884,5 @@ mod tests {
         for cell in ["-5", "+3.25", "-0.5", "42", "a=b", "", "hello @you", "5-3"] {
             assert_eq!(neutralise(cell), cell, "{cell:?}");
         }
-    }
-
-    #[test]
-    fn pdf_text_is_win_ansi() {
-        assert_eq!(win_ansi("Zürich – 5 €"), b"Z\xfcrich \x96 5 \x80".to_vec());
-        assert_eq!(win_ansi("日本"), b"??".to_vec());
-        assert_eq!(fit_text("short", 100.0), "short");
-        assert!(fit_text(&"x".repeat(200), 40.0).ends_with("..."));
     }
 }

@@ -10,6 +10,7 @@ pub mod diff;
 pub mod export;
 pub mod ingest;
 pub mod maintenance;
+pub mod pdf_text;
 pub mod recorder;
 pub mod security;
 pub mod state;

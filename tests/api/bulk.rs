@@ -131,6 +131,21 @@ async fn json_lines_round_trip() {
     }
 }
 
+/// A PDF's text as poppler's `pdftotext` reads it (layout kept).
+fn pdf_text(body: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("pdftotext")
+        .args(["-layout", "-enc", "UTF-8", "-", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("pdftotext (Debian's poppler-utils) on PATH");
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "pdftotext refused the PDF");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[tokio::test]
 async fn pdf_export_is_a_pdf_report() {
     let app = seeded().await;
@@ -138,15 +153,60 @@ async fn pdf_export_is_a_pdf_report() {
     let (status, body) = export(&app, &auditor, json!({"Filter": {}}), "Pdf").await;
     assert_eq!(status, 200);
     assert!(body.starts_with(b"%PDF-"));
-    let text = String::from_utf8_lossy(&body);
-    assert!(text.trim_end().ends_with("%%EOF"));
-    assert!(text.contains("Auditdeck - Activity Log export"));
-    assert!(text.contains("Page 1 of 1"));
+    let raw = String::from_utf8_lossy(&body);
+    assert!(raw.trim_end().ends_with("%%EOF"));
     // 30 events and the auditor's own sign-in fit one page.
     assert_eq!(
-        text.matches("/Type /Page\n").count() + text.matches("/Type /Page ").count(),
+        raw.matches("/Type /Page\n").count() + raw.matches("/Type /Page ").count(),
         1
     );
+    let text = pdf_text(&body);
+    assert!(text.contains("Auditdeck – Activity Log export"), "{text}");
+    assert!(text.contains("Page 1 of 1"));
+    assert!(text.contains("Entries: 32"), "{text}");
+}
+
+/// Events in six scripts (and Latin with accents and symbols) come out of
+/// the PDF as written: embedded fonts, not `?`.
+#[tokio::test]
+async fn pdf_export_prints_every_script() {
+    let app = TestApp::new().await;
+    let texts = [
+        "Zürich – 5 € ✓",
+        "Пароль изменён",
+        "Ο κωδικός άλλαξε",
+        "הסיסמה שונתה",
+        "تم تغيير كلمة المرور",
+        "密码已更改",
+        "パスワード変更",
+        "비밀번호 변경",
+    ];
+    let events: Vec<_> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let mut e = sample_event(i as u32, T0 + i as i64 * 1_000_000);
+            e.description = (*text).into();
+            e
+        })
+        .collect();
+    store::insert_events(&app.db, &events, None).await.unwrap();
+    let auditor = app.session_for(Role::Auditor).await;
+    let (status, body) = export(&app, &auditor, json!({"Filter": {}}), "Pdf").await;
+    assert_eq!(status, 200);
+    let raw = String::from_utf8_lossy(&body);
+    assert!(raw.contains("/FontFile2"), "a font is embedded");
+    if let Ok(path) = std::env::var("AUDITDECK_TEST_PDF_OUT") {
+        std::fs::write(path, &body).unwrap();
+    }
+    let text = pdf_text(&body);
+    assert!(!text.contains('?'), "{text}");
+    for written in texts {
+        // Right-to-left words may come back in either order: each word must.
+        for word in written.split(' ') {
+            assert!(text.contains(word), "{word:?} is missing from\n{text}");
+        }
+    }
 }
 
 #[tokio::test]
