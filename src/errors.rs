@@ -26,6 +26,10 @@ pub enum AppError {
     PayloadTooLarge(usize),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Well-formed, but in conflict with what was sent before (an
+    /// idempotency key reused for another body).
+    #[error("{0}")]
+    Unprocessable(String),
     /// Too many attempts (failed sign-ins); the text says when to retry.
     #[error("{0}")]
     TooManyRequests(String),
@@ -52,6 +56,7 @@ impl AppError {
             Self::Conflict(_) => 409,
             Self::PayloadTooLarge(_) => 413,
             Self::UnsupportedMediaType(_) => 415,
+            Self::Unprocessable(_) => 422,
             Self::TooManyRequests(_) => 429,
             Self::Internal | Self::Transport(_) => 500,
         }

@@ -3,7 +3,12 @@
 //! The body is one event object or an array of them (a batch). Every event is
 //! validated before anything is stored; the batch is stored in one
 //! transaction; the answer is `201 {"ids": [...]}`. Errors are
-//! `{"error": "..."}` with 400 (naming the field), 401, 413 or 415.
+//! `{"error": "..."}` with 400 (naming the field), 401, 413, 415 or 422.
+//!
+//! A request may carry an `Idempotency-Key` header (per API key, kept 24
+//! hours): a retry with the same key and the same body answers the first
+//! answer (the same ids, `Idempotent-Replayed: true`) and stores nothing; the
+//! same key with another body gets 422.
 
 use super::api_keys;
 use super::state::AppState;
@@ -286,6 +291,9 @@ fn text(
     Ok(Some(value.to_string()))
 }
 
+/// The longest `Idempotency-Key` accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
 /// The axum handler.
 pub async fn ingest_events(
     State(state): State<AppState>,
@@ -293,12 +301,40 @@ pub async fn ingest_events(
     body: Body,
 ) -> Response {
     match ingest(&state, &headers, body).await {
-        Ok(ids) => (StatusCode::CREATED, Json(serde_json::json!({ "ids": ids }))).into_response(),
+        Ok(outcome) => {
+            let body = Json(serde_json::json!({ "ids": outcome.ids() }));
+            let mut response = (StatusCode::CREATED, body).into_response();
+            if matches!(outcome, store::Ingested::Replayed(_)) {
+                response.headers_mut().insert(
+                    "idempotent-replayed",
+                    axum::http::HeaderValue::from_static("true"),
+                );
+            }
+            response
+        }
         Err(e) => e.into_response(),
     }
 }
 
-async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> AppResult<Vec<i64>> {
+/// The request's `Idempotency-Key`, if it has one: 1 to 255 visible ASCII
+/// characters (a UUID, say).
+pub fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().ok().map(str::trim).unwrap_or_default();
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(AppError::bad_request(format!(
+            "Idempotency-Key: must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters (a UUID, for example)"
+        )));
+    }
+    Ok(Some(key.to_string()))
+}
+
+async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> AppResult<store::Ingested> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -314,6 +350,7 @@ async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> AppResult<
             "Content-Type must be application/json".into(),
         ));
     }
+    let idempotency = idempotency_key(headers)?;
 
     let limit = state.config.ingest_max_body_bytes;
     let declared = headers
@@ -328,7 +365,14 @@ async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> AppResult<
         .map_err(|_| AppError::PayloadTooLarge(limit))?;
 
     let events = parse_payload(&bytes, state.config.ingest_max_batch, &key, state.db.now())?;
-    store::insert_events(&state.db, &events, Some(key.id)).await
+    let idempotency = idempotency.map(|key| store::Idempotency {
+        key,
+        body_hash: {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&bytes))
+        },
+    });
+    store::ingest_events(&state.db, &events, key.id, idempotency.as_ref()).await
 }
 
 #[cfg(test)]

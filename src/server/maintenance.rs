@@ -137,9 +137,14 @@ pub async fn start_verification(
     Ok(id)
 }
 
-/// One maintenance pass: a periodic checkpoint of the head, then retention.
+/// One maintenance pass: a periodic checkpoint of the head, the ingest
+/// answers kept for retries that are past their 24 hours, then retention.
 pub async fn maintain(db: &Db, config: &AppConfig) -> AppResult<()> {
     store::write_checkpoint(db, "periodic").await?;
+    let forgotten = store::purge_ingest_requests(db).await?;
+    if forgotten > 0 {
+        tracing::info!(forgotten, "ingest answers older than 24 hours forgotten");
+    }
     let (policy, _) = effective_policy(db, config).await?;
     if let Some(outcome) = store::apply_retention(db, &policy, db.now()).await? {
         tracing::info!(

@@ -455,6 +455,10 @@ fn shape(faces: &Faces, chain: &[usize], text: &str) -> Vec<Run> {
     if text.is_empty() {
         return out;
     }
+    if let Some(run) = simple_run(faces, chain[0], text) {
+        out.push(run);
+        return out;
+    }
     let bidi = BidiInfo::new(text, None);
     for para in &bidi.paragraphs {
         let (levels, runs) = bidi.visual_runs(para, para.range.clone());
@@ -470,6 +474,29 @@ fn shape(faces: &Faces, chain: &[usize], text: &str) -> Vec<Run> {
         }
     }
     out
+}
+
+/// Most cells (ids, dates, actions, Latin, Greek and Cyrillic text) need no
+/// bidi and no shaping: left to right, one glyph per character of the first
+/// face, each at its own advance. `None` when the text needs more.
+fn simple_run(faces: &Faces, face: usize, text: &str) -> Option<Run> {
+    let f = &faces.list[face];
+    let mut glyphs = Vec::with_capacity(text.len());
+    for (i, c) in text.char_indices() {
+        // Combining marks, and from Hebrew on: scripts that shape or run
+        // right to left.
+        if ('\u{0300}'..='\u{036f}').contains(&c) || c >= '\u{0590}' {
+            return None;
+        }
+        let glyph = f.shaper.glyph_index(c)?.0;
+        glyphs.push(Placed {
+            glyph,
+            advance: f.advance(glyph),
+            offset: 0.0,
+            text: i..i + c.len_utf8(),
+        });
+    }
+    Some(Run { face, glyphs })
 }
 
 /// Splits `range` of `text` into pieces of one face each: a character stays

@@ -1,4 +1,4 @@
-use crate::common::{json_batch, TestApp};
+use crate::common::{json_batch, TestApp, TestResponse};
 use auditdeck::models::{EventQuery, InitiatorKind};
 use auditdeck::server::config::AppConfig;
 use auditdeck::server::store;
@@ -200,4 +200,141 @@ async fn only_post_is_accepted() {
     let app = TestApp::new().await;
     let r = app.get("/api/v1/events").await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// A POST of the ingest API with an `Idempotency-Key`.
+async fn ingest_once(app: &TestApp, key: &str, idempotency: &str, body: &str) -> TestResponse {
+    let request = Request::post("/api/v1/events")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {key}"))
+        .header("idempotency-key", idempotency)
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    app.send(request).await
+}
+
+fn ids_of(r: &TestResponse) -> Vec<i64> {
+    r.json()["ids"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no ids: {} {}", r.status, r.text()))
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_idempotency_key_answers_the_first_answer_and_stores_nothing() {
+    let app = TestApp::new().await;
+    let key = app.api_key().await;
+    let body = json_batch(3, "retry");
+    let first = ingest_once(&app, &key, "req-1", &body).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    let again = ingest_once(&app, &key, "req-1", &body).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.text());
+    assert_eq!(ids_of(&again), ids_of(&first));
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(app.count().await, 3, "the retry stored nothing");
+
+    // Another key is another request; no key at all stores every time.
+    let other = ingest_once(&app, &key, "req-2", &body).await;
+    assert_eq!(other.status, StatusCode::CREATED);
+    assert_ne!(ids_of(&other), ids_of(&first));
+    assert_eq!(
+        app.ingest(Some(&key), body.clone()).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(app.count().await, 9);
+
+    // Keys are per API key: another client may use "req-1" for its own.
+    let (_, second_key) = auditdeck::server::api_keys::create(&app.db, "second")
+        .await
+        .unwrap();
+    let theirs = ingest_once(&app, &second_key, "req-1", &body).await;
+    assert_eq!(theirs.status, StatusCode::CREATED);
+    assert_ne!(ids_of(&theirs), ids_of(&first));
+    assert_eq!(app.count().await, 12);
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_with_another_body_is_refused_and_changes_nothing() {
+    let app = TestApp::new().await;
+    let key = app.api_key().await;
+    let first = ingest_once(&app, &key, "req-1", &json_batch(2, "one")).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let other = ingest_once(&app, &key, "req-1", &json_batch(2, "two")).await;
+    assert_eq!(
+        other.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        other.text()
+    );
+    assert!(
+        other.error().contains("Idempotency-Key"),
+        "{}",
+        other.error()
+    );
+    assert_eq!(app.count().await, 2);
+    // The first answer still stands.
+    let again = ingest_once(&app, &key, "req-1", &json_batch(2, "one")).await;
+    assert_eq!(ids_of(&again), ids_of(&first));
+}
+
+#[tokio::test]
+async fn a_malformed_idempotency_key_is_refused_before_anything_is_stored() {
+    let app = TestApp::new().await;
+    let key = app.api_key().await;
+    for bad in ["", "  ", "has space", &"k".repeat(256)] {
+        let r = ingest_once(&app, &key, bad, &json_batch(1, "bad")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad:?}: {}", r.text());
+        assert!(r.error().starts_with("Idempotency-Key:"), "{}", r.error());
+    }
+    // An invalid body with a key is refused and leaves the key unused.
+    let r = ingest_once(&app, &key, "req-1", r#"{"action":""}"#).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.count().await, 0);
+    let r = ingest_once(&app, &key, "req-1", &json_batch(1, "good")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(app.count().await, 1);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_is_kept_24_hours_then_forgotten() {
+    let app = TestApp::new().await;
+    let key = app.api_key().await;
+    let body = json_batch(1, "day");
+    let first = ingest_once(&app, &key, "req-1", &body).await;
+    app.clock().advance(23 * 3600 * 1_000_000);
+    let within = ingest_once(&app, &key, "req-1", &body).await;
+    assert_eq!(ids_of(&within), ids_of(&first));
+    assert_eq!(store::purge_ingest_requests(&app.db).await.unwrap(), 0);
+    app.clock().advance(3600 * 1_000_000);
+    // Past 24 hours the key is a new request (and may carry a new body).
+    let later = ingest_once(&app, &key, "req-1", &json_batch(1, "next")).await;
+    assert_eq!(later.status, StatusCode::CREATED);
+    assert_ne!(ids_of(&later), ids_of(&first));
+    assert_eq!(app.count().await, 2);
+    app.clock().advance(24 * 3600 * 1_000_000 + 1);
+    assert_eq!(store::purge_ingest_requests(&app.db).await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_retries_with_one_key_store_the_batch_once() {
+    let app = std::sync::Arc::new(TestApp::new().await);
+    let key = app.api_key().await;
+    let body = json_batch(50, "race");
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (app, key, body) = (app.clone(), key.clone(), body.clone());
+            tokio::spawn(async move { ingest_once(&app, &key, "race-1", &body).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        let r = task.await.unwrap();
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        answers.push(ids_of(&r));
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    assert_eq!(app.count().await, 50);
 }

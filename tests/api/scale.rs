@@ -2,6 +2,8 @@
 //! processes on their own ports take ingest at once, share sign-in
 //! sessions and export tickets, and leave one intact chain with every event
 //! stored exactly once. Runs on PostgreSQL (`AUDITDECK_TEST_BACKEND=postgres`).
+//! And a crash test on both databases: a server killed under clients that
+//! retry with idempotency keys loses nothing and stores nothing twice.
 
 use crate::common::{session_cookie, test_on_postgres, TestApp, TestResponse, PASSWORD};
 use auditdeck::integrity::VerifyMode;
@@ -231,5 +233,207 @@ async fn two_servers_share_one_database_and_keep_one_intact_chain() {
     );
     let r = send(&client, download(&servers[1].base)).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "a ticket downloads once");
+    drop(servers);
+}
+
+/// One ingest request over HTTP that may fail (the server killed under it).
+async fn try_ingest(
+    client: &HttpClient,
+    base: &str,
+    key: &str,
+    idempotency: &str,
+    body: &str,
+) -> Option<TestResponse> {
+    try_ingest_within(
+        client,
+        base,
+        key,
+        idempotency,
+        body,
+        Duration::from_secs(20),
+    )
+    .await
+}
+
+/// [`try_ingest`] that gives up waiting for the answer after `patience`.
+async fn try_ingest_within(
+    client: &HttpClient,
+    base: &str,
+    key: &str,
+    idempotency: &str,
+    body: &str,
+    patience: Duration,
+) -> Option<TestResponse> {
+    let request = Request::post(format!("{base}/api/v1/events"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {key}"))
+        .header("idempotency-key", idempotency)
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let response = tokio::time::timeout(patience, client.request(request))
+        .await
+        .ok()?
+        .ok()?;
+    let r = TestResponse::read(response).await;
+    (r.status == StatusCode::CREATED).then_some(r)
+}
+
+/// The stored events of the load batches: all, and distinct descriptions.
+async fn stored_orders(app: &TestApp) -> (i64, i64) {
+    {
+        let mut db = &app.db;
+        use auditdeck::server::store::Exec;
+        let sql = db.sql(
+            "SELECT COUNT(*), COUNT(DISTINCT description) FROM events WHERE table_name = 'orders'",
+        );
+        let row = db.one(&sql).await.unwrap();
+        (row.get::<i64>(0).unwrap(), row.get::<i64>(1).unwrap())
+    }
+}
+
+/// The crash test: six clients ingest with an `Idempotency-Key` per batch
+/// and retry every failure with the same key and body; the server is killed
+/// (SIGKILL) ten times on the way and started again. Every event is stored
+/// exactly once and the chain is whole. On both databases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_that_retry_with_idempotency_keys_store_every_event_once_across_crashes() {
+    const CLIENTS: usize = 6;
+    const CRASH_BATCHES: usize = 30;
+    const CRASH_BATCH_SIZE: usize = 25;
+    const KILLS: usize = 10;
+    let app = TestApp::new().await;
+    let key = app.api_key().await;
+    let mut server = start_server(&app.url).await;
+    let base = std::sync::Arc::new(std::sync::RwLock::new(server.base.clone()));
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let retries = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let replayed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let (client, key, base, acked, retries, replayed) = (
+            client.clone(),
+            key.clone(),
+            base.clone(),
+            acked.clone(),
+            retries.clone(),
+            replayed.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for b in 0..CRASH_BATCHES {
+                let body = batch(0, c, b, CRASH_BATCH_SIZE);
+                let idempotency = format!("client-{c}-batch-{b}");
+                for attempt in 0.. {
+                    let at = base.read().unwrap().clone();
+                    // Every third batch's first attempt gives up after a few
+                    // milliseconds: its answer is lost after the commit, as
+                    // when a connection drops.
+                    let patience = if attempt == 0 && b % 3 == 0 {
+                        Duration::from_millis(2)
+                    } else {
+                        Duration::from_secs(20)
+                    };
+                    let r =
+                        try_ingest_within(&client, &at, &key, &idempotency, &body, patience).await;
+                    if let Some(r) = r {
+                        ids.extend(
+                            r.json()["ids"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .map(|v| v.as_i64().unwrap()),
+                        );
+                        acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        if r.headers.contains_key("idempotent-replayed") {
+                            replayed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        break;
+                    }
+                    retries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            ids
+        }));
+    }
+    // Kill the server with SIGKILL ten times on the way.
+    let total = CLIENTS * CRASH_BATCHES;
+    for crash in 1..=KILLS {
+        while acked.load(std::sync::atomic::Ordering::SeqCst) < total * crash / (KILLS + 1) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(server);
+        server = start_server(&app.url).await;
+        *base.write().unwrap() = server.base.clone();
+    }
+    let mut ids: Vec<i64> = Vec::new();
+    for task in tasks {
+        ids.extend(task.await.expect("client"));
+    }
+    let sent = total * CRASH_BATCH_SIZE;
+    assert_eq!(ids.len(), sent, "every event acknowledged");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), sent, "one id per event");
+    let (stored, distinct) = stored_orders(&app).await;
+    eprintln!(
+        "crash test: {KILLS} kills, {sent} events acknowledged, {stored} stored ({distinct} distinct), \
+         {} retries, {} answered from a stored answer",
+        retries.load(std::sync::atomic::Ordering::SeqCst),
+        replayed.load(std::sync::atomic::Ordering::SeqCst)
+    );
+    assert_eq!(stored, sent as i64, "stored exactly once");
+    assert_eq!(distinct, sent as i64);
+    let report = store::verify_chain(&app.db, VerifyMode::Full, Vec::new(), |_, _| {})
+        .await
+        .unwrap();
+    assert!(report.intact(), "{:?}", report.problems);
+    drop(server);
+}
+
+/// Two servers on one PostgreSQL database take the same requests (the same
+/// keys and bodies) at once: each batch is stored once and both servers
+/// answer it with the same ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_answer_one_idempotency_key_with_one_stored_batch() {
+    if !test_on_postgres() {
+        eprintln!("skipped: several servers share a PostgreSQL database (AUDITDECK_TEST_BACKEND=postgres)");
+        return;
+    }
+    let app = TestApp::new().await;
+    let key = app.api_key().await;
+    let servers = [start_server(&app.url).await, start_server(&app.url).await];
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let mut tasks = Vec::new();
+    for server in &servers {
+        for c in 0..4 {
+            let (client, base, key) = (client.clone(), server.base.clone(), key.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for b in 0..10 {
+                    let body = batch(0, c, b, 20);
+                    let r = try_ingest(&client, &base, &key, &format!("c{c}-b{b}"), &body)
+                        .await
+                        .expect("answered");
+                    answers.push(r.json()["ids"].clone());
+                }
+                (c, answers)
+            }));
+        }
+    }
+    let mut by_client = std::collections::HashMap::new();
+    for task in tasks {
+        let (c, answers) = task.await.unwrap();
+        if let Some(previous) = by_client.insert(c, answers.clone()) {
+            assert_eq!(
+                previous, answers,
+                "both servers gave client {c} the same ids"
+            );
+        }
+    }
+    let (stored, distinct) = stored_orders(&app).await;
+    assert_eq!(stored, 4 * 10 * 20);
+    assert_eq!(distinct, 4 * 10 * 20);
     drop(servers);
 }
