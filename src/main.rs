@@ -42,6 +42,10 @@ enum Command {
         /// What the key is for, e.g. the name of the sending system.
         #[arg(long)]
         label: String,
+        /// What it may do: events:write (the default), events:read,
+        /// sessions:read; repeat the flag or separate with commas.
+        #[arg(long = "scope", value_delimiter = ',', default_value = "events:write")]
+        scopes: Vec<String>,
     },
     /// Create a user (e.g. the first admin). The password comes from the
     /// environment variable AUDITDECK_PASSWORD; without it one is generated
@@ -144,8 +148,9 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             };
             load_demo(&db, &spec).await
         }
-        Command::CreateApiKey { label } => {
-            let (id, key) = api_keys::create(&db, &label)
+        Command::CreateApiKey { label, scopes } => {
+            let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+            let (id, key) = api_keys::create_with_scopes(&db, &label, &scopes)
                 .await
                 .map_err(|e| e.to_string())?;
             println!("API key {id} ({label}) created. It is shown only this once:");

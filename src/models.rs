@@ -64,6 +64,43 @@ pub struct UserRow {
     pub created_at: i64,
 }
 
+/// What an API key may do, and what Settings → API keys says of each.
+pub const API_KEY_SCOPES: [(&str, &str); 3] = [
+    ("events:write", "Send events (POST /api/v1/events)"),
+    ("events:read", "Read the Activity Log"),
+    ("sessions:read", "Read Admin Sessions"),
+];
+
+/// The scope a key needs to send events.
+pub const SCOPE_EVENTS_WRITE: &str = "events:write";
+
+/// Checks a list of scopes: known ones, at least one, each once, in the
+/// order of [`API_KEY_SCOPES`].
+pub fn parse_scopes<'a>(scopes: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>, String> {
+    let mut chosen = Vec::new();
+    for scope in scopes {
+        let scope = scope.trim();
+        if !API_KEY_SCOPES.iter().any(|(s, _)| *s == scope) {
+            let known: Vec<&str> = API_KEY_SCOPES.iter().map(|(s, _)| *s).collect();
+            return Err(format!(
+                "scopes: \"{scope}\" is not one of {}",
+                known.join(", ")
+            ));
+        }
+        chosen.push(scope);
+    }
+    let ordered: Vec<String> = API_KEY_SCOPES
+        .iter()
+        .map(|(s, _)| *s)
+        .filter(|s| chosen.contains(s))
+        .map(str::to_string)
+        .collect();
+    if ordered.is_empty() {
+        return Err("scopes: choose at least one".into());
+    }
+    Ok(ordered)
+}
+
 /// A row of Settings → API keys (never the key itself).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKeyRow {
@@ -71,6 +108,8 @@ pub struct ApiKeyRow {
     pub label: String,
     /// The first characters of the key, to recognise it.
     pub prefix: String,
+    /// What the key may do (see [`API_KEY_SCOPES`]).
+    pub scopes: Vec<String>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,

@@ -15,7 +15,8 @@ const CEILING: Record<string, number> = {
   '/admin-sessions': 461_000,
   '/integrity': 363_000,
   '/settings/users': 356_000,
-  '/settings/api-keys': 343_000,
+  // 341 KB before the scopes form (issue 19); still within the target.
+  '/settings/api-keys': 349_000,
   '/settings/retention': 370_000,
 };
 

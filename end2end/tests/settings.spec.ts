@@ -98,3 +98,34 @@ test('an admin creates an API key, sees it once, and revokes it', async ({ page,
   });
   expect(refused.status()).toBe(401);
 });
+
+test('an admin creates a key that may only read: its scopes are listed and it may not send', async ({ page, request }) => {
+  const label = `e2e-reader-${Date.now() % 100000}`;
+  await signIn(page, 'admin', '/settings/api-keys');
+  await page.getByLabel('Label').fill(label);
+  const scopes = page.getByRole('group', { name: 'What the key may do' });
+  // Sending is ticked by default; this key only reads.
+  await expect(scopes.getByRole('checkbox', { name: /events:write/ })).toBeChecked();
+  await scopes.getByRole('checkbox', { name: /events:write/ }).uncheck();
+  await scopes.getByRole('checkbox', { name: /events:read/ }).check();
+  await page.getByRole('button', { name: 'Create key' }).click();
+  const key = (await page.getByTestId('new-api-key').textContent()) ?? '';
+  expect(key).toMatch(/^adk_/);
+  const row = page.locator(`tr[data-key-label="${label}"]`);
+  await expect(row.getByTestId('key-scopes')).toHaveText('events:read');
+
+  const sent = await request.post('/api/v1/events', {
+    headers: { Authorization: `Bearer ${key}` },
+    data: { action: 'PING' },
+  });
+  expect(sent.status()).toBe(403);
+  expect((await sent.json()).error).toContain('lacks the events:write scope');
+
+  // With nothing ticked the form says what is missing.
+  await page.getByLabel('Label').fill(`${label}-none`);
+  await scopes.getByRole('checkbox', { name: /events:read/ }).uncheck();
+  await scopes.getByRole('checkbox', { name: /events:write/ }).uncheck();
+  await page.getByRole('button', { name: 'Create key' }).click();
+  await expect(page.getByText('scopes: choose at least one')).toBeVisible();
+  await expect(page.locator(`tr[data-key-label="${label}-none"]`)).toHaveCount(0);
+});

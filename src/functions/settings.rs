@@ -174,15 +174,37 @@ pub async fn list_api_keys() -> Result<Vec<ApiKeyRow>, AppError> {
     .await
 }
 
-/// Creates an API key and returns it: the only time it is shown. Admin.
+/// Creates an API key with the scopes ticked and returns it: the only time
+/// it is shown. Admin. Each scope is a checkbox named after it (with `_`
+/// for `:`), so the form needs no list encoding.
 #[server(endpoint = "create_api_key")]
-pub async fn create_api_key(label: String) -> Result<String, AppError> {
+pub async fn create_api_key(
+    label: String,
+    #[server(default)] events_write: Option<String>,
+    #[server(default)] events_read: Option<String>,
+    #[server(default)] sessions_read: Option<String>,
+) -> Result<String, AppError> {
     use crate::server::{api_keys, store};
     crate::server::with_status(async move {
         let (state, me, client) = admin::admin().await?;
+        let ticked: Vec<&str> = [
+            ("events:write", &events_write),
+            ("events:read", &events_read),
+            ("sessions:read", &sessions_read),
+        ]
+        .into_iter()
+        .filter(|(_, on)| on.is_some())
+        .map(|(scope, _)| scope)
+        .collect();
         let mut tx = store::begin(&state.db).await?;
-        let (id, key) = api_keys::create_in(&mut tx, &label).await?;
-        let description = format!("Created API key \"{}\"", label.trim());
+        let (id, key) = api_keys::create_in(&mut tx, &label, &ticked).await?;
+        let description = format!(
+            "Created API key \"{}\" ({})",
+            label.trim(),
+            crate::models::parse_scopes(ticked.iter().copied())
+                .unwrap_or_default()
+                .join(", ")
+        );
         admin::audit_and_commit(
             tx,
             &me,

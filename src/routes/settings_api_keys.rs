@@ -4,7 +4,7 @@ use crate::components::error_notice::ErrorNotice;
 use crate::components::form_message::FormError;
 use crate::components::layout::Breadcrumb;
 use crate::functions::settings::{list_api_keys, CreateApiKey, RevokeApiKey};
-use crate::models::{format_utc, ApiKeyRow};
+use crate::models::{format_utc, ApiKeyRow, API_KEY_SCOPES, SCOPE_EVENTS_WRITE};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -24,7 +24,7 @@ pub fn ApiKeysPage() -> impl IntoView {
             <h1>"API keys"</h1>
             <p class="page-intro">
                 "Keys let other systems send events to " <code>"POST /api/v1/events"</code>
-                ". A key is shown once, when it is created."
+                " and read the log, as far as their scopes allow. A key is shown once, when it is created."
             </p>
         </div>
         <section class="card form-card">
@@ -33,6 +33,25 @@ pub fn ApiKeysPage() -> impl IntoView {
                 <label>
                     "Label" <input name="label" required maxlength="100" placeholder="e.g. billing-service" />
                 </label>
+                <fieldset class="scopes">
+                    <legend>"What the key may do"</legend>
+                    {API_KEY_SCOPES
+                        .iter()
+                        .map(|(scope, meaning)| {
+                            view! {
+                                <label class="scope">
+                                    <input
+                                        type="checkbox"
+                                        name=scope.replace(':', "_")
+                                        checked=*scope == SCOPE_EVENTS_WRITE
+                                    />
+                                    <code>{*scope}</code>
+                                    <span class="hint">{*meaning}</span>
+                                </label>
+                            }
+                        })
+                        .collect_view()}
+                </fieldset>
                 <button type="submit" class="button primary">"Create key"</button>
             </ActionForm>
             {move || {
@@ -83,6 +102,7 @@ fn KeysTable(rows: Vec<ApiKeyRow>, revoke: ServerAction<RevokeApiKey>) -> impl I
                     <tr>
                         <th scope="col">"Label"</th>
                         <th scope="col">"Key"</th>
+                        <th scope="col">"Scopes"</th>
                         <th scope="col">"Created (UTC)"</th>
                         <th scope="col">"Last used (UTC)"</th>
                         <th scope="col">"Status"</th>
@@ -99,6 +119,13 @@ fn KeysTable(rows: Vec<ApiKeyRow>, revoke: ServerAction<RevokeApiKey>) -> impl I
                                 <tr data-key-label=key.label.clone()>
                                     <td>{key.label.clone()}</td>
                                     <td class="mono">{format!("{}…", key.prefix)}</td>
+                                    <td class="key-scopes" data-testid="key-scopes">
+                                        {key
+                                            .scopes
+                                            .iter()
+                                            .map(|s| view! { <code class="scope-tag">{s.clone()}</code> })
+                                            .collect_view()}
+                                    </td>
                                     <td class="nowrap">{format_utc(key.created_at)}</td>
                                     <td class="nowrap">
                                         {key.last_used_at.map(format_utc).unwrap_or_else(|| "never".into())}

@@ -1,10 +1,12 @@
-//! API keys for the ingest API: random, shown once, stored as SHA-256.
+//! API keys for the API: random, shown once, stored as SHA-256, each with
+//! its scopes (what it may do).
 //!
 //! A key is high-entropy (238 bits), so a fast hash is the right one: the
 //! lookup is by hash, and no dictionary attack applies.
 
 use super::store::{self, ApiKey, Db};
 use crate::errors::{AppError, AppResult};
+use crate::models::{parse_scopes, SCOPE_EVENTS_WRITE};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -25,23 +27,53 @@ pub fn generate_key() -> String {
     format!("{PREFIX}{secret}")
 }
 
-/// Creates a key and returns its id and the key itself, which is not stored.
+/// Creates a key that sends events and returns its id and the key itself,
+/// which is not stored.
 pub async fn create(db: &Db, label: &str) -> AppResult<(i64, String)> {
+    create_with_scopes(db, label, &[SCOPE_EVENTS_WRITE]).await
+}
+
+/// [`create`] with the scopes given (see [`crate::models::API_KEY_SCOPES`]).
+pub async fn create_with_scopes(db: &Db, label: &str, scopes: &[&str]) -> AppResult<(i64, String)> {
     let mut tx = store::begin(db).await?;
-    let created = create_in(&mut tx, label).await?;
+    let created = create_in(&mut tx, label, scopes).await?;
     tx.commit().await?;
     Ok(created)
 }
 
-/// [`create`] inside the caller's transaction.
-pub async fn create_in(tx: &mut store::Tx, label: &str) -> AppResult<(i64, String)> {
+/// [`create_with_scopes`] inside the caller's transaction.
+pub async fn create_in(
+    tx: &mut store::Tx,
+    label: &str,
+    scopes: &[&str],
+) -> AppResult<(i64, String)> {
     let label = label.trim();
     if label.is_empty() || label.chars().count() > 100 {
         return Err(AppError::bad_request("label: must be 1 to 100 characters"));
     }
+    let scopes = parse_scopes(scopes.iter().copied()).map_err(AppError::BadRequest)?;
     let key = generate_key();
-    let id = store::insert_api_key_in(tx, label, &key[..PREFIX.len() + 6], &hash_key(&key)).await?;
+    let id = store::insert_api_key_in(
+        tx,
+        label,
+        &key[..PREFIX.len() + 6],
+        &hash_key(&key),
+        &scopes,
+    )
+    .await?;
     Ok((id, key))
+}
+
+/// Refuses a key without `scope` (403, naming the scope).
+pub fn require_scope(key: &ApiKey, scope: &str) -> AppResult<()> {
+    if key.allows(scope) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!(
+            "this API key lacks the {scope} scope (it has {}): create a key with {scope} in Settings → API keys",
+            key.scopes.join(", ")
+        )))
+    }
 }
 
 /// The active key presented in an `Authorization: Bearer ...` header value.

@@ -339,6 +339,7 @@ async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> AppResult<
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let key = api_keys::authenticate(&state.db, authorization).await?;
+    api_keys::require_scope(&key, crate::models::SCOPE_EVENTS_WRITE)?;
 
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -383,6 +384,7 @@ mod tests {
         store::ApiKey {
             id: 7,
             label: "billing".into(),
+            scopes: vec!["events:write".into()],
         }
     }
 

@@ -12,7 +12,7 @@ fn admin_calls(target: i64, key: i64) -> Vec<(&'static str, String)> {
         ("set_user_disabled", format!("id={target}&disabled=true")),
         ("reset_password", format!("id={target}&password=another+long+pw")),
         ("list_api_keys", String::new()),
-        ("create_api_key", "label=crm".into()),
+        ("create_api_key", "label=crm&events_write=on".into()),
         ("revoke_api_key", format!("id={key}")),
     ]
 }
@@ -195,4 +195,75 @@ async fn admin_input_errors_are_clear_and_change_nothing() {
         &me_user.password_hash,
         PASSWORD
     ));
+}
+
+#[tokio::test]
+async fn an_admin_creates_keys_with_scopes_and_a_key_is_refused_outside_them() {
+    let app = TestApp::new().await;
+    let cookie = app.session_for(Role::Admin).await;
+    // No scope ticked: refused, nothing made.
+    let r = app
+        .call("create_api_key", "label=none", Some(&cookie))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(r.text().contains("choose at least one"), "{}", r.text());
+    assert!(store::list_api_keys(&app.db).await.unwrap().is_empty());
+
+    // A reading key and a sending key.
+    let r = app
+        .call(
+            "create_api_key",
+            "label=reader&events_read=on&sessions_read=on",
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let reader: String = serde_json::from_slice(&r.body).unwrap();
+    let r = app
+        .call(
+            "create_api_key",
+            "label=sender&events_write=on",
+            Some(&cookie),
+        )
+        .await;
+    let sender: String = serde_json::from_slice(&r.body).unwrap();
+    let keys = store::list_api_keys(&app.db).await.unwrap();
+    let scopes = |label: &str| {
+        keys.iter()
+            .find(|k| k.label == label)
+            .map(|k| k.scopes.clone())
+            .unwrap()
+    };
+    assert_eq!(scopes("reader"), ["events:read", "sessions:read"]);
+    assert_eq!(scopes("sender"), ["events:write"]);
+    let created = app.events_with_action("CREATE").await;
+    assert!(
+        created
+            .iter()
+            .any(|(d, _)| d == "Created API key \"reader\" (events:read, sessions:read)"),
+        "{created:?}"
+    );
+
+    // The reading key may not send: 403 naming the scope; nothing stored.
+    let before = app.count().await;
+    let r = app.ingest(Some(&reader), r#"{"action":"LOGIN"}"#).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert!(
+        r.error().contains("lacks the events:write scope"),
+        "{}",
+        r.error()
+    );
+    assert_eq!(app.count().await, before);
+    let r = app.ingest(Some(&sender), r#"{"action":"LOGIN"}"#).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+
+    // An unknown scope is refused by name.
+    let mut tx = store::begin(&app.db).await.unwrap();
+    let err = auditdeck::server::api_keys::create_in(&mut tx, "x", &["events:delete"])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("\"events:delete\" is not one of"),
+        "{err}"
+    );
 }

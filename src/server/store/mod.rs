@@ -430,6 +430,18 @@ pub async fn event_changes(db: &Db, id: i64) -> AppResult<(Option<String>, Optio
 pub struct ApiKey {
     pub id: i64,
     pub label: String,
+    pub scopes: Vec<String>,
+}
+
+impl ApiKey {
+    /// Whether the key has this scope.
+    pub fn allows(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+fn scopes_of(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_string).collect()
 }
 
 pub async fn insert_api_key_in(
@@ -437,19 +449,21 @@ pub async fn insert_api_key_in(
     label: &str,
     prefix: &str,
     key_hash: &str,
+    scopes: &[String],
 ) -> AppResult<i64> {
     let sql = tx
-        .sql("INSERT INTO api_keys (label, prefix, key_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id")
+        .sql("INSERT INTO api_keys (label, prefix, key_hash, scopes, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id")
         .bind(label)
         .bind(prefix)
         .bind(key_hash)
+        .bind(scopes.join(" "))
         .bind(tx.now());
     tx.scalar(&sql).await
 }
 
 pub async fn list_api_keys(db: &Db) -> AppResult<Vec<ApiKeyRow>> {
     let sql = db.sql(
-        "SELECT id, label, prefix, created_at, last_used_at, revoked_at FROM api_keys \
+        "SELECT id, label, prefix, scopes, created_at, last_used_at, revoked_at FROM api_keys \
          ORDER BY revoked_at IS NOT NULL, id DESC",
     );
     db.read()
@@ -461,6 +475,7 @@ pub async fn list_api_keys(db: &Db) -> AppResult<Vec<ApiKeyRow>> {
                 id: r.get("id")?,
                 label: r.get("label")?,
                 prefix: r.get("prefix")?,
+                scopes: scopes_of(&r.get::<String>("scopes")?),
                 created_at: r.get("created_at")?,
                 last_used_at: r.get("last_used_at")?,
                 revoked_at: r.get("revoked_at")?,
@@ -481,7 +496,7 @@ pub async fn revoke_api_key_in(tx: &mut Tx, id: i64) -> AppResult<Option<String>
 /// The unrevoked key with this hash, if any.
 pub async fn find_active_api_key(db: &Db, key_hash: &str) -> AppResult<Option<ApiKey>> {
     let sql = db
-        .sql("SELECT id, label FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL")
+        .sql("SELECT id, label, scopes FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL")
         .bind(key_hash);
     db.read()
         .optional(&sql)
@@ -490,6 +505,7 @@ pub async fn find_active_api_key(db: &Db, key_hash: &str) -> AppResult<Option<Ap
             Ok(ApiKey {
                 id: r.get("id")?,
                 label: r.get("label")?,
+                scopes: scopes_of(&r.get::<String>("scopes")?),
             })
         })
         .transpose()
