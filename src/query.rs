@@ -9,6 +9,9 @@ use std::net::IpAddr;
 
 /// Page sizes offered by the page-size selector.
 pub const PAGE_SIZES: [u32; 5] = [10, 25, 50, 100, 250];
+/// The most rows one page of the read API (`limit`) holds; the pages' own
+/// sizes are [`PAGE_SIZES`].
+pub const MAX_API_LIMIT: u32 = 1000;
 pub const DEFAULT_PAGE_SIZE: u32 = 25;
 /// Longest keyword search accepted.
 pub const MAX_SEARCH_LEN: usize = 200;
@@ -372,7 +375,9 @@ impl Paging {
         if self.page == 0 {
             return Err(AppError::bad_request("page: must be 1 or more"));
         }
-        if !PAGE_SIZES.contains(&self.per_page) {
+        // The URL's `size` is one of PAGE_SIZES (see from_params); the read
+        // API asks for any `limit` up to MAX_API_LIMIT.
+        if !(1..=MAX_API_LIMIT).contains(&self.per_page) {
             return Err(AppError::bad_request(format!(
                 "size: {} is not a page size",
                 self.per_page

@@ -11,6 +11,7 @@ pub mod export;
 pub mod ingest;
 pub mod maintenance;
 pub mod pdf_text;
+pub mod read_api;
 pub mod recorder;
 pub mod security;
 pub mod state;
@@ -42,7 +43,10 @@ pub fn router(state: AppState) -> Router {
         ))));
     Router::new()
         .route("/", get(|| async { Redirect::to("/activity-log") }))
-        .route("/api/v1/events", post(ingest::ingest_events))
+        .route(
+            "/api/v1/events",
+            post(ingest::ingest_events).get(read_api::list_events),
+        )
         .route("/api/exports/{token}", get(export::download))
         .route(
             "/api/integrity/checkpoints",

@@ -11,6 +11,7 @@ mod integrity;
 mod pages;
 mod partitions;
 mod query;
+mod read_api;
 mod scale;
 mod security;
 mod sessions;
