@@ -47,6 +47,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/events",
             post(ingest::ingest_events).get(read_api::list_events),
         )
+        .route("/api/v1/events/{id}", get(read_api::get_event))
+        .route("/api/v1/sessions", get(read_api::list_sessions))
         .route("/api/exports/{token}", get(export::download))
         .route(
             "/api/integrity/checkpoints",

@@ -13,6 +13,9 @@
 //!
 //! The answer is `{"events": [...], "next": "/api/v1/events?..."}`, with
 //! `next` also in a `Link: <...>; rel="next"` header.
+//!
+//! `GET /api/v1/events/{id}`: one event with its details, before and after
+//! (as JSON), and its chain hash.
 
 use super::api_keys;
 use super::state::AppState;
@@ -21,7 +24,7 @@ use crate::errors::{AppError, AppResult};
 use crate::models::{format_rfc3339, EventQuery, EventRow};
 use crate::query::{encode_component, Cursor, MAX_API_LIMIT};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -50,36 +53,9 @@ pub struct EventsRequest {
 impl EventsRequest {
     /// Reads the parameters; a malformed or unknown one is an error naming it.
     pub fn parse(pairs: &[(String, String)]) -> AppResult<Self> {
-        for (name, _) in pairs {
-            if !FILTERS.contains(&name.as_str()) && !KNOWN.contains(&name.as_str()) {
-                return Err(AppError::bad_request(format!(
-                    "{name}: not a parameter of /api/v1/events (filters: {}; paging: limit, after, order=id with after_id)",
-                    FILTERS.join(", ")
-                )));
-            }
-            if pairs.iter().filter(|(n, _)| n == name).count() > 1 {
-                return Err(AppError::bad_request(format!(
-                    "{name}: given more than once (several actions go in one: action=LOGIN,LOGOUT)"
-                )));
-            }
-        }
-        let get = |name: &str| {
-            pairs
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
-        };
-        let limit = match get("limit") {
-            None => DEFAULT_LIMIT,
-            Some(text) => match text.trim().parse::<u32>() {
-                Ok(n) if (1..=MAX_API_LIMIT).contains(&n) => n,
-                _ => {
-                    return Err(AppError::bad_request(format!(
-                        "limit: \"{text}\" is not a number from 1 to {MAX_API_LIMIT}"
-                    )))
-                }
-            },
-        };
+        check_names(pairs, "/api/v1/events", &FILTERS, &KNOWN)?;
+        let get = |name: &str| lookup(pairs, name);
+        let limit = parse_limit(get("limit"))?;
         let checkpoint = match get("order") {
             None => false,
             Some("id") => true,
@@ -141,12 +117,72 @@ impl EventsRequest {
             }
             None => parts.push(("after".into(), last.to_string())),
         }
-        let query: Vec<String> = parts
-            .iter()
-            .map(|(k, v)| format!("{k}={}", encode_component(v)))
-            .collect();
-        format!("/api/v1/events?{}", query.join("&"))
+        url_of("/api/v1/events", &parts)
     }
+}
+
+/// Refuses a parameter the endpoint does not know, or one given twice.
+fn check_names(
+    pairs: &[(String, String)],
+    endpoint: &str,
+    filters: &[&str],
+    paging: &[&str],
+) -> AppResult<()> {
+    for (name, _) in pairs {
+        if !filters.contains(&name.as_str()) && !paging.contains(&name.as_str()) {
+            return Err(AppError::bad_request(format!(
+                "{name}: not a parameter of {endpoint} (filters: {}; paging: {})",
+                filters.join(", "),
+                paging.join(", ")
+            )));
+        }
+        if pairs.iter().filter(|(n, _)| n == name).count() > 1 {
+            return Err(AppError::bad_request(format!(
+                "{name}: given more than once (several values go in one, comma-separated)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn lookup<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `limit`: 1 to [`MAX_API_LIMIT`], [`DEFAULT_LIMIT`] when absent.
+fn parse_limit(text: Option<&str>) -> AppResult<u32> {
+    match text {
+        None => Ok(DEFAULT_LIMIT),
+        Some(text) => match text.trim().parse::<u32>() {
+            Ok(n) if (1..=MAX_API_LIMIT).contains(&n) => Ok(n),
+            _ => Err(AppError::bad_request(format!(
+                "limit: \"{text}\" is not a number from 1 to {MAX_API_LIMIT}"
+            ))),
+        },
+    }
+}
+
+fn url_of(path: &str, parts: &[(String, String)]) -> String {
+    let query: Vec<String> = parts
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode_component(v)))
+        .collect();
+    format!("{path}?{}", query.join("&"))
+}
+
+/// A page as JSON, `next` also in a `Link` header.
+fn page_response(key: &str, items: Vec<Value>, next: Option<String>) -> Response {
+    let mut response = (StatusCode::OK, Json(json!({ key: items, "next": next }))).into_response();
+    if let Some(link) = next
+        .map(|n| format!("<{n}>; rel=\"next\""))
+        .and_then(|l| HeaderValue::from_str(&l).ok())
+    {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    response
 }
 
 /// An event as the API shows it.
@@ -201,11 +237,7 @@ pub async fn list_events(
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
     let answer = async {
-        let authorization = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let key = api_keys::authenticate(&state.db, authorization).await?;
-        api_keys::require_scope(&key, SCOPE_EVENTS_READ)?;
+        reader(&state, &headers, SCOPE_EVENTS_READ).await?;
         let Query(pairs) =
             params.map_err(|_| AppError::bad_request("the query string is not form-encoded"))?;
         let request = EventsRequest::parse(&pairs)?;
@@ -222,21 +254,129 @@ pub async fn list_events(
     }
     .await;
     match answer {
-        Ok((rows, next)) => {
-            let events: Vec<Value> = rows.iter().map(event_json).collect();
-            let mut response = (
-                StatusCode::OK,
-                Json(json!({ "events": events, "next": next })),
-            )
-                .into_response();
-            if let Some(link) = next
-                .map(|n| format!("<{n}>; rel=\"next\""))
-                .and_then(|l| HeaderValue::from_str(&l).ok())
-            {
-                response.headers_mut().insert(header::LINK, link);
+        Ok((rows, next)) => page_response("events", rows.iter().map(event_json).collect(), next),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The scope that reads Admin Sessions.
+pub const SCOPE_SESSIONS_READ: &str = "sessions:read";
+const SESSION_FILTERS: [&str; 6] = ["q", "type", "method", "from", "to", "range"];
+
+/// The axum handler of `GET /api/v1/sessions`: Admin Sessions, newest first,
+/// with its filters by the page's names (`q`, `type`, `method`, `from`, `to`, `range`), `limit`
+/// and `after`, in the shape of `/api/v1/events`.
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    let answer = async {
+        reader(&state, &headers, SCOPE_SESSIONS_READ).await?;
+        let Query(pairs) =
+            params.map_err(|_| AppError::bad_request("the query string is not form-encoded"))?;
+        check_names(
+            &pairs,
+            "/api/v1/sessions",
+            &SESSION_FILTERS,
+            &["limit", "after"],
+        )?;
+        let limit = parse_limit(lookup(&pairs, "limit"))?;
+        let mut query = crate::session_query::SessionQuery::from_params(|name| {
+            (SESSION_FILTERS.contains(&name) || name == "after")
+                .then(|| lookup(&pairs, name))
+                .flatten()
+        })?;
+        query.per_page = limit;
+        // No signed-in user: every admin's requests (the id matches none).
+        let page = store::list_admin_sessions(&state.db, &query, 0).await?;
+        let next = match (page.has_next, page.rows.last()) {
+            (true, Some(last)) => {
+                let mut parts: Vec<(String, String)> = SESSION_FILTERS
+                    .iter()
+                    .filter_map(|n| lookup(&pairs, n).map(|v| (n.to_string(), v.to_string())))
+                    .collect();
+                if limit != DEFAULT_LIMIT {
+                    parts.push(("limit".into(), limit.to_string()));
+                }
+                parts.push(("after".into(), last.id.to_string()));
+                Some(url_of("/api/v1/sessions", &parts))
             }
-            response
-        }
+            _ => None,
+        };
+        let rows: Vec<Value> = page
+            .rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "id": r.id,
+                    "occurred_at": format_rfc3339(r.occurred_at),
+                    "user": {"id": r.user_id, "name": r.user_name, "email": r.user_email},
+                    "ip": r.ip,
+                    "url": r.url,
+                    "kind": r.kind,
+                    "method": r.method,
+                    "status": r.status,
+                    "duration_us": r.duration_us,
+                })
+            })
+            .collect();
+        AppResult::Ok((rows, next))
+    }
+    .await;
+    match answer {
+        Ok((rows, next)) => page_response("sessions", rows, next),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The key of a request, which must have `scope`.
+async fn reader(state: &AppState, headers: &HeaderMap, scope: &str) -> AppResult<store::ApiKey> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let key = api_keys::authenticate(&state.db, authorization).await?;
+    api_keys::require_scope(&key, scope)?;
+    Ok(key)
+}
+
+/// Before or after data: the JSON as stored (text that is not JSON, as a
+/// string).
+fn stored_json(text: Option<&str>) -> Value {
+    text.map(|t| serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.to_string())))
+        .unwrap_or(Value::Null)
+}
+
+/// The axum handler of `GET /api/v1/events/{id}`.
+pub async fn get_event(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let answer = async {
+        reader(&state, &headers, SCOPE_EVENTS_READ).await?;
+        let id = match id.parse::<i64>() {
+            Ok(id) if id > 0 => id,
+            _ => {
+                return Err(AppError::bad_request(format!(
+                    "id: \"{id}\" is not an event id"
+                )))
+            }
+        };
+        let event = store::api_event(&state.db, id).await?;
+        let mut body = event_json(&event.row);
+        body["received_at"] = json!(format_rfc3339(event.received_at));
+        body["user_agent"] = json!(event.user_agent);
+        body["request_id"] = json!(event.request_id);
+        body["session_id"] = json!(event.session_id);
+        body["before"] = stored_json(event.before.as_deref());
+        body["after"] = stored_json(event.after.as_deref());
+        body["chain_hash"] = json!(event.chain_hash);
+        Ok(body)
+    }
+    .await;
+    match answer {
+        Ok(body) => (StatusCode::OK, Json(body)).into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -235,3 +235,105 @@ async fn malformed_parameters_get_400_naming_them() {
         assert!(r.error().starts_with(names), "{uri}: {}", r.error());
     }
 }
+
+#[tokio::test]
+async fn one_event_comes_with_before_after_and_its_chain_hash() {
+    let app = TestApp::new().await;
+    let writer = app.api_key().await;
+    let body = json!({"action": "UPDATE", "table": "invoices", "primary_key": 7,
+        "before": {"due": "2026-11-01"}, "after": {"due": "2026-11-15"},
+        "request_id": "req-9", "description": "Changed the due date"});
+    let r = app.ingest(Some(&writer), body.to_string()).await;
+    let id = r.json()["ids"][0].as_i64().unwrap();
+    let key = reader(&app).await;
+    let r = get(&app, &key, &format!("/api/v1/events/{id}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let e = r.json();
+    assert_eq!(e["id"], id);
+    assert_eq!(e["before"], json!({"due": "2026-11-01"}));
+    assert_eq!(e["after"], json!({"due": "2026-11-15"}));
+    assert_eq!(e["request_id"], "req-9");
+    assert_eq!(e["primary_key"], "7");
+    // The chain hash is the one stored with the event.
+    let stored: Vec<u8> = {
+        use auditdeck::server::store::Exec;
+        let mut db = &app.db;
+        let sql = db
+            .sql("SELECT chain_hash FROM events WHERE id = ?")
+            .bind(id);
+        db.scalar(&sql).await.unwrap()
+    };
+    assert_eq!(e["chain_hash"].as_str(), Some(hex::encode(stored).as_str()));
+    assert_eq!(e["chain_hash"].as_str().unwrap().len(), 64);
+    for (uri, status) in [
+        ("/api/v1/events/999", StatusCode::NOT_FOUND),
+        ("/api/v1/events/abc", StatusCode::BAD_REQUEST),
+        ("/api/v1/events/0", StatusCode::BAD_REQUEST),
+    ] {
+        assert_eq!(get(&app, &key, uri).await.status, status, "{uri}");
+    }
+    assert_eq!(
+        get(&app, &writer, &format!("/api/v1/events/{id}"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn admin_sessions_read_with_the_sessions_read_scope_filtered_and_paged() {
+    let app = TestApp::new().await;
+    let records: Vec<store::NewAdminSession> = (0..30)
+        .map(|i| store::NewAdminSession {
+            occurred_at: app.now() - 1_000_000 * (30 - i),
+            user_id: Some("1".into()),
+            user_name: "Ann Lee".into(),
+            user_email: "ann@example.com".into(),
+            ip: Some("192.0.2.7".parse().unwrap()),
+            url: format!("/activity-log?page={i}"),
+            kind: if i % 2 == 0 { "WEB" } else { "API" },
+            method: "GET".into(),
+            status: 200,
+            duration_us: 1500,
+        })
+        .collect();
+    store::insert_admin_sessions(&app.db, &records)
+        .await
+        .unwrap();
+    let events_key = reader(&app).await;
+    assert_eq!(
+        get(&app, &events_key, "/api/v1/sessions").await.status,
+        StatusCode::FORBIDDEN,
+        "events:read does not read sessions"
+    );
+    let key = api_keys::create_with_scopes(&app.db, "soc", &["sessions:read"])
+        .await
+        .unwrap()
+        .1;
+    let mut seen = Vec::new();
+    let mut next = Some("/api/v1/sessions?type=WEB&limit=4".to_string());
+    while let Some(uri) = next.take() {
+        let r = get(&app, &key, &uri).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.text());
+        let page = r.json();
+        for s in page["sessions"].as_array().unwrap() {
+            assert_eq!(s["kind"], "WEB");
+            assert_eq!(s["user"]["email"], "ann@example.com");
+            seen.push(s["url"].as_str().unwrap().to_string());
+        }
+        next = page["next"].as_str().map(str::to_string);
+    }
+    assert_eq!(seen.len(), 15, "{seen:?}");
+    assert_eq!(seen[0], "/activity-log?page=28", "newest first");
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 15, "no session twice");
+    let r = get(&app, &key, "/api/v1/sessions?user=ann").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.error().starts_with("user: not a parameter"),
+        "{}",
+        r.error()
+    );
+}

@@ -1274,6 +1274,44 @@ pub async fn events_after_id(
     db.read().all(&b).await?.iter().map(event_row).collect()
 }
 
+/// One event as the read API shows it: the row, its details, before and
+/// after as stored (JSON text), and its chain hash (hex).
+pub struct ApiEvent {
+    pub row: EventRow,
+    pub received_at: i64,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub session_id: Option<String>,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub chain_hash: Option<String>,
+}
+
+pub async fn api_event(db: &Db, id: i64) -> AppResult<ApiEvent> {
+    let sql = db
+        .sql(format!(
+            "SELECT {ROW_COLUMNS}, e.received_at, e.user_agent, e.request_id, e.session_id, \
+             e.before_data, e.after_data, e.chain_hash FROM events e WHERE e.id = ?"
+        ))
+        .bind(id);
+    let row = db
+        .read()
+        .optional(&sql)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("event {id}")))?;
+    let chain_hash: Option<Vec<u8>> = row.get("chain_hash")?;
+    Ok(ApiEvent {
+        row: event_row(&row)?,
+        received_at: row.get("received_at")?,
+        user_agent: row.get("user_agent")?,
+        request_id: row.get("request_id")?,
+        session_id: row.get("session_id")?,
+        before: row.get("before_data")?,
+        after: row.get("after_data")?,
+        chain_hash: chain_hash.map(hex::encode),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
