@@ -67,6 +67,7 @@ async fn serve(db: &Db, url: &str) -> SocketAddr {
         }),
         recorder,
         exports: Default::default(),
+        api: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -76,6 +76,7 @@ async fn main() {
         leptos_options: LeptosOptions::builder().output_name("auditdeck").build(),
         recorder,
         exports: Default::default(),
+        api: Default::default(),
         db: db.clone(),
         config: Arc::new(AppConfig {
             database_url: url,

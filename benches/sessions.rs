@@ -212,6 +212,7 @@ async fn main() {
         }),
         recorder: recorder.clone(),
         exports: Default::default(),
+        api: Default::default(),
     };
     let on = serve(state(true)).await;
     let off = serve(state(false)).await;

@@ -346,12 +346,15 @@ async fn serve(config: Config, db: store::Db) -> Result<(), String> {
     let (recorder, writer) = recorder::spawn(db.clone(), recorder::QUEUE_CAPACITY);
     let app_config = Arc::new(config.app);
     let maintenance = maintenance::spawn_maintenance(db.clone(), app_config.clone());
+    let api_guard: Arc<auditdeck::server::read_api::ApiGuard> = Default::default();
+    let tallies = auditdeck::server::read_api::spawn_tally_writer(db.clone(), api_guard.clone());
     let state = AppState {
         leptos_options: config.leptos,
-        db,
+        db: db.clone(),
         config: app_config,
         recorder,
         exports: Default::default(),
+        api: api_guard.clone(),
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -365,6 +368,9 @@ async fn serve(config: Config, db: store::Db) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?;
     maintenance.abort();
+    tallies.abort();
+    // The reads of the minute under way, then what is still queued.
+    auditdeck::server::read_api::write_tallies(&db, api_guard.ended(i64::MAX)).await;
     // The router and every request are gone: store what is still queued.
     let stored = writer.drained().await;
     println!("Auditdeck stopped; {stored} admin-session records stored this run");

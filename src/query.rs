@@ -197,6 +197,10 @@ pub struct EventQuery {
     /// Auto refresh: page state in the URL, never sent to the server.
     #[serde(skip)]
     pub refresh: Option<RefreshEvery>,
+    /// Set by the read API only (never sent by a browser): `per_page` is its
+    /// `limit`, any size up to [`MAX_API_LIMIT`] rather than a page size.
+    #[serde(skip)]
+    pub api_limit: bool,
 }
 
 impl Default for EventQuery {
@@ -216,6 +220,7 @@ impl Default for EventQuery {
             descending: true,
             cursor: None,
             refresh: None,
+            api_limit: false,
         }
     }
 }
@@ -329,6 +334,19 @@ pub struct Paging {
 }
 
 impl Paging {
+    /// [`Self::validate`], or for the read API (`api`): any page size up to
+    /// [`MAX_API_LIMIT`].
+    pub fn validate_for(&self, api: bool) -> Result<(), AppError> {
+        if api && (1..=MAX_API_LIMIT).contains(&self.per_page) {
+            return Self {
+                per_page: PAGE_SIZES[0],
+                ..*self
+            }
+            .validate();
+        }
+        self.validate()
+    }
+
     /// Reads `page`, `size` and one of `after`, `before`, `end`.
     pub fn from_params<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Self, AppError> {
         let mut paging = Self {
@@ -375,9 +393,7 @@ impl Paging {
         if self.page == 0 {
             return Err(AppError::bad_request("page: must be 1 or more"));
         }
-        // The URL's `size` is one of PAGE_SIZES (see from_params); the read
-        // API asks for any `limit` up to MAX_API_LIMIT.
-        if !(1..=MAX_API_LIMIT).contains(&self.per_page) {
+        if !PAGE_SIZES.contains(&self.per_page) {
             return Err(AppError::bad_request(format!(
                 "size: {} is not a page size",
                 self.per_page
@@ -637,7 +653,7 @@ impl EventQuery {
 
     /// Checks every part; the server calls it on whatever arrives.
     pub fn validate(&self) -> Result<(), AppError> {
-        self.paging().validate()?;
+        self.paging().validate_for(self.api_limit)?;
         self.times().validate()?;
         if self.actions.len() > MAX_ACTIONS {
             return Err(AppError::bad_request(format!(
@@ -893,6 +909,7 @@ mod tests {
             descending: true,
             cursor: Some(Cursor::After(9_001)),
             refresh: Some(RefreshEvery::Sec30),
+            api_limit: false,
         };
         assert_eq!(round_trip(&q), q);
         let rolling = EventQuery {

@@ -89,6 +89,9 @@ pub struct SessionQuery {
     /// Auto refresh: page state in the URL, never sent to the server.
     #[serde(skip)]
     pub refresh: Option<RefreshEvery>,
+    /// Set by the read API only: `per_page` is its `limit` (up to 1,000).
+    #[serde(skip)]
+    pub api_limit: bool,
 }
 
 impl Default for SessionQuery {
@@ -107,6 +110,7 @@ impl Default for SessionQuery {
             sort: SessionSort::Date,
             descending: true,
             refresh: None,
+            api_limit: false,
         }
     }
 }
@@ -144,6 +148,7 @@ impl SessionQuery {
             sort,
             descending,
             refresh: RefreshEvery::from_params(&get)?,
+            api_limit: false,
         };
         query.validate()?;
         Ok(query)
@@ -166,7 +171,7 @@ impl SessionQuery {
     }
 
     pub fn validate(&self) -> Result<(), AppError> {
-        self.paging().validate()?;
+        self.paging().validate_for(self.api_limit)?;
         self.times().validate()?;
         check_search(self.q.as_deref())?;
         if let Some(word) = self
@@ -299,6 +304,7 @@ mod tests {
             sort: SessionSort::Url,
             descending: true,
             refresh: Some(RefreshEvery::Min1),
+            api_limit: false,
         };
         let s = q.to_query_string();
         assert!(s.contains("hide_me=1") && s.contains("type=API") && s.contains("refresh=1m"));

@@ -32,6 +32,9 @@ pub struct AppConfig {
     pub ingest_max_body_bytes: usize,
     /// Most events accepted in one ingest batch.
     pub ingest_max_batch: usize,
+    /// Read API requests each key may make per minute (a token bucket that
+    /// holds a minute's worth and refills continuously); 429 beyond it.
+    pub api_reads_per_minute: u32,
     /// tracing filter, e.g. `info` or `auditdeck=debug,info`.
     pub log: String,
     /// A session ends after this many minutes without a request.
@@ -67,6 +70,7 @@ impl Default for AppConfig {
             demo_sessions: 20_000,
             ingest_max_body_bytes: 4 * 1024 * 1024,
             ingest_max_batch: 1000,
+            api_reads_per_minute: 600,
             log: "info".into(),
             session_idle_minutes: 60,
             secure_cookies: false,
@@ -166,6 +170,9 @@ impl AppConfig {
         if let Some(v) = value("ingest-max-batch") {
             config.ingest_max_batch = parse("ingest-max-batch", v)?;
         }
+        if let Some(v) = value("api-reads-per-minute") {
+            config.api_reads_per_minute = parse("api-reads-per-minute", v)?;
+        }
         if let Some(v) = value("log") {
             config.log = v;
         }
@@ -215,6 +222,9 @@ impl AppConfig {
         }
         if config.ingest_max_batch == 0 {
             return Err("configuration ingest-max-batch: must be at least 1".into());
+        }
+        if config.api_reads_per_minute == 0 {
+            return Err("configuration api-reads-per-minute: must be at least 1".into());
         }
         Ok(config)
     }

@@ -91,6 +91,7 @@ impl EventsRequest {
             _ => None,
         })?;
         query.per_page = limit;
+        query.api_limit = true;
         query.validate()?;
         let filters = FILTERS
             .iter()
@@ -236,8 +237,11 @@ pub async fn list_events(
     headers: HeaderMap,
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
+    let key = match reader(&state, &headers, SCOPE_EVENTS_READ).await {
+        Ok(key) => key,
+        Err(refused) => return refused,
+    };
     let answer = async {
-        reader(&state, &headers, SCOPE_EVENTS_READ).await?;
         let Query(pairs) =
             params.map_err(|_| AppError::bad_request("the query string is not form-encoded"))?;
         let request = EventsRequest::parse(&pairs)?;
@@ -254,7 +258,10 @@ pub async fn list_events(
     }
     .await;
     match answer {
-        Ok((rows, next)) => page_response("events", rows.iter().map(event_json).collect(), next),
+        Ok((rows, next)) => {
+            audit(&state, &key, "/api/v1/events", rows.len()).await;
+            page_response("events", rows.iter().map(event_json).collect(), next)
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -271,8 +278,11 @@ pub async fn list_sessions(
     headers: HeaderMap,
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
+    let key = match reader(&state, &headers, SCOPE_SESSIONS_READ).await {
+        Ok(key) => key,
+        Err(refused) => return refused,
+    };
     let answer = async {
-        reader(&state, &headers, SCOPE_SESSIONS_READ).await?;
         let Query(pairs) =
             params.map_err(|_| AppError::bad_request("the query string is not form-encoded"))?;
         check_names(
@@ -288,6 +298,7 @@ pub async fn list_sessions(
                 .flatten()
         })?;
         query.per_page = limit;
+        query.api_limit = true;
         // No signed-in user: every admin's requests (the id matches none).
         let page = store::list_admin_sessions(&state.db, &query, 0).await?;
         let next = match (page.has_next, page.rows.last()) {
@@ -325,19 +336,48 @@ pub async fn list_sessions(
     }
     .await;
     match answer {
-        Ok((rows, next)) => page_response("sessions", rows, next),
+        Ok((rows, next)) => {
+            audit(&state, &key, "/api/v1/sessions", rows.len()).await;
+            page_response("sessions", rows, next)
+        }
         Err(e) => e.into_response(),
     }
 }
 
 /// The key of a request, which must have `scope`.
-async fn reader(state: &AppState, headers: &HeaderMap, scope: &str) -> AppResult<store::ApiKey> {
+async fn reader(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: &str,
+) -> Result<store::ApiKey, Response> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let key = api_keys::authenticate(&state.db, authorization).await?;
-    api_keys::require_scope(&key, scope)?;
+    let key = api_keys::authenticate(&state.db, authorization)
+        .await
+        .and_then(|key| api_keys::require_scope(&key, scope).map(|()| key))
+        .map_err(IntoResponse::into_response)?;
+    let per_minute = state.config.api_reads_per_minute;
+    if let Err(wait) = state.api.admit(key.id, per_minute, state.db.now()) {
+        let mut response = AppError::TooManyRequests(format!(
+            "rate limit: {per_minute} reads a minute per API key; retry in {wait} s"
+        ))
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return Err(response);
+    }
     Ok(key)
+}
+
+/// Counts a read in its key's minute; a minute that has ended is written
+/// to the log as one `API_READ` event.
+async fn audit(state: &AppState, key: &store::ApiKey, path: &'static str, rows: usize) {
+    let ended = state.api.tally(key, path, rows as u64, state.db.now());
+    if let Some(tally) = ended {
+        write_tallies(&state.db, vec![tally]).await;
+    }
 }
 
 /// Before or after data: the JSON as stored (text that is not JSON, as a
@@ -353,8 +393,11 @@ pub async fn get_event(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
+    let key = match reader(&state, &headers, SCOPE_EVENTS_READ).await {
+        Ok(key) => key,
+        Err(refused) => return refused,
+    };
     let answer = async {
-        reader(&state, &headers, SCOPE_EVENTS_READ).await?;
         let id = match id.parse::<i64>() {
             Ok(id) if id > 0 => id,
             _ => {
@@ -376,9 +419,173 @@ pub async fn get_event(
     }
     .await;
     match answer {
-        Ok(body) => (StatusCode::OK, Json(body)).into_response(),
+        Ok(body) => {
+            audit(&state, &key, "/api/v1/events/{id}", 1).await;
+            (StatusCode::OK, Json(body)).into_response()
+        }
         Err(e) => e.into_response(),
     }
+}
+
+/// A key's token bucket: `tokens` at time `at` (microseconds).
+struct Bucket {
+    tokens: f64,
+    at: i64,
+}
+
+/// A key's reads in one minute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadTally {
+    pub key_id: i64,
+    pub label: String,
+    /// The minute's start (microseconds).
+    pub minute: i64,
+    pub requests: u64,
+    pub rows: u64,
+    pub paths: std::collections::BTreeMap<&'static str, u64>,
+}
+
+const MINUTE: i64 = 60_000_000;
+
+/// The read API's rate limits (a token bucket per key, in this server) and
+/// the tally of each key's reads per minute, for the log.
+#[derive(Default)]
+pub struct ApiGuard {
+    buckets: std::sync::Mutex<std::collections::HashMap<i64, Bucket>>,
+    tallies: std::sync::Mutex<std::collections::HashMap<i64, ReadTally>>,
+}
+
+impl std::fmt::Debug for ApiGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiGuard").finish_non_exhaustive()
+    }
+}
+
+impl ApiGuard {
+    /// Takes a token from the key's bucket (which holds `per_minute` and
+    /// refills at that rate); when it is empty, the whole seconds to wait.
+    pub fn admit(&self, key_id: i64, per_minute: u32, now: i64) -> Result<(), u64> {
+        let capacity = f64::from(per_minute.max(1));
+        let per_micro = capacity / MINUTE as f64;
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let bucket = buckets.entry(key_id).or_insert(Bucket {
+            tokens: capacity,
+            at: now,
+        });
+        let elapsed = (now - bucket.at).max(0) as f64;
+        bucket.tokens = (bucket.tokens + elapsed * per_micro).min(capacity);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            let micros = (1.0 - bucket.tokens) / per_micro;
+            Err(((micros / 1e6).ceil() as u64).max(1))
+        }
+    }
+
+    /// Counts a read; the key's previous minute when this read starts a new
+    /// one (to be written).
+    pub fn tally(
+        &self,
+        key: &store::ApiKey,
+        path: &'static str,
+        rows: u64,
+        now: i64,
+    ) -> Option<ReadTally> {
+        let minute = now - now.rem_euclid(MINUTE);
+        let mut tallies = self.tallies.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = || ReadTally {
+            key_id: key.id,
+            label: key.label.clone(),
+            minute,
+            requests: 0,
+            rows: 0,
+            paths: Default::default(),
+        };
+        let entry = tallies.entry(key.id).or_insert_with(fresh);
+        let ended = (entry.minute != minute).then(|| std::mem::replace(entry, fresh()));
+        entry.requests += 1;
+        entry.rows += rows;
+        *entry.paths.entry(path).or_default() += 1;
+        ended
+    }
+
+    /// Takes every tally of a minute that has ended by `now`.
+    pub fn ended(&self, now: i64) -> Vec<ReadTally> {
+        let minute = now - now.rem_euclid(MINUTE);
+        let mut tallies = self.tallies.lock().unwrap_or_else(|e| e.into_inner());
+        let keys: Vec<i64> = tallies
+            .iter()
+            .filter(|(_, t)| t.minute < minute)
+            .map(|(k, _)| *k)
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| tallies.remove(&k))
+            .collect()
+    }
+}
+
+/// The event a minute of a key's reads becomes.
+pub fn tally_event(t: &ReadTally) -> store::NewEvent {
+    let paths: Vec<String> = t.paths.iter().map(|(p, n)| format!("{p} {n}")).collect();
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    store::NewEvent {
+        occurred_at: t.minute,
+        ip: None,
+        initiator: crate::models::Initiator {
+            kind: crate::models::InitiatorKind::ApiKey,
+            id: Some(t.key_id.to_string()),
+            name: Some(t.label.clone()),
+            email: None,
+            role: None,
+        },
+        action: "API_READ".into(),
+        table_name: Some("api_keys".into()),
+        primary_key: Some(t.key_id.to_string()),
+        description: format!(
+            "API key \"{}\" made {} read{} ({} row{}) in the minute from {} UTC: {}",
+            t.label,
+            t.requests,
+            plural(t.requests),
+            t.rows,
+            plural(t.rows),
+            crate::models::format_utc(t.minute),
+            paths.join(", ")
+        ),
+        before: None,
+        after: None,
+        user_agent: None,
+        request_id: None,
+        session_id: None,
+    }
+}
+
+/// Writes tallies to the log (a failure is logged: reads are not refused
+/// for it).
+pub async fn write_tallies(db: &store::Db, tallies: Vec<ReadTally>) {
+    if tallies.is_empty() {
+        return;
+    }
+    let events: Vec<store::NewEvent> = tallies.iter().map(tally_event).collect();
+    if let Err(error) = store::insert_events(db, &events, None).await {
+        tracing::error!(%error, "could not write the read API's tally");
+    }
+}
+
+/// Writes the minutes that have ended every ten seconds, until the server
+/// stops, so a key's last minute of reads is in the log without a next read.
+pub fn spawn_tally_writer(
+    db: store::Db,
+    guard: std::sync::Arc<ApiGuard>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+        loop {
+            every.tick().await;
+            write_tallies(&db, guard.ended(db.now())).await;
+        }
+    })
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ pub struct AppState {
     pub recorder: super::recorder::Recorder,
     /// Exports prepared and running.
     pub exports: Arc<super::export::Exports>,
+    /// The read API's rate limits and the tally of its reads.
+    pub api: Arc<super::read_api::ApiGuard>,
 }
 
 /// The state, from inside a server function.

@@ -190,6 +190,7 @@ impl TestApp {
             config: Arc::new(config),
             recorder,
             exports: Default::default(),
+            api: Default::default(),
         };
         Self {
             db,

@@ -196,10 +196,25 @@ async fn non_json_content_type_gets_415() {
 }
 
 #[tokio::test]
-async fn only_post_is_accepted() {
+async fn only_post_and_get_are_accepted() {
     let app = TestApp::new().await;
-    let r = app.get("/api/v1/events").await;
-    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    for method in ["PUT", "DELETE", "PATCH"] {
+        let request = Request::builder()
+            .method(method)
+            .uri("/api/v1/events")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(
+            app.send(request).await.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method}"
+        );
+    }
+    // GET is the read API: without a key, 401.
+    assert_eq!(
+        app.get("/api/v1/events").await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 /// A POST of the ingest API with an `Idempotency-Key`.

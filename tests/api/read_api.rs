@@ -337,3 +337,73 @@ async fn admin_sessions_read_with_the_sessions_read_scope_filtered_and_paged() {
         r.error()
     );
 }
+
+#[tokio::test]
+async fn each_key_is_rate_limited_with_retry_after() {
+    let app = TestApp::with_config(auditdeck::server::config::AppConfig {
+        api_reads_per_minute: 5,
+        ..Default::default()
+    })
+    .await;
+    let key = reader(&app).await;
+    let other = api_keys::create_with_scopes(&app.db, "other", &["events:read"])
+        .await
+        .unwrap()
+        .1;
+    for _ in 0..5 {
+        assert_eq!(
+            get(&app, &key, "/api/v1/events").await.status,
+            StatusCode::OK
+        );
+    }
+    let r = get(&app, &key, "/api/v1/events").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    assert_eq!(r.headers[header::RETRY_AFTER], "12", "a token every 12 s");
+    assert!(r.error().contains("5 reads a minute"), "{}", r.error());
+    // Another key has its own bucket.
+    assert_eq!(
+        get(&app, &other, "/api/v1/events").await.status,
+        StatusCode::OK
+    );
+    // Twelve seconds later, one more read.
+    app.clock().advance(12_000_000);
+    assert_eq!(
+        get(&app, &key, "/api/v1/events").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&app, &key, "/api/v1/events").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn reads_are_audited_once_per_key_and_minute() {
+    let app = TestApp::new().await;
+    let writer = app.api_key().await;
+    app.ingest(Some(&writer), json_batch(3, "audited")).await;
+    let key = reader(&app).await;
+    // A poller's minute: six reads.
+    for _ in 0..5 {
+        get(&app, &key, "/api/v1/events?order=id").await;
+    }
+    get(&app, &key, "/api/v1/events/1").await;
+    assert!(
+        app.events_with_action("API_READ").await.is_empty(),
+        "not before the minute ends"
+    );
+    // The first read of the next minute writes the last one's tally.
+    app.clock().advance(60_000_000);
+    get(&app, &key, "/api/v1/events?limit=1").await;
+    let audited = app.events_with_action("API_READ").await;
+    assert_eq!(audited.len(), 1, "{audited:?}");
+    let (description, _) = &audited[0];
+    assert!(
+        description.starts_with("API key \"siem\" made 6 reads (16 rows) in the minute from "),
+        "{description}"
+    );
+    assert!(
+        description.ends_with("UTC: /api/v1/events 5, /api/v1/events/{id} 1"),
+        "{description}"
+    );
+}
