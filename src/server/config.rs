@@ -86,7 +86,7 @@ impl Default for AppConfig {
 }
 
 /// Every key of the `[auditdeck]` table, as written in Leptos.toml.
-pub const APP_KEYS: [&str; 18] = [
+pub const APP_KEYS: [&str; 19] = [
     "database-url",
     "demo-data",
     "demo-seed",
@@ -94,6 +94,7 @@ pub const APP_KEYS: [&str; 18] = [
     "demo-sessions",
     "ingest-max-body-bytes",
     "ingest-max-batch",
+    "api-reads-per-minute",
     "log",
     "session-idle-minutes",
     "secure-cookies",

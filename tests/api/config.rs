@@ -54,6 +54,7 @@ fn leptos_toml_app_section_is_complete_and_valid() {
     }
     let config = AppConfig::from_toml_and_env(&text, |_| None).unwrap();
     assert_eq!(config.ingest_max_batch, 1000);
+    assert_eq!(config.api_reads_per_minute, 600);
     assert!(!config.demo_data);
 }
 

@@ -64,6 +64,18 @@ async fn start_server(database_url: &str) -> Server {
     panic!("the server on port {port} did not start");
 }
 
+/// A test app and an API key, on PostgreSQL only (several servers share
+/// one database there); `None`, with a note, on SQLite.
+async fn postgres_app() -> Option<(TestApp, String)> {
+    if !test_on_postgres() {
+        eprintln!("skipped: several servers share a PostgreSQL database (AUDITDECK_TEST_BACKEND=postgres)");
+        return None;
+    }
+    let app = TestApp::new().await;
+    let key = app.api_key().await;
+    Some((app, key))
+}
+
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
 async fn send(client: &HttpClient, request: Request<Full<Bytes>>) -> TestResponse {
@@ -94,12 +106,9 @@ const BATCH_SIZE: usize = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_servers_share_one_database_and_keep_one_intact_chain() {
-    if !test_on_postgres() {
-        eprintln!("skipped: several servers share a PostgreSQL database (AUDITDECK_TEST_BACKEND=postgres)");
+    let Some((app, key)) = postgres_app().await else {
         return;
-    }
-    let app = TestApp::new().await;
-    let key = app.api_key().await;
+    };
     app.user("shared", Role::Admin).await;
     let servers = [start_server(&app.url).await, start_server(&app.url).await];
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
@@ -397,12 +406,9 @@ async fn clients_that_retry_with_idempotency_keys_store_every_event_once_across_
 /// answer it with the same ids.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_servers_answer_one_idempotency_key_with_one_stored_batch() {
-    if !test_on_postgres() {
-        eprintln!("skipped: several servers share a PostgreSQL database (AUDITDECK_TEST_BACKEND=postgres)");
+    let Some((app, key)) = postgres_app().await else {
         return;
-    }
-    let app = TestApp::new().await;
-    let key = app.api_key().await;
+    };
     let servers = [start_server(&app.url).await, start_server(&app.url).await];
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let mut tasks = Vec::new();

@@ -1210,18 +1210,12 @@ pub async fn filter_options(db: &Db) -> AppResult<FilterOptions> {
 
 /// One event with everything View details shows.
 pub async fn event_detail(db: &Db, id: i64) -> AppResult<EventDetail> {
-    let sql = db
-        .sql(format!(
-            "SELECT {ROW_COLUMNS}, e.received_at, e.user_agent, e.request_id, e.session_id, \
-             k.label AS api_key FROM events e LEFT JOIN api_keys k ON k.id = e.api_key_id \
-             WHERE e.id = ?"
-        ))
-        .bind(id);
-    let row = db
-        .read()
-        .optional(&sql)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("event {id}")))?;
+    let row = one_event(
+        db,
+        id,
+        ", k.label AS api_key FROM events e LEFT JOIN api_keys k ON k.id = e.api_key_id",
+    )
+    .await?;
     let event = event_row(&row)?;
     let history = match (&event.table_name, &event.primary_key) {
         (Some(table), Some(key)) => {
@@ -1287,18 +1281,28 @@ pub struct ApiEvent {
     pub chain_hash: Option<String>,
 }
 
-pub async fn api_event(db: &Db, id: i64) -> AppResult<ApiEvent> {
+/// Event `id`'s row with its details and the columns of `rest` (`, more
+/// columns FROM events e ...`); 404 when there is none.
+async fn one_event(db: &Db, id: i64, rest: &str) -> AppResult<DbRow> {
     let sql = db
         .sql(format!(
-            "SELECT {ROW_COLUMNS}, e.received_at, e.user_agent, e.request_id, e.session_id, \
-             e.before_data, e.after_data, e.chain_hash FROM events e WHERE e.id = ?"
+            "SELECT {ROW_COLUMNS}, e.received_at, e.user_agent, e.request_id, e.session_id\
+             {rest} WHERE e.id = ?"
         ))
         .bind(id);
-    let row = db
-        .read()
+    db.read()
         .optional(&sql)
         .await?
-        .ok_or_else(|| AppError::NotFound(format!("event {id}")))?;
+        .ok_or_else(|| AppError::NotFound(format!("event {id}")))
+}
+
+pub async fn api_event(db: &Db, id: i64) -> AppResult<ApiEvent> {
+    let row = one_event(
+        db,
+        id,
+        ", e.before_data, e.after_data, e.chain_hash FROM events e",
+    )
+    .await?;
     let chain_hash: Option<Vec<u8>> = row.get("chain_hash")?;
     Ok(ApiEvent {
         row: event_row(&row)?,
