@@ -70,6 +70,9 @@ fi
 # Built after the Rust tests so the browser tests run cargo-leptos' own build.
 build_release
 
+# The API against its OpenAPI document: schemathesis on a live server.
+bash "$ROOT/scripts/api-contract.sh"
+
 step "browser tests (Playwright, Chromium)"
 E2E_DIR="$ROOT/target/e2e"
 rm -rf "$E2E_DIR"

@@ -87,6 +87,9 @@ enum Command {
     },
     /// Apply the retention policy now (the server does this every hour).
     Retention,
+    /// Print the API's OpenAPI 3.1 document (as served at
+    /// /api/v1/openapi.json), for client generators.
+    Openapi,
 }
 
 #[tokio::main]
@@ -119,7 +122,17 @@ async fn main() -> ExitCode {
     }
 }
 
+fn print_openapi() -> Result<(), String> {
+    let doc = auditdeck::server::openapi::document();
+    println!("{}", doc.to_pretty_json().map_err(|e| e.to_string())?);
+    Ok(())
+}
+
 async fn run(command: Command, config: Config) -> Result<(), String> {
+    // Needs no database: printed before one is opened (or created).
+    if let Command::Openapi = command {
+        return print_openapi();
+    }
     let db = store::open(&config.app.database_url)
         .await
         .map_err(|e| format!("cannot open {}: {e}", config.app.database_url))?;
@@ -208,6 +221,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Openapi => print_openapi(),
         Command::Retention => {
             let (policy, _) = maintenance::effective_policy(&db, &config.app)
                 .await

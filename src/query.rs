@@ -582,11 +582,23 @@ impl RefreshEvery {
     }
 }
 
-/// A keyword search no longer than [`MAX_SEARCH_LEN`].
+/// A keyword search no longer than [`MAX_SEARCH_LEN`], without control
+/// characters.
 pub fn check_search(q: Option<&str>) -> Result<(), AppError> {
     match q {
         Some(q) if q.chars().count() > MAX_SEARCH_LEN => Err(AppError::bad_request(format!(
             "q: the search is longer than {MAX_SEARCH_LEN} characters"
+        ))),
+        _ => check_text("q", q),
+    }
+}
+
+/// A filter's text holds no control characters (a NUL would end the string
+/// in the database's hands; none is typed into a filter).
+pub fn check_text(name: &str, value: Option<&str>) -> Result<(), AppError> {
+    match value {
+        Some(v) if v.chars().any(char::is_control) => Err(AppError::bad_request(format!(
+            "{name}: contains control characters"
         ))),
         _ => Ok(()),
     }
@@ -666,6 +678,8 @@ impl EventQuery {
         if let Some(ip) = &self.ip {
             IpFilter::parse(ip)?;
         }
+        check_text("user", self.user.as_ref().map(|u| u.to_param()).as_deref())?;
+        check_text("table", self.table.as_deref())?;
         check_search(self.q.as_deref())
     }
 
@@ -1095,6 +1109,22 @@ mod tests {
             IpFilter::parse("10.1.2.3/8").unwrap().key_range(),
             f.key_range()
         );
+    }
+
+    #[test]
+    fn filters_with_control_characters_are_refused_by_name() {
+        for (name, value) in [
+            ("q", "disk\0full"),
+            ("table", "inv\u{1}oices"),
+            ("user", "user:an\u{1}n"),
+        ] {
+            let err = EventQuery::from_params(|k| (k == name).then_some(value))
+                .and_then(|q| q.validate())
+                .unwrap_err()
+                .to_string();
+            assert_eq!(err, format!("{name}: contains control characters"));
+        }
+        assert!(check_search(Some("disk full")).is_ok());
     }
 
     #[test]

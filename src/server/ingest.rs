@@ -23,6 +23,9 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 use std::net::IpAddr;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Ref, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 const MAX_TEXT: usize = 512;
 const MAX_DESCRIPTION: usize = 10_000;
@@ -31,45 +34,83 @@ const MAX_ROLE: usize = 64;
 /// Events may be stamped a little ahead of our clock, not more.
 const MAX_FUTURE_MICROS: i64 = 24 * 3600 * 1_000_000;
 
-#[derive(Debug, Deserialize)]
+/// An audit event as sent.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "action": "UPDATE", "occurred_at": "2025-10-27T12:00:00.123Z",
+    "initiator": {"kind": "user", "id": 42, "name": "Ann Lee", "email": "ann@example.com", "role": "editor"},
+    "ip": "203.0.113.7", "table": "invoices", "primary_key": 1234,
+    "description": "Changed the due date", "before": {"due": "2025-11-01"}, "after": {"due": "2025-11-15"}
+}))]
 pub struct IngestEvent {
+    /// A verb: CREATE, UPDATE, DELETE, LOGIN, LOGIN_FAILED, LOGOUT, EXPORT or
+    /// any other (letters, digits and `_`, starting with a letter; stored
+    /// upper-case).
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z][A-Za-z0-9_]*$",
+        example = "UPDATE"
+    )]
     pub action: String,
+    /// When it happened (RFC 3339, up to microseconds); default: when
+    /// received; at most 24 hours ahead.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub occurred_at: Option<String>,
+    /// Who did it; default: the API key that sent it.
     #[serde(default)]
     pub initiator: Option<IngestInitiator>,
+    /// The actor's IPv4 or IPv6 address.
     #[serde(default)]
     pub ip: Option<String>,
+    /// The table (or kind of record) acted on.
     #[serde(default)]
+    #[schema(max_length = 512)]
     pub table: Option<String>,
+    /// The record's key.
     #[serde(default)]
     pub primary_key: Option<KeyValue>,
     #[serde(default)]
+    #[schema(max_length = 10000)]
     pub description: Option<String>,
+    /// The record before the change: any JSON.
     #[serde(default)]
     pub before: Option<Value>,
+    /// The record after the change: any JSON.
     #[serde(default)]
     pub after: Option<Value>,
     #[serde(default)]
+    #[schema(max_length = 512)]
     pub user_agent: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 512)]
     pub request_id: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 512)]
     pub session_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The initiator of an event as sent.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IngestInitiator {
+    #[schema(value_type = super::openapi::ApiInitiatorKind)]
     pub kind: String,
+    /// The initiator's id in your system (a user initiator needs an id, a
+    /// name or an email).
     #[serde(default)]
     pub id: Option<KeyValue>,
     #[serde(default)]
+    #[schema(max_length = 512)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 512)]
     pub email: Option<String>,
+    /// The initiator's role in your system.
     #[serde(default)]
+    #[schema(max_length = 64)]
     pub role: Option<String>,
 }
 
@@ -79,6 +120,44 @@ pub struct IngestInitiator {
 pub enum KeyValue {
     Text(String),
     Number(serde_json::Number),
+}
+
+impl PartialSchema for KeyValue {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(512)),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .description(Some("A string or a number"))
+            .into()
+    }
+}
+impl ToSchema for KeyValue {}
+
+/// The body of `POST /api/v1/events`: one event or a batch.
+pub struct IngestBody;
+
+impl PartialSchema for IngestBody {
+    fn schema() -> RefOr<Schema> {
+        let event = Ref::from_schema_name("IngestEvent");
+        OneOfBuilder::new()
+            .item(event.clone())
+            .item(ArrayBuilder::new().items(event).min_items(Some(1)))
+            .description(Some(
+                "One event, or a batch of them (at most ingest-max-batch, 1,000 by default)",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for IngestBody {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push(("IngestEvent".into(), IngestEvent::schema()));
+        <IngestEvent as ToSchema>::schemas(schemas);
+    }
 }
 
 impl KeyValue {
@@ -294,7 +373,31 @@ fn text(
 /// The longest `Idempotency-Key` accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
-/// The axum handler.
+/// The axum handler of `POST /api/v1/events`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    tag = "events",
+    operation_id = "ingestEvents",
+    summary = "Send audit events",
+    description = "One event or a batch (an array of up to `ingest-max-batch`, 1,000 by \
+        default), validated whole and stored in one transaction: every event or none. Unknown \
+        fields are refused. With an `Idempotency-Key`, a retry of the same body answers the \
+        first answer and stores nothing.",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+            description = "A key of your choosing per request (a UUID): a retry with the same key and body \
+                answers the first answer; kept 24 hours per API key"),
+    ),
+    request_body(content = IngestBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Stored (or, for a retry, stored before): the ids in the order sent",
+            body = super::openapi::IngestAnswer,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this answers a retry"))),
+        super::openapi::IngestErrors,
+    ),
+    security(("api_key" = ["events:write"]))
+)]
 pub async fn ingest_events(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -10,6 +10,7 @@ pub mod diff;
 pub mod export;
 pub mod ingest;
 pub mod maintenance;
+pub mod openapi;
 pub mod pdf_text;
 pub mod read_api;
 pub mod recorder;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/events/{id}", get(read_api::get_event))
         .route("/api/v1/sessions", get(read_api::list_sessions))
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/exports/{token}", get(export::download))
         .route(
             "/api/integrity/checkpoints",

@@ -18,6 +18,9 @@
 //! (as JSON), and its chain hash.
 
 use super::api_keys;
+use super::openapi::{
+    ApiErrorBody, ApiEvent, ApiEventDetail, ApiSession, EventsPage, SessionsPage,
+};
 use super::state::AppState;
 use super::store;
 use crate::errors::{AppError, AppResult};
@@ -28,7 +31,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The scope that reads events.
 pub const SCOPE_EVENTS_READ: &str = "events:read";
@@ -174,9 +177,9 @@ fn url_of(path: &str, parts: &[(String, String)]) -> String {
     format!("{path}?{}", query.join("&"))
 }
 
-/// A page as JSON, `next` also in a `Link` header.
-fn page_response(key: &str, items: Vec<Value>, next: Option<String>) -> Response {
-    let mut response = (StatusCode::OK, Json(json!({ key: items, "next": next }))).into_response();
+/// A page as JSON, its `next` also in a `Link` header.
+fn page_response(page: impl serde::Serialize, next: Option<&str>) -> Response {
+    let mut response = (StatusCode::OK, Json(page)).into_response();
     if let Some(link) = next
         .map(|n| format!("<{n}>; rel=\"next\""))
         .and_then(|l| HeaderValue::from_str(&l).ok())
@@ -184,27 +187,6 @@ fn page_response(key: &str, items: Vec<Value>, next: Option<String>) -> Response
         response.headers_mut().insert(header::LINK, link);
     }
     response
-}
-
-/// An event as the API shows it.
-pub fn event_json(row: &EventRow) -> Value {
-    json!({
-        "id": row.id,
-        "occurred_at": format_rfc3339(row.occurred_at),
-        "action": row.action,
-        "initiator": {
-            "kind": row.initiator.kind.as_str(),
-            "id": row.initiator.id,
-            "name": row.initiator.name,
-            "email": row.initiator.email,
-            "role": row.initiator.role,
-        },
-        "ip": row.ip,
-        "table": row.table_name,
-        "primary_key": row.primary_key,
-        "description": row.description,
-        "has_changes": row.has_changes,
-    })
 }
 
 /// One page: the events and the next page's URL (none after the last page
@@ -231,7 +213,40 @@ pub async fn read_events(
     }
 }
 
-/// The axum handler.
+/// The axum handler of `GET /api/v1/events`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    operation_id = "listEvents",
+    summary = "Read the Activity Log",
+    description = "The Activity Log's filters by the same names, newest first (continue with \
+        `next`, also in `Link: <...>; rel=\"next\"`; the last page has none), or in checkpoint \
+        mode (`order=id`, then `after_id` from each `next`): ascending ids, so a poller never \
+        skips an event that arrived late with an old time nor gets one twice; when caught up \
+        the page is empty and `next` is the same URL. Reads are audited (one API_READ event \
+        per key and minute) and rate-limited per key.",
+    params(
+        ("user" = Option<String>, Query, description = "The initiator: a name, email or id, as the Activity Log's user filter"),
+        ("action" = Option<String>, Query, description = "One action or several, comma-separated (LOGIN,LOGOUT)"),
+        ("table" = Option<String>, Query, description = "The table acted on"),
+        ("ip" = Option<String>, Query, description = "An IP address or a CIDR network (10.0.0.0/8, 2001:db8::/32)"),
+        ("q" = Option<String>, Query, description = "Keywords: description, initiator, table, key and IP"),
+        ("from" = Option<String>, Query, description = "Events at or after this time, UTC (2025-10-27T12:00Z)"),
+        ("to" = Option<String>, Query, description = "Events at or before this time, UTC (2025-10-27T13:00Z)"),
+        ("range" = Option<super::openapi::RollingRange>, Query),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Events a page holds (default 100)"),
+        ("after" = Option<i64>, Query, minimum = 1, description = "Newest first: the page after this event id (from next)"),
+        ("order" = Option<super::openapi::EventsOrder>, Query),
+        ("after_id" = Option<i64>, Query, minimum = 0, description = "Checkpoint mode: events with ids above this one (from next)"),
+    ),
+    responses(
+        (status = 200, description = "A page of events", body = EventsPage,
+            headers(("Link" = String, description = "`<next>; rel=\"next\"` when there is a next page"))),
+        super::openapi::ReadErrors,
+    ),
+    security(("api_key" = ["events:read"]))
+)]
 pub async fn list_events(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -260,7 +275,9 @@ pub async fn list_events(
     match answer {
         Ok((rows, next)) => {
             audit(&state, &key, "/api/v1/events", rows.len()).await;
-            page_response("events", rows.iter().map(event_json).collect(), next)
+            let link = next.clone();
+            let events = rows.iter().map(ApiEvent::from).collect();
+            page_response(EventsPage { events, next }, link.as_deref())
         }
         Err(e) => e.into_response(),
     }
@@ -273,6 +290,31 @@ const SESSION_FILTERS: [&str; 6] = ["q", "type", "method", "from", "to", "range"
 /// The axum handler of `GET /api/v1/sessions`: Admin Sessions, newest first,
 /// with its filters by the page's names (`q`, `type`, `method`, `from`, `to`, `range`), `limit`
 /// and `after`, in the shape of `/api/v1/events`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions",
+    tag = "sessions",
+    operation_id = "listSessions",
+    summary = "Read Admin Sessions",
+    description = "The dashboard's requests, newest first, with Admin Sessions' filters; pages \
+        as `GET /api/v1/events` does (`next`, `Link`).",
+    params(
+        ("q" = Option<String>, Query, description = "Keywords: admin, URL, IP"),
+        ("type" = Option<super::openapi::RequestKindFilter>, Query),
+        ("method" = Option<super::openapi::MethodFilter>, Query),
+        ("from" = Option<String>, Query, description = "Requests at or after this time, UTC (2025-10-27T12:00Z)"),
+        ("to" = Option<String>, Query, description = "Requests at or before this time, UTC (2025-10-27T13:00Z)"),
+        ("range" = Option<super::openapi::RollingRange>, Query),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Requests a page holds (default 100)"),
+        ("after" = Option<i64>, Query, minimum = 1, description = "The page after this request id (from next)"),
+    ),
+    responses(
+        (status = 200, description = "A page of requests", body = SessionsPage,
+            headers(("Link" = String, description = "`<next>; rel=\"next\"` when there is a next page"))),
+        super::openapi::ReadErrors,
+    ),
+    security(("api_key" = ["sessions:read"]))
+)]
 pub async fn list_sessions(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -315,30 +357,15 @@ pub async fn list_sessions(
             }
             _ => None,
         };
-        let rows: Vec<Value> = page
-            .rows
-            .iter()
-            .map(|r| {
-                json!({
-                    "id": r.id,
-                    "occurred_at": format_rfc3339(r.occurred_at),
-                    "user": {"id": r.user_id, "name": r.user_name, "email": r.user_email},
-                    "ip": r.ip,
-                    "url": r.url,
-                    "kind": r.kind,
-                    "method": r.method,
-                    "status": r.status,
-                    "duration_us": r.duration_us,
-                })
-            })
-            .collect();
-        AppResult::Ok((rows, next))
+        let sessions = page.rows.iter().map(ApiSession::from).collect();
+        AppResult::Ok(SessionsPage { sessions, next })
     }
     .await;
     match answer {
-        Ok((rows, next)) => {
-            audit(&state, &key, "/api/v1/sessions", rows.len()).await;
-            page_response("sessions", rows, next)
+        Ok(page) => {
+            audit(&state, &key, "/api/v1/sessions", page.sessions.len()).await;
+            let link = page.next.clone();
+            page_response(page, link.as_deref())
         }
         Err(e) => e.into_response(),
     }
@@ -388,6 +415,21 @@ fn stored_json(text: Option<&str>) -> Value {
 }
 
 /// The axum handler of `GET /api/v1/events/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/{id}",
+    tag = "events",
+    operation_id = "getEvent",
+    summary = "Read one event with its details",
+    params(("id" = i64, Path, minimum = 1, description = "The event's id")),
+    responses(
+        (status = 200, description = "The event, its before and after data and its chain hash", body = ApiEventDetail),
+        (status = 404, description = "No such event (never stored, or deleted)", body = ApiErrorBody,
+            example = json!({"error": "event 123456 not found"})),
+        super::openapi::ReadErrors,
+    ),
+    security(("api_key" = ["events:read"]))
+)]
 pub async fn get_event(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -407,15 +449,16 @@ pub async fn get_event(
             }
         };
         let event = store::api_event(&state.db, id).await?;
-        let mut body = event_json(&event.row);
-        body["received_at"] = json!(format_rfc3339(event.received_at));
-        body["user_agent"] = json!(event.user_agent);
-        body["request_id"] = json!(event.request_id);
-        body["session_id"] = json!(event.session_id);
-        body["before"] = stored_json(event.before.as_deref());
-        body["after"] = stored_json(event.after.as_deref());
-        body["chain_hash"] = json!(event.chain_hash);
-        Ok(body)
+        Ok(ApiEventDetail {
+            event: ApiEvent::from(&event.row),
+            received_at: format_rfc3339(event.received_at),
+            user_agent: event.user_agent,
+            request_id: event.request_id,
+            session_id: event.session_id,
+            before: stored_json(event.before.as_deref()),
+            after: stored_json(event.after.as_deref()),
+            chain_hash: event.chain_hash,
+        })
     }
     .await;
     match answer {

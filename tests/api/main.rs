@@ -8,6 +8,7 @@ mod common;
 mod config;
 mod ingest;
 mod integrity;
+mod openapi;
 mod pages;
 mod partitions;
 mod query;
