@@ -44,6 +44,13 @@ const MAX_FUTURE_MICROS: i64 = 24 * 3600 * 1_000_000;
     "description": "Changed the due date", "before": {"due": "2025-11-01"}, "after": {"due": "2025-11-15"}
 }))]
 pub struct IngestEvent {
+    /// Your own id for the event (1 to 255 characters, unique per API key):
+    /// an event sent again with the same `event_id` and the same content is
+    /// not stored twice but reported in `duplicates`; with other content it
+    /// is refused (409).
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 255, example = "evt_01HZX3")]
+    pub event_id: Option<String>,
     /// A verb: CREATE, UPDATE, DELETE, LOGIN, LOGIN_FAILED, LOGOUT, EXPORT or
     /// any other (letters, digits and `_`, starting with a letter; stored
     /// upper-case).
@@ -169,6 +176,14 @@ impl KeyValue {
     }
 }
 
+/// A request body's events, ready to store, each with its `event_id` (if it
+/// has one).
+#[derive(Debug)]
+pub struct Payload {
+    pub events: Vec<NewEvent>,
+    pub keys: Vec<Option<store::EventKey>>,
+}
+
 /// Parses and validates a request body into events ready to store.
 /// `key` is the API key that sent them (the default initiator).
 pub fn parse_payload(
@@ -176,7 +191,31 @@ pub fn parse_payload(
     max_batch: usize,
     key: &store::ApiKey,
     now: i64,
-) -> AppResult<Vec<NewEvent>> {
+) -> AppResult<Payload> {
+    let parsed = parse_items(body, max_batch, key, now)?;
+    let mut seen: std::collections::HashMap<&str, usize> = Default::default();
+    for (i, (_, k)) in parsed.iter().enumerate() {
+        if let Some(k) = k {
+            if let Some(first) = seen.insert(&k.event_id, i) {
+                return Err(AppError::bad_request(format!(
+                    "[{i}].event_id: \"{}\" is also [{first}].event_id; an event_id names one event",
+                    k.event_id
+                )));
+            }
+        }
+    }
+    let (events, keys) = parsed.into_iter().unzip();
+    Ok(Payload { events, keys })
+}
+
+type Parsed = (NewEvent, Option<store::EventKey>);
+
+fn parse_items(
+    body: &[u8],
+    max_batch: usize,
+    key: &store::ApiKey,
+    now: i64,
+) -> AppResult<Vec<Parsed>> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| AppError::bad_request(format!("body: not valid JSON ({e})")))?;
     match value {
@@ -203,13 +242,21 @@ pub fn parse_payload(
     }
 }
 
-fn parse_event(value: Value, at: &str, key: &store::ApiKey, now: i64) -> AppResult<NewEvent> {
+/// The longest `event_id` accepted.
+const MAX_EVENT_ID: usize = 255;
+
+fn parse_event(value: Value, at: &str, key: &store::ApiKey, now: i64) -> AppResult<Parsed> {
     if !value.is_object() {
         return Err(AppError::bad_request(format!(
             "{}: must be an event object",
             at.trim_end_matches('.')
         )));
     }
+    // The event as sent, keys sorted: the same event hashes the same.
+    let content_hash = value.get("event_id").map(|_| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(value.to_string()))
+    });
     let raw: IngestEvent = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
@@ -318,8 +365,14 @@ fn parse_event(value: Value, at: &str, key: &store::ApiKey, now: i64) -> AppResu
     };
 
     let json = |v: Option<Value>| v.filter(|v| !v.is_null()).map(|v| v.to_string());
+    let event_key = text(raw.event_id, "event_id", MAX_EVENT_ID, &bad)?
+        .zip(content_hash)
+        .map(|(event_id, content_hash)| store::EventKey {
+            event_id,
+            content_hash,
+        });
 
-    Ok(NewEvent {
+    let event = NewEvent {
         occurred_at,
         ip,
         initiator,
@@ -338,7 +391,8 @@ fn parse_event(value: Value, at: &str, key: &store::ApiKey, now: i64) -> AppResu
         user_agent: text(raw.user_agent, "user_agent", MAX_TEXT, &bad)?,
         request_id: text(raw.request_id, "request_id", MAX_TEXT, &bad)?,
         session_id: text(raw.session_id, "session_id", MAX_TEXT, &bad)?,
-    })
+    };
+    Ok((event, event_key))
 }
 
 /// Trims an optional text field; empty becomes none; too long or with
@@ -392,7 +446,7 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
     request_body(content = IngestBody, content_type = "application/json"),
     responses(
         (status = 201, description = "Stored (or, for a retry, stored before): the ids in the order sent",
-            body = super::openapi::IngestAnswer,
+            body = store::IngestAnswer,
             headers(("Idempotent-Replayed" = String, description = "`true` when this answers a retry"))),
         super::openapi::IngestErrors,
     ),
@@ -405,7 +459,7 @@ pub async fn ingest_events(
 ) -> Response {
     match ingest(&state, &headers, body).await {
         Ok(outcome) => {
-            let body = Json(serde_json::json!({ "ids": outcome.ids() }));
+            let body = Json(outcome.answer());
             let mut response = (StatusCode::CREATED, body).into_response();
             if matches!(outcome, store::Ingested::Replayed(_)) {
                 response.headers_mut().insert(
@@ -468,7 +522,7 @@ async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> AppResult<
         .await
         .map_err(|_| AppError::PayloadTooLarge(limit))?;
 
-    let events = parse_payload(&bytes, state.config.ingest_max_batch, &key, state.db.now())?;
+    let payload = parse_payload(&bytes, state.config.ingest_max_batch, &key, state.db.now())?;
     let idempotency = idempotency.map(|key| store::Idempotency {
         key,
         body_hash: {
@@ -476,7 +530,14 @@ async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> AppResult<
             hex::encode(sha2::Sha256::digest(&bytes))
         },
     });
-    store::ingest_events(&state.db, &events, key.id, idempotency.as_ref()).await
+    store::ingest_events(
+        &state.db,
+        &payload.events,
+        &payload.keys,
+        key.id,
+        idempotency.as_ref(),
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -502,7 +563,9 @@ mod tests {
 
     #[test]
     fn one_event_with_defaults() {
-        let events = parse_payload(br#"{"action":"publish"}"#, 1000, &key(), NOW).unwrap();
+        let events = parse_payload(br#"{"action":"publish"}"#, 1000, &key(), NOW)
+            .unwrap()
+            .events;
         assert_eq!(events.len(), 1);
         let e = &events[0];
         assert_eq!(e.action, "PUBLISH");
@@ -520,6 +583,7 @@ mod tests {
             "before":{"a":1},"after":{"a":2,"b":[1,2]},"user_agent":"curl/8","request_id":"r1","session_id":"s1"}"#;
         let e = parse_payload(body.as_bytes(), 1000, &key(), NOW)
             .unwrap()
+            .events
             .remove(0);
         assert_eq!(e.occurred_at, 1_761_559_200_123_456);
         assert_eq!(e.initiator.id.as_deref(), Some("42"));
@@ -563,11 +627,63 @@ mod tests {
     }
 
     #[test]
+    fn an_event_id_is_hashed_with_the_event_as_sent_and_named_once_a_batch() {
+        let p = parse_payload(
+            br#"[{"action":"A","event_id":" e-1 ","table":"t"},{"table":"t","event_id":" e-1 ","action":"A"},{"action":"A"}]"#,
+            1000,
+            &key(),
+            NOW,
+        );
+        let m = p.unwrap_err().to_string();
+        assert!(
+            m.starts_with("[1].event_id: \"e-1\" is also [0].event_id"),
+            "{m}"
+        );
+        let p = parse_payload(
+            br#"[{"action":"A","event_id":"e-1"},{"action":"A","event_id":"e-2"},{"action":"A"}]"#,
+            1000,
+            &key(),
+            NOW,
+        )
+        .unwrap();
+        let keys: Vec<Option<&str>> = p
+            .keys
+            .iter()
+            .map(|k| k.as_ref().map(|k| k.event_id.as_str()))
+            .collect();
+        assert_eq!(keys, [Some("e-1"), Some("e-2"), None]);
+        let hash = |body: &str| {
+            parse_payload(body.as_bytes(), 1000, &key(), NOW)
+                .unwrap()
+                .keys[0]
+                .clone()
+                .unwrap()
+                .content_hash
+        };
+        // The order of fields does not matter; a value does.
+        assert_eq!(
+            hash(r#"{"action":"A","event_id":"e","table":"t"}"#),
+            hash(r#"{"table":"t","event_id":"e","action":"A"}"#)
+        );
+        assert_ne!(
+            hash(r#"{"action":"A","event_id":"e","table":"t"}"#),
+            hash(r#"{"action":"A","event_id":"e","table":"u"}"#)
+        );
+        assert!(err(&format!(
+            r#"{{"action":"A","event_id":"{}"}}"#,
+            "x".repeat(256)
+        ))
+        .starts_with("event_id:"));
+        assert!(err(r#"{"action":"A","event_id":5}"#).starts_with("event_id:"));
+    }
+
+    #[test]
     fn batch_limit_is_enforced() {
         let batch = format!("[{}]", [r#"{"action":"A"}"#; 3].join(","));
         assert_eq!(
             parse_payload(batch.as_bytes(), 3, &key(), NOW)
                 .unwrap()
+                .events
                 .len(),
             3
         );

@@ -138,7 +138,8 @@ pub async fn start_verification(
 }
 
 /// One maintenance pass: a periodic checkpoint of the head, the ingest
-/// answers kept for retries that are past their 24 hours, then retention.
+/// answers kept for retries that are past their 24 hours, retention, then
+/// the event ids of the events retention removed.
 pub async fn maintain(db: &Db, config: &AppConfig) -> AppResult<()> {
     store::write_checkpoint(db, "periodic").await?;
     let forgotten = store::purge_ingest_requests(db).await?;
@@ -154,6 +155,10 @@ pub async fn maintain(db: &Db, config: &AppConfig) -> AppResult<()> {
             longest_ms = outcome.longest_chunk.as_millis() as u64,
             "retention run"
         );
+    }
+    let released = store::purge_event_ids(db).await?;
+    if released > 0 {
+        tracing::info!(released, "event ids of events retention removed forgotten");
     }
     Ok(())
 }

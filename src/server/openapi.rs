@@ -193,13 +193,6 @@ pub struct SessionsPage {
     pub next: Option<String>,
 }
 
-/// What an ingest stored: the ids, in the order sent.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"ids": [100001, 100002]}))]
-pub struct IngestAnswer {
-    pub ids: Vec<i64>,
-}
-
 /// A string that is one of `values`.
 fn one_of(values: impl IntoIterator<Item = &'static str>, description: &str) -> RefOr<Schema> {
     ObjectBuilder::new()
@@ -298,6 +291,9 @@ pub enum IngestErrors {
     /// The body is not `application/json`.
     #[response(status = 415, example = json!({"error": "Content-Type must be application/json"}))]
     UnsupportedMediaType(ApiErrorBody),
+    /// An `event_id` was stored before with other content.
+    #[response(status = 409, example = json!({"error": "[2].event_id: \"evt-7\" was stored as event #1041 with other content; an event_id names one event (send a new one for a new event)"}))]
+    Conflict(ApiErrorBody),
     /// The `Idempotency-Key` was used in the last 24 hours for another body.
     #[response(status = 422, example = json!({"error": "Idempotency-Key: \"batch-7\" was used for another request body in the last 24 hours; use a new key for a new request"}))]
     Unprocessable(ApiErrorBody),

@@ -1,7 +1,8 @@
 use crate::common::{json_batch, TestApp, TestResponse};
+use auditdeck::integrity::VerifyMode;
 use auditdeck::models::{EventQuery, InitiatorKind};
 use auditdeck::server::config::AppConfig;
-use auditdeck::server::store;
+use auditdeck::server::{api_keys, store};
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 
@@ -352,4 +353,162 @@ async fn concurrent_retries_with_one_key_store_the_batch_once() {
     }
     assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
     assert_eq!(app.count().await, 50);
+}
+
+/// A batch of `n` events, each with its own `event_id` `{tag}-{i}`.
+fn keyed_batch(n: usize, tag: &str) -> String {
+    let events: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "event_id": format!("{tag}-{i}"),
+                "action": "CREATE",
+                "table": "orders",
+                "primary_key": i,
+                "description": format!("{tag} order {i}")
+            })
+        })
+        .collect();
+    serde_json::Value::Array(events).to_string()
+}
+
+#[tokio::test]
+async fn an_event_sent_again_with_its_event_id_is_reported_as_a_duplicate_not_stored_twice() {
+    let app = TestApp::new().await;
+    let key = app.api_key().await;
+    let first = app.ingest(Some(&key), keyed_batch(3, "evt")).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
+    assert!(
+        first.json().get("duplicates").is_none(),
+        "no duplicates: {}",
+        first.text()
+    );
+    let stored = ids_of(&first);
+
+    // The same three again, with a new one between: only the new one is stored.
+    let mut again: Vec<serde_json::Value> = serde_json::from_str(&keyed_batch(3, "evt")).unwrap();
+    again.insert(
+        1,
+        serde_json::json!({"event_id": "evt-new", "action": "CREATE"}),
+    );
+    let r = app
+        .ingest(Some(&key), serde_json::Value::Array(again).to_string())
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let ids = ids_of(&r);
+    assert_eq!(r.json()["duplicates"], serde_json::json!([0, 2, 3]));
+    assert_eq!([ids[0], ids[2], ids[3]], [stored[0], stored[1], stored[2]]);
+    assert!(ids[1] > stored[2], "the new one is stored after: {ids:?}");
+    assert_eq!(app.count().await, 4);
+
+    // Events without an event_id are stored every time; other keys have
+    // event ids of their own.
+    let (_, other_key) = api_keys::create(&app.db, "other").await.unwrap();
+    let theirs = app.ingest(Some(&other_key), keyed_batch(1, "evt")).await;
+    assert_eq!(theirs.status, StatusCode::CREATED);
+    assert!(theirs.json().get("duplicates").is_none());
+    assert_eq!(app.count().await, 5);
+    let report = store::verify_chain(&app.db, VerifyMode::Full, Vec::new(), |_, _| {})
+        .await
+        .unwrap();
+    assert!(report.intact(), "{:?}", report.problems);
+}
+
+#[tokio::test]
+async fn an_event_id_sent_with_other_content_is_a_409_and_nothing_of_the_batch_is_stored() {
+    let app = TestApp::new().await;
+    let key = app.api_key().await;
+    let first = app.ingest(Some(&key), keyed_batch(3, "evt")).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let mut changed: Vec<serde_json::Value> = serde_json::from_str(&keyed_batch(3, "evt")).unwrap();
+    changed[2]["description"] = "something else".into();
+    changed.push(serde_json::json!({"event_id": "evt-9", "action": "CREATE"}));
+    let r = app
+        .ingest(Some(&key), serde_json::Value::Array(changed).to_string())
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(
+        r.error().starts_with(&format!(
+            "[2].event_id: \"evt-2\" was stored as event #{}",
+            ids_of(&first)[2]
+        )),
+        "{}",
+        r.error()
+    );
+    assert_eq!(app.count().await, 3, "evt-9 was not stored either");
+    // Repeated within one batch: a 400 naming both.
+    let r = app
+        .ingest(
+            Some(&key),
+            r#"[{"event_id":"x","action":"A"},{"event_id":"x","action":"A"}]"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.error().starts_with("[1].event_id:"), "{}", r.error());
+    assert_eq!(app.count().await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_sends_of_one_event_id_store_it_once_and_answer_each_with_its_id() {
+    let app = std::sync::Arc::new(TestApp::new().await);
+    let key = app.api_key().await;
+    let body = keyed_batch(40, "race");
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (app, key, body) = (app.clone(), key.clone(), body.clone());
+            tokio::spawn(async move { app.ingest(Some(&key), body).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    let mut stored_by = 0;
+    for task in tasks {
+        let r = task.await.unwrap();
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        if r.json().get("duplicates").is_none() {
+            stored_by += 1;
+        } else {
+            assert_eq!(r.json()["duplicates"].as_array().unwrap().len(), 40);
+        }
+        answers.push(ids_of(&r));
+    }
+    assert_eq!(stored_by, 1, "one request stored the batch");
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    assert_eq!(app.count().await, 40);
+}
+
+#[tokio::test]
+async fn an_event_id_is_released_once_retention_has_removed_its_event() {
+    let app = TestApp::new().await;
+    let key = app.api_key().await;
+    let old = auditdeck::models::format_rfc3339(app.now() - 40 * 24 * 3600 * 1_000_000);
+    let body = format!(
+        r#"[{{"event_id":"old-0","action":"A","occurred_at":"{old}"}},{{"event_id":"old-1","action":"A","occurred_at":"{old}"}}]"#
+    );
+    let first = app.ingest(Some(&key), body.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
+    let recent = app.ingest(Some(&key), keyed_batch(1, "new")).await;
+    assert_eq!(recent.status, StatusCode::CREATED);
+    assert_eq!(
+        store::purge_event_ids(&app.db).await.unwrap(),
+        0,
+        "their events are there"
+    );
+    let again = app.ingest(Some(&key), body.clone()).await;
+    assert_eq!(again.json()["duplicates"], serde_json::json!([0, 1]));
+
+    let policy = auditdeck::integrity::RetentionPolicy {
+        keep_days: Some(30),
+        by_action: vec![],
+    };
+    let outcome = store::apply_retention(&app.db, &policy, app.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome.run.removed, 2);
+    assert_eq!(store::purge_event_ids(&app.db).await.unwrap(), 2);
+    // Sent again, they are new events; the recent one is still known.
+    let later = app.ingest(Some(&key), body).await;
+    assert_eq!(later.status, StatusCode::CREATED);
+    assert!(later.json().get("duplicates").is_none(), "{}", later.text());
+    let recent_again = app.ingest(Some(&key), keyed_batch(1, "new")).await;
+    assert_eq!(recent_again.json()["duplicates"], serde_json::json!([0]));
 }

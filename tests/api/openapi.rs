@@ -138,7 +138,7 @@ async fn the_document_is_openapi_3_1_and_describes_every_route_with_its_scope_an
             "post",
             "/api/v1/events",
             "events:write",
-            &["201", "400", "401", "403", "413", "415", "422"][..],
+            &["201", "400", "401", "403", "409", "413", "415", "422"][..],
         ),
         (
             "get",

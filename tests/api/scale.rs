@@ -443,3 +443,51 @@ async fn two_servers_answer_one_idempotency_key_with_one_stored_batch() {
     assert_eq!(distinct, 4 * 10 * 20);
     drop(servers);
 }
+
+/// Two servers on one PostgreSQL database take the same events at once,
+/// each with its `event_id` and no `Idempotency-Key` in common: each event
+/// is stored once and both servers answer it with its one id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_store_each_event_id_once() {
+    let Some((app, key)) = postgres_app().await else {
+        return;
+    };
+    let servers = [start_server(&app.url).await, start_server(&app.url).await];
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let mut tasks = Vec::new();
+    for (s, server) in servers.iter().enumerate() {
+        for c in 0..4 {
+            let (client, base, key) = (client.clone(), server.base.clone(), key.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for b in 0..10 {
+                    let mut events: Vec<serde_json::Value> =
+                        serde_json::from_str(&batch(0, c, b, 20)).unwrap();
+                    for (i, e) in events.iter_mut().enumerate() {
+                        e["event_id"] = format!("c{c}-b{b}-e{i}").into();
+                    }
+                    let body = serde_json::Value::Array(events).to_string();
+                    let r = try_ingest(&client, &base, &key, &format!("s{s}-c{c}-b{b}"), &body)
+                        .await
+                        .expect("answered");
+                    answers.push(r.json()["ids"].clone());
+                }
+                (c, answers)
+            }));
+        }
+    }
+    let mut by_client = std::collections::HashMap::new();
+    for task in tasks {
+        let (c, answers) = task.await.unwrap();
+        if let Some(previous) = by_client.insert(c, answers.clone()) {
+            assert_eq!(
+                previous, answers,
+                "both servers gave client {c} the same ids"
+            );
+        }
+    }
+    let (stored, distinct) = stored_orders(&app).await;
+    assert_eq!(stored, 4 * 10 * 20);
+    assert_eq!(distinct, 4 * 10 * 20);
+    drop(servers);
+}
