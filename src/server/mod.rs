@@ -17,6 +17,7 @@ pub mod recorder;
 pub mod security;
 pub mod state;
 pub mod store;
+pub mod stream_format;
 
 use crate::app::{shell, App};
 use axum::middleware::from_fn_with_state;

@@ -18,3 +18,4 @@ mod security;
 mod sessions;
 mod settings;
 mod store;
+mod streams;

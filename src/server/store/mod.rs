@@ -23,6 +23,7 @@ mod ingest_requests;
 mod integrity;
 mod partitions;
 mod sessions;
+mod streams;
 pub use bulk::*;
 pub use combos::combo_differences;
 use db::Pools;
@@ -33,6 +34,7 @@ pub use ingest_requests::*;
 pub use integrity::*;
 pub use partitions::*;
 pub use sessions::*;
+pub use streams::*;
 
 use super::chain;
 
