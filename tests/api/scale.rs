@@ -401,25 +401,25 @@ async fn clients_that_retry_with_idempotency_keys_store_every_event_once_across_
     drop(server);
 }
 
-/// Two servers on one PostgreSQL database take the same requests (the same
-/// keys and bodies) at once: each batch is stored once and both servers
-/// answer it with the same ids.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_servers_answer_one_idempotency_key_with_one_stored_batch() {
+/// Two servers on one PostgreSQL database take the same 4 × 10 batches of
+/// 20 at once (four clients on each): `request(server, client, batch)` gives
+/// a request's idempotency key and body. Each event is stored once and both
+/// servers answer each batch with the same ids.
+async fn two_servers_take_the_same_batches(request: fn(usize, usize, usize) -> (String, String)) {
     let Some((app, key)) = postgres_app().await else {
         return;
     };
     let servers = [start_server(&app.url).await, start_server(&app.url).await];
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let mut tasks = Vec::new();
-    for server in &servers {
+    for (s, server) in servers.iter().enumerate() {
         for c in 0..4 {
             let (client, base, key) = (client.clone(), server.base.clone(), key.clone());
             tasks.push(tokio::spawn(async move {
                 let mut answers = Vec::new();
                 for b in 0..10 {
-                    let body = batch(0, c, b, 20);
-                    let r = try_ingest(&client, &base, &key, &format!("c{c}-b{b}"), &body)
+                    let (idempotency, body) = request(s, c, b);
+                    let r = try_ingest(&client, &base, &key, &idempotency, &body)
                         .await
                         .expect("answered");
                     answers.push(r.json()["ids"].clone());
@@ -444,50 +444,25 @@ async fn two_servers_answer_one_idempotency_key_with_one_stored_batch() {
     drop(servers);
 }
 
-/// Two servers on one PostgreSQL database take the same events at once,
-/// each with its `event_id` and no `Idempotency-Key` in common: each event
-/// is stored once and both servers answer it with its one id.
+/// The same requests (the same idempotency keys and bodies) to both servers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_answer_one_idempotency_key_with_one_stored_batch() {
+    two_servers_take_the_same_batches(|_, c, b| (format!("c{c}-b{b}"), batch(0, c, b, 20))).await;
+}
+
+/// The same events, each with its `event_id`, under idempotency keys of
+/// each server's own: the event ids keep them once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_servers_store_each_event_id_once() {
-    let Some((app, key)) = postgres_app().await else {
-        return;
-    };
-    let servers = [start_server(&app.url).await, start_server(&app.url).await];
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-    let mut tasks = Vec::new();
-    for (s, server) in servers.iter().enumerate() {
-        for c in 0..4 {
-            let (client, base, key) = (client.clone(), server.base.clone(), key.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut answers = Vec::new();
-                for b in 0..10 {
-                    let mut events: Vec<serde_json::Value> =
-                        serde_json::from_str(&batch(0, c, b, 20)).unwrap();
-                    for (i, e) in events.iter_mut().enumerate() {
-                        e["event_id"] = format!("c{c}-b{b}-e{i}").into();
-                    }
-                    let body = serde_json::Value::Array(events).to_string();
-                    let r = try_ingest(&client, &base, &key, &format!("s{s}-c{c}-b{b}"), &body)
-                        .await
-                        .expect("answered");
-                    answers.push(r.json()["ids"].clone());
-                }
-                (c, answers)
-            }));
+    two_servers_take_the_same_batches(|s, c, b| {
+        let mut events: Vec<serde_json::Value> = serde_json::from_str(&batch(0, c, b, 20)).unwrap();
+        for (i, e) in events.iter_mut().enumerate() {
+            e["event_id"] = format!("c{c}-b{b}-e{i}").into();
         }
-    }
-    let mut by_client = std::collections::HashMap::new();
-    for task in tasks {
-        let (c, answers) = task.await.unwrap();
-        if let Some(previous) = by_client.insert(c, answers.clone()) {
-            assert_eq!(
-                previous, answers,
-                "both servers gave client {c} the same ids"
-            );
-        }
-    }
-    let (stored, distinct) = stored_orders(&app).await;
-    assert_eq!(stored, 4 * 10 * 20);
-    assert_eq!(distinct, 4 * 10 * 20);
-    drop(servers);
+        (
+            format!("s{s}-c{c}-b{b}"),
+            serde_json::Value::Array(events).to_string(),
+        )
+    })
+    .await;
 }
