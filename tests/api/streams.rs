@@ -106,3 +106,51 @@ async fn only_the_holder_moves_the_cursor_and_only_from_where_it_read_it() {
         (140, 17, 0, 0)
     );
 }
+
+#[tokio::test]
+async fn a_batch_is_the_filters_events_after_the_cursor_in_id_order_late_ones_too() {
+    let app = TestApp::new().await;
+    let key = app.api_key().await;
+    let now = app.now();
+    let at = |minutes: i64| auditdeck::models::format_rfc3339(now - minutes * 60 * SECOND);
+    // DELETEs at ids 2, 4, 6; the one at id 6 happened first (it arrived late).
+    let body = serde_json::json!([
+        {"action": "UPDATE", "occurred_at": at(5)},
+        {"action": "DELETE", "occurred_at": at(4), "table": "users", "before": {"name": "Ann"}},
+        {"action": "UPDATE", "occurred_at": at(3)},
+        {"action": "DELETE", "occurred_at": at(2)},
+        {"action": "UPDATE", "occurred_at": at(1)},
+        {"action": "DELETE", "occurred_at": at(90)},
+        {"action": "UPDATE", "occurred_at": at(0)},
+    ]);
+    let r = app.ingest(Some(&key), body.to_string()).await;
+    assert_eq!(r.status, axum::http::StatusCode::CREATED, "{}", r.text());
+    let q = auditdeck::models::EventQuery::from_params(|k| (k == "action").then_some("DELETE"))
+        .unwrap();
+    let ids = |b: &store::StreamBatch| b.events.iter().map(|e| e.row.id).collect::<Vec<_>>();
+
+    let first = store::stream_batch(&app.db, &q, 0, 2).await.unwrap();
+    assert_eq!(
+        (ids(&first), first.scanned_to),
+        (vec![2, 4], 4),
+        "a full batch ends at its last"
+    );
+    let e = &first.events[0];
+    assert_eq!(e.before.as_deref(), Some(r#"{"name":"Ann"}"#));
+    assert_eq!(e.chain_hash.as_ref().map(String::len), Some(64));
+    let second = store::stream_batch(&app.db, &q, first.scanned_to, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        (ids(&second), second.scanned_to),
+        (vec![6], 7),
+        "the late event comes in id order; the read covered the head"
+    );
+    let caught_up = store::stream_batch(&app.db, &q, 7, 2).await.unwrap();
+    assert_eq!((ids(&caught_up), caught_up.scanned_to), (vec![], 7));
+    // Only UPDATEs after: the cursor moves past them without sending.
+    let r = app.ingest(Some(&key), r#"{"action":"UPDATE"}"#).await;
+    assert_eq!(r.status, axum::http::StatusCode::CREATED);
+    let passed_over = store::stream_batch(&app.db, &q, 7, 2).await.unwrap();
+    assert_eq!((ids(&passed_over), passed_over.scanned_to), (vec![], 8));
+}

@@ -1297,15 +1297,17 @@ async fn one_event(db: &Db, id: i64, rest: &str) -> AppResult<DbRow> {
 }
 
 pub async fn api_event(db: &Db, id: i64) -> AppResult<ApiEvent> {
-    let row = one_event(
-        db,
-        id,
-        ", e.before_data, e.after_data, e.chain_hash FROM events e",
-    )
-    .await?;
+    let row = one_event(db, id, DETAIL_COLUMNS).await?;
+    api_event_of(&row)
+}
+
+/// The columns after a row's and its details that make an [`ApiEvent`].
+const DETAIL_COLUMNS: &str = ", e.before_data, e.after_data, e.chain_hash FROM events e";
+
+fn api_event_of(row: &DbRow) -> AppResult<ApiEvent> {
     let chain_hash: Option<Vec<u8>> = row.get("chain_hash")?;
     Ok(ApiEvent {
-        row: event_row(&row)?,
+        row: event_row(row)?,
         received_at: row.get("received_at")?,
         user_agent: row.get("user_agent")?,
         request_id: row.get("request_id")?,
@@ -1314,6 +1316,64 @@ pub async fn api_event(db: &Db, id: i64) -> AppResult<ApiEvent> {
         after: row.get("after_data")?,
         chain_hash: chain_hash.map(hex::encode),
     })
+}
+
+/// A stream's next batch: the events after its cursor that its filter
+/// passes, in id order, with their details and chain hashes; and the id the
+/// read covered, where the cursor moves once the batch is acknowledged (the
+/// last event's when the batch is full, else the log's head as the read
+/// began), so the events the filter passed over are not read again.
+#[derive(Debug)]
+pub struct StreamBatch {
+    pub events: Vec<ApiEvent>,
+    pub scanned_to: i64,
+}
+
+impl std::fmt::Debug for ApiEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiEvent")
+            .field("id", &self.row.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Up to `limit` events after `after_id` that `q` passes. Ids are given and
+/// committed in one order, so every id up to the head read first is there
+/// to be read: none is passed over.
+pub async fn stream_batch(
+    db: &Db,
+    q: &EventQuery,
+    after_id: i64,
+    limit: u32,
+) -> AppResult<StreamBatch> {
+    let head = super::max_event_id(db).await?;
+    if head <= after_id {
+        return Ok(StreamBatch {
+            events: Vec::new(),
+            scanned_to: after_id,
+        });
+    }
+    let filters = Filters::new(q, db.now())?;
+    let mut b = db.sql(format!(
+        "SELECT {ROW_COLUMNS}, e.received_at, e.user_agent, e.request_id, e.session_id\
+         {DETAIL_COLUMNS} WHERE e.id > "
+    ));
+    b.push_bind(after_id);
+    b.push(" AND e.id <= ").push_bind(head);
+    filters.push(&mut b, Keyword::InSet);
+    b.push(" ORDER BY e.id LIMIT ").push_bind(i64::from(limit));
+    let events = db
+        .read()
+        .all(&b)
+        .await?
+        .iter()
+        .map(api_event_of)
+        .collect::<AppResult<Vec<_>>>()?;
+    let scanned_to = match events.last() {
+        Some(last) if events.len() == limit as usize => last.row.id,
+        _ => head,
+    };
+    Ok(StreamBatch { events, scanned_to })
 }
 
 #[cfg(test)]
