@@ -18,6 +18,7 @@ pub mod security;
 pub mod state;
 pub mod store;
 pub mod stream_format;
+pub mod streams;
 
 use crate::app::{shell, App};
 use axum::middleware::from_fn_with_state;

@@ -119,6 +119,28 @@ pub struct ApiEventDetail {
     pub chain_hash: Option<String>,
 }
 
+impl From<super::store::ApiEvent> for ApiEventDetail {
+    fn from(event: super::store::ApiEvent) -> Self {
+        Self {
+            event: ApiEvent::from(&event.row),
+            received_at: format_rfc3339(event.received_at),
+            user_agent: event.user_agent,
+            request_id: event.request_id,
+            session_id: event.session_id,
+            before: stored_json(event.before.as_deref()),
+            after: stored_json(event.after.as_deref()),
+            chain_hash: event.chain_hash,
+        }
+    }
+}
+
+/// Before or after data: the JSON as stored (text that is not JSON, as a
+/// string).
+fn stored_json(text: Option<&str>) -> Value {
+    text.map(|t| serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.to_string())))
+        .unwrap_or(Value::Null)
+}
+
 /// A page of events.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventsPage {

@@ -24,14 +24,13 @@ use super::openapi::{
 use super::state::AppState;
 use super::store;
 use crate::errors::{AppError, AppResult};
-use crate::models::{format_rfc3339, EventQuery, EventRow};
+use crate::models::{EventQuery, EventRow};
 use crate::query::{encode_component, Cursor, MAX_API_LIMIT};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::Value;
 
 /// The scope that reads events.
 pub const SCOPE_EVENTS_READ: &str = "events:read";
@@ -407,13 +406,6 @@ async fn audit(state: &AppState, key: &store::ApiKey, path: &'static str, rows: 
     }
 }
 
-/// Before or after data: the JSON as stored (text that is not JSON, as a
-/// string).
-fn stored_json(text: Option<&str>) -> Value {
-    text.map(|t| serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.to_string())))
-        .unwrap_or(Value::Null)
-}
-
 /// The axum handler of `GET /api/v1/events/{id}`.
 #[utoipa::path(
     get,
@@ -448,17 +440,7 @@ pub async fn get_event(
                 )))
             }
         };
-        let event = store::api_event(&state.db, id).await?;
-        Ok(ApiEventDetail {
-            event: ApiEvent::from(&event.row),
-            received_at: format_rfc3339(event.received_at),
-            user_agent: event.user_agent,
-            request_id: event.request_id,
-            session_id: event.session_id,
-            before: stored_json(event.before.as_deref()),
-            after: stored_json(event.after.as_deref()),
-            chain_hash: event.chain_hash,
-        })
+        Ok(ApiEventDetail::from(store::api_event(&state.db, id).await?))
     }
     .await;
     match answer {

@@ -154,3 +154,137 @@ async fn a_batch_is_the_filters_events_after_the_cursor_in_id_order_late_ones_to
     let passed_over = store::stream_batch(&app.db, &q, 7, 2).await.unwrap();
     assert_eq!((ids(&passed_over), passed_over.scanned_to), (vec![], 8));
 }
+
+/// What a receiver was sent: each request's headers and body.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
+
+/// A webhook receiver on a port of its own: it keeps what it is sent and
+/// answers 503 while `failing` is set.
+struct Receiver {
+    url: String,
+    got: Received,
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn receiver() -> Receiver {
+    use axum::http::StatusCode;
+    use std::sync::atomic::Ordering;
+    let got: Received = Default::default();
+    let failing: std::sync::Arc<std::sync::atomic::AtomicBool> = Default::default();
+    let (g, f) = (got.clone(), failing.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let (g, f) = (g.clone(), f.clone());
+                async move {
+                    if f.load(Ordering::SeqCst) {
+                        return StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    g.lock().unwrap().push((headers, body.to_vec()));
+                    StatusCode::NO_CONTENT
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Receiver { url, got, failing }
+}
+
+#[tokio::test]
+async fn a_webhook_gets_the_filters_events_signed_in_order_and_nothing_is_lost_while_it_is_down() {
+    use auditdeck::server::stream_format::{webhook_signature_valid, WebhookSecret};
+    use auditdeck::server::streams::{deliver_webhook, http_client, Delivered};
+    let app = TestApp::new().await;
+    let key = app.api_key().await;
+    let hook = receiver().await;
+    let secret = WebhookSecret::generate();
+    let client = http_client();
+    let id = store::create_stream(&app.db, "siem", "webhook", &hook.url, "action=DELETE", 0)
+        .await
+        .unwrap();
+    let send = |actions: &[&str]| {
+        let body: Vec<serde_json::Value> = actions
+            .iter()
+            .map(|a| serde_json::json!({"action": a, "table": "users"}))
+            .collect();
+        app.ingest(Some(&key), serde_json::Value::Array(body).to_string())
+    };
+    let deliver = || async {
+        assert!(lease(&app, id, "a").await);
+        let stream = store::list_streams(&app.db).await.unwrap().remove(0);
+        deliver_webhook(
+            &app.db,
+            &client,
+            &stream,
+            std::slice::from_ref(&secret),
+            "a",
+            100,
+        )
+        .await
+        .unwrap()
+    };
+    send(&["DELETE", "UPDATE", "DELETE", "UPDATE", "DELETE"]).await;
+    assert_eq!(deliver().await, Ok(Delivered::Sent { events: 3, to: 5 }));
+    assert_eq!(deliver().await, Ok(Delivered::Idle));
+
+    // The receiver goes down: the attempt fails, is recorded, and the
+    // cursor waits.
+    send(&["DELETE", "DELETE"]).await;
+    hook.failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let failed = deliver().await.unwrap_err();
+    assert_eq!(
+        (failed.status, failed.error.as_str()),
+        (Some(503), "the destination answered HTTP 503")
+    );
+    let s = store::list_streams(&app.db).await.unwrap().remove(0);
+    assert_eq!((s.cursor_id, s.failures, s.last_status), (5, 1, Some(503)));
+    assert!(s.next_attempt_at > app.now());
+    // Back up: the backlog arrives, then events the filter passes over only
+    // move the cursor.
+    hook.failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(deliver().await, Ok(Delivered::Sent { events: 2, to: 7 }));
+    send(&["UPDATE"]).await;
+    assert_eq!(deliver().await, Ok(Delivered::PassedOver { to: 8 }));
+    let s = store::list_streams(&app.db).await.unwrap().remove(0);
+    assert_eq!((s.cursor_id, s.delivered, s.failures), (8, 5, 0));
+
+    let got = hook.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "one request a batch");
+    let mut ids = Vec::new();
+    for (headers, body) in &got {
+        let header = |name: &str| headers[name].to_str().unwrap().to_string();
+        let timestamp: i64 = header("webhook-timestamp").parse().unwrap();
+        assert!(
+            webhook_signature_valid(
+                &secret,
+                &header("webhook-signature"),
+                &header("webhook-id"),
+                timestamp,
+                body
+            ),
+            "signed"
+        );
+        let events: Vec<serde_json::Value> = serde_json::from_slice(body).unwrap();
+        assert!(
+            events
+                .iter()
+                .all(|e| e["action"] == "DELETE"
+                    && e["chain_hash"].as_str().map(str::len) == Some(64))
+        );
+        ids.extend(events.iter().map(|e| e["id"].as_i64().unwrap()));
+        assert_eq!(
+            header("webhook-id"),
+            format!(
+                "adk_{id}_{}_{}",
+                events[0]["id"],
+                events[events.len() - 1]["id"]
+            )
+        );
+    }
+    assert_eq!(ids, [1, 3, 5, 6, 7], "every DELETE once, in id order");
+}
