@@ -94,22 +94,10 @@ pub async fn deliver_webhook(
     let (first, last) = match (batch.events.first(), batch.events.last()) {
         (Some(first), Some(last)) => (first.row.id, last.row.id),
         _ if batch.scanned_to > stream.cursor_id => {
-            let moved = store::acknowledge_stream(
-                db,
-                stream.id,
-                holder,
-                stream.cursor_id,
-                batch.scanned_to,
-                0,
-            )
-            .await?;
-            return Ok(Ok(if moved {
-                Delivered::PassedOver {
-                    to: batch.scanned_to,
-                }
-            } else {
-                Delivered::LostLease
-            }));
+            let passed = Delivered::PassedOver {
+                to: batch.scanned_to,
+            };
+            return acknowledge(db, stream, holder, batch.scanned_to, 0, passed).await;
         }
         _ => return Ok(Ok(Delivered::Idle)),
     };
@@ -147,23 +135,11 @@ pub async fn deliver_webhook(
                 status: None,
             },
             Ok(Ok(answer)) if answer.status().is_success() => {
-                let moved = store::acknowledge_stream(
-                    db,
-                    stream.id,
-                    holder,
-                    stream.cursor_id,
-                    batch.scanned_to,
-                    count as i64,
-                )
-                .await?;
-                return Ok(Ok(if moved {
-                    Delivered::Sent {
-                        events: count,
-                        to: batch.scanned_to,
-                    }
-                } else {
-                    Delivered::LostLease
-                }));
+                let sent = Delivered::Sent {
+                    events: count,
+                    to: batch.scanned_to,
+                };
+                return acknowledge(db, stream, holder, batch.scanned_to, count, sent).await;
             }
             Ok(Ok(answer)) => Failure {
                 error: format!("the destination answered HTTP {}", answer.status().as_u16()),
@@ -182,6 +158,23 @@ pub async fn deliver_webhook(
     )
     .await?;
     Ok(Err(failure))
+}
+
+/// Moves the stream's cursor from where it was read to `to` (`count`
+/// events delivered): `done` when it moved, [`Delivered::LostLease`] when
+/// another server holds the stream now.
+async fn acknowledge(
+    db: &store::Db,
+    stream: &StreamRow,
+    holder: &str,
+    to: i64,
+    count: usize,
+    done: Delivered,
+) -> AppResult<Result<Delivered, Failure>> {
+    let moved =
+        store::acknowledge_stream(db, stream.id, holder, stream.cursor_id, to, count as i64)
+            .await?;
+    Ok(Ok(if moved { done } else { Delivered::LostLease }))
 }
 
 #[cfg(test)]
