@@ -48,6 +48,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/settings/users") view={Lazy::<UsersRoute>::new()} />
                         <Route path=path!("/settings/api-keys") view={Lazy::<ApiKeysRoute>::new()} />
                         <Route path=path!("/settings/retention") view={Lazy::<RetentionRoute>::new()} />
+                        <Route path=path!("/settings/streams") view={Lazy::<StreamsRoute>::new()} />
                         <Route path=path!("/integrity") view={Lazy::<IntegrityRoute>::new()} />
                     </ParentRoute>
                 </Routes>
@@ -91,4 +92,5 @@ lazy_page!(
     RetentionRoute,
     crate::routes::settings_retention::RetentionPage
 );
+lazy_page!(StreamsRoute, crate::routes::settings_streams::StreamsPage);
 lazy_page!(IntegrityRoute, crate::routes::integrity::IntegrityPage);

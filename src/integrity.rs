@@ -380,6 +380,8 @@ pub struct IntegrityStatus {
     /// The newest finished one (when `last` is still running).
     pub last_finished: Option<VerificationRow>,
     pub legal_hold: bool,
+    /// Active streams that keep failing (counted for admins only).
+    pub failing_streams: i64,
 }
 
 #[cfg(test)]

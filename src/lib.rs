@@ -13,6 +13,7 @@ pub mod models;
 pub mod query;
 pub mod routes;
 pub mod session_query;
+pub mod streams;
 
 #[cfg(feature = "ssr")]
 pub mod server;

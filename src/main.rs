@@ -362,6 +362,7 @@ async fn serve(config: Config, db: store::Db) -> Result<(), String> {
     let maintenance = maintenance::spawn_maintenance(db.clone(), app_config.clone());
     let api_guard: Arc<auditdeck::server::read_api::ApiGuard> = Default::default();
     let tallies = auditdeck::server::read_api::spawn_tally_writer(db.clone(), api_guard.clone());
+    let streams = auditdeck::server::streams::spawn_delivery(db.clone(), Default::default());
     let state = AppState {
         leptos_options: config.leptos,
         db: db.clone(),
@@ -383,6 +384,8 @@ async fn serve(config: Config, db: store::Db) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     maintenance.abort();
     tallies.abort();
+    // Leases let go, so another server takes the streams over at once.
+    streams.stop().await;
     // The reads of the minute under way, then what is still queued.
     auditdeck::server::read_api::write_tallies(&db, api_guard.ended(i64::MAX)).await;
     // The router and every request are gone: store what is still queued.

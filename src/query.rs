@@ -276,7 +276,7 @@ fn parse_rfc3339ish(text: &str) -> Option<i64> {
     Some(date.and_time(time).and_utc().timestamp_micros() - offset_minutes * 60_000_000)
 }
 
-fn parse_instant(key: &str, text: &str) -> Result<i64, AppError> {
+pub(crate) fn parse_instant(key: &str, text: &str) -> Result<i64, AppError> {
     parse_rfc3339ish(text).ok_or_else(|| {
         AppError::bad_request(format!(
             "{key}: \"{text}\" is not a time; use UTC like 2025-10-27T12:00Z"

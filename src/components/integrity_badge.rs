@@ -96,6 +96,26 @@ pub fn IntegrityBadge(status: Resource<Result<IntegrityStatus, AppError>>) -> im
                                 <span class="integrity-dot" aria-hidden="true"></span>
                                 {text}
                             </a>
+                            {(s.failing_streams > 0)
+                                .then(|| {
+                                    let n = s.failing_streams;
+                                    let text = if n == 1 {
+                                        "1 stream failing".to_string()
+                                    } else {
+                                        format!("{n} streams failing")
+                                    };
+                                    view! {
+                                        <a
+                                            class="badge stream-failing"
+                                            href="/settings/streams"
+                                            title="Events wait in the log until the destination takes them"
+                                            data-testid="streams-badge"
+                                        >
+                                            <span aria-hidden="true">"⚠ "</span>
+                                            {text}
+                                        </a>
+                                    }
+                                })}
                             {s
                                 .legal_hold
                                 .then(|| {

@@ -135,6 +135,9 @@ fn Sidebar(
                                         <li>
                                             <A href="/settings/retention">"Retention"</A>
                                         </li>
+                                        <li>
+                                            <A href="/settings/streams">"Streams"</A>
+                                        </li>
                                     </ul>
                                 </div>
                             }

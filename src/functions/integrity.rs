@@ -37,7 +37,7 @@ pub async fn get_integrity_status() -> Result<IntegrityStatus, AppError> {
     use crate::models::Role;
     use crate::server::{auth, store, with_status};
     with_status(async move {
-        let (state, _, _) = auth::require(Role::Viewer).await?;
+        let (state, user, _) = auth::require(Role::Viewer).await?;
         let last = store::recent_verifications(&state.db, 1).await?.pop();
         let last_finished = match &last {
             Some(v) if v.running() => store::last_finished_verification(&state.db).await?,
@@ -47,6 +47,11 @@ pub async fn get_integrity_status() -> Result<IntegrityStatus, AppError> {
             last,
             last_finished,
             legal_hold: store::stored_retention(&state.db).await?.legal_hold,
+            failing_streams: if user.role.allows(Role::Admin) {
+                store::failing_streams(&state.db).await?
+            } else {
+                0
+            },
         })
     })
     .await

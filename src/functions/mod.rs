@@ -7,3 +7,4 @@ pub mod events;
 pub mod integrity;
 pub mod sessions;
 pub mod settings;
+pub mod streams;

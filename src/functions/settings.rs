@@ -6,7 +6,7 @@ use crate::models::{ApiKeyRow, Role, UserRow};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
-mod admin {
+pub(crate) mod admin {
     use crate::errors::{AppError, AppResult};
     use crate::models::{Role, UserInfo};
     use crate::server::auth::{self, ClientInfo};

@@ -7,4 +7,5 @@ pub mod login;
 pub mod not_found;
 pub mod settings_api_keys;
 pub mod settings_retention;
+pub mod settings_streams;
 pub mod settings_users;

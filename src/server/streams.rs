@@ -5,19 +5,30 @@
 //!
 //! Each event goes as the read API's event with its details
 //! (`GET /api/v1/events/{id}`: the ingest shape with the id, before and
-//! after, and the chain hash).
+//! after, and the chain hash), in the kind's envelope: a signed JSON array
+//! (webhook), chat text (Slack-compatible), HEC envelopes (Splunk), or one
+//! RFC 5424 message an event (syslog over TCP).
+//!
+//! [`spawn_delivery`] runs every active stream this server holds the lease
+//! of, one task a stream.
 
 use super::openapi::ApiEventDetail;
 use super::store::{self, StreamRow};
-use super::stream_format::{json_array, webhook_signature, WebhookSecret};
+use super::stream_format::{
+    hec_event, json_array, slack_text, syslog_frame, webhook_signature, SyslogEvent, WebhookSecret,
+};
 use crate::errors::{AppError, AppResult};
 use crate::models::EventQuery;
 use crate::server::clock::Micros;
+use crate::streams::{StreamAttempt, StreamKind};
 use axum::body::Bytes;
+use axum::http::{HeaderName, HeaderValue};
 use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use std::collections::HashMap;
+use std::time::Duration;
 
 /// The HTTP client streams send with.
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -78,19 +89,300 @@ pub struct Failure {
     pub status: Option<u16>,
 }
 
-/// Sends `stream`'s next batch (at most `limit` events) to its webhook, as
-/// `holder` (who must hold its lease). A failure is recorded on the stream
-/// with the time of its next attempt.
-pub async fn deliver_webhook(
+impl Failure {
+    fn new(error: impl Into<String>) -> Self {
+        Self {
+            error: error.into(),
+            status: None,
+        }
+    }
+}
+
+/// Chat lines carried by one Slack-compatible message at most.
+const CHAT_LINES: usize = 20;
+/// Header names Auditdeck sets itself, which custom headers may not.
+const RESERVED_HEADERS: [&str; 6] = [
+    "content-type",
+    "content-length",
+    "host",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
+
+/// Reads custom headers (one `Name: value` a line, blank lines ignored).
+pub fn parse_headers(text: &str) -> AppResult<Vec<(HeaderName, HeaderValue)>> {
+    let mut headers = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let bad = |why: &str| AppError::BadRequest(format!("headers: line {}: {why}", n + 1));
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| bad("write it as Name: value"))?;
+        let name =
+            HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| bad("not a header name"))?;
+        if RESERVED_HEADERS.contains(&name.as_str()) {
+            return Err(bad(&format!("{name} is set by Auditdeck")));
+        }
+        let value = HeaderValue::from_str(value.trim()).map_err(|_| bad("not a header value"))?;
+        headers.push((name, value));
+    }
+    Ok(headers)
+}
+
+/// Checks a destination's address for its kind: `http://host[:port]/path`
+/// for the HTTP kinds, `tcp://host:port` for syslog.
+pub fn check_url(kind: StreamKind, url: &str) -> AppResult<()> {
+    let bad = |why: &str| AppError::BadRequest(format!("url: {why}"));
+    let uri: axum::http::Uri = url.trim().parse().map_err(|_| bad("not an address"))?;
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| bad("name a host"))?;
+    let _ = host;
+    match (kind, uri.scheme_str()) {
+        (StreamKind::Syslog, Some("tcp")) if uri.port_u16().is_some() => Ok(()),
+        (StreamKind::Syslog, Some("tcp")) => Err(bad("name the port: tcp://host:port")),
+        (StreamKind::Syslog, _) => Err(bad("syslog goes over TCP: tcp://host:port")),
+        (_, Some("http")) => Ok(()),
+        (_, Some("https")) => Err(bad(
+            "https is not supported yet: use http:// (through a TLS-terminating proxy for the open internet)",
+        )),
+        _ => Err(bad("must start with http://")),
+    }
+}
+
+/// A stream's destination, as one send needs it.
+pub struct Destination {
+    pub kind: StreamKind,
+    pub url: String,
+    /// The secrets that sign (the new one first during a rotation).
+    secrets: Vec<WebhookSecret>,
+    /// Splunk's HEC token.
+    token: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Destination {
+    pub fn of(stream: &StreamRow, now: Micros) -> AppResult<Self> {
+        let kind = StreamKind::parse(&stream.kind).ok_or_else(|| {
+            tracing::error!(stream = stream.id, kind = %stream.kind, "a stream of an unknown kind");
+            AppError::Internal
+        })?;
+        let mut secrets: Vec<WebhookSecret> =
+            WebhookSecret::parse(&stream.secret).into_iter().collect();
+        if stream.previous_secret_until > now {
+            secrets.extend(
+                stream
+                    .previous_secret
+                    .as_deref()
+                    .and_then(WebhookSecret::parse),
+            );
+        }
+        Ok(Self {
+            kind,
+            url: stream.url.clone(),
+            secrets,
+            token: stream.secret.clone(),
+            headers: parse_headers(&stream.headers)?,
+        })
+    }
+}
+
+/// One event on its way out.
+pub struct Outgoing {
+    pub id: i64,
+    pub occurred_at: Micros,
+    pub action: String,
+    pub chain_hash: Option<String>,
+    /// Its JSON line (the read API's event with details).
+    pub line: String,
+    /// One line of text for a chat channel.
+    pub chat: String,
+}
+
+impl From<store::ApiEvent> for Outgoing {
+    fn from(event: store::ApiEvent) -> Self {
+        let row = &event.row;
+        let record = match (&row.table_name, &row.primary_key) {
+            (Some(t), Some(k)) => format!(" {t} {k}"),
+            (Some(t), None) => format!(" {t}"),
+            _ => String::new(),
+        };
+        let chat = format!(
+            "#{} {} UTC · {} · {}{} · {}",
+            row.id,
+            crate::models::format_utc(row.occurred_at),
+            row.initiator.display_name(),
+            row.action,
+            record,
+            row.description
+        );
+        Self {
+            id: row.id,
+            occurred_at: row.occurred_at,
+            action: row.action.clone(),
+            chain_hash: event.chain_hash.clone(),
+            chat,
+            line: serde_json::to_string(&ApiEventDetail::from(event)).unwrap_or_default(),
+        }
+    }
+}
+
+/// The host name HEC envelopes and syslog messages carry.
+fn host_name() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "auditdeck".into())
+}
+
+/// Sends events to a destination, in their order, as one message (one
+/// request; for syslog, one connection). `msg_id` names the batch: the same
+/// on a retry, so a receiver can drop what it already has.
+pub async fn send(
+    client: &HttpClient,
+    dest: &Destination,
+    msg_id: &str,
+    events: &[Outgoing],
+    now: Micros,
+) -> Result<(), Failure> {
+    let body: Vec<u8> = match dest.kind {
+        StreamKind::Syslog => {
+            let host = host_name();
+            let mut frames = Vec::new();
+            for e in events {
+                frames.extend(syslog_frame(
+                    &SyslogEvent {
+                        id: e.id,
+                        occurred_at: e.occurred_at,
+                        action: &e.action,
+                        chain_hash: e.chain_hash.as_deref(),
+                        line: &e.line,
+                    },
+                    &host,
+                ));
+            }
+            return send_tcp(&dest.url, &frames).await;
+        }
+        StreamKind::Webhook => {
+            json_array(&events.iter().map(|e| e.line.as_str()).collect::<Vec<_>>())
+        }
+        StreamKind::Slack => {
+            let lines: Vec<String> = events.iter().map(|e| e.chat.clone()).collect();
+            slack_text(&lines, CHAT_LINES)
+        }
+        StreamKind::SplunkHec => {
+            let host = host_name();
+            events
+                .iter()
+                .map(|e| hec_event(&e.line, e.occurred_at, &host))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .into_bytes()
+        }
+    };
+    let mut request = axum::http::Request::post(&dest.url)
+        .header(axum::http::header::CONTENT_TYPE, "application/json");
+    for (name, value) in &dest.headers {
+        request = request.header(name, value);
+    }
+    match dest.kind {
+        StreamKind::SplunkHec => {
+            request = request
+                .header(
+                    axum::http::header::AUTHORIZATION,
+                    format!("Splunk {}", dest.token),
+                )
+                .header("x-splunk-request-channel", msg_id);
+        }
+        _ => {
+            let timestamp = now.div_euclid(1_000_000);
+            request = request
+                .header("webhook-id", msg_id)
+                .header("webhook-timestamp", timestamp)
+                .header(
+                    "webhook-signature",
+                    webhook_signature(&dest.secrets, msg_id, timestamp, &body),
+                );
+        }
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|_| Failure::new(format!("{} is not a URL", dest.url)))?;
+    match tokio::time::timeout(ANSWER_WITHIN, client.request(request)).await {
+        Err(_) => Err(Failure::new(format!(
+            "no answer within {} s",
+            ANSWER_WITHIN.as_secs()
+        ))),
+        Ok(Err(error)) => Err(Failure::new(format!(
+            "could not deliver: {}",
+            error_chain(&error)
+        ))),
+        Ok(Ok(answer)) if answer.status().is_success() => Ok(()),
+        Ok(Ok(answer)) => Err(Failure {
+            error: format!("the destination answered HTTP {}", answer.status().as_u16()),
+            status: Some(answer.status().as_u16()),
+        }),
+    }
+}
+
+/// An error with its causes, as one line ("client error (Connect):
+/// tcp connect error: Connection refused (os error 111)").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Writes syslog frames to `tcp://host:port` on a connection of their own;
+/// delivered once they are written and the connection closed cleanly.
+async fn send_tcp(url: &str, frames: &[u8]) -> Result<(), Failure> {
+    use tokio::io::AsyncWriteExt;
+    let address = url
+        .trim()
+        .strip_prefix("tcp://")
+        .map(|a| a.trim_end_matches('/'))
+        .ok_or_else(|| Failure::new(format!("{url} is not tcp://host:port")))?;
+    let write = async {
+        let mut socket = tokio::net::TcpStream::connect(address).await?;
+        socket.write_all(frames).await?;
+        socket.flush().await?;
+        socket.shutdown().await
+    };
+    match tokio::time::timeout(ANSWER_WITHIN, write).await {
+        Err(_) => Err(Failure::new(format!(
+            "not written within {} s",
+            ANSWER_WITHIN.as_secs()
+        ))),
+        Ok(Err(error)) => Err(Failure::new(format!("could not deliver: {error}"))),
+        Ok(Ok(())) => Ok(()),
+    }
+}
+
+/// A read covers at most this many ids after the cursor, so a rare filter
+/// over a long backlog reads it in bounded steps.
+pub const READ_SPAN: i64 = 50_000;
+
+/// Sends `stream`'s next batch (at most `limit` events) to its destination,
+/// as `holder` (who must hold its lease). The attempt goes in the stream's
+/// delivery log; a failure is recorded on the stream with the time of its
+/// next attempt.
+pub async fn deliver(
     db: &store::Db,
     client: &HttpClient,
     stream: &StreamRow,
-    secrets: &[WebhookSecret],
     holder: &str,
     limit: u32,
 ) -> AppResult<Result<Delivered, Failure>> {
     let query = filter_query(&stream.filter)?;
-    let batch = store::stream_batch(db, &query, stream.cursor_id, limit).await?;
+    let dest = Destination::of(stream, db.now())?;
+    let batch = store::stream_batch(db, &query, stream.cursor_id, limit, READ_SPAN).await?;
     let (first, last) = match (batch.events.first(), batch.events.last()) {
         (Some(first), Some(last)) => (first.row.id, last.row.id),
         _ if batch.scanned_to > stream.cursor_id => {
@@ -102,62 +394,54 @@ pub async fn deliver_webhook(
         _ => return Ok(Ok(Delivered::Idle)),
     };
     let count = batch.events.len();
-    let lines: Vec<String> = batch
-        .events
-        .into_iter()
-        .map(|e| serde_json::to_string(&ApiEventDetail::from(e)).unwrap_or_default())
-        .collect();
-    let body = json_array(&lines.iter().map(String::as_str).collect::<Vec<_>>());
+    let events: Vec<Outgoing> = batch.events.into_iter().map(Outgoing::from).collect();
     // The same batch keeps its id across retries: the receiver's dedupe key.
     let msg_id = format!("adk_{}_{first}_{last}", stream.id);
-    let timestamp = db.now().div_euclid(1_000_000);
-    let request = axum::http::Request::post(&stream.url)
-        .header(axum::http::header::CONTENT_TYPE, "application/json")
-        .header("webhook-id", &msg_id)
-        .header("webhook-timestamp", timestamp)
-        .header(
-            "webhook-signature",
-            webhook_signature(secrets, &msg_id, timestamp, &body),
-        )
-        .body(Full::new(Bytes::from(body)));
-    let failure = match request {
-        Err(_) => Failure {
-            error: format!("{} is not a URL", stream.url),
-            status: None,
-        },
-        Ok(request) => match tokio::time::timeout(ANSWER_WITHIN, client.request(request)).await {
-            Err(_) => Failure {
-                error: format!("no answer within {} s", ANSWER_WITHIN.as_secs()),
-                status: None,
-            },
-            Ok(Err(error)) => Failure {
-                error: format!("could not deliver: {error}"),
-                status: None,
-            },
-            Ok(Ok(answer)) if answer.status().is_success() => {
-                let sent = Delivered::Sent {
-                    events: count,
-                    to: batch.scanned_to,
-                };
-                return acknowledge(db, stream, holder, batch.scanned_to, count, sent).await;
-            }
-            Ok(Ok(answer)) => Failure {
-                error: format!("the destination answered HTTP {}", answer.status().as_u16()),
-                status: Some(answer.status().as_u16()),
-            },
-        },
+    let started = std::time::Instant::now();
+    let sent = send(client, &dest, &msg_id, &events, db.now()).await;
+    let mut attempt = StreamAttempt {
+        id: 0,
+        at: db.now(),
+        outcome: "delivered".into(),
+        events: count as i64,
+        first_id: Some(first),
+        last_id: Some(last),
+        status: None,
+        error: None,
+        duration_us: started.elapsed().as_micros() as i64,
     };
-    let retry_at = db.now() + retry_delay(stream.failures + 1, rand::random::<f64>());
-    store::record_stream_failure(
-        db,
-        stream.id,
-        holder,
-        &failure.error,
-        failure.status,
-        retry_at,
-    )
-    .await?;
-    Ok(Err(failure))
+    match sent {
+        Ok(()) => {
+            let done = Delivered::Sent {
+                events: count,
+                to: batch.scanned_to,
+            };
+            let moved = acknowledge(db, stream, holder, batch.scanned_to, count, done).await?;
+            if moved != Ok(Delivered::LostLease) {
+                store::record_stream_attempt(db, stream.id, &attempt).await?;
+            }
+            Ok(moved)
+        }
+        Err(failure) => {
+            let retry_at = db.now() + retry_delay(stream.failures + 1, rand::random::<f64>());
+            let recorded = store::record_stream_failure(
+                db,
+                stream.id,
+                holder,
+                &failure.error,
+                failure.status,
+                retry_at,
+            )
+            .await?;
+            if recorded {
+                attempt.outcome = "failed".into();
+                attempt.status = failure.status.map(i64::from);
+                attempt.error = Some(failure.error.clone());
+                store::record_stream_attempt(db, stream.id, &attempt).await?;
+            }
+            Ok(Err(failure))
+        }
+    }
 }
 
 /// Moves the stream's cursor from where it was read to `to` (`count`
@@ -175,6 +459,248 @@ async fn acknowledge(
         store::acknowledge_stream(db, stream.id, holder, stream.cursor_id, to, count as i64)
             .await?;
     Ok(Ok(if moved { done } else { Delivered::LostLease }))
+}
+
+/// Sends one test event (id 0, action TEST, nothing of the log) to a
+/// stream's destination, whatever its state and cursor, and writes the
+/// attempt in its delivery log.
+pub async fn send_test_event(
+    db: &store::Db,
+    client: &HttpClient,
+    stream: &StreamRow,
+) -> AppResult<Result<(), Failure>> {
+    let now = db.now();
+    let dest = Destination::of(stream, now)?;
+    let at = crate::models::format_rfc3339(now);
+    let description = format!("Test event from Auditdeck stream \"{}\"", stream.name);
+    let line = serde_json::json!({
+        "id": 0,
+        "occurred_at": at,
+        "action": "TEST",
+        "initiator": {"type": "system", "name": "Auditdeck"},
+        "description": description,
+        "test": true,
+    })
+    .to_string();
+    let event = Outgoing {
+        id: 0,
+        occurred_at: now,
+        action: "TEST".into(),
+        chain_hash: None,
+        chat: format!(
+            "Auditdeck test · {} UTC · {description}",
+            crate::models::format_utc(now)
+        ),
+        line,
+    };
+    let started = std::time::Instant::now();
+    let msg_id = format!("adk_{}_test_{now}", stream.id);
+    let sent = send(client, &dest, &msg_id, std::slice::from_ref(&event), now).await;
+    let (outcome, status, error) = match &sent {
+        Ok(()) => ("test", None, None),
+        Err(f) => (
+            "test_failed",
+            f.status.map(i64::from),
+            Some(f.error.clone()),
+        ),
+    };
+    let attempt = StreamAttempt {
+        id: 0,
+        at: db.now(),
+        outcome: outcome.into(),
+        events: 1,
+        first_id: None,
+        last_id: None,
+        status,
+        error,
+        duration_us: started.elapsed().as_micros() as i64,
+    };
+    store::record_stream_attempt(db, stream.id, &attempt).await?;
+    Ok(sent)
+}
+
+/// How delivery runs.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Events in one batch at most.
+    pub batch: u32,
+    /// How often an idle stream looks for new events (a batch is at most
+    /// about this old when it goes).
+    pub poll: Duration,
+    /// How long a lease lasts unless renewed.
+    pub lease: Duration,
+    /// How often the streams are listed to start the ones nobody delivers.
+    pub supervise: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            batch: 1_000,
+            poll: Duration::from_millis(200),
+            lease: Duration::from_secs(30),
+            supervise: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The delivery of every stream this server holds; [`StreamWorker::stop`]
+/// lets go of the leases, so another server takes over at once.
+pub struct StreamWorker {
+    stop: tokio::sync::watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl StreamWorker {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.handle.await;
+    }
+}
+
+/// A name for this server's leases: host, process and a random part.
+fn holder_name() -> String {
+    format!(
+        "{}-{}-{:08x}",
+        host_name(),
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+/// Starts delivering: every `supervise`, each active stream that nobody
+/// delivers gets a task of its own here.
+pub fn spawn_delivery(db: store::Db, settings: DeliverySettings) -> StreamWorker {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let handle = tokio::spawn(supervise(db, settings, stopped));
+    StreamWorker { stop, handle }
+}
+
+async fn supervise(
+    db: store::Db,
+    settings: DeliverySettings,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let holder = holder_name();
+    let client = http_client();
+    let mut running: HashMap<i64, tokio::task::JoinHandle<()>> = HashMap::new();
+    loop {
+        running.retain(|_, task| !task.is_finished());
+        match store::list_streams(&db).await {
+            Ok(streams) => {
+                let now = db.now();
+                for s in streams {
+                    let free = s.lease_holder.is_none()
+                        || s.lease_holder.as_deref() == Some(holder.as_str())
+                        || s.lease_until <= now;
+                    if s.state == "active" && free && !running.contains_key(&s.id) {
+                        let task = run_stream(
+                            db.clone(),
+                            client.clone(),
+                            s.id,
+                            holder.clone(),
+                            settings.clone(),
+                            stopped.clone(),
+                        );
+                        running.insert(s.id, tokio::spawn(task));
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "streams: cannot list the streams"),
+        }
+        tokio::select! {
+            _ = stopped.changed() => break,
+            _ = tokio::time::sleep(settings.supervise) => {}
+        }
+    }
+    for (_, task) in running {
+        let _ = task.await;
+    }
+}
+
+/// Waits `wait`, or less when told to stop; whether to go on.
+async fn pause(stopped: &mut tokio::sync::watch::Receiver<bool>, wait: Duration) -> bool {
+    if *stopped.borrow() {
+        return false;
+    }
+    tokio::select! {
+        _ = stopped.changed() => false,
+        _ = tokio::time::sleep(wait) => true,
+    }
+}
+
+/// Delivers one stream for as long as this server holds its lease and it is
+/// active; lets the lease go when it stops.
+async fn run_stream(
+    db: store::Db,
+    client: HttpClient,
+    id: i64,
+    holder: String,
+    settings: DeliverySettings,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let lease = settings.lease.as_micros() as Micros;
+    loop {
+        if *stopped.borrow() {
+            break;
+        }
+        let stream = match store::get_stream(&db, id).await {
+            Ok(Some(s)) if s.state == "active" => s,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(stream = id, error = %e, "streams: cannot read the stream");
+                if pause(&mut stopped, settings.poll * 5).await {
+                    continue;
+                }
+                break;
+            }
+        };
+        // Renewed once a third of it has gone (or taken again after a
+        // replay or a pause let it go).
+        let now = db.now();
+        let ours = stream.lease_holder.as_deref() == Some(holder.as_str());
+        if !ours || stream.lease_until - now < lease * 2 / 3 {
+            match store::take_stream_lease(&db, id, &holder, lease).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(stream = id, error = %e, "streams: cannot take the lease");
+                    if pause(&mut stopped, settings.poll * 5).await {
+                        continue;
+                    }
+                    break;
+                }
+            }
+            continue;
+        }
+        if stream.next_attempt_at > now {
+            let wait = Duration::from_micros((stream.next_attempt_at - now) as u64);
+            if pause(&mut stopped, wait.min(settings.poll * 5)).await {
+                continue;
+            }
+            break;
+        }
+        let wait = match deliver(&db, &client, &stream, &holder, settings.batch).await {
+            Ok(Ok(Delivered::Sent { events, .. })) if events as u32 >= settings.batch => {
+                Duration::ZERO
+            }
+            Ok(Ok(Delivered::PassedOver { .. })) => Duration::ZERO,
+            Ok(Ok(Delivered::Sent { .. } | Delivered::Idle)) => settings.poll,
+            Ok(Ok(Delivered::LostLease)) => return,
+            // The next turn waits for the attempt the failure scheduled.
+            Ok(Err(_)) => Duration::ZERO,
+            Err(e) => {
+                tracing::warn!(stream = id, error = %e, "streams: delivery failed");
+                settings.poll * 5
+            }
+        };
+        if !wait.is_zero() && !pause(&mut stopped, wait).await {
+            break;
+        }
+    }
+    if let Err(e) = store::release_stream_lease(&db, id, &holder).await {
+        tracing::warn!(stream = id, error = %e, "streams: cannot let the lease go");
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use crate::common::TestApp;
 use auditdeck::server::store;
 
 const SECOND: i64 = 1_000_000;
+const SPAN: i64 = auditdeck::server::streams::READ_SPAN;
 
 async fn stream(app: &TestApp, filter: &str, after_id: i64) -> i64 {
     store::create_stream(
@@ -129,7 +130,7 @@ async fn a_batch_is_the_filters_events_after_the_cursor_in_id_order_late_ones_to
         .unwrap();
     let ids = |b: &store::StreamBatch| b.events.iter().map(|e| e.row.id).collect::<Vec<_>>();
 
-    let first = store::stream_batch(&app.db, &q, 0, 2).await.unwrap();
+    let first = store::stream_batch(&app.db, &q, 0, 2, SPAN).await.unwrap();
     assert_eq!(
         (ids(&first), first.scanned_to),
         (vec![2, 4], 4),
@@ -138,7 +139,7 @@ async fn a_batch_is_the_filters_events_after_the_cursor_in_id_order_late_ones_to
     let e = &first.events[0];
     assert_eq!(e.before.as_deref(), Some(r#"{"name":"Ann"}"#));
     assert_eq!(e.chain_hash.as_ref().map(String::len), Some(64));
-    let second = store::stream_batch(&app.db, &q, first.scanned_to, 2)
+    let second = store::stream_batch(&app.db, &q, first.scanned_to, 2, SPAN)
         .await
         .unwrap();
     assert_eq!(
@@ -146,24 +147,37 @@ async fn a_batch_is_the_filters_events_after_the_cursor_in_id_order_late_ones_to
         (vec![6], 7),
         "the late event comes in id order; the read covered the head"
     );
-    let caught_up = store::stream_batch(&app.db, &q, 7, 2).await.unwrap();
+    let caught_up = store::stream_batch(&app.db, &q, 7, 2, SPAN).await.unwrap();
     assert_eq!((ids(&caught_up), caught_up.scanned_to), (vec![], 7));
     // Only UPDATEs after: the cursor moves past them without sending.
     let r = app.ingest(Some(&key), r#"{"action":"UPDATE"}"#).await;
     assert_eq!(r.status, axum::http::StatusCode::CREATED);
-    let passed_over = store::stream_batch(&app.db, &q, 7, 2).await.unwrap();
+    let passed_over = store::stream_batch(&app.db, &q, 7, 2, SPAN).await.unwrap();
     assert_eq!((ids(&passed_over), passed_over.scanned_to), (vec![], 8));
 }
 
-/// What a receiver was sent: each request's headers and body.
-type Received = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
+/// What a receiver was sent: each request's path, headers and body.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, axum::http::HeaderMap, Vec<u8>)>>>;
 
-/// A webhook receiver on a port of its own: it keeps what it is sent and
-/// answers 503 while `failing` is set.
+/// An HTTP receiver on a port of its own (webhook at /hook, Splunk HEC at
+/// /services/collector/event): it keeps what it is sent and answers 503
+/// while `failing` is set.
 struct Receiver {
+    base: String,
     url: String,
     got: Received,
     failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Receiver {
+    fn bodies(&self) -> Vec<Vec<u8>> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, _, b)| b.clone())
+            .collect()
+    }
 }
 
 async fn receiver() -> Receiver {
@@ -172,67 +186,110 @@ async fn receiver() -> Receiver {
     let got: Received = Default::default();
     let failing: std::sync::Arc<std::sync::atomic::AtomicBool> = Default::default();
     let (g, f) = (got.clone(), failing.clone());
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(
-            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-                let (g, f) = (g.clone(), f.clone());
-                async move {
-                    if f.load(Ordering::SeqCst) {
-                        return StatusCode::SERVICE_UNAVAILABLE;
-                    }
-                    g.lock().unwrap().push((headers, body.to_vec()));
-                    StatusCode::NO_CONTENT
+    let keep =
+        move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let (g, f) = (g.clone(), f.clone());
+            async move {
+                if f.load(Ordering::SeqCst) {
+                    return StatusCode::SERVICE_UNAVAILABLE;
                 }
-            },
-        ),
-    );
+                g.lock()
+                    .unwrap()
+                    .push((uri.path().to_string(), headers, body.to_vec()));
+                StatusCode::NO_CONTENT
+            }
+        };
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(keep.clone()))
+        .route("/services/collector/event", axum::routing::post(keep));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Receiver { url, got, failing }
+    Receiver {
+        url: format!("{base}/hook"),
+        base,
+        got,
+        failing,
+    }
+}
+
+/// A stream made as Settings makes it: with its secret (or token) and headers.
+async fn stream_with(
+    app: &TestApp,
+    kind: &str,
+    url: &str,
+    filter: &str,
+    secret: &str,
+    headers: &str,
+) -> i64 {
+    let mut tx = store::begin(&app.db).await.unwrap();
+    let settings = store::StreamSettings {
+        name: "siem",
+        kind,
+        url,
+        filter,
+        headers,
+    };
+    let id = store::create_stream_in(&mut tx, &settings, secret, 0)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+/// Ingests one event per action (table `users`).
+async fn send(app: &TestApp, key: &str, actions: &[&str]) {
+    let body: Vec<serde_json::Value> = actions
+        .iter()
+        .map(|a| serde_json::json!({"action": a, "table": "users", "description": format!("{a} by test")}))
+        .collect();
+    let r = app
+        .ingest(Some(key), serde_json::Value::Array(body).to_string())
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::CREATED, "{}", r.text());
+}
+
+/// The ids of a webhook batch body (a JSON array of events).
+fn batch_ids(body: &[u8]) -> Vec<i64> {
+    let events: Vec<serde_json::Value> = serde_json::from_slice(body).unwrap();
+    events.iter().map(|e| e["id"].as_i64().unwrap()).collect()
 }
 
 #[tokio::test]
 async fn a_webhook_gets_the_filters_events_signed_in_order_and_nothing_is_lost_while_it_is_down() {
     use auditdeck::server::stream_format::{webhook_signature_valid, WebhookSecret};
-    use auditdeck::server::streams::{deliver_webhook, http_client, Delivered};
+    use auditdeck::server::streams::{deliver, http_client, Delivered};
     let app = TestApp::new().await;
     let key = app.api_key().await;
     let hook = receiver().await;
     let secret = WebhookSecret::generate();
     let client = http_client();
-    let id = store::create_stream(&app.db, "siem", "webhook", &hook.url, "action=DELETE", 0)
-        .await
-        .unwrap();
-    let send = |actions: &[&str]| {
-        let body: Vec<serde_json::Value> = actions
-            .iter()
-            .map(|a| serde_json::json!({"action": a, "table": "users"}))
-            .collect();
-        app.ingest(Some(&key), serde_json::Value::Array(body).to_string())
-    };
+    let id = stream_with(
+        &app,
+        "webhook",
+        &hook.url,
+        "action=DELETE",
+        &secret.encode(),
+        "X-Team: security",
+    )
+    .await;
     let deliver = || async {
         assert!(lease(&app, id, "a").await);
-        let stream = store::list_streams(&app.db).await.unwrap().remove(0);
-        deliver_webhook(
-            &app.db,
-            &client,
-            &stream,
-            std::slice::from_ref(&secret),
-            "a",
-            100,
-        )
-        .await
-        .unwrap()
+        let stream = store::get_stream(&app.db, id).await.unwrap().unwrap();
+        deliver(&app.db, &client, &stream, "a", 100).await.unwrap()
     };
-    send(&["DELETE", "UPDATE", "DELETE", "UPDATE", "DELETE"]).await;
+    send(
+        &app,
+        &key,
+        &["DELETE", "UPDATE", "DELETE", "UPDATE", "DELETE"],
+    )
+    .await;
     assert_eq!(deliver().await, Ok(Delivered::Sent { events: 3, to: 5 }));
     assert_eq!(deliver().await, Ok(Delivered::Idle));
 
     // The receiver goes down: the attempt fails, is recorded, and the
     // cursor waits.
-    send(&["DELETE", "DELETE"]).await;
+    send(&app, &key, &["DELETE", "DELETE"]).await;
     hook.failing
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let failed = deliver().await.unwrap_err();
@@ -240,7 +297,7 @@ async fn a_webhook_gets_the_filters_events_signed_in_order_and_nothing_is_lost_w
         (failed.status, failed.error.as_str()),
         (Some(503), "the destination answered HTTP 503")
     );
-    let s = store::list_streams(&app.db).await.unwrap().remove(0);
+    let s = store::get_stream(&app.db, id).await.unwrap().unwrap();
     assert_eq!((s.cursor_id, s.failures, s.last_status), (5, 1, Some(503)));
     assert!(s.next_attempt_at > app.now());
     // Back up: the backlog arrives, then events the filter passes over only
@@ -248,15 +305,39 @@ async fn a_webhook_gets_the_filters_events_signed_in_order_and_nothing_is_lost_w
     hook.failing
         .store(false, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(deliver().await, Ok(Delivered::Sent { events: 2, to: 7 }));
-    send(&["UPDATE"]).await;
+    send(&app, &key, &["UPDATE"]).await;
     assert_eq!(deliver().await, Ok(Delivered::PassedOver { to: 8 }));
-    let s = store::list_streams(&app.db).await.unwrap().remove(0);
+    let s = store::get_stream(&app.db, id).await.unwrap().unwrap();
     assert_eq!((s.cursor_id, s.delivered, s.failures), (8, 5, 0));
+    assert_eq!(s.delivered_on(app.now()), 5, "delivered today");
+
+    // The delivery log: newest first, the failure with its status.
+    let log = store::stream_attempts(&app.db, id).await.unwrap();
+    let outcomes: Vec<_> = log
+        .iter()
+        .map(|a| {
+            (
+                a.outcome.as_str(),
+                a.events,
+                a.first_id,
+                a.last_id,
+                a.status,
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("delivered", 2, Some(6), Some(7), None),
+            ("failed", 2, Some(6), Some(7), Some(503)),
+            ("delivered", 3, Some(1), Some(5), None),
+        ]
+    );
 
     let got = hook.got.lock().unwrap().clone();
     assert_eq!(got.len(), 2, "one request a batch");
     let mut ids = Vec::new();
-    for (headers, body) in &got {
+    for (_, headers, body) in &got {
         let header = |name: &str| headers[name].to_str().unwrap().to_string();
         let timestamp: i64 = header("webhook-timestamp").parse().unwrap();
         assert!(
@@ -269,6 +350,7 @@ async fn a_webhook_gets_the_filters_events_signed_in_order_and_nothing_is_lost_w
             ),
             "signed"
         );
+        assert_eq!(header("x-team"), "security", "custom headers go along");
         let events: Vec<serde_json::Value> = serde_json::from_slice(body).unwrap();
         assert!(
             events
@@ -276,15 +358,551 @@ async fn a_webhook_gets_the_filters_events_signed_in_order_and_nothing_is_lost_w
                 .all(|e| e["action"] == "DELETE"
                     && e["chain_hash"].as_str().map(str::len) == Some(64))
         );
-        ids.extend(events.iter().map(|e| e["id"].as_i64().unwrap()));
+        let batch = batch_ids(body);
         assert_eq!(
             header("webhook-id"),
-            format!(
-                "adk_{id}_{}_{}",
-                events[0]["id"],
-                events[events.len() - 1]["id"]
-            )
+            format!("adk_{id}_{}_{}", batch[0], batch[batch.len() - 1])
         );
+        ids.extend(batch);
     }
     assert_eq!(ids, [1, 3, 5, 6, 7], "every DELETE once, in id order");
+}
+
+/// Delivery as the server runs it, quick enough for a test.
+fn quick() -> auditdeck::server::streams::DeliverySettings {
+    auditdeck::server::streams::DeliverySettings {
+        batch: 4,
+        poll: std::time::Duration::from_millis(20),
+        lease: std::time::Duration::from_secs(30),
+        supervise: std::time::Duration::from_millis(30),
+    }
+}
+
+/// Waits (up to 10 s) until `done` holds.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("waited 10 s for {what}");
+}
+
+#[tokio::test]
+async fn the_worker_delivers_each_kind_in_order_and_a_replay_sends_again() {
+    use auditdeck::server::streams::spawn_delivery;
+    use tokio::io::AsyncReadExt;
+    let app = TestApp::new().await;
+    let key = app.api_key().await;
+    let http = receiver().await;
+    // A syslog listener: it keeps the bytes of every connection.
+    let syslog = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let syslog_url = format!("tcp://{}", syslog.local_addr().unwrap());
+    let frames: std::sync::Arc<std::sync::Mutex<Vec<u8>>> = Default::default();
+    let keep = frames.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = syslog.accept().await.unwrap();
+            let mut bytes = Vec::new();
+            socket.read_to_end(&mut bytes).await.unwrap();
+            keep.lock().unwrap().extend(bytes);
+        }
+    });
+    let hook = stream_with(
+        &app,
+        "webhook",
+        &http.url,
+        "",
+        &auditdeck::server::stream_format::WebhookSecret::generate().encode(),
+        "",
+    )
+    .await;
+    let hec_url = format!("{}/services/collector/event", http.base);
+    stream_with(
+        &app,
+        "splunk_hec",
+        &hec_url,
+        "action=DELETE",
+        "hec-token-1",
+        "",
+    )
+    .await;
+    stream_with(&app, "syslog", &syslog_url, "", "", "").await;
+
+    let worker = spawn_delivery(app.db.clone(), quick());
+    send(
+        &app,
+        &key,
+        &[
+            "CREATE", "DELETE", "UPDATE", "DELETE", "CREATE", "UPDATE", "DELETE", "LOGIN",
+            "LOGOUT", "EXPORT",
+        ],
+    )
+    .await;
+    let webhook_ids = || -> Vec<i64> {
+        http.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(path, _, _)| path == "/hook")
+            .flat_map(|(_, _, body)| batch_ids(body))
+            .collect()
+    };
+    until("the webhook to get all ten", || webhook_ids().len() >= 10).await;
+    assert_eq!(
+        webhook_ids(),
+        (1..=10).collect::<Vec<_>>(),
+        "in id order, batches of at most 4"
+    );
+    let hec: Vec<serde_json::Value> = {
+        let got = http.got.lock().unwrap();
+        got.iter()
+            .filter(|(path, _, _)| path == "/services/collector/event")
+            .inspect(|(_, headers, _)| {
+                assert_eq!(headers["authorization"], "Splunk hec-token-1");
+            })
+            .flat_map(|(_, _, body)| {
+                serde_json::Deserializer::from_slice(body)
+                    .into_iter::<serde_json::Value>()
+                    .map(Result::unwrap)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    assert_eq!(
+        hec.iter()
+            .map(|e| e["event"]["id"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [2, 4, 7],
+        "HEC envelopes, the filter's DELETEs only"
+    );
+    assert!(hec
+        .iter()
+        .all(|e| e["sourcetype"] == "auditdeck:event" && e["time"].is_number()));
+    // Syslog: octet-counted RFC 5424 messages, one an event, the id in the
+    // structured data.
+    until("syslog to get all ten", || {
+        frames
+            .lock()
+            .unwrap()
+            .windows(16)
+            .filter(|w| w.starts_with(b"[auditdeck@32473"))
+            .count()
+            >= 10
+    })
+    .await;
+    let bytes = frames.lock().unwrap().clone();
+    let mut rest = &bytes[..];
+    let mut syslog_ids = Vec::new();
+    while !rest.is_empty() {
+        let space = rest.iter().position(|b| *b == b' ').unwrap();
+        let len: usize = std::str::from_utf8(&rest[..space])
+            .unwrap()
+            .parse()
+            .unwrap();
+        let message = std::str::from_utf8(&rest[space + 1..space + 1 + len]).unwrap();
+        assert!(message.starts_with("<110>1 "), "{message}");
+        let id = message
+            .split("id=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        syslog_ids.push(id.parse::<i64>().unwrap());
+        rest = &rest[space + 1 + len..];
+    }
+    assert_eq!(syslog_ids, (1..=10).collect::<Vec<_>>());
+
+    // A replay from event 8: 8, 9 and 10 go again (and only they).
+    let mut tx = store::begin(&app.db).await.unwrap();
+    store::set_stream_cursor_in(&mut tx, hook, 7).await.unwrap();
+    tx.commit().await.unwrap();
+    until("the replay", || webhook_ids().len() >= 13).await;
+    assert_eq!(webhook_ids()[10..], [8, 9, 10]);
+    worker.stop().await;
+    let streams = store::list_streams(&app.db).await.unwrap();
+    assert!(
+        streams.iter().all(|s| s.lease_holder.is_none()),
+        "a stopped server lets its leases go"
+    );
+    assert!(streams.iter().all(|s| s.cursor_id == 10));
+}
+
+#[tokio::test]
+async fn a_server_takes_a_stream_over_once_its_holders_lease_runs_out_and_retries_never_skip() {
+    use auditdeck::server::streams::spawn_delivery;
+    use std::sync::atomic::Ordering;
+    let app = TestApp::new().await;
+    let key = app.api_key().await;
+    let http = receiver().await;
+    let id = stream_with(
+        &app,
+        "webhook",
+        &http.url,
+        "",
+        &auditdeck::server::stream_format::WebhookSecret::generate().encode(),
+        "",
+    )
+    .await;
+    // A server that died holding the lease.
+    assert!(lease(&app, id, "dead-server").await);
+    let worker = spawn_delivery(app.db.clone(), quick());
+    send(&app, &key, &["CREATE", "UPDATE"]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        http.bodies().is_empty(),
+        "nobody delivers while the lease lasts"
+    );
+    app.clock().advance(31 * SECOND);
+    until("the takeover", || http.bodies().len() == 1).await;
+    assert_eq!(batch_ids(&http.bodies()[0]), [1, 2]);
+
+    // The destination fails: the worker waits for the backoff, and retries
+    // the same batch (same id) until it is taken.
+    http.failing.store(true, Ordering::SeqCst);
+    send(&app, &key, &["DELETE"]).await;
+    let failures = || async {
+        store::get_stream(&app.db, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .failures
+    };
+    for _ in 0..500 {
+        if failures().await >= 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        failures().await,
+        1,
+        "one attempt, then it waits for the backoff"
+    );
+    for n in 2..=auditdeck::streams::FAILING_AFTER {
+        app.clock().advance(400 * SECOND);
+        for _ in 0..500 {
+            if failures().await >= n {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(failures().await, n);
+    }
+    assert_eq!(
+        store::failing_streams(&app.db).await.unwrap(),
+        1,
+        "the badge counts it"
+    );
+    http.failing.store(false, Ordering::SeqCst);
+    app.clock().advance(400 * SECOND);
+    until("the retry", || http.bodies().len() == 2).await;
+    assert_eq!(batch_ids(&http.bodies()[1]), [3]);
+    worker.stop().await;
+    let s = store::get_stream(&app.db, id).await.unwrap().unwrap();
+    assert_eq!((s.cursor_id, s.failures, s.delivered), (3, 0, 3));
+    assert_eq!(store::failing_streams(&app.db).await.unwrap(), 0);
+}
+
+/// Form-encodes `pairs` for a server function call.
+fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let v: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("{k}={v}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[tokio::test]
+async fn streams_are_admin_only_checked_and_every_change_is_audited() {
+    use auditdeck::models::Role;
+    use axum::http::StatusCode;
+    let app = TestApp::new().await;
+    let http = receiver().await;
+    let admin = app.session_for(Role::Admin).await;
+    let create = |url: &str, extra: &[(&str, &str)]| {
+        let mut pairs = vec![
+            ("name", "SIEM"),
+            ("kind", "webhook"),
+            ("url", url),
+            ("filter", "action=DELETE"),
+            ("start", "now"),
+        ];
+        pairs.extend_from_slice(extra);
+        form(&pairs)
+    };
+    // Bad input is refused, naming the field, and writes nothing.
+    let before = app.count().await;
+    for (args, says) in [
+        (
+            create(&http.url, &[("kind", "kafka")]).replace("kind=webhook&", ""),
+            "kind:",
+        ),
+        (
+            create("https://siem.example/in", &[]),
+            "url: https is not supported",
+        ),
+        (create("siem.example", &[]), "url:"),
+        (
+            create(&http.url, &[]).replace("action%3DDELETE", "from%3Dyesterday"),
+            "from:",
+        ),
+        (
+            create(&http.url, &[("headers", "no colon here")]),
+            "headers: line 1",
+        ),
+        (
+            create(&http.url, &[("headers", "Webhook-Signature: x")]),
+            "headers: line 1: webhook-signature is set by Auditdeck",
+        ),
+        (
+            create(&http.url, &[]).replace("start=now", "start=id&start_id=abc"),
+            "start_id:",
+        ),
+        (
+            create(&http.url, &[]).replace("start=now", "start=time&start_at=yesterday"),
+            "start_at:",
+        ),
+        (
+            create(&http.url, &[]).replace("name=SIEM", "name=+"),
+            "name:",
+        ),
+        (
+            form(&[
+                ("name", "hec"),
+                ("kind", "splunk_hec"),
+                ("url", &http.url),
+                ("start", "now"),
+            ]),
+            "token:",
+        ),
+        (
+            form(&[
+                ("name", "log"),
+                ("kind", "syslog"),
+                ("url", "http://x.example"),
+                ("start", "now"),
+            ]),
+            "url: syslog",
+        ),
+    ] {
+        let r = app.call("create_stream", &args, Some(&admin)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{args}: {}", r.text());
+        assert!(r.text().contains(says), "{args}: {}", r.text());
+    }
+    assert_eq!(app.count().await, before, "refused input writes nothing");
+    assert!(store::list_streams(&app.db).await.unwrap().is_empty());
+
+    // Created: the secret shown once, the event audited.
+    let r = app
+        .call(
+            "create_stream",
+            &create(&http.url, &[("headers", "Authorization: Bearer t0ken")]),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let id = r.json()["id"].as_i64().unwrap();
+    let secret = r.json()["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"));
+    let listed = app.call("list_streams", "", Some(&admin)).await.json();
+    assert_eq!(listed[0]["health"], "Healthy");
+    assert_eq!(
+        listed[0]["headers"], "Authorization: ••••••",
+        "credentials are not shown"
+    );
+
+    // Viewers and auditors are refused every stream function.
+    let calls = [
+        ("list_streams", String::new()),
+        ("stream_attempts", format!("id={id}")),
+        ("create_stream", create(&http.url, &[])),
+        (
+            "update_stream",
+            form(&[("id", &id.to_string()), ("name", "x"), ("url", &http.url)]),
+        ),
+        ("set_stream_paused", format!("id={id}&paused=true")),
+        ("replay_stream", format!("id={id}&start=now")),
+        ("rotate_stream_secret", format!("id={id}")),
+        ("delete_stream", format!("id={id}")),
+        ("send_stream_test", format!("id={id}")),
+    ];
+    let audited = app.count().await;
+    for role in [Role::Viewer, Role::Auditor] {
+        let cookie = app.session_for(role).await;
+        let audited = app.count().await;
+        for (endpoint, args) in &calls {
+            let r = app.call(endpoint, args, Some(&cookie)).await;
+            assert_eq!(
+                r.status,
+                StatusCode::FORBIDDEN,
+                "{role:?} {endpoint}: {}",
+                r.text()
+            );
+        }
+        assert_eq!(app.count().await, audited);
+    }
+    assert!(http.bodies().is_empty(), "no test event went out");
+    let audited = app.count().await.max(audited);
+
+    // A test event reaches the receiver, signed, and goes in the delivery log.
+    let r = app
+        .call("send_stream_test", &format!("id={id}"), Some(&admin))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let (_, headers, body) = http.got.lock().unwrap()[0].clone();
+    let test: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (test[0]["action"].as_str(), test[0]["id"].as_i64()),
+        (Some("TEST"), Some(0))
+    );
+    assert_eq!(headers["authorization"], "Bearer t0ken");
+    let parsed = auditdeck::server::stream_format::WebhookSecret::parse(&secret).unwrap();
+    let header = |n: &str| headers[n].to_str().unwrap().to_string();
+    assert!(auditdeck::server::stream_format::webhook_signature_valid(
+        &parsed,
+        &header("webhook-signature"),
+        &header("webhook-id"),
+        header("webhook-timestamp").parse().unwrap(),
+        &body
+    ));
+    let log = app
+        .call("stream_attempts", &format!("id={id}"), Some(&admin))
+        .await
+        .json();
+    assert_eq!(log[0]["outcome"], "test");
+
+    // Each change: one event, in words.
+    let changes = [
+        (
+            "update_stream",
+            form(&[
+                ("id", &id.to_string()),
+                ("name", "SIEM EU"),
+                ("url", &http.url),
+                ("filter", "action=DELETE,UPDATE"),
+                ("headers", "Authorization: ••••••"),
+            ]),
+        ),
+        ("set_stream_paused", format!("id={id}&paused=true")),
+        ("set_stream_paused", format!("id={id}&paused=false")),
+        ("replay_stream", format!("id={id}&start=id&start_id=1")),
+        ("rotate_stream_secret", format!("id={id}")),
+        ("delete_stream", format!("id={id}")),
+    ];
+    for (n, (endpoint, args)) in changes.iter().enumerate() {
+        if *endpoint == "delete_stream" {
+            let s = store::get_stream(&app.db, id).await.unwrap().unwrap();
+            assert_eq!(
+                s.headers, "Authorization: Bearer t0ken",
+                "a hidden header comes back as it was"
+            );
+            assert_eq!(s.cursor_id, 0, "replayed from event 1");
+            assert!(s.previous_secret.is_some() && s.previous_secret_until > app.now());
+        }
+        let r = app.call(endpoint, args, Some(&admin)).await;
+        assert_eq!(r.status, StatusCode::OK, "{endpoint}: {}", r.text());
+        assert_eq!(
+            app.count().await,
+            audited + 1 + n as u64,
+            "{endpoint} writes one event"
+        );
+    }
+    let descriptions: Vec<String> = app
+        .page(1, 50)
+        .await
+        .rows
+        .into_iter()
+        .map(|r| r.description)
+        .collect();
+    for text in [
+        "Created stream \"SIEM\": Signed webhook to http://",
+        "Changed stream \"SIEM EU\": name \"SIEM\" → \"SIEM EU\"; filter action=DELETE → action=DELETE,UPDATE",
+        "Paused stream \"SIEM EU\"",
+        "Resumed stream \"SIEM EU\"",
+        "Replayed stream \"SIEM EU\" from event 1",
+        "Rotated the signing secret of stream \"SIEM EU\"",
+        "Deleted stream \"SIEM EU\"",
+    ] {
+        assert!(descriptions.iter().any(|d| d.starts_with(text)), "missing audit: {text}\n{descriptions:#?}");
+    }
+    assert!(
+        descriptions
+            .iter()
+            .all(|d| !d.contains("whsec_") && !d.contains("t0ken")),
+        "no secret in the log"
+    );
+    assert!(store::list_streams(&app.db).await.unwrap().is_empty());
+    assert_eq!(
+        app.call("delete_stream", &format!("id={id}"), Some(&admin))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_deletion_of_events_a_stream_has_not_received_shows_as_a_gap_in_its_log() {
+    use auditdeck::models::Role;
+    use serde_json::json;
+    let app = TestApp::new().await;
+    let key = app.api_key().await;
+    send(
+        &app,
+        &key,
+        &["CREATE", "UPDATE", "DELETE", "UPDATE", "CREATE", "LOGIN"],
+    )
+    .await;
+    // One stream has delivered up to event 3, another everything.
+    let behind = stream_with(&app, "webhook", "http://127.0.0.1:9/hook", "", "", "").await;
+    let caught_up = stream_with(&app, "webhook", "http://127.0.0.1:9/hook", "", "", "").await;
+    let mut tx = store::begin(&app.db).await.unwrap();
+    store::set_stream_cursor_in(&mut tx, behind, 3)
+        .await
+        .unwrap();
+    store::set_stream_cursor_in(&mut tx, caught_up, 6)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let admin = app.session_for(Role::Admin).await;
+    let selection = json!({"Ids": [2, 4, 5]});
+    let r = app
+        .call_json(
+            "delete_events",
+            json!({"selection": selection, "plan": {"count": 3, "up_to_id": 6}}),
+            &admin,
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let deletion = r.json()["event_id"].as_i64().unwrap();
+    let log = store::stream_attempts(&app.db, behind).await.unwrap();
+    assert_eq!(log.len(), 1);
+    let gap = &log[0];
+    assert_eq!(
+        (gap.outcome.as_str(), gap.events, gap.first_id, gap.last_id),
+        ("gap", 2, Some(4), Some(5)),
+        "event 2 was delivered before; 4 and 5 never will be"
+    );
+    assert_eq!(
+        gap.error.as_deref(),
+        Some(format!("deleted before delivery (DELETE event {deletion})").as_str())
+    );
+    assert!(store::stream_attempts(&app.db, caught_up)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -374,6 +374,13 @@ pub async fn delete_selection(
         let mut combos = super::combos::subtract_sql(&tx);
         combos.push("events WHERE ").push_in("id", &ids);
         super::combos::subtract(&mut tx, combos).await?;
+        super::note_stream_gaps_in(
+            &mut tx,
+            &ids,
+            &format!("event:{deletion_id}"),
+            &format!("deleted before delivery (DELETE event {deletion_id})"),
+        )
+        .await?;
         let mut delete = tx.sql("DELETE FROM events WHERE ");
         delete.push_in("id", &ids);
         let gone = tx.execute(&delete).await?;

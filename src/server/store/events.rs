@@ -1337,16 +1337,19 @@ impl std::fmt::Debug for ApiEvent {
     }
 }
 
-/// Up to `limit` events after `after_id` that `q` passes. Ids are given and
-/// committed in one order, so every id up to the head read first is there
-/// to be read: none is passed over.
+/// Up to `limit` events after `after_id` that `q` passes, among the next
+/// `span` ids at most. Ids are given and committed in one order, so every
+/// id up to the head read first is there to be read: none is passed over.
 pub async fn stream_batch(
     db: &Db,
     q: &EventQuery,
     after_id: i64,
     limit: u32,
+    span: i64,
 ) -> AppResult<StreamBatch> {
-    let head = super::max_event_id(db).await?;
+    let head = super::max_event_id(db)
+        .await?
+        .min(after_id.saturating_add(span.max(1)));
     if head <= after_id {
         return Ok(StreamBatch {
             events: Vec::new(),

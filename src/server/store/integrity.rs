@@ -1153,6 +1153,13 @@ async fn retention_chunk(tx: &mut Tx, ids: &[i64], run_id: i64) -> AppResult<Opt
     let mut combos = super::combos::subtract_sql(tx);
     combos.push("events WHERE ").push_in("id", ids);
     super::combos::subtract(tx, combos).await?;
+    super::note_stream_gaps_in(
+        tx,
+        ids,
+        &format!("retention:{run_id}"),
+        &format!("removed by retention run {run_id} before delivery"),
+    )
+    .await?;
     let mut delete = tx.sql("DELETE FROM events WHERE ");
     delete
         .push_in("id", ids)

@@ -1,0 +1,218 @@
+//! Streams: delivery throughput, commit-to-delivery latency, and what
+//! three active streams cost ingest. Receivers are axum servers on loopback
+//! that parse every batch.
+//!
+//! `cargo bench --no-default-features --features ssr --bench streams`
+//! (env BENCH_EVENTS, default 200000: the backlog delivered; BENCH_RATE,
+//! default 5000 events/s for BENCH_SECONDS, default 10, of the latency run;
+//! BENCH_POSTGRES for PostgreSQL).
+
+mod common;
+
+use auditdeck::server::demo::{self, DemoSpec};
+use auditdeck::server::store::{self, Db, NewEvent};
+use auditdeck::server::stream_format::WebhookSecret;
+use auditdeck::server::streams::{spawn_delivery, DeliverySettings};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// What a receiver has seen: events, and when each id arrived.
+#[derive(Default)]
+struct Seen {
+    events: AtomicU64,
+    arrivals: Mutex<Vec<(i64, Instant)>>,
+    keep_arrivals: bool,
+}
+
+/// A webhook receiver; its URL.
+async fn receiver(seen: Arc<Seen>) -> String {
+    #[derive(serde::Deserialize)]
+    struct Event {
+        id: i64,
+    }
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                let events: Vec<Event> = serde_json::from_slice(&body).expect("a JSON array");
+                seen.events.fetch_add(events.len() as u64, Ordering::SeqCst);
+                if seen.keep_arrivals {
+                    let now = Instant::now();
+                    seen.arrivals
+                        .lock()
+                        .unwrap()
+                        .extend(events.iter().map(|e| (e.id, now)));
+                }
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+async fn add_stream(db: &Db, url: &str, after: i64) -> i64 {
+    let mut tx = store::begin(db).await.unwrap();
+    let settings = store::StreamSettings {
+        name: "bench",
+        kind: "webhook",
+        url,
+        filter: "",
+        headers: "",
+    };
+    let id = store::create_stream_in(
+        &mut tx,
+        &settings,
+        &WebhookSecret::generate().encode(),
+        after,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+fn events(n: u64, seed: u64) -> impl Iterator<Item = NewEvent> {
+    demo::events_iter(&DemoSpec {
+        seed,
+        events: n as u32,
+        sessions: 0,
+        anchor: 1_764_547_200_000_000,
+    })
+}
+
+async fn fill(db: &Db, n: u64) {
+    let mut all = events(n, 7);
+    loop {
+        let chunk: Vec<NewEvent> = all.by_ref().take(10_000).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        store::insert_events(db, &chunk, None).await.unwrap();
+    }
+}
+
+/// Inserts `n` events in batches of 1,000; events/s.
+async fn ingest_rate(db: &Db, n: u64, seed: u64) -> f64 {
+    let batches: Vec<Vec<NewEvent>> = {
+        let all: Vec<NewEvent> = events(n, seed).collect();
+        all.chunks(1_000).map(<[NewEvent]>::to_vec).collect()
+    };
+    let started = Instant::now();
+    for batch in &batches {
+        store::insert_events(db, batch, None).await.unwrap();
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn wait_for(seen: &Seen, n: u64, limit: Duration) {
+    let started = Instant::now();
+    while seen.events.load(Ordering::SeqCst) < n {
+        assert!(started.elapsed() < limit, "delivery stalled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let backlog = env_u64("BENCH_EVENTS", 200_000);
+    let rate = env_u64("BENCH_RATE", 5_000);
+    let seconds = env_u64("BENCH_SECONDS", 10);
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(&common::scratch_url(dir.path(), "streams").await)
+        .await
+        .unwrap();
+    println!("streams ({})", common::backend_name());
+
+    // 1. Throughput: a backlog delivered from the start of the log.
+    fill(&db, backlog).await;
+    let seen = Arc::new(Seen::default());
+    let url = receiver(seen.clone()).await;
+    let started = Instant::now();
+    let worker = spawn_delivery(db.clone(), DeliverySettings::default());
+    add_stream(&db, &url, 0).await;
+    wait_for(&seen, backlog, Duration::from_secs(600)).await;
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "  throughput: {backlog} events delivered in {took:.2} s: {:.0} events/s (batches of {})",
+        backlog as f64 / took,
+        DeliverySettings::default().batch
+    );
+    worker.stop().await;
+
+    // 2. Latency: ingest at `rate` events/s in batches every 10 ms; each
+    // event's arrival at the receiver against its batch's commit.
+    let seen = Arc::new(Seen {
+        keep_arrivals: true,
+        ..Default::default()
+    });
+    let url = receiver(seen.clone()).await;
+    let head = store::max_event_id(&db).await.unwrap();
+    add_stream(&db, &url, head).await;
+    let worker = spawn_delivery(db.clone(), DeliverySettings::default());
+    let per_tick = (rate / 100).max(1);
+    let mut commits: Vec<(i64, Instant)> = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let total = per_tick * 100 * seconds;
+    let mut source = events(total, 11);
+    for _ in 0..(100 * seconds) {
+        tick.tick().await;
+        let batch: Vec<NewEvent> = source.by_ref().take(per_tick as usize).collect();
+        let ids = store::insert_events(&db, &batch, None).await.unwrap();
+        let at = Instant::now();
+        commits.extend(ids.into_iter().map(|id| (id, at)));
+    }
+    wait_for(&seen, total, Duration::from_secs(120)).await;
+    worker.stop().await;
+    let committed: std::collections::HashMap<i64, Instant> = commits.into_iter().collect();
+    let mut lat: Vec<f64> = seen
+        .arrivals
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(id, at)| {
+            committed
+                .get(id)
+                .map(|c| at.duration_since(*c).as_secs_f64() * 1e3)
+        })
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "  latency at {rate} events/s for {seconds} s: commit to delivery p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms ({} events)",
+        p(0.5),
+        p(0.95),
+        p(1.0),
+        lat.len()
+    );
+
+    // 3. What three active streams cost ingest (batches of 1,000 through
+    // the store's insert path, as the batch API runs it).
+    let n = 100_000;
+    let alone = ingest_rate(&db, n, 21).await;
+    let seen = Arc::new(Seen::default());
+    let url = receiver(seen.clone()).await;
+    let head = store::max_event_id(&db).await.unwrap();
+    for _ in 0..3 {
+        add_stream(&db, &url, head).await;
+    }
+    let worker = spawn_delivery(db.clone(), DeliverySettings::default());
+    let with_streams = ingest_rate(&db, n, 22).await;
+    wait_for(&seen, 3 * n, Duration::from_secs(300)).await;
+    worker.stop().await;
+    println!(
+        "  ingest: {alone:.0} events/s alone, {with_streams:.0} events/s with 3 active streams ({:+.1}%)",
+        (with_streams / alone - 1.0) * 100.0
+    );
+}
