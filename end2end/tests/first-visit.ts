@@ -10,6 +10,7 @@ export const pagePaths = [
   '/settings/users',
   '/settings/api-keys',
   '/settings/retention',
+  '/settings/streams',
 ];
 
 /** What a first visit to a page downloads, as served (compressed), and how long it takes to become interactive. */

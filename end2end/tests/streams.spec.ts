@@ -65,9 +65,9 @@ test('an admin streams the log to a webhook, sees it fail while the receiver is 
   await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Streams' })).toBeVisible();
 
   const form = page.locator('form.stream-form');
-  await form.getByLabel('Name').fill('E2E receiver');
-  await form.getByLabel('Kind').selectOption('webhook');
-  await form.getByLabel('Address').fill(`http://127.0.0.1:${receiver.port}/hook`);
+  await form.getByLabel('Name', { exact: true }).fill('E2E receiver');
+  await form.getByRole('combobox', { name: /^Kind/ }).selectOption('webhook');
+  await form.getByLabel('Address', { exact: true }).fill(`http://127.0.0.1:${receiver.port}/hook`);
   await form.getByLabel(/^Filter/).fill('action=PUBLISH&table=articles');
   await form.getByRole('button', { name: 'Add stream' }).click();
   const secret = await page.getByTestId('stream-secret').textContent();

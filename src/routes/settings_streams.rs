@@ -23,6 +23,10 @@ struct Actions {
     rotate: ServerAction<RotateStreamSecret>,
     delete: ServerAction<DeleteStream>,
     test: ServerAction<SendStreamTest>,
+    /// The stream whose test event was sent last (its card shows the result).
+    tested: RwSignal<Option<i64>>,
+    /// The stream whose secret was rotated last (its card shows the new one).
+    rotated: RwSignal<Option<i64>>,
     tick: RwSignal<u64>,
 }
 
@@ -36,6 +40,8 @@ pub fn StreamsPage() -> impl IntoView {
         rotate: ServerAction::new(),
         delete: ServerAction::new(),
         test: ServerAction::new(),
+        tested: RwSignal::new(None),
+        rotated: RwSignal::new(None),
         tick: RwSignal::new(0),
     };
     poll(actions.tick);
@@ -277,8 +283,6 @@ fn StreamCard(s: StreamInfo, actions: Actions) -> impl IntoView {
             Err(error) => view! { <FormError error /> }.into_any(),
         })
     };
-    let testing_this = move || actions.test.input().get().is_some_and(|t| t.id == id);
-    let tested_this = RwSignal::new(false);
     view! {
         <article class="card stream-card" data-stream=s.name.clone() data-health=health.as_str()>
             <header class="stream-head">
@@ -339,7 +343,7 @@ fn StreamCard(s: StreamInfo, actions: Actions) -> impl IntoView {
                     type="button"
                     class="button small"
                     on:click=move |_| {
-                        tested_this.set(true);
+                        actions.tested.set(Some(id));
                         actions.test.dispatch(SendStreamTest { id });
                     }
                 >
@@ -367,6 +371,7 @@ fn StreamCard(s: StreamInfo, actions: Actions) -> impl IntoView {
                                 type="button"
                                 class="button small"
                                 on:click=move |_| {
+                                    actions.rotated.set(Some(id));
                                     actions.rotate.dispatch(RotateStreamSecret { id });
                                 }
                             >
@@ -381,14 +386,17 @@ fn StreamCard(s: StreamInfo, actions: Actions) -> impl IntoView {
                     "Delete"
                 </button>
             </div>
-            {move || (tested_this.get() && !actions.test.pending().get() && testing_this()).then(test_result)}
+            {move || {
+                (actions.tested.get() == Some(id) && !actions.test.pending().get())
+                    .then(test_result)
+            }}
             {move || {
                 actions
                     .rotate
                     .value()
                     .get()
                     .and_then(Result::ok)
-                    .filter(|_| actions.rotate.input().get().is_none_or(|r| r.id == id))
+                    .filter(|_| actions.rotated.get() == Some(id))
                     .map(|secret| {
                         view! {
                             <div class="new-key" role="status">

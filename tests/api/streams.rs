@@ -906,3 +906,38 @@ async fn a_deletion_of_events_a_stream_has_not_received_shows_as_a_gap_in_its_lo
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test]
+async fn retention_that_removes_undelivered_events_shows_as_a_gap() {
+    use auditdeck::integrity::RetentionPolicy;
+    let app = TestApp::new().await;
+    let day = 86_400 * SECOND;
+    let old = app.now() - 100 * day;
+    let rows: Vec<_> = (0..5u32)
+        .map(|i| crate::common::sample_event(i, if i < 3 { old + i64::from(i) } else { app.now() - day }))
+        .collect();
+    store::insert_events(&app.db, &rows, None).await.unwrap();
+    // Delivered up to event 1 of the three old ones.
+    let id = stream_with(&app, "webhook", "http://127.0.0.1:9/hook", "", "", "").await;
+    let mut tx = store::begin(&app.db).await.unwrap();
+    store::set_stream_cursor_in(&mut tx, id, 1).await.unwrap();
+    tx.commit().await.unwrap();
+    let policy = RetentionPolicy {
+        keep_days: Some(10),
+        by_action: vec![],
+    };
+    let outcome = store::apply_retention(&app.db, &policy, app.now())
+        .await
+        .unwrap()
+        .unwrap();
+    let log = store::stream_attempts(&app.db, id).await.unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(
+        (log[0].outcome.as_str(), log[0].events, log[0].first_id, log[0].last_id),
+        ("gap", 2, Some(2), Some(3))
+    );
+    assert_eq!(
+        log[0].error.as_deref(),
+        Some(format!("removed by retention run {} before delivery", outcome.run.id).as_str())
+    );
+}

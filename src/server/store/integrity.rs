@@ -1089,6 +1089,13 @@ async fn drop_partition(tx: &mut Tx, partition: &super::Partition, run_id: i64) 
             keep_above = target;
         }
     }
+    super::note_stream_gaps_of_table_in(
+        tx,
+        name,
+        &format!("retention:{run_id}"),
+        &format!("removed by retention run {run_id} before delivery"),
+    )
+    .await?;
     let sql = tx
         .sql(format!(
             "INSERT INTO event_tombstones (id, occurred_at, deleted_at, retention_run_id, content_hash, chain_hash) \

@@ -307,12 +307,7 @@ pub async fn record_stream_attempt(
 /// (one line per stream and `cause`, added to as further chunks go), in
 /// the removing transaction. The stream's filter may have passed over some
 /// of them: the count is of every removed event after its cursor.
-pub async fn note_stream_gaps_in(
-    tx: &mut Tx,
-    ids: &[i64],
-    cause: &str,
-    what: &str,
-) -> AppResult<()> {
+pub async fn note_stream_gaps_in(tx: &mut Tx, ids: &[i64], cause: &str, what: &str) -> AppResult<()> {
     let Some(&newest) = ids.iter().max() else {
         return Ok(());
     };
@@ -325,42 +320,86 @@ pub async fn note_stream_gaps_in(
         .iter()
         .map(|r| Ok((r.get(0)?, r.get(1)?)))
         .collect::<AppResult<_>>()?;
-    let now = tx.now();
     for (stream, cursor) in streams {
         let gone: Vec<i64> = ids.iter().copied().filter(|id| *id > cursor).collect();
-        let (Some(&first), Some(&last)) = (gone.iter().min(), gone.iter().max()) else {
-            continue;
-        };
+        if let (Some(&first), Some(&last)) = (gone.iter().min(), gone.iter().max()) {
+            let gap = Gap { stream, events: gone.len() as i64, first, last };
+            add_gap(tx, &gap, cause, what).await?;
+        }
+    }
+    Ok(())
+}
+
+/// [`note_stream_gaps_in`] for a whole table of events about to go (a
+/// month's partition that retention drops).
+pub async fn note_stream_gaps_of_table_in(
+    tx: &mut Tx,
+    table: &str,
+    cause: &str,
+    what: &str,
+) -> AppResult<()> {
+    let sql = tx.sql(format!(
+        "SELECT s.id, COUNT(p.id), MIN(p.id), MAX(p.id) FROM streams s \
+         JOIN {table} p ON p.id > s.cursor_id GROUP BY s.id"
+    ));
+    let gaps: Vec<Gap> = tx
+        .all(&sql)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Gap {
+                stream: r.get(0)?,
+                events: r.get(1)?,
+                first: r.get(2)?,
+                last: r.get(3)?,
+            })
+        })
+        .collect::<AppResult<_>>()?;
+    for gap in gaps {
+        add_gap(tx, &gap, cause, what).await?;
+    }
+    Ok(())
+}
+
+/// Events of one stream removed before delivery.
+struct Gap {
+    stream: i64,
+    events: i64,
+    first: i64,
+    last: i64,
+}
+
+async fn add_gap(tx: &mut Tx, gap: &Gap, cause: &str, what: &str) -> AppResult<()> {
+    let now = tx.now();
+    let sql = tx
+        .sql(
+            "UPDATE stream_attempts SET events = events + ?, at = ?, \
+             first_id = CASE WHEN first_id < ? THEN first_id ELSE ? END, \
+             last_id = CASE WHEN last_id > ? THEN last_id ELSE ? END \
+             WHERE stream_id = ? AND outcome = 'gap' AND cause = ?",
+        )
+        .bind(gap.events)
+        .bind(now)
+        .bind(gap.first)
+        .bind(gap.first)
+        .bind(gap.last)
+        .bind(gap.last)
+        .bind(gap.stream)
+        .bind(cause);
+    if tx.execute(&sql).await? == 0 {
         let sql = tx
             .sql(
-                "UPDATE stream_attempts SET events = events + ?, at = ?, \
-                 first_id = CASE WHEN first_id < ? THEN first_id ELSE ? END, \
-                 last_id = CASE WHEN last_id > ? THEN last_id ELSE ? END \
-                 WHERE stream_id = ? AND outcome = 'gap' AND cause = ?",
+                "INSERT INTO stream_attempts (stream_id, at, outcome, events, first_id, \
+                 last_id, error, cause) VALUES (?, ?, 'gap', ?, ?, ?, ?, ?)",
             )
-            .bind(gone.len() as i64)
+            .bind(gap.stream)
             .bind(now)
-            .bind(first)
-            .bind(first)
-            .bind(last)
-            .bind(last)
-            .bind(stream)
+            .bind(gap.events)
+            .bind(gap.first)
+            .bind(gap.last)
+            .bind(what)
             .bind(cause);
-        if tx.execute(&sql).await? == 0 {
-            let sql = tx
-                .sql(
-                    "INSERT INTO stream_attempts (stream_id, at, outcome, events, first_id, \
-                     last_id, error, cause) VALUES (?, ?, 'gap', ?, ?, ?, ?, ?)",
-                )
-                .bind(stream)
-                .bind(now)
-                .bind(gone.len() as i64)
-                .bind(first)
-                .bind(last)
-                .bind(what)
-                .bind(cause);
-            tx.execute(&sql).await?;
-        }
+        tx.execute(&sql).await?;
     }
     Ok(())
 }
