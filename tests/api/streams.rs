@@ -914,7 +914,16 @@ async fn retention_that_removes_undelivered_events_shows_as_a_gap() {
     let day = 86_400 * SECOND;
     let old = app.now() - 100 * day;
     let rows: Vec<_> = (0..5u32)
-        .map(|i| crate::common::sample_event(i, if i < 3 { old + i64::from(i) } else { app.now() - day }))
+        .map(|i| {
+            crate::common::sample_event(
+                i,
+                if i < 3 {
+                    old + i64::from(i)
+                } else {
+                    app.now() - day
+                },
+            )
+        })
         .collect();
     store::insert_events(&app.db, &rows, None).await.unwrap();
     // Delivered up to event 1 of the three old ones.
@@ -933,11 +942,22 @@ async fn retention_that_removes_undelivered_events_shows_as_a_gap() {
     let log = store::stream_attempts(&app.db, id).await.unwrap();
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(
-        (log[0].outcome.as_str(), log[0].events, log[0].first_id, log[0].last_id),
+        (
+            log[0].outcome.as_str(),
+            log[0].events,
+            log[0].first_id,
+            log[0].last_id
+        ),
         ("gap", 2, Some(2), Some(3))
     );
     assert_eq!(
         log[0].error.as_deref(),
-        Some(format!("removed by retention run {} before delivery", outcome.run.id).as_str())
+        Some(
+            format!(
+                "removed by retention run {} before delivery",
+                outcome.run.id
+            )
+            .as_str()
+        )
     );
 }

@@ -307,7 +307,12 @@ pub async fn record_stream_attempt(
 /// (one line per stream and `cause`, added to as further chunks go), in
 /// the removing transaction. The stream's filter may have passed over some
 /// of them: the count is of every removed event after its cursor.
-pub async fn note_stream_gaps_in(tx: &mut Tx, ids: &[i64], cause: &str, what: &str) -> AppResult<()> {
+pub async fn note_stream_gaps_in(
+    tx: &mut Tx,
+    ids: &[i64],
+    cause: &str,
+    what: &str,
+) -> AppResult<()> {
     let Some(&newest) = ids.iter().max() else {
         return Ok(());
     };
@@ -323,7 +328,12 @@ pub async fn note_stream_gaps_in(tx: &mut Tx, ids: &[i64], cause: &str, what: &s
     for (stream, cursor) in streams {
         let gone: Vec<i64> = ids.iter().copied().filter(|id| *id > cursor).collect();
         if let (Some(&first), Some(&last)) = (gone.iter().min(), gone.iter().max()) {
-            let gap = Gap { stream, events: gone.len() as i64, first, last };
+            let gap = Gap {
+                stream,
+                events: gone.len() as i64,
+                first,
+                last,
+            };
             add_gap(tx, &gap, cause, what).await?;
         }
     }
