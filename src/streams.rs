@@ -12,7 +12,7 @@ pub enum StreamKind {
     Slack,
     /// Splunk's HTTP Event Collector.
     SplunkHec,
-    /// RFC 5424 syslog over TCP, octet-counting framing (RFC 6587).
+    /// RFC 5424 syslog over TCP (or TLS), octet-counting framing (RFC 6587).
     Syslog,
 }
 
@@ -37,17 +37,17 @@ impl StreamKind {
             Self::Webhook => "Signed webhook",
             Self::Slack => "Slack-compatible webhook",
             Self::SplunkHec => "Splunk HEC",
-            Self::Syslog => "Syslog (TCP)",
+            Self::Syslog => "Syslog (TCP or TLS)",
         }
     }
 
     /// What its address looks like.
     pub fn url_hint(self) -> &'static str {
         match self {
-            Self::Webhook => "http://siem.example:8080/auditdeck",
-            Self::Slack => "http://chat.example/hooks/T000/B000/XXXX",
-            Self::SplunkHec => "http://splunk.example:8088/services/collector/event",
-            Self::Syslog => "tcp://syslog.example:6514",
+            Self::Webhook => "https://siem.example/auditdeck",
+            Self::Slack => "https://chat.example/hooks/T000/B000/XXXX",
+            Self::SplunkHec => "https://splunk.example:8088/services/collector/event",
+            Self::Syslog => "tls://syslog.example:6514 or tcp://syslog.example:514",
         }
     }
 

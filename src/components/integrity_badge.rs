@@ -99,11 +99,7 @@ pub fn IntegrityBadge(status: Resource<Result<IntegrityStatus, AppError>>) -> im
                             {(s.failing_streams > 0)
                                 .then(|| {
                                     let n = s.failing_streams;
-                                    let text = if n == 1 {
-                                        "1 stream failing".to_string()
-                                    } else {
-                                        format!("{n} streams failing")
-                                    };
+                                    let words = if n == 1 { " stream failing" } else { " streams failing" };
                                     view! {
                                         <a
                                             class="badge stream-failing"
@@ -112,7 +108,8 @@ pub fn IntegrityBadge(status: Resource<Result<IntegrityStatus, AppError>>) -> im
                                             data-testid="streams-badge"
                                         >
                                             <span aria-hidden="true">"⚠ "</span>
-                                            {text}
+                                            {n}
+                                            <span class="badge-words">{words}</span>
                                         </a>
                                     }
                                 })}

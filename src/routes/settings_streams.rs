@@ -260,9 +260,12 @@ fn StreamCard(s: StreamInfo, actions: Actions) -> impl IntoView {
     };
     let last_error = s.last_error.clone().map(|error| {
         let at = s.last_error_at.map(format_utc).unwrap_or_default();
+        // The status, unless the error already names it.
         let status = s
             .last_status
-            .map(|st| format!(" · HTTP {st}"))
+            .map(|st| format!("HTTP {st}"))
+            .filter(|st| !error.contains(st.as_str()))
+            .map(|st| format!(" · {st}"))
             .unwrap_or_default();
         (error, format!("{at} UTC{status}"))
     });

@@ -30,11 +30,36 @@ use hyper_util::rt::TokioExecutor;
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// The HTTP client streams send with.
-pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// The HTTP client streams send with: `http://` and `https://`.
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 pub fn http_client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config())
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Client::builder(TokioExecutor::new()).build(https)
+}
+
+/// TLS as streams speak it: the system's trusted certificates (read from
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR` when set), rustls' safe defaults.
+fn tls_config() -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for error in &found.errors {
+        tracing::warn!(%error, "streams: a trusted certificate could not be read");
+    }
+    roots.add_parsable_certificates(found.certs);
+    // ring, not aws-lc-rs: it builds with the C compiler alone and quickly.
+    // rustls 0.23.48 deprecates it for lacking post-quantum key exchange.
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }
 
 /// How long a destination has to answer a batch.
@@ -133,25 +158,24 @@ pub fn parse_headers(text: &str) -> AppResult<Vec<(HeaderName, HeaderValue)>> {
     Ok(headers)
 }
 
-/// Checks a destination's address for its kind: `http://host[:port]/path`
-/// for the HTTP kinds, `tcp://host:port` for syslog.
+/// Checks a destination's address for its kind: `http://` or `https://`
+/// for the HTTP kinds, `tcp://host:port` or `tls://host:port` for syslog.
 pub fn check_url(kind: StreamKind, url: &str) -> AppResult<()> {
     let bad = |why: &str| AppError::BadRequest(format!("url: {why}"));
     let uri: axum::http::Uri = url.trim().parse().map_err(|_| bad("not an address"))?;
-    let host = uri
-        .host()
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| bad("name a host"))?;
-    let _ = host;
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(bad("name a host"));
+    }
     match (kind, uri.scheme_str()) {
-        (StreamKind::Syslog, Some("tcp")) if uri.port_u16().is_some() => Ok(()),
-        (StreamKind::Syslog, Some("tcp")) => Err(bad("name the port: tcp://host:port")),
-        (StreamKind::Syslog, _) => Err(bad("syslog goes over TCP: tcp://host:port")),
-        (_, Some("http")) => Ok(()),
-        (_, Some("https")) => Err(bad(
-            "https is not supported yet: use http:// (through a TLS-terminating proxy for the open internet)",
+        (StreamKind::Syslog, Some("tcp" | "tls")) if uri.port_u16().is_some() => Ok(()),
+        (StreamKind::Syslog, Some("tcp" | "tls")) => {
+            Err(bad("name the port: tcp://host:port or tls://host:port"))
+        }
+        (StreamKind::Syslog, _) => Err(bad(
+            "syslog goes over TCP: tcp://host:port, or tls://host:port with TLS",
         )),
-        _ => Err(bad("must start with http://")),
+        (_, Some("http" | "https")) => Ok(()),
+        _ => Err(bad("must start with https:// or http://")),
     }
 }
 
@@ -340,20 +364,29 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Writes syslog frames to `tcp://host:port` on a connection of their own;
-/// delivered once they are written and the connection closed cleanly.
+/// Writes syslog frames to `tcp://host:port` (or over TLS to
+/// `tls://host:port`) on a connection of their own; delivered once they are
+/// written and the connection closed cleanly.
 async fn send_tcp(url: &str, frames: &[u8]) -> Result<(), Failure> {
-    use tokio::io::AsyncWriteExt;
-    let address = url
-        .trim()
-        .strip_prefix("tcp://")
-        .map(|a| a.trim_end_matches('/'))
-        .ok_or_else(|| Failure::new(format!("{url} is not tcp://host:port")))?;
+    let url = url.trim().trim_end_matches('/');
+    let (tls, address) = match (url.strip_prefix("tcp://"), url.strip_prefix("tls://")) {
+        (Some(address), _) => (false, address),
+        (_, Some(address)) => (true, address),
+        _ => return Err(Failure::new(format!("{url} is not tcp://host:port"))),
+    };
     let write = async {
-        let mut socket = tokio::net::TcpStream::connect(address).await?;
-        socket.write_all(frames).await?;
-        socket.flush().await?;
-        socket.shutdown().await
+        let socket = tokio::net::TcpStream::connect(address).await?;
+        if !tls {
+            return write_frames(socket, frames).await;
+        }
+        let host = address
+            .rsplit_once(':')
+            .map_or(address, |(host, _)| host)
+            .trim_matches(['[', ']']);
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls_config()));
+        write_frames(connector.connect(name, socket).await?, frames).await
     };
     match tokio::time::timeout(ANSWER_WITHIN, write).await {
         Err(_) => Err(Failure::new(format!(
@@ -363,6 +396,16 @@ async fn send_tcp(url: &str, frames: &[u8]) -> Result<(), Failure> {
         Ok(Err(error)) => Err(Failure::new(format!("could not deliver: {error}"))),
         Ok(Ok(())) => Ok(()),
     }
+}
+
+async fn write_frames(
+    mut socket: impl tokio::io::AsyncWrite + Unpin,
+    frames: &[u8],
+) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    socket.write_all(frames).await?;
+    socket.flush().await?;
+    socket.shutdown().await
 }
 
 /// A read covers at most this many ids after the cursor, so a rare filter

@@ -652,8 +652,8 @@ async fn streams_are_admin_only_checked_and_every_change_is_audited() {
             "kind:",
         ),
         (
-            create("https://siem.example/in", &[]),
-            "url: https is not supported",
+            create("ftp://siem.example/in", &[]),
+            "url: must start with https:// or http://",
         ),
         (create("siem.example", &[]), "url:"),
         (
@@ -960,4 +960,157 @@ async fn retention_that_removes_undelivered_events_shows_as_a_gap() {
             .as_str()
         )
     );
+}
+
+/// A TLS server on a port of its own with a self-signed certificate for
+/// `localhost`: it keeps what each connection sent (an HTTP request's body,
+/// or everything a syslog client wrote) and answers HTTP requests 204.
+struct TlsReceiver {
+    port: u16,
+    /// The certificate, PEM.
+    cert: String,
+    got: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+async fn tls_receiver(http: bool) -> TlsReceiver {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let chain: Vec<CertificateDer<'static>> = vec![certified.cert.der().clone()];
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>> = Default::default();
+    let keep = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let (socket, _) = listener.accept().await.unwrap();
+            let (acceptor, keep) = (acceptor.clone(), keep.clone());
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends the handshake.
+                let Ok(mut tls) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let mut bytes = Vec::new();
+                if !http {
+                    let _ = tls.read_to_end(&mut bytes).await;
+                    keep.lock().unwrap().push(bytes);
+                    return;
+                }
+                // One request: its head, then Content-Length bytes of body.
+                let mut buf = [0u8; 8192];
+                let (head_end, length) = loop {
+                    let n = tls.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the request ended early");
+                    bytes.extend_from_slice(&buf[..n]);
+                    if let Some(at) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&bytes[..at]).to_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        break (at + 4, length);
+                    }
+                };
+                while bytes.len() < head_end + length {
+                    let n = tls.read(&mut buf).await.unwrap();
+                    bytes.extend_from_slice(&buf[..n]);
+                }
+                keep.lock().unwrap().push(bytes[head_end..].to_vec());
+                let answer = b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n";
+                tls.write_all(answer).await.unwrap();
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    TlsReceiver {
+        port,
+        cert: certified.cert.pem(),
+        got,
+    }
+}
+
+#[tokio::test]
+async fn streams_go_over_tls_to_a_trusted_receiver_and_an_untrusted_certificate_is_refused() {
+    use auditdeck::server::streams::{deliver, http_client, Delivered};
+    let app = TestApp::new().await;
+    let key = app.api_key().await;
+    let https = tls_receiver(true).await;
+    let syslog = tls_receiver(false).await;
+    let stranger = tls_receiver(true).await;
+    // The system's trusted certificates are these two (nextest runs each
+    // test in a process of its own, so the variables are this test's).
+    let trusted = app.dir().join("trusted.pem");
+    std::fs::write(&trusted, format!("{}{}", https.cert, syslog.cert)).unwrap();
+    std::env::set_var("SSL_CERT_FILE", &trusted);
+    std::env::remove_var("SSL_CERT_DIR");
+    let secret = auditdeck::server::stream_format::WebhookSecret::generate().encode();
+    let hook = stream_with(
+        &app,
+        "webhook",
+        &format!("https://localhost:{}/hook", https.port),
+        "",
+        &secret,
+        "",
+    )
+    .await;
+    let log = stream_with(
+        &app,
+        "syslog",
+        &format!("tls://localhost:{}", syslog.port),
+        "",
+        "",
+        "",
+    )
+    .await;
+    let refused = stream_with(
+        &app,
+        "webhook",
+        &format!("https://localhost:{}/hook", stranger.port),
+        "",
+        &secret,
+        "",
+    )
+    .await;
+    send(&app, &key, &["CREATE", "DELETE"]).await;
+    let client = http_client();
+    let deliver = |id: i64| {
+        let client = client.clone();
+        let app = &app;
+        async move {
+            assert!(lease(app, id, "a").await);
+            let stream = store::get_stream(&app.db, id).await.unwrap().unwrap();
+            deliver(&app.db, &client, &stream, "a", 100).await.unwrap()
+        }
+    };
+    assert_eq!(
+        deliver(hook).await,
+        Ok(Delivered::Sent { events: 2, to: 2 })
+    );
+    assert_eq!(batch_ids(&https.got.lock().unwrap()[0]), [1, 2]);
+    assert_eq!(deliver(log).await, Ok(Delivered::Sent { events: 2, to: 2 }));
+    let frames = String::from_utf8(syslog.got.lock().unwrap()[0].clone()).unwrap();
+    assert_eq!(
+        frames.matches("[auditdeck@32473 id=").count(),
+        2,
+        "{frames}"
+    );
+    let failure = deliver(refused).await.unwrap_err();
+    assert!(
+        failure.error.contains("certificate") || failure.error.contains("UnknownIssuer"),
+        "{}",
+        failure.error
+    );
+    assert!(stranger.got.lock().unwrap().is_empty());
+    let s = store::get_stream(&app.db, refused).await.unwrap().unwrap();
+    assert_eq!((s.cursor_id, s.failures), (0, 1), "nothing skipped");
 }
