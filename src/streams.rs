@@ -198,6 +198,30 @@ pub struct StreamAttempt {
     pub duration_us: i64,
 }
 
+/// A stream as an admin adds it (the form's fields, `stream[name]` …).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NewStream {
+    pub name: String,
+    /// A [`StreamKind`], as its `as_str`.
+    pub kind: String,
+    pub url: String,
+    /// The Activity Log's filters, as its query string.
+    #[serde(default)]
+    pub filter: String,
+    /// Custom headers, one `Name: value` a line.
+    #[serde(default)]
+    pub headers: String,
+    /// Splunk's HEC token.
+    #[serde(default)]
+    pub token: String,
+    /// `now`, `id` (from `start_id`) or `time` (from `start_at`, UTC).
+    pub start: String,
+    #[serde(default)]
+    pub start_id: Option<String>,
+    #[serde(default)]
+    pub start_at: Option<String>,
+}
+
 /// A stream just created: its id and, for a signing kind, the secret,
 /// shown this once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

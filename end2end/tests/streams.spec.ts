@@ -135,7 +135,7 @@ test('auditors and viewers do not see Streams, and its server functions refuse t
     await expect(nav.getByRole('link', { name: 'Streams' })).toHaveCount(0);
     for (const [endpoint, form] of [
       ['list_streams', {}],
-      ['create_stream', { name: 'x', kind: 'webhook', url: 'http://127.0.0.1:9/hook', start: 'now' }],
+      ['create_stream', { 'stream[name]': 'x', 'stream[kind]': 'webhook', 'stream[url]': 'http://127.0.0.1:9/hook', 'stream[start]': 'now' }],
       ['send_stream_test', { id: '1' }],
     ] as const) {
       const response = await page.request.post(`/api/${endpoint}`, {

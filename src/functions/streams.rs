@@ -3,7 +3,7 @@
 //! rotation, deletion) is audited in the same transaction as the change.
 
 use crate::errors::AppError;
-use crate::streams::{CreatedStream, StreamAttempt, StreamInfo};
+use crate::streams::{CreatedStream, NewStream, StreamAttempt, StreamInfo};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -218,21 +218,21 @@ pub async fn stream_attempts(id: i64) -> Result<Vec<StreamAttempt>, AppError> {
 /// Adds a stream. A webhook's signing secret is made here and returned:
 /// the only time it is shown. Admin.
 #[server(endpoint = "create_stream")]
-#[allow(clippy::too_many_arguments)]
-pub async fn create_stream(
-    name: String,
-    kind: String,
-    url: String,
-    #[server(default)] filter: String,
-    #[server(default)] headers: String,
-    #[server(default)] token: String,
-    start: String,
-    #[server(default)] start_id: Option<String>,
-    #[server(default)] start_at: Option<String>,
-) -> Result<CreatedStream, AppError> {
+pub async fn create_stream(stream: NewStream) -> Result<CreatedStream, AppError> {
     use crate::server::store;
     use crate::server::stream_format::WebhookSecret;
     use crate::streams::StreamKind;
+    let NewStream {
+        name,
+        kind,
+        url,
+        filter,
+        headers,
+        token,
+        start,
+        start_id,
+        start_at,
+    } = stream;
     crate::server::with_status(async move {
         let (state, me, client): admin::Admin = admin::admin().await?;
         let kind = StreamKind::parse(&kind).ok_or_else(|| {

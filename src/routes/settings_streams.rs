@@ -127,15 +127,24 @@ fn ActionErrors(actions: Actions) -> impl IntoView {
 }
 
 /// The start of delivery: from now, from an event id, or from a time (UTC).
+/// `prefix` names the fields as their form's server function takes them
+/// (`stream[start]` when they are part of a new stream).
 #[component]
-fn StartChoice(#[prop(optional)] replay: bool) -> impl IntoView {
+fn StartChoice(
+    #[prop(optional)] replay: bool,
+    #[prop(optional)] prefix: Option<&'static str>,
+) -> impl IntoView {
+    let field = move |name: &str| match prefix {
+        Some(p) => format!("{p}[{name}]"),
+        None => name.to_string(),
+    };
     let (start, set_start) = signal(if replay { "id" } else { "now" }.to_string());
     let choice = move |value: &'static str, label: &'static str| {
         view! {
             <label class="scope">
                 <input
                     type="radio"
-                    name="start"
+                    name=field("start")
                     value=value
                     checked=move || start.get() == value
                     on:change=move |_| set_start.set(value.to_string())
@@ -150,7 +159,7 @@ fn StartChoice(#[prop(optional)] replay: bool) -> impl IntoView {
             {choice("now", if replay { "From now on (skip the backlog)" } else { "From now" })}
             {choice("id", "From event id")}
             <input
-                name="start_id"
+                name=field("start_id")
                 inputmode="numeric"
                 aria-label="Event id to start from"
                 placeholder="e.g. 1200"
@@ -159,7 +168,7 @@ fn StartChoice(#[prop(optional)] replay: bool) -> impl IntoView {
             {choice("time", "From a time (UTC)")}
             <input
                 type="datetime-local"
-                name="start_at"
+                name=field("start_at")
                 aria-label="Time to start from (UTC)"
                 disabled=move || start.get() != "time"
             />
@@ -175,12 +184,12 @@ fn NewStreamForm(create: ServerAction<CreateStream>) -> impl IntoView {
             <h2>"Add a stream"</h2>
             <ActionForm action=create attr:class="settings-form stream-form">
                 <label>
-                    "Name" <input name="name" required maxlength="100" placeholder="e.g. SIEM" />
+                    "Name" <input name="stream[name]" required maxlength="100" placeholder="e.g. SIEM" />
                 </label>
                 <label>
                     "Kind"
                     <select
-                        name="kind"
+                        name="stream[kind]"
                         on:change=move |ev| {
                             if let Some(k) = StreamKind::parse(&event_target_value(&ev)) {
                                 set_kind.set(k);
@@ -194,20 +203,20 @@ fn NewStreamForm(create: ServerAction<CreateStream>) -> impl IntoView {
                     </select>
                 </label>
                 <label class="wide">
-                    "Address" <input name="url" required placeholder=move || kind.get().url_hint() />
+                    "Address" <input name="stream[url]" required placeholder=move || kind.get().url_hint() />
                 </label>
                 <label class:hidden=move || !kind.get().needs_token()>
-                    "HEC token" <input name="token" autocomplete="off" placeholder="from Splunk's HTTP Event Collector" />
+                    "HEC token" <input name="stream[token]" autocomplete="off" placeholder="from Splunk's HTTP Event Collector" />
                 </label>
                 <label class="wide">
                     "Filter (the Activity Log's, as in its address)"
-                    <input name="filter" placeholder="e.g. action=DELETE,UPDATE&table=users — empty sends every event" />
+                    <input name="stream[filter]" placeholder="e.g. action=DELETE,UPDATE&table=users — empty sends every event" />
                 </label>
                 <label class="wide" class:hidden=move || kind.get() == StreamKind::Syslog>
                     "Custom headers (one Name: value a line)"
-                    <textarea name="headers" rows="2" placeholder="X-Team: security"></textarea>
+                    <textarea name="stream[headers]" rows="2" placeholder="X-Team: security"></textarea>
                 </label>
-                <StartChoice />
+                <StartChoice prefix="stream" />
                 <button type="submit" class="button primary">"Add stream"</button>
             </ActionForm>
             {move || {

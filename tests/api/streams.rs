@@ -626,6 +626,15 @@ fn form(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+/// The form of a new stream: its fields as `stream[name]` ….
+fn new_stream(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("stream[{k}]{}", form(&[("", v)])))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 #[tokio::test]
 async fn streams_are_admin_only_checked_and_every_change_is_audited() {
     use auditdeck::models::Role;
@@ -642,13 +651,13 @@ async fn streams_are_admin_only_checked_and_every_change_is_audited() {
             ("start", "now"),
         ];
         pairs.extend_from_slice(extra);
-        form(&pairs)
+        new_stream(&pairs)
     };
     // Bad input is refused, naming the field, and writes nothing.
     let before = app.count().await;
     for (args, says) in [
         (
-            create(&http.url, &[("kind", "kafka")]).replace("kind=webhook&", ""),
+            create(&http.url, &[("kind", "kafka")]).replace("stream[kind]=webhook&", ""),
             "kind:",
         ),
         (
@@ -669,19 +678,23 @@ async fn streams_are_admin_only_checked_and_every_change_is_audited() {
             "headers: line 1: webhook-signature is set by Auditdeck",
         ),
         (
-            create(&http.url, &[]).replace("start=now", "start=id&start_id=abc"),
+            create(&http.url, &[])
+                .replace("stream[start]=now", "stream[start]=id&stream[start_id]=abc"),
             "start_id:",
         ),
         (
-            create(&http.url, &[]).replace("start=now", "start=time&start_at=yesterday"),
+            create(&http.url, &[]).replace(
+                "stream[start]=now",
+                "stream[start]=time&stream[start_at]=yesterday",
+            ),
             "start_at:",
         ),
         (
-            create(&http.url, &[]).replace("name=SIEM", "name=+"),
+            create(&http.url, &[]).replace("stream[name]=SIEM", "stream[name]=+"),
             "name:",
         ),
         (
-            form(&[
+            new_stream(&[
                 ("name", "hec"),
                 ("kind", "splunk_hec"),
                 ("url", &http.url),
@@ -690,7 +703,7 @@ async fn streams_are_admin_only_checked_and_every_change_is_audited() {
             "token:",
         ),
         (
-            form(&[
+            new_stream(&[
                 ("name", "log"),
                 ("kind", "syslog"),
                 ("url", "http://x.example"),
