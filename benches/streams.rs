@@ -116,6 +116,19 @@ async fn ingest_rate(db: &Db, n: u64, seed: u64) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
+/// The process's resident memory now, in MB (Linux).
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 async fn wait_for(seen: &Seen, n: u64, limit: Duration) {
     let started = Instant::now();
     while seen.events.load(Ordering::SeqCst) < n {
@@ -142,12 +155,24 @@ async fn main() {
     let started = Instant::now();
     let worker = spawn_delivery(db.clone(), DeliverySettings::default());
     add_stream(&db, &url, 0).await;
-    wait_for(&seen, backlog, Duration::from_secs(600)).await;
+    // Memory as the backlog goes: flat, whatever its size.
+    let mut rss = vec![rss_mb()];
+    for quarter in 1..=4 {
+        wait_for(&seen, backlog * quarter / 4, Duration::from_secs(600)).await;
+        rss.push(rss_mb());
+    }
     let took = started.elapsed().as_secs_f64();
     println!(
         "  throughput: {backlog} events delivered in {took:.2} s: {:.0} events/s (batches of {})",
         backlog as f64 / took,
         DeliverySettings::default().batch
+    );
+    println!(
+        "  memory (RSS, MB) at 0/25/50/75/100% of the backlog: {}",
+        rss.iter()
+            .map(|m| format!("{m:.0}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
     );
     worker.stop().await;
 
