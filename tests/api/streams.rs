@@ -1127,3 +1127,50 @@ async fn streams_go_over_tls_to_a_trusted_receiver_and_an_untrusted_certificate_
     let s = store::get_stream(&app.db, refused).await.unwrap().unwrap();
     assert_eq!((s.cursor_id, s.failures), (0, 1), "nothing skipped");
 }
+
+#[tokio::test]
+async fn during_a_rotation_both_secrets_sign_and_after_it_only_the_new_one() {
+    use auditdeck::server::stream_format::{webhook_signature_valid, WebhookSecret};
+    use auditdeck::server::streams::{deliver, http_client, Delivered};
+    let app = TestApp::new().await;
+    let key = app.api_key().await;
+    let hook = receiver().await;
+    let (old, new) = (WebhookSecret::generate(), WebhookSecret::generate());
+    let id = stream_with(&app, "webhook", &hook.url, "", &old.encode(), "").await;
+    let mut tx = store::begin(&app.db).await.unwrap();
+    let until = app.now() + 86_400 * SECOND;
+    store::rotate_stream_secret_in(&mut tx, id, &new.encode(), until)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let client = http_client();
+    let deliver_next = || async {
+        send(&app, &key, &["UPDATE"]).await;
+        assert!(lease(&app, id, "a").await);
+        let stream = store::get_stream(&app.db, id).await.unwrap().unwrap();
+        let sent = deliver(&app.db, &client, &stream, "a", 100).await.unwrap();
+        assert!(
+            matches!(sent, Ok(Delivered::Sent { events: 1, .. })),
+            "{sent:?}"
+        );
+        let (_, headers, body) = hook.got.lock().unwrap().last().unwrap().clone();
+        let header = |n: &str| headers[n].to_str().unwrap().to_string();
+        let signature = header("webhook-signature");
+        let valid = |secret: &WebhookSecret| {
+            webhook_signature_valid(
+                secret,
+                &signature,
+                &header("webhook-id"),
+                header("webhook-timestamp").parse().unwrap(),
+                &body,
+            )
+        };
+        (signature.split(' ').count(), valid(&new), valid(&old))
+    };
+    assert_eq!(deliver_next().await, (2, true, true), "both sign");
+    // The overlap's last microsecond, then the first after it.
+    app.clock().set(until - 1);
+    assert_eq!(deliver_next().await, (2, true, true));
+    app.clock().set(until);
+    assert_eq!(deliver_next().await, (1, true, false), "only the new one");
+}
