@@ -4,7 +4,7 @@
 //! a backoff before the next attempt, so the backlog waits in the log.
 //!
 //! Each event goes as the read API's event with its details
-//! (`GET /api/v1/events/{id}`: the ingest shape with the id, before and
+//! ([`super::openapi::ApiEventDetail`], `GET /api/v1/events/{id}`: the ingest shape with the id, before and
 //! after, and the chain hash), in the kind's envelope: a signed JSON array
 //! (webhook), chat text (Slack-compatible), HEC envelopes (Splunk), or one
 //! RFC 5424 message an event (syslog over TCP).
@@ -12,7 +12,6 @@
 //! [`spawn_delivery`] runs every active stream this server holds the lease
 //! of, one task a stream.
 
-use super::openapi::ApiEventDetail;
 use super::store::{self, StreamRow};
 use super::stream_format::{
     hec_event, json_array, slack_text, syslog_frame, webhook_signature, SyslogEvent, WebhookSecret,
@@ -228,30 +227,77 @@ pub struct Outgoing {
     pub chat: String,
 }
 
-impl From<store::ApiEvent> for Outgoing {
-    fn from(event: store::ApiEvent) -> Self {
+impl Outgoing {
+    /// An event of the log, as `kind` sends it (chat text only for chat).
+    fn of(event: store::ApiEvent, kind: StreamKind) -> Self {
         let row = &event.row;
-        let record = match (&row.table_name, &row.primary_key) {
-            (Some(t), Some(k)) => format!(" {t} {k}"),
-            (Some(t), None) => format!(" {t}"),
-            _ => String::new(),
+        let chat = if kind == StreamKind::Slack {
+            let record = match (&row.table_name, &row.primary_key) {
+                (Some(t), Some(k)) => format!(" {t} {k}"),
+                (Some(t), None) => format!(" {t}"),
+                _ => String::new(),
+            };
+            format!(
+                "#{} {} UTC · {} · {}{} · {}",
+                row.id,
+                crate::models::format_utc(row.occurred_at),
+                row.initiator.display_name(),
+                row.action,
+                record,
+                row.description
+            )
+        } else {
+            String::new()
         };
-        let chat = format!(
-            "#{} {} UTC · {} · {}{} · {}",
-            row.id,
-            crate::models::format_utc(row.occurred_at),
-            row.initiator.display_name(),
-            row.action,
-            record,
-            row.description
-        );
+        let line = Line {
+            event: super::openapi::ApiEvent::from(row),
+            received_at: crate::models::format_rfc3339(event.received_at),
+            user_agent: event.user_agent.as_deref(),
+            request_id: event.request_id.as_deref(),
+            session_id: event.session_id.as_deref(),
+            before: Stored(event.before.as_deref()),
+            after: Stored(event.after.as_deref()),
+            chain_hash: event.chain_hash.as_deref(),
+        };
         Self {
             id: row.id,
             occurred_at: row.occurred_at,
             action: row.action.clone(),
             chain_hash: event.chain_hash.clone(),
             chat,
-            line: serde_json::to_string(&ApiEventDetail::from(event)).unwrap_or_default(),
+            line: serde_json::to_string(&line).unwrap_or_default(),
+        }
+    }
+}
+
+/// An event's JSON line: the read API's event with its details
+/// ([`super::openapi::ApiEventDetail`]'s shape), its before and after data embedded as
+/// stored rather than parsed and written again.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    #[serde(flatten)]
+    event: super::openapi::ApiEvent,
+    received_at: String,
+    user_agent: Option<&'a str>,
+    request_id: Option<&'a str>,
+    session_id: Option<&'a str>,
+    before: Stored<'a>,
+    after: Stored<'a>,
+    chain_hash: Option<&'a str>,
+}
+
+/// Stored before or after data: its JSON as it is (text that is not JSON,
+/// as a string; none, as null).
+struct Stored<'a>(Option<&'a str>);
+
+impl serde::Serialize for Stored<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            None => serializer.serialize_none(),
+            Some(text) => match serde_json::from_str::<&serde_json::value::RawValue>(text) {
+                Ok(raw) => raw.serialize(serializer),
+                Err(_) => serializer.serialize_str(text),
+            },
         }
     }
 }
@@ -437,7 +483,11 @@ pub async fn deliver(
         _ => return Ok(Ok(Delivered::Idle)),
     };
     let count = batch.events.len();
-    let events: Vec<Outgoing> = batch.events.into_iter().map(Outgoing::from).collect();
+    let events: Vec<Outgoing> = batch
+        .events
+        .into_iter()
+        .map(|e| Outgoing::of(e, dest.kind))
+        .collect();
     // The same batch keeps its id across retries: the receiver's dedupe key.
     let msg_id = format!("adk_{}_{first}_{last}", stream.id);
     let started = std::time::Instant::now();
@@ -748,6 +798,7 @@ async fn run_stream(
 
 #[cfg(test)]
 mod tests {
+    use super::super::openapi::ApiEventDetail;
     use super::*;
 
     #[test]
@@ -762,6 +813,52 @@ mod tests {
         assert_eq!(retry_delay(1, 0.0), 800_000);
         assert_eq!(retry_delay(1, 1.0), 1_200_000);
         assert_eq!(retry_delay(0, 0.5), s, "the first retry waits a second");
+    }
+
+    #[test]
+    fn an_events_line_is_the_read_apis_detail_with_its_data_as_stored() {
+        use crate::models::{EventRow, Initiator, InitiatorKind};
+        let event = |before: Option<&str>| store::ApiEvent {
+            row: EventRow {
+                id: 7,
+                occurred_at: 1_764_547_200_000_001,
+                ip: Some("10.0.0.1".into()),
+                initiator: Initiator {
+                    kind: InitiatorKind::User,
+                    id: Some("u-1".into()),
+                    name: Some("Ann".into()),
+                    email: None,
+                    role: None,
+                },
+                action: "UPDATE".into(),
+                table_name: Some("users".into()),
+                primary_key: Some("1".into()),
+                description: "Renamed \"x\"".into(),
+                has_changes: true,
+            },
+            received_at: 1_764_547_200_000_002,
+            user_agent: None,
+            request_id: Some("r-1".into()),
+            session_id: None,
+            before: before.map(String::from),
+            after: None,
+            chain_hash: Some("ab".repeat(32)),
+        };
+        for before in [
+            Some(r#"{"name": "Ann", "tags": [1, 2]}"#),
+            Some("not json"),
+            None,
+        ] {
+            let line = Outgoing::of(event(before), StreamKind::Webhook).line;
+            let ours: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let api = serde_json::to_value(ApiEventDetail::from(event(before))).unwrap();
+            assert_eq!(ours, api, "{line}");
+        }
+        let chat = Outgoing::of(event(None), StreamKind::Slack).chat;
+        assert!(
+            chat.starts_with("#7 2025-12-01 00:00:00.000 UTC · Ann · UPDATE users 1"),
+            "{chat}"
+        );
     }
 
     #[test]
