@@ -43,9 +43,20 @@ async fn receiver(seen: Arc<Seen>) -> String {
         axum::routing::post(move |body: axum::body::Bytes| {
             let seen = seen.clone();
             async move {
+                if !seen.keep_arrivals {
+                    // A receiver elsewhere would parse; this one shares the
+                    // bench's two cores, so it only counts the events (one
+                    // "received_at" each).
+                    let n = body
+                        .windows(14)
+                        .filter(|w| w == b"\"received_at\":")
+                        .count();
+                    seen.events.fetch_add(n as u64, Ordering::SeqCst);
+                    return axum::http::StatusCode::NO_CONTENT;
+                }
                 let events: Vec<Event> = serde_json::from_slice(&body).expect("a JSON array");
                 seen.events.fetch_add(events.len() as u64, Ordering::SeqCst);
-                if seen.keep_arrivals {
+                {
                     let now = Instant::now();
                     seen.arrivals
                         .lock()
