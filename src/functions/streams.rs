@@ -309,7 +309,9 @@ pub async fn update_stream(
         let checked = admin::check(kind, &name, &url, &filter, &headers)?;
         let token = token.trim();
         let new_token = (kind.needs_token() && !token.is_empty()).then_some(token);
-        store::update_stream_in(&mut tx, id, &checked.settings(kind), new_token).await?;
+        // The stream was read above in this transaction: no second read.
+        let secret = new_token.unwrap_or(&before.secret);
+        store::update_stream_in(&mut tx, id, &checked.settings(kind), secret).await?;
         let mut changes = Vec::new();
         if before.name != checked.name {
             changes.push(format!("name \"{}\" → \"{}\"", before.name, checked.name));

@@ -149,17 +149,14 @@ pub async fn create_stream_in(
     tx.scalar(&sql).await
 }
 
-/// Changes a stream's name, address, filter and headers (its kind stays).
-/// The stream as it was, or `None` when there is none.
+/// Changes a stream's name, address, filter, headers and secret (or
+/// token); its kind stays. Whether there was one to change.
 pub async fn update_stream_in(
     tx: &mut Tx,
     id: i64,
     settings: &StreamSettings<'_>,
-    token: Option<&str>,
-) -> AppResult<Option<StreamRow>> {
-    let Some(before) = stream_in(tx, id).await? else {
-        return Ok(None);
-    };
+    secret: &str,
+) -> AppResult<bool> {
     let now = tx.now();
     let sql = tx
         .sql(
@@ -170,11 +167,10 @@ pub async fn update_stream_in(
         .bind(settings.url)
         .bind(settings.filter)
         .bind(settings.headers)
-        .bind(token.unwrap_or(&before.secret))
+        .bind(secret)
         .bind(now)
         .bind(id);
-    tx.execute(&sql).await?;
-    Ok(Some(before))
+    Ok(tx.execute(&sql).await? == 1)
 }
 
 /// One stream, read in the caller's transaction.
