@@ -314,7 +314,7 @@ pub async fn send(
     client: &HttpClient,
     dest: &Destination,
     msg_id: &str,
-    events: &[Outgoing],
+    events: &[std::sync::Arc<Outgoing>],
     now: Micros,
 ) -> Result<(), Failure> {
     let body: Vec<u8> = match dest.kind {
@@ -458,36 +458,99 @@ async fn write_frames(
 /// over a long backlog reads it in bounded steps.
 pub const READ_SPAN: i64 = 50_000;
 
-/// Sends `stream`'s next batch (at most `limit` events) to its destination,
-/// as `holder` (who must hold its lease). The attempt goes in the stream's
-/// delivery log; a failure is recorded on the stream with the time of its
-/// next attempt.
-pub async fn deliver(
+/// Events read for delivery, shared by the streams one server delivers:
+/// streams at the same place in the log (several at its head, as they
+/// mostly are) read and serialise each event once. Holds the last
+/// [`SHARED_LINES`] events read; events never change once stored and ids
+/// are never reused, so a line read once stays right.
+#[derive(Default)]
+pub struct SharedLines {
+    lines: tokio::sync::Mutex<std::collections::BTreeMap<i64, std::sync::Arc<Outgoing>>>,
+}
+
+/// Events [`SharedLines`] keeps: a few seconds of heavy ingest (about
+/// 15 MB).
+pub const SHARED_LINES: usize = 20_000;
+
+impl SharedLines {
+    /// The events `ids` (in id order, all passing `q`), as lines: read
+    /// from the log where another stream has not read them already. An id
+    /// deleted meanwhile is left out.
+    async fn get(
+        &self,
+        db: &store::Db,
+        q: &EventQuery,
+        ids: &[i64],
+    ) -> AppResult<Vec<std::sync::Arc<Outgoing>>> {
+        let Some(&last) = ids.last() else {
+            return Ok(Vec::new());
+        };
+        // One reader at a time: a stream right behind another waits for its
+        // read and then finds the lines here.
+        let mut lines = self.lines.lock().await;
+        if let Some(&miss) = ids.iter().find(|id| !lines.contains_key(id)) {
+            let limit = ids.len() as u32;
+            for event in store::api_events_between(db, q, miss - 1, last, limit).await? {
+                let line = Outgoing::of(event, StreamKind::Webhook);
+                lines.insert(line.id, std::sync::Arc::new(line));
+            }
+        }
+        let found = ids.iter().filter_map(|id| lines.get(id).cloned()).collect();
+        while lines.len() > SHARED_LINES {
+            lines.pop_first();
+        }
+        Ok(found)
+    }
+}
+
+/// One delivery step, before the database hears of it.
+enum Step {
+    /// A batch went: `attempt` says which; the cursor can move to `to`.
+    Sent {
+        events: usize,
+        to: i64,
+        attempt: StreamAttempt,
+    },
+    /// Nothing after the cursor passed the filter up to `to`.
+    PassedOver { to: i64 },
+    Idle,
+    Failed {
+        failure: Failure,
+        attempt: StreamAttempt,
+    },
+}
+
+/// Sends the next batch after `cursor` (at most `limit` events) to
+/// `stream`'s destination. Chat lines are made for their stream alone;
+/// every other kind's lines come through `shared`.
+async fn step(
     db: &store::Db,
     client: &HttpClient,
+    shared: &SharedLines,
     stream: &StreamRow,
-    holder: &str,
+    cursor: i64,
     limit: u32,
-) -> AppResult<Result<Delivered, Failure>> {
+) -> AppResult<Step> {
     let query = filter_query(&stream.filter)?;
     let dest = Destination::of(stream, db.now())?;
-    let batch = store::stream_batch(db, &query, stream.cursor_id, limit, READ_SPAN).await?;
-    let (first, last) = match (batch.events.first(), batch.events.last()) {
-        (Some(first), Some(last)) => (first.row.id, last.row.id),
-        _ if batch.scanned_to > stream.cursor_id => {
-            let passed = Delivered::PassedOver {
-                to: batch.scanned_to,
-            };
-            return acknowledge(db, stream, holder, batch.scanned_to, 0, passed).await;
-        }
-        _ => return Ok(Ok(Delivered::Idle)),
+    let (events, scanned_to) = if dest.kind == StreamKind::Slack {
+        let batch = store::stream_batch(db, &query, cursor, limit, READ_SPAN).await?;
+        let events = batch
+            .events
+            .into_iter()
+            .map(|e| std::sync::Arc::new(Outgoing::of(e, dest.kind)))
+            .collect::<Vec<_>>();
+        (events, batch.scanned_to)
+    } else {
+        let (ids, scanned_to) =
+            store::stream_batch_ids(db, &query, cursor, limit, READ_SPAN).await?;
+        (shared.get(db, &query, &ids).await?, scanned_to)
     };
-    let count = batch.events.len();
-    let events: Vec<Outgoing> = batch
-        .events
-        .into_iter()
-        .map(|e| Outgoing::of(e, dest.kind))
-        .collect();
+    let (first, last) = match (events.first(), events.last()) {
+        (Some(first), Some(last)) => (first.id, last.id),
+        _ if scanned_to > cursor => return Ok(Step::PassedOver { to: scanned_to }),
+        _ => return Ok(Step::Idle),
+    };
     // The same batch keeps its id across retries: the receiver's dedupe key.
     let msg_id = format!("adk_{}_{first}_{last}", stream.id);
     let started = std::time::Instant::now();
@@ -496,61 +559,129 @@ pub async fn deliver(
         id: 0,
         at: db.now(),
         outcome: "delivered".into(),
-        events: count as i64,
+        events: events.len() as i64,
         first_id: Some(first),
         last_id: Some(last),
         status: None,
         error: None,
         duration_us: started.elapsed().as_micros() as i64,
     };
-    match sent {
-        Ok(()) => {
-            let done = Delivered::Sent {
-                events: count,
-                to: batch.scanned_to,
-            };
-            let moved = acknowledge(db, stream, holder, batch.scanned_to, count, done).await?;
-            if moved != Ok(Delivered::LostLease) {
-                store::record_stream_attempt(db, stream.id, &attempt).await?;
-            }
-            Ok(moved)
-        }
+    Ok(match sent {
+        Ok(()) => Step::Sent {
+            events: events.len(),
+            to: scanned_to,
+            attempt,
+        },
         Err(failure) => {
-            let retry_at = db.now() + retry_delay(stream.failures + 1, rand::random::<f64>());
-            let recorded = store::record_stream_failure(
-                db,
-                stream.id,
-                holder,
-                &failure.error,
-                failure.status,
-                retry_at,
-            )
-            .await?;
-            if recorded {
-                attempt.outcome = "failed".into();
-                attempt.status = failure.status.map(i64::from);
-                attempt.error = Some(failure.error.clone());
-                store::record_stream_attempt(db, stream.id, &attempt).await?;
-            }
-            Ok(Err(failure))
+            attempt.outcome = "failed".into();
+            attempt.status = failure.status.map(i64::from);
+            attempt.error = Some(failure.error.clone());
+            Step::Failed { failure, attempt }
         }
+    })
+}
+
+/// What a stream's holder has delivered past its stored cursor and not yet
+/// written down. Written at most [`ACK_EVERY`] apart while a backlog
+/// drains (a transaction a batch would take the writer's turn from ingest
+/// as often as batches go), at once when the stream has caught up or
+/// fails, and when delivery stops. A crash before it is written sends
+/// those events again: at least once, never lost.
+struct Unacked {
+    /// The stored cursor it started from.
+    from: i64,
+    to: i64,
+    events: i64,
+    attempts: Vec<StreamAttempt>,
+    since: std::time::Instant,
+}
+
+/// How long delivered events may go unwritten while a backlog drains.
+pub const ACK_EVERY: Duration = Duration::from_secs(1);
+
+impl Unacked {
+    fn new(from: i64) -> Self {
+        Self {
+            from,
+            to: from,
+            events: 0,
+            attempts: Vec::new(),
+            since: std::time::Instant::now(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.to == self.from
+    }
+
+    /// Writes it down: the cursor moves, the attempts go in the log.
+    /// Whether `holder` still held the stream (else nothing was written).
+    async fn write(&mut self, db: &store::Db, stream: i64, holder: &str) -> AppResult<bool> {
+        if self.is_empty() {
+            return Ok(true);
+        }
+        let moved = store::acknowledge_stream(
+            db,
+            stream,
+            holder,
+            self.from,
+            self.to,
+            self.events,
+            &self.attempts,
+        )
+        .await?;
+        *self = Self::new(self.to);
+        Ok(moved)
     }
 }
 
-/// Moves the stream's cursor from where it was read to `to` (`count`
-/// events delivered): `done` when it moved, [`Delivered::LostLease`] when
-/// another server holds the stream now.
-async fn acknowledge(
+/// Records a failed attempt with its backoff; whether `holder` still held
+/// the stream.
+async fn record_failure(
     db: &store::Db,
     stream: &StreamRow,
     holder: &str,
-    to: i64,
-    count: usize,
-    done: Delivered,
+    attempt: &StreamAttempt,
+) -> AppResult<bool> {
+    let retry_at = db.now() + retry_delay(stream.failures + 1, rand::random::<f64>());
+    store::record_stream_failure(db, stream.id, holder, attempt, retry_at).await
+}
+
+/// Sends `stream`'s next batch (at most `limit` events) to its destination,
+/// as `holder` (who must hold its lease), and writes the outcome down at
+/// once: the cursor and the attempt on success; on a failure, the error
+/// with the time of its next attempt.
+pub async fn deliver(
+    db: &store::Db,
+    client: &HttpClient,
+    stream: &StreamRow,
+    holder: &str,
+    limit: u32,
 ) -> AppResult<Result<Delivered, Failure>> {
-    let moved =
-        store::acknowledge_stream(db, stream.id, holder, stream.cursor_id, to, count as i64)
-            .await?;
+    let shared = SharedLines::default();
+    let mut unacked = Unacked::new(stream.cursor_id);
+    let done = match step(db, client, &shared, stream, stream.cursor_id, limit).await? {
+        Step::Idle => return Ok(Ok(Delivered::Idle)),
+        Step::Failed { failure, attempt } => {
+            record_failure(db, stream, holder, &attempt).await?;
+            return Ok(Err(failure));
+        }
+        Step::PassedOver { to } => {
+            unacked.to = to;
+            Delivered::PassedOver { to }
+        }
+        Step::Sent {
+            events,
+            to,
+            attempt,
+        } => {
+            unacked.to = to;
+            unacked.events = events as i64;
+            unacked.attempts.push(attempt);
+            Delivered::Sent { events, to }
+        }
+    };
+    let moved = unacked.write(db, stream.id, holder).await?;
     Ok(Ok(if moved { done } else { Delivered::LostLease }))
 }
 
@@ -588,7 +719,7 @@ pub async fn send_test_event(
     };
     let started = std::time::Instant::now();
     let msg_id = format!("adk_{}_test_{now}", stream.id);
-    let sent = send(client, &dest, &msg_id, std::slice::from_ref(&event), now).await;
+    let sent = send(client, &dest, &msg_id, &[std::sync::Arc::new(event)], now).await;
     let (outcome, status, error) = match &sent {
         Ok(()) => ("test", None, None),
         Err(f) => (
@@ -676,6 +807,7 @@ async fn supervise(
 ) {
     let holder = holder_name();
     let client = http_client();
+    let shared = std::sync::Arc::new(SharedLines::default());
     let mut running: HashMap<i64, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         running.retain(|_, task| !task.is_finished());
@@ -690,6 +822,7 @@ async fn supervise(
                         let task = run_stream(
                             db.clone(),
                             client.clone(),
+                            shared.clone(),
                             s.id,
                             holder.clone(),
                             settings.clone(),
@@ -723,23 +856,27 @@ async fn pause(stopped: &mut tokio::sync::watch::Receiver<bool>, wait: Duration)
 }
 
 /// Delivers one stream for as long as this server holds its lease and it is
-/// active; lets the lease go when it stops.
+/// active; writes down what it delivered and lets the lease go when it
+/// stops.
 async fn run_stream(
     db: store::Db,
     client: HttpClient,
+    shared: std::sync::Arc<SharedLines>,
     id: i64,
     holder: String,
     settings: DeliverySettings,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
     let lease = settings.lease.as_micros() as Micros;
+    let mut unacked: Option<Unacked> = None;
     loop {
         if *stopped.borrow() {
             break;
         }
         let stream = match store::get_stream(&db, id).await {
             Ok(Some(s)) if s.state == "active" => s,
-            Ok(_) => return,
+            // Paused or deleted: what was delivered is written down first.
+            Ok(_) => break,
             Err(e) => {
                 tracing::warn!(stream = id, error = %e, "streams: cannot read the stream");
                 if pause(&mut stopped, settings.poll * 5).await {
@@ -766,6 +903,12 @@ async fn run_stream(
             }
             continue;
         }
+        // A replay moved the stored cursor: what was delivered before it
+        // no longer counts.
+        let pending = unacked.get_or_insert_with(|| Unacked::new(stream.cursor_id));
+        if pending.from != stream.cursor_id {
+            *pending = Unacked::new(stream.cursor_id);
+        }
         if stream.next_attempt_at > now {
             let wait = Duration::from_micros((stream.next_attempt_at - now) as u64);
             if pause(&mut stopped, wait.min(settings.poll * 5)).await {
@@ -773,22 +916,70 @@ async fn run_stream(
             }
             break;
         }
-        let wait = match deliver(&db, &client, &stream, &holder, settings.batch).await {
-            Ok(Ok(Delivered::Sent { events, .. })) if events as u32 >= settings.batch => {
-                Duration::ZERO
+        let stepped = step(&db, &client, &shared, &stream, pending.to, settings.batch).await;
+        let (wait, write_now) = match stepped {
+            Ok(Step::Sent {
+                events,
+                to,
+                attempt,
+            }) => {
+                pending.to = to;
+                pending.events += events as i64;
+                pending.attempts.push(attempt);
+                if events as u32 >= settings.batch {
+                    (Duration::ZERO, pending.since.elapsed() >= ACK_EVERY)
+                } else {
+                    (settings.poll, true)
+                }
             }
-            Ok(Ok(Delivered::PassedOver { .. })) => Duration::ZERO,
-            Ok(Ok(Delivered::Sent { .. } | Delivered::Idle)) => settings.poll,
-            Ok(Ok(Delivered::LostLease)) => return,
-            // The next turn waits for the attempt the failure scheduled.
-            Ok(Err(_)) => Duration::ZERO,
+            Ok(Step::PassedOver { to }) => {
+                pending.to = to;
+                (Duration::ZERO, pending.since.elapsed() >= ACK_EVERY)
+            }
+            Ok(Step::Idle) => (settings.poll, true),
+            Ok(Step::Failed { attempt, .. }) => {
+                // What went before the failure was delivered: written
+                // first. The next turn waits for the attempt the failure
+                // scheduled.
+                match pending.write(&db, id, &holder).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        tracing::warn!(stream = id, error = %e, "streams: cannot write the cursor");
+                    }
+                }
+                match record_failure(&db, &stream, &holder, &attempt).await {
+                    Ok(true) => (Duration::ZERO, false),
+                    Ok(false) => return,
+                    Err(e) => {
+                        tracing::warn!(stream = id, error = %e, "streams: cannot record a failure");
+                        (settings.poll * 5, false)
+                    }
+                }
+            }
             Err(e) => {
                 tracing::warn!(stream = id, error = %e, "streams: delivery failed");
-                settings.poll * 5
+                (settings.poll * 5, true)
             }
         };
+        if write_now {
+            match pending.write(&db, id, &holder).await {
+                Ok(true) => {}
+                // Another server holds it: it delivers from the stored
+                // cursor (what went since is sent again: at least once).
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(stream = id, error = %e, "streams: cannot write the cursor");
+                }
+            }
+        }
         if !wait.is_zero() && !pause(&mut stopped, wait).await {
             break;
+        }
+    }
+    if let Some(pending) = unacked.as_mut() {
+        if let Err(e) = pending.write(&db, id, &holder).await {
+            tracing::warn!(stream = id, error = %e, "streams: cannot write the cursor");
         }
     }
     if let Err(e) = store::release_stream_lease(&db, id, &holder).await {

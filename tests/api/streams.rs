@@ -28,8 +28,23 @@ async fn lease(app: &TestApp, id: i64, holder: &str) -> bool {
         .unwrap()
 }
 
+/// A failed attempt, as delivery records it.
+fn failed(error: &str, status: Option<u16>) -> auditdeck::streams::StreamAttempt {
+    auditdeck::streams::StreamAttempt {
+        id: 0,
+        at: 0,
+        outcome: "failed".into(),
+        events: 1,
+        first_id: Some(1),
+        last_id: Some(1),
+        status: status.map(i64::from),
+        error: Some(error.into()),
+        duration_us: 0,
+    }
+}
+
 async fn ack(app: &TestApp, id: i64, holder: &str, from: i64, to: i64, count: i64) -> bool {
-    store::acknowledge_stream(&app.db, id, holder, from, to, count)
+    store::acknowledge_stream(&app.db, id, holder, from, to, count, &[])
         .await
         .unwrap()
 }
@@ -81,7 +96,7 @@ async fn only_the_holder_moves_the_cursor_and_only_from_where_it_read_it() {
     let retry_at = app.now() + 4 * SECOND;
     for (error, status) in [("connection refused", None), ("HTTP 503", Some(503))] {
         assert!(
-            store::record_stream_failure(&app.db, id, "a", error, status, retry_at)
+            store::record_stream_failure(&app.db, id, "a", &failed(error, status), retry_at)
                 .await
                 .unwrap()
         );
@@ -604,6 +619,62 @@ async fn a_server_takes_a_stream_over_once_its_holders_lease_runs_out_and_retrie
     let s = store::get_stream(&app.db, id).await.unwrap().unwrap();
     assert_eq!((s.cursor_id, s.failures, s.delivered), (3, 0, 3));
     assert_eq!(store::failing_streams(&app.db).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_stream_paused_mid_backlog_writes_down_what_it_sent_and_resumed_sends_nothing_twice() {
+    use auditdeck::server::streams::spawn_delivery;
+    let app = TestApp::new().await;
+    let key = app.api_key().await;
+    let http = receiver().await;
+    for _ in 0..4 {
+        send(&app, &key, &["CREATE"; 100]).await;
+    }
+    let id = stream_with(
+        &app,
+        "webhook",
+        &http.url,
+        "",
+        &auditdeck::server::stream_format::WebhookSecret::generate().encode(),
+        "",
+    )
+    .await;
+    let received = || -> Vec<i64> { http.bodies().iter().flat_map(|b| batch_ids(b)).collect() };
+    let worker = spawn_delivery(app.db.clone(), quick());
+    until("a few batches", || received().len() >= 40).await;
+    assert!(store::set_stream_state(&app.db, id, false).await.unwrap());
+    // The holder notices, writes its cursor down and lets the lease go.
+    for _ in 0..500 {
+        let s = store::get_stream(&app.db, id).await.unwrap().unwrap();
+        if s.lease_holder.is_none() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let sent = received();
+    let s = store::get_stream(&app.db, id).await.unwrap().unwrap();
+    assert_eq!(s.lease_holder, None);
+    assert_eq!(sent, (1..=sent.len() as i64).collect::<Vec<_>>());
+    assert_eq!(
+        (s.cursor_id, s.delivered),
+        (sent.len() as i64, sent.len() as i64),
+        "every event sent before the pause is written down"
+    );
+    assert!(store::set_stream_state(&app.db, id, true).await.unwrap());
+    until("the rest", || received().len() >= 400).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        received(),
+        (1..=400).collect::<Vec<_>>(),
+        "resumed, it goes on where it was: nothing twice, nothing left out"
+    );
+    worker.stop().await;
+    let s = store::get_stream(&app.db, id).await.unwrap().unwrap();
+    assert_eq!((s.cursor_id, s.delivered), (400, 400));
+    // Batches of 4 went as 100 attempts: the log keeps the last 100.
+    let log = store::stream_attempts(&app.db, id).await.unwrap();
+    assert_eq!(log.len(), 100);
+    assert!(log.iter().all(|a| a.outcome == "delivered" && a.events == 4));
 }
 
 /// Form-encodes `pairs` for a server function call.

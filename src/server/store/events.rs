@@ -1356,27 +1356,75 @@ pub async fn stream_batch(
             scanned_to: after_id,
         });
     }
+    let events = api_events_between(db, q, after_id, head, limit).await?;
+    let scanned_to = match events.last() {
+        Some(last) if events.len() == limit as usize => last.row.id,
+        _ => head,
+    };
+    Ok(StreamBatch { events, scanned_to })
+}
+
+/// Up to `limit` events with ids in `(after_id, to]` that `q` passes, in id
+/// order, with their details and chain hashes.
+pub async fn api_events_between(
+    db: &Db,
+    q: &EventQuery,
+    after_id: i64,
+    to: i64,
+    limit: u32,
+) -> AppResult<Vec<ApiEvent>> {
     let filters = Filters::new(q, db.now())?;
     let mut b = db.sql(format!(
         "SELECT {ROW_COLUMNS}, e.received_at, e.user_agent, e.request_id, e.session_id\
          {DETAIL_COLUMNS} WHERE e.id > "
     ));
     b.push_bind(after_id);
-    b.push(" AND e.id <= ").push_bind(head);
+    b.push(" AND e.id <= ").push_bind(to);
     filters.push(&mut b, Keyword::InSet);
     b.push(" ORDER BY e.id LIMIT ").push_bind(i64::from(limit));
-    let events = db
-        .read()
+    db.read()
         .all(&b)
         .await?
         .iter()
         .map(api_event_of)
+        .collect()
+}
+
+/// The ids of a stream's next batch, as [`stream_batch`] reads it but
+/// without the rows (which streams at the same place share): up to `limit`
+/// ids after `after_id` that `q` passes among the next `span`, and the id
+/// the read covered.
+pub async fn stream_batch_ids(
+    db: &Db,
+    q: &EventQuery,
+    after_id: i64,
+    limit: u32,
+    span: i64,
+) -> AppResult<(Vec<i64>, i64)> {
+    let head = super::max_event_id(db)
+        .await?
+        .min(after_id.saturating_add(span.max(1)));
+    if head <= after_id {
+        return Ok((Vec::new(), after_id));
+    }
+    let filters = Filters::new(q, db.now())?;
+    let mut b = db.sql("SELECT e.id FROM events e WHERE e.id > ");
+    b.push_bind(after_id);
+    b.push(" AND e.id <= ").push_bind(head);
+    filters.push(&mut b, Keyword::InSet);
+    b.push(" ORDER BY e.id LIMIT ").push_bind(i64::from(limit));
+    let ids = db
+        .read()
+        .all(&b)
+        .await?
+        .iter()
+        .map(|row| row.get::<i64>("id"))
         .collect::<AppResult<Vec<_>>>()?;
-    let scanned_to = match events.last() {
-        Some(last) if events.len() == limit as usize => last.row.id,
+    let scanned_to = match ids.last() {
+        Some(&last) if ids.len() == limit as usize => last,
         _ => head,
     };
-    Ok(StreamBatch { events, scanned_to })
+    Ok((ids, scanned_to))
 }
 
 #[cfg(test)]

@@ -252,11 +252,16 @@ pub async fn rotate_stream_secret_in(
 /// [`set_stream_state`]).
 pub async fn set_stream_state_in(tx: &mut Tx, id: i64, active: bool) -> AppResult<bool> {
     let now = tx.now();
+    // Paused, its holder keeps the lease until it has written down what it
+    // delivered (nobody takes a paused stream's lease); resumed, it is free.
     let sql = tx
-        .sql(
+        .sql(if active {
             "UPDATE streams SET state = ?, lease_holder = NULL, lease_until = 0, \
-             failures = 0, next_attempt_at = 0, updated_at = ? WHERE id = ?",
-        )
+             failures = 0, next_attempt_at = 0, updated_at = ? WHERE id = ?"
+        } else {
+            "UPDATE streams SET state = ?, failures = 0, next_attempt_at = 0, updated_at = ? \
+             WHERE id = ?"
+        })
         .bind(if active { "active" } else { "paused" })
         .bind(now)
         .bind(id);
@@ -270,23 +275,41 @@ pub async fn record_stream_attempt(
     stream_id: i64,
     attempt: &StreamAttempt,
 ) -> AppResult<()> {
-    let mut db = db;
-    let sql = db
-        .sql(
-            "INSERT INTO stream_attempts (stream_id, at, outcome, events, first_id, last_id, \
-             status, error, duration_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(stream_id)
-        .bind(attempt.at)
-        .bind(attempt.outcome.as_str())
-        .bind(attempt.events)
-        .bind(attempt.first_id)
-        .bind(attempt.last_id)
-        .bind(attempt.status)
-        .bind(attempt.error.as_deref())
-        .bind(attempt.duration_us);
-    db.execute(&sql).await?;
-    let sql = db
+    let mut tx = db.begin().await?;
+    record_stream_attempts_in(&mut tx, stream_id, std::slice::from_ref(attempt)).await?;
+    tx.commit().await
+}
+
+/// Lines of a stream's delivery log, in their order; the oldest beyond
+/// [`ATTEMPTS_KEPT`] go.
+async fn record_stream_attempts_in(
+    tx: &mut Tx,
+    stream_id: i64,
+    attempts: &[StreamAttempt],
+) -> AppResult<()> {
+    if attempts.is_empty() {
+        return Ok(());
+    }
+    // Only the last ones are kept anyway.
+    let skip = attempts.len().saturating_sub(ATTEMPTS_KEPT as usize);
+    for attempt in &attempts[skip..] {
+        let sql = tx
+            .sql(
+                "INSERT INTO stream_attempts (stream_id, at, outcome, events, first_id, last_id, \
+                 status, error, duration_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(stream_id)
+            .bind(attempt.at)
+            .bind(attempt.outcome.as_str())
+            .bind(attempt.events)
+            .bind(attempt.first_id)
+            .bind(attempt.last_id)
+            .bind(attempt.status)
+            .bind(attempt.error.as_deref())
+            .bind(attempt.duration_us);
+        tx.execute(&sql).await?;
+    }
+    let sql = tx
         .sql(
             "DELETE FROM stream_attempts WHERE stream_id = ? AND id <= (SELECT id FROM \
              stream_attempts WHERE stream_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
@@ -294,7 +317,7 @@ pub async fn record_stream_attempt(
         .bind(stream_id)
         .bind(stream_id)
         .bind(ATTEMPTS_KEPT);
-    db.execute(&sql).await?;
+    tx.execute(&sql).await?;
     Ok(())
 }
 
@@ -529,9 +552,10 @@ pub async fn release_stream_lease(db: &Db, id: i64, holder: &str) -> AppResult<(
 }
 
 /// The destination acknowledged the events after `from` up to `to`
-/// (`count` of them passed the filter): the cursor moves to `to` and the
-/// failures are forgotten. Only while `holder` holds the lease and the
-/// cursor is still at `from`; whether it moved.
+/// (`count` of them passed the filter), sent in `attempts`: the cursor
+/// moves to `to`, the failures are forgotten and the attempts go in the
+/// delivery log, in one transaction. Only while `holder` holds the lease
+/// and the cursor is still at `from`; whether it moved.
 pub async fn acknowledge_stream(
     db: &Db,
     id: i64,
@@ -539,10 +563,11 @@ pub async fn acknowledge_stream(
     from: i64,
     to: i64,
     count: i64,
+    attempts: &[StreamAttempt],
 ) -> AppResult<bool> {
-    let mut db = db;
-    let now = db.now();
-    let sql = db
+    let mut tx = db.begin().await?;
+    let now = tx.now();
+    let sql = tx
         .sql(
             "UPDATE streams SET cursor_id = ?, delivered = delivered + ?, failures = 0, \
              next_attempt_at = 0, updated_at = ?, \
@@ -561,36 +586,46 @@ pub async fn acknowledge_stream(
         .bind(holder)
         .bind(now)
         .bind(from);
-    Ok(db.execute(&sql).await? == 1)
+    let moved = tx.execute(&sql).await? == 1;
+    if moved {
+        record_stream_attempts_in(&mut tx, id, attempts).await?;
+    }
+    tx.commit().await?;
+    Ok(moved)
 }
 
 /// An attempt failed: the error (and HTTP status, if one came back) is kept,
-/// the failures counted, and the next attempt waits until `retry_at`. The
-/// cursor stays: the events wait in the log.
+/// the failures counted, the next attempt waits until `retry_at`, and the
+/// attempt goes in the delivery log, in one transaction. The cursor stays:
+/// the events wait in the log. Whether `holder` still held the stream.
 pub async fn record_stream_failure(
     db: &Db,
     id: i64,
     holder: &str,
-    error: &str,
-    status: Option<u16>,
+    attempt: &StreamAttempt,
     retry_at: Micros,
 ) -> AppResult<bool> {
-    let mut db = db;
-    let now = db.now();
-    let sql = db
+    let mut tx = db.begin().await?;
+    let now = tx.now();
+    let sql = tx
         .sql(
             "UPDATE streams SET failures = failures + 1, last_error = ?, last_error_at = ?, \
              last_status = ?, next_attempt_at = ?, updated_at = ? \
              WHERE id = ? AND lease_holder = ?",
         )
-        .bind(error)
+        .bind(attempt.error.as_deref())
         .bind(now)
-        .bind(status.map(i64::from))
+        .bind(attempt.status)
         .bind(retry_at)
         .bind(now)
         .bind(id)
         .bind(holder);
-    Ok(db.execute(&sql).await? == 1)
+    let held = tx.execute(&sql).await? == 1;
+    if held {
+        record_stream_attempts_in(&mut tx, id, std::slice::from_ref(attempt)).await?;
+    }
+    tx.commit().await?;
+    Ok(held)
 }
 
 /// Pauses or resumes a stream; a paused stream keeps its cursor, and its
