@@ -488,6 +488,15 @@ impl SharedLines {
         // One reader at a time: a stream right behind another waits for its
         // read and then finds the lines here.
         let mut lines = self.lines.lock().await;
+        let tail = db.tail();
+        for &id in ids {
+            if let std::collections::btree_map::Entry::Vacant(slot) = lines.entry(id) {
+                if let Some(stored) = tail.get(id) {
+                    let line = Outgoing::of(store::api_event_of_tail(&stored), StreamKind::Webhook);
+                    slot.insert(std::sync::Arc::new(line));
+                }
+            }
+        }
         if let Some(&miss) = ids.iter().find(|id| !lines.contains_key(id)) {
             let limit = ids.len() as u32;
             for event in store::api_events_between(db, q, miss - 1, last, limit).await? {
@@ -512,7 +521,9 @@ enum Step {
         attempt: StreamAttempt,
     },
     /// Nothing after the cursor passed the filter up to `to`.
-    PassedOver { to: i64 },
+    PassedOver {
+        to: i64,
+    },
     Idle,
     Failed {
         failure: Failure,
@@ -542,8 +553,21 @@ async fn step(
             .collect::<Vec<_>>();
         (events, batch.scanned_to)
     } else {
-        let (ids, scanned_to) =
-            store::stream_batch_ids(db, &query, cursor, limit, READ_SPAN).await?;
+        // A stream with no filter at the head takes its ids from the tail:
+        // no read of the log at all.
+        let from_tail = match db.tail().after(cursor, limit as usize) {
+            Some(events) if stream.filter.trim().is_empty() && !events.is_empty() => {
+                Some(events.iter().map(|e| e.id).collect::<Vec<_>>())
+            }
+            _ => None,
+        };
+        let (ids, scanned_to) = match from_tail {
+            Some(ids) => {
+                let last = ids.last().copied().unwrap_or(cursor);
+                (ids, last)
+            }
+            None => store::stream_batch_ids(db, &query, cursor, limit, READ_SPAN).await?,
+        };
         (shared.get(db, &query, &ids).await?, scanned_to)
     };
     let (first, last) = match (events.first(), events.last()) {
@@ -772,13 +796,13 @@ impl Default for DeliverySettings {
 /// lets go of the leases, so another server takes over at once.
 pub struct StreamWorker {
     stop: tokio::sync::watch::Sender<bool>,
-    handle: tokio::task::JoinHandle<()>,
+    finished: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl StreamWorker {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        let _ = self.handle.await;
+        let _ = self.finished.await;
     }
 }
 
@@ -796,8 +820,36 @@ fn holder_name() -> String {
 /// delivers gets a task of its own here.
 pub fn spawn_delivery(db: store::Db, settings: DeliverySettings) -> StreamWorker {
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let handle = tokio::spawn(supervise(db, settings, stopped));
-    StreamWorker { stop, handle }
+    let (done, finished) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("auditdeck-streams".into())
+        .spawn(move || {
+            yield_to_ingest();
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(async move {
+                    supervise(db.with_own_readers(), settings, stopped).await
+                }),
+                Err(e) => tracing::error!(error = %e, "streams: cannot start delivery"),
+            }
+            let _ = done.send(());
+        })
+        .expect("a thread for delivery");
+    StreamWorker { stop, finished }
+}
+
+/// Lowers this thread's scheduling priority (nice 10, Linux): on a busy
+/// machine delivery takes the time ingest and the pages leave, and catches
+/// up when they rest.
+fn yield_to_ingest() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on this thread's own id; no memory is touched.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
 }
 
 async fn supervise(
@@ -813,6 +865,11 @@ async fn supervise(
         running.retain(|_, task| !task.is_finished());
         match store::list_streams(&db).await {
             Ok(streams) => {
+                if streams.iter().any(|s| s.state == "active") {
+                    db.tail().switch_on();
+                } else if db.tail().is_on() {
+                    db.tail().switch_off();
+                }
                 let now = db.now();
                 for s in streams {
                     let free = s.lease_holder.is_none()
@@ -842,6 +899,7 @@ async fn supervise(
     for (_, task) in running {
         let _ = task.await;
     }
+    db.tail().switch_off();
 }
 
 /// Waits `wait`, or less when told to stop; whether to go on.
@@ -869,6 +927,7 @@ async fn run_stream(
 ) {
     let lease = settings.lease.as_micros() as Micros;
     let mut unacked: Option<Unacked> = None;
+    let mut gaps = None;
     loop {
         if *stopped.borrow() {
             break;
@@ -903,6 +962,12 @@ async fn run_stream(
             }
             continue;
         }
+        // Events after its cursor were deleted (or were, perhaps, before
+        // this task began): some may be in the tail.
+        if gaps != Some(stream.gaps) {
+            db.tail().forget();
+        }
+        gaps = Some(stream.gaps);
         // A replay moved the stored cursor: what was delivered before it
         // no longer counts.
         let pending = unacked.get_or_insert_with(|| Unacked::new(stream.cursor_id));
@@ -926,11 +991,12 @@ async fn run_stream(
                 pending.to = to;
                 pending.events += events as i64;
                 pending.attempts.push(attempt);
-                if events as u32 >= settings.batch {
-                    (Duration::ZERO, pending.since.elapsed() >= ACK_EVERY)
+                let wait = if events as u32 >= settings.batch {
+                    Duration::ZERO
                 } else {
-                    (settings.poll, true)
-                }
+                    settings.poll
+                };
+                (wait, pending.since.elapsed() >= ACK_EVERY)
             }
             Ok(Step::PassedOver { to }) => {
                 pending.to = to;

@@ -674,7 +674,9 @@ async fn a_stream_paused_mid_backlog_writes_down_what_it_sent_and_resumed_sends_
     // Batches of 4 went as 100 attempts: the log keeps the last 100.
     let log = store::stream_attempts(&app.db, id).await.unwrap();
     assert_eq!(log.len(), 100);
-    assert!(log.iter().all(|a| a.outcome == "delivered" && a.events == 4));
+    assert!(log
+        .iter()
+        .all(|a| a.outcome == "delivered" && a.events == 4));
 }
 
 /// Form-encodes `pairs` for a server function call.
@@ -1244,4 +1246,74 @@ async fn during_a_rotation_both_secrets_sign_and_after_it_only_the_new_one() {
     assert_eq!(deliver_next().await, (2, true, true));
     app.clock().set(until);
     assert_eq!(deliver_next().await, (1, true, false), "only the new one");
+}
+
+#[tokio::test]
+async fn the_tail_in_memory_gives_each_event_exactly_as_the_log_reads_it_back() {
+    use auditdeck::server::demo::{self, DemoSpec};
+    let app = TestApp::new().await;
+    let tail = app.db.tail();
+    tail.switch_on();
+    // Demo events: every initiator kind, IPv4 and IPv6, before and after
+    // data, user agents, request and session ids.
+    let events: Vec<store::NewEvent> = demo::events_iter(&DemoSpec {
+        seed: 3,
+        events: 400,
+        sessions: 0,
+        anchor: 1_764_547_200_000_000,
+    })
+    .collect();
+    let ids = store::insert_events(&app.db, &events[..200], None)
+        .await
+        .unwrap();
+    let more = store::insert_events(&app.db, &events[200..], None)
+        .await
+        .unwrap();
+    let held = tail.after(0, 1_000).expect("a run from the first batch");
+    assert_eq!(
+        held.iter().map(|e| e.id).collect::<Vec<_>>(),
+        ids.iter().chain(&more).copied().collect::<Vec<_>>()
+    );
+    for stored in &held {
+        let mine = store::api_event_of_tail(stored);
+        let read = store::api_event(&app.db, stored.id).await.unwrap();
+        assert_eq!(mine.row, read.row);
+        assert_eq!(
+            (
+                mine.received_at,
+                &mine.user_agent,
+                &mine.request_id,
+                &mine.session_id
+            ),
+            (
+                read.received_at,
+                &read.user_agent,
+                &read.request_id,
+                &read.session_id
+            )
+        );
+        assert_eq!((&mine.before, &mine.after), (&read.before, &read.after));
+        assert_eq!(mine.chain_hash, read.chain_hash, "event {}", stored.id);
+    }
+    // An event stored in an admin's transaction is not in the tail: the
+    // next batch starts a new run after it, and a stream behind it reads
+    // the log.
+    let mut tx = store::begin(&app.db).await.unwrap();
+    let audit = store::insert_events_in(&mut tx, &events[..1], None)
+        .await
+        .unwrap()[0];
+    tx.commit().await.unwrap();
+    let after = store::insert_events(&app.db, &events[1..3], None)
+        .await
+        .unwrap();
+    assert_eq!(after[0], audit + 1);
+    assert!(tail.after(audit - 1, 10).is_none());
+    assert_eq!(
+        tail.after(audit, 10)
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect::<Vec<_>>(),
+        after
+    );
 }

@@ -41,6 +41,8 @@ pub struct Db {
     pools: Pools,
     clock: Clock,
     partition_backoff: Backoff,
+    /// The events this process stored last (shared by the clones).
+    tail: Arc<super::Tail>,
 }
 
 /// A pause after a failed attempt, shared by the clones of a [`Db`]
@@ -422,6 +424,7 @@ impl Db {
             pools,
             clock: Clock::system(),
             partition_backoff: Backoff::default(),
+            tail: Arc::default(),
         }
     }
 
@@ -479,6 +482,34 @@ impl Db {
     /// Reads: `&Db` runs statements on the read side.
     pub fn read(&self) -> &Self {
         self
+    }
+
+    /// A clone whose reads go through a pool of their own. On SQLite its
+    /// two connections open when first used, each on a thread of its own
+    /// made by the thread that uses them, so a background task on a thread
+    /// of low priority reads at that priority too. PostgreSQL reads in its
+    /// own processes: the same pool.
+    pub fn with_own_readers(&self) -> Db {
+        let pools = match &self.pools {
+            Pools::Sqlite { read, write } => Pools::Sqlite {
+                read: sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(2)
+                    .connect_lazy_with((*read.connect_options()).clone()),
+                write: write.clone(),
+            },
+            postgres @ Pools::Postgres { .. } => postgres.clone(),
+        };
+        Db {
+            pools,
+            clock: self.clock.clone(),
+            partition_backoff: self.partition_backoff.clone(),
+            tail: self.tail.clone(),
+        }
+    }
+
+    /// The events this process stored last, for streams at the head.
+    pub fn tail(&self) -> &super::Tail {
+        &self.tail
     }
 
     /// Begins a write transaction: it waits for the writer's turn (the one

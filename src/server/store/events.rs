@@ -1304,6 +1304,31 @@ pub async fn api_event(db: &Db, id: i64) -> AppResult<ApiEvent> {
 /// The columns after a row's and its details that make an [`ApiEvent`].
 const DETAIL_COLUMNS: &str = ", e.before_data, e.after_data, e.chain_hash FROM events e";
 
+/// An event of the tail, as [`api_event`] would read it back.
+pub fn api_event_of_tail(stored: &super::TailEvent) -> ApiEvent {
+    let e = &stored.event;
+    ApiEvent {
+        row: EventRow {
+            id: stored.id,
+            occurred_at: e.occurred_at,
+            ip: e.ip.map(|ip| ip.to_string()),
+            initiator: e.initiator.clone(),
+            action: e.action.clone(),
+            table_name: e.table_name.clone(),
+            primary_key: e.primary_key.clone(),
+            description: e.description.clone(),
+            has_changes: e.before.is_some() || e.after.is_some(),
+        },
+        received_at: stored.received_at,
+        user_agent: e.user_agent.clone(),
+        request_id: e.request_id.clone(),
+        session_id: e.session_id.clone(),
+        before: e.before.clone(),
+        after: e.after.clone(),
+        chain_hash: Some(hex::encode(stored.chain_hash)),
+    }
+}
+
 fn api_event_of(row: &DbRow) -> AppResult<ApiEvent> {
     let chain_hash: Option<Vec<u8>> = row.get("chain_hash")?;
     Ok(ApiEvent {
@@ -1382,12 +1407,7 @@ pub async fn api_events_between(
     b.push(" AND e.id <= ").push_bind(to);
     filters.push(&mut b, Keyword::InSet);
     b.push(" ORDER BY e.id LIMIT ").push_bind(i64::from(limit));
-    db.read()
-        .all(&b)
-        .await?
-        .iter()
-        .map(api_event_of)
-        .collect()
+    db.read().all(&b).await?.iter().map(api_event_of).collect()
 }
 
 /// The ids of a stream's next batch, as [`stream_batch`] reads it but

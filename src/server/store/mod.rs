@@ -24,6 +24,7 @@ mod integrity;
 mod partitions;
 mod sessions;
 mod streams;
+mod tail;
 pub use bulk::*;
 pub use combos::combo_differences;
 use db::Pools;
@@ -35,6 +36,7 @@ pub use integrity::*;
 pub use partitions::*;
 pub use sessions::*;
 pub use streams::*;
+pub use tail::{Tail, TailEvent, TAIL_EVENTS};
 
 use super::chain;
 
@@ -268,8 +270,11 @@ pub async fn insert_events(
     // briefly, or the batch lands in the DEFAULT partition (PostgreSQL).
     partitions::make_months_for(db, events.iter().map(|e| e.occurred_at)).await?;
     let mut tx = db.begin().await?;
-    let ids = insert_events_in(&mut tx, events, api_key_id).await?;
+    let received_at = tx.now();
+    let mut hashes = Vec::new();
+    let ids = insert_events_hashed(&mut tx, events, api_key_id, &mut hashes).await?;
     tx.commit().await?;
+    db.tail().publish(&ids, &hashes, events, received_at);
     Ok(ids)
 }
 
@@ -287,6 +292,16 @@ pub async fn insert_events_in(
     tx: &mut Tx,
     events: &[NewEvent],
     api_key_id: Option<i64>,
+) -> AppResult<Vec<i64>> {
+    insert_events_hashed(tx, events, api_key_id, &mut Vec::new()).await
+}
+
+/// [`insert_events_in`], pushing each event's chain hash to `hashes`.
+async fn insert_events_hashed(
+    tx: &mut Tx,
+    events: &[NewEvent],
+    api_key_id: Option<i64>,
+    hashes: &mut Vec<[u8; 32]>,
 ) -> AppResult<Vec<i64>> {
     let received_at = tx.now();
     let last = tx.sql("SELECT max_occurred_at FROM events ORDER BY id DESC LIMIT 1");
@@ -391,6 +406,7 @@ pub async fn insert_events_in(
                 .push_bind(hashed.sums.to_vec())
                 .push(")");
             ids.push(id);
+            hashes.push(head.hash);
         }
         tx.execute(&insert).await?;
     }

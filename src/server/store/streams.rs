@@ -45,6 +45,8 @@ pub struct StreamRow {
     pub today_day: i64,
     pub today_delivered: i64,
     pub created_at: Micros,
+    /// Deletions and retention runs that removed events after its cursor.
+    pub gaps: i64,
 }
 
 impl StreamRow {
@@ -71,7 +73,7 @@ pub struct StreamSettings<'a> {
 const STREAM_COLUMNS: &str = "id, name, kind, url, filter, state, cursor_id, failures, \
      next_attempt_at, last_error, last_status, delivered, lease_holder, lease_until, secret, \
      previous_secret, previous_secret_until, headers, last_error_at, today_day, \
-     today_delivered, created_at";
+     today_delivered, created_at, gaps";
 
 fn stream_row(r: &DbRow) -> AppResult<StreamRow> {
     Ok(StreamRow {
@@ -97,6 +99,7 @@ fn stream_row(r: &DbRow) -> AppResult<StreamRow> {
         today_day: r.get(19)?,
         today_delivered: r.get(20)?,
         created_at: r.get(21)?,
+        gaps: r.get(22)?,
     })
 }
 
@@ -400,6 +403,10 @@ struct Gap {
 
 async fn add_gap(tx: &mut Tx, gap: &Gap, cause: &str, what: &str) -> AppResult<()> {
     let now = tx.now();
+    let sql = tx
+        .sql("UPDATE streams SET gaps = gaps + 1 WHERE id = ?")
+        .bind(gap.stream);
+    tx.execute(&sql).await?;
     let sql = tx
         .sql(
             "UPDATE stream_attempts SET events = events + ?, at = ?, \
