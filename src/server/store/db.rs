@@ -484,11 +484,13 @@ impl Db {
         self
     }
 
-    /// A clone whose reads go through a pool of their own. On SQLite its
-    /// two connections open when first used, each on a thread of its own
-    /// made by the thread that uses them, so a background task on a thread
-    /// of low priority reads at that priority too. PostgreSQL reads in its
-    /// own processes: the same pool.
+    /// A clone for a background task on a thread (and runtime) of its own:
+    /// its reads go through a pool of their own, whose two connections open
+    /// when first used. On SQLite each connection runs on a thread made by
+    /// the thread that uses it, so a task of low priority reads at that
+    /// priority too (writes keep the one writer). On PostgreSQL every
+    /// statement goes through the new pool: its sockets belong to the
+    /// task's runtime, and never outlive it in the pool the pages use.
     pub fn with_own_readers(&self) -> Db {
         let pools = match &self.pools {
             Pools::Sqlite { read, write } => Pools::Sqlite {
@@ -497,7 +499,11 @@ impl Db {
                     .connect_lazy_with((*read.connect_options()).clone()),
                 write: write.clone(),
             },
-            postgres @ Pools::Postgres { .. } => postgres.clone(),
+            Pools::Postgres { pool } => Pools::Postgres {
+                pool: sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(2)
+                    .connect_lazy_with((*pool.connect_options()).clone()),
+            },
         };
         Db {
             pools,
