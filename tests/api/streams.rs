@@ -1295,25 +1295,33 @@ async fn the_tail_in_memory_gives_each_event_exactly_as_the_log_reads_it_back() 
         assert_eq!((&mine.before, &mine.after), (&read.before, &read.after));
         assert_eq!(mine.chain_hash, read.chain_hash, "event {}", stored.id);
     }
-    // An event stored in an admin's transaction is not in the tail: the
-    // next batch starts a new run after it, and a stream behind it reads
-    // the log.
+    // Events stored in any transaction (an admin's audit event too) join
+    // the tail once it commits; a transaction rolled back adds nothing.
     let mut tx = store::begin(&app.db).await.unwrap();
     let audit = store::insert_events_in(&mut tx, &events[..1], None)
         .await
         .unwrap()[0];
+    assert!(tail.get(audit).is_none(), "not before it commits");
     tx.commit().await.unwrap();
-    let after = store::insert_events(&app.db, &events[1..3], None)
+    let mut tx = store::begin(&app.db).await.unwrap();
+    store::insert_events_in(&mut tx, &events[1..2], None)
         .await
         .unwrap();
-    assert_eq!(after[0], audit + 1);
-    assert!(tail.after(audit - 1, 10).is_none());
+    tx.rollback().await.unwrap();
+    let after = store::insert_events(&app.db, &events[2..4], None)
+        .await
+        .unwrap();
+    assert_eq!(after, [audit + 1, audit + 2]);
     assert_eq!(
-        tail.after(audit, 10)
+        tail.after(audit - 1, 10)
             .unwrap()
             .iter()
-            .map(|e| e.id)
+            .map(|e| (e.id, e.event.description.clone()))
             .collect::<Vec<_>>(),
-        after
+        [
+            (audit, events[0].description.clone()),
+            (audit + 1, events[2].description.clone()),
+            (audit + 2, events[3].description.clone()),
+        ]
     );
 }

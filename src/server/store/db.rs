@@ -80,6 +80,10 @@ pub(super) enum Pools {
 pub struct Tx {
     conn: TxConn,
     clock: Clock,
+    tail: Arc<super::Tail>,
+    /// Events stored in it, for the tail once it commits (kept only while
+    /// the tail is on).
+    stored: Vec<super::tail::Batch>,
 }
 
 enum TxConn {
@@ -476,6 +480,8 @@ impl Db {
         Tx {
             conn,
             clock: self.clock.clone(),
+            tail: self.tail.clone(),
+            stored: Vec::new(),
         }
     }
 
@@ -643,10 +649,23 @@ impl Tx {
         Sql::new(self.backend(), text)
     }
 
+    /// Whether the events it stores should be kept for the tail.
+    pub(super) fn keeps_tail(&self) -> bool {
+        self.tail.is_on()
+    }
+
+    /// Events stored in it, for the tail once it commits.
+    pub(super) fn stored(&mut self, batch: super::tail::Batch) {
+        self.stored.push(batch);
+    }
+
     pub async fn commit(self) -> AppResult<()> {
         match self.conn {
             TxConn::Sqlite(t) => t.commit().await?,
             TxConn::Postgres(t) => t.commit().await?,
+        }
+        for batch in self.stored {
+            self.tail.publish(batch);
         }
         Ok(())
     }

@@ -36,7 +36,7 @@ pub use integrity::*;
 pub use partitions::*;
 pub use sessions::*;
 pub use streams::*;
-pub use tail::{Tail, TailEvent, TAIL_EVENTS};
+pub use tail::{Batch, Tail, TailEvent, TAIL_EVENTS};
 
 use super::chain;
 
@@ -270,11 +270,8 @@ pub async fn insert_events(
     // briefly, or the batch lands in the DEFAULT partition (PostgreSQL).
     partitions::make_months_for(db, events.iter().map(|e| e.occurred_at)).await?;
     let mut tx = db.begin().await?;
-    let received_at = tx.now();
-    let mut hashes = Vec::new();
-    let ids = insert_events_hashed(&mut tx, events, api_key_id, &mut hashes).await?;
+    let ids = insert_events_in(&mut tx, events, api_key_id).await?;
     tx.commit().await?;
-    db.tail().publish(&ids, &hashes, events, received_at);
     Ok(ids)
 }
 
@@ -293,17 +290,10 @@ pub async fn insert_events_in(
     events: &[NewEvent],
     api_key_id: Option<i64>,
 ) -> AppResult<Vec<i64>> {
-    insert_events_hashed(tx, events, api_key_id, &mut Vec::new()).await
-}
-
-/// [`insert_events_in`], pushing each event's chain hash to `hashes`.
-async fn insert_events_hashed(
-    tx: &mut Tx,
-    events: &[NewEvent],
-    api_key_id: Option<i64>,
-    hashes: &mut Vec<[u8; 32]>,
-) -> AppResult<Vec<i64>> {
     let received_at = tx.now();
+    // For the tail (streams at the head), once the transaction commits.
+    let mut hashes = Vec::new();
+    let keep = tx.keeps_tail();
     let last = tx.sql("SELECT max_occurred_at FROM events ORDER BY id DESC LIMIT 1");
     let mut max_occurred_at: i64 = tx.scalar_opt(&last).await?.unwrap_or(0);
     let mut head = integrity::chain_head(tx).await?;
@@ -406,12 +396,22 @@ async fn insert_events_hashed(
                 .push_bind(hashed.sums.to_vec())
                 .push(")");
             ids.push(id);
-            hashes.push(head.hash);
+            if keep {
+                hashes.push(head.hash);
+            }
         }
         tx.execute(&insert).await?;
     }
     integrity::set_chain_head(tx, &head).await?;
     combos::add(tx, events).await?;
+    if keep {
+        tx.stored(tail::Batch {
+            ids: ids.clone(),
+            hashes,
+            events: events.to_vec(),
+            received_at,
+        });
+    }
     if let Some(key_id) = api_key_id {
         let used = tx
             .sql("UPDATE api_keys SET last_used_at = ? WHERE id = ?")

@@ -2,12 +2,13 @@
 //! stored them, so that streams at the head deliver them without reading
 //! the log back (a read beside every batch would take time from ingest).
 //!
-//! It holds only what it can vouch for: a run of ids with no hole, every
-//! event stored after [`Tail::covered_from`]. Events stored another way (an
-//! audit event in an admin's transaction, a batch from another server)
-//! leave a hole in the ids; the next batch then starts a new run after it,
-//! and a stream behind the hole reads the log as before. Off until a
-//! stream is active: storing a batch then costs one atomic load.
+//! Every transaction that stores events (a batch, an admin's audit event)
+//! hands them over once it commits. The tail holds only what it can vouch
+//! for: a run of ids with no hole, every event stored after its start.
+//! Events another server stored leave a hole in the ids; the next batch
+//! then starts a new run after it, and a stream behind the hole reads the
+//! log as before. Off until a stream is active: storing a batch then costs
+//! one atomic load.
 
 use super::NewEvent;
 use crate::server::clock::Micros;
@@ -26,6 +27,15 @@ pub struct TailEvent {
     pub received_at: Micros,
     pub chain_hash: [u8; 32],
     pub event: NewEvent,
+}
+
+/// Events one transaction stored: `ids` in order, one an event.
+#[derive(Debug)]
+pub struct Batch {
+    pub ids: Vec<i64>,
+    pub hashes: Vec<[u8; 32]>,
+    pub events: Vec<NewEvent>,
+    pub received_at: Micros,
 }
 
 #[derive(Debug, Default)]
@@ -75,17 +85,17 @@ impl Tail {
         *self.run() = Run::default();
     }
 
-    /// A committed batch: `ids` in order, one an event.
-    pub(super) fn publish(
-        &self,
-        ids: &[i64],
-        hashes: &[[u8; 32]],
-        events: &[NewEvent],
-        received_at: Micros,
-    ) {
+    /// A committed batch.
+    pub(super) fn publish(&self, batch: Batch) {
         if !self.is_on() {
             return;
         }
+        let Batch {
+            ids,
+            hashes,
+            events,
+            received_at,
+        } = batch;
         let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
             return;
         };
@@ -100,12 +110,12 @@ impl Tail {
                 run.covered_from = Some(first - 1);
             }
         }
-        for ((&id, hash), event) in ids.iter().zip(hashes).zip(events) {
+        for ((id, chain_hash), event) in ids.into_iter().zip(hashes).zip(events) {
             run.events.push_back(Arc::new(TailEvent {
                 id,
                 received_at,
-                chain_hash: *hash,
-                event: event.clone(),
+                chain_hash,
+                event,
             }));
         }
         while run.events.len() > TAIL_EVENTS {
@@ -165,7 +175,12 @@ mod tests {
                 session_id: None,
             })
             .collect();
-        tail.publish(&ids, &vec![[0; 32]; ids.len()], &events, 0);
+        tail.publish(Batch {
+            hashes: vec![[0; 32]; ids.len()],
+            ids,
+            events,
+            received_at: 0,
+        });
     }
 
     fn ids(events: Option<Vec<Arc<TailEvent>>>) -> Option<Vec<i64>> {
