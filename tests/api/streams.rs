@@ -252,6 +252,12 @@ async fn stream_with(
     id
 }
 
+/// A signed webhook stream of every event, with a new secret.
+async fn signed_webhook(app: &TestApp, url: &str) -> i64 {
+    let secret = auditdeck::server::stream_format::WebhookSecret::generate().encode();
+    stream_with(app, "webhook", url, "", &secret, "").await
+}
+
 /// Ingests one event per action (table `users`).
 async fn send(app: &TestApp, key: &str, actions: &[&str]) {
     let body: Vec<serde_json::Value> = actions
@@ -424,15 +430,7 @@ async fn the_worker_delivers_each_kind_in_order_and_a_replay_sends_again() {
             keep.lock().unwrap().extend(bytes);
         }
     });
-    let hook = stream_with(
-        &app,
-        "webhook",
-        &http.url,
-        "",
-        &auditdeck::server::stream_format::WebhookSecret::generate().encode(),
-        "",
-    )
-    .await;
+    let hook = signed_webhook(&app, &http.url).await;
     let hec_url = format!("{}/services/collector/event", http.base);
     stream_with(
         &app,
@@ -552,15 +550,7 @@ async fn a_server_takes_a_stream_over_once_its_holders_lease_runs_out_and_retrie
     let app = TestApp::new().await;
     let key = app.api_key().await;
     let http = receiver().await;
-    let id = stream_with(
-        &app,
-        "webhook",
-        &http.url,
-        "",
-        &auditdeck::server::stream_format::WebhookSecret::generate().encode(),
-        "",
-    )
-    .await;
+    let id = signed_webhook(&app, &http.url).await;
     // A server that died holding the lease.
     assert!(lease(&app, id, "dead-server").await);
     let worker = spawn_delivery(app.db.clone(), quick());
@@ -630,15 +620,7 @@ async fn a_stream_paused_mid_backlog_writes_down_what_it_sent_and_resumed_sends_
     for _ in 0..4 {
         send(&app, &key, &["CREATE"; 100]).await;
     }
-    let id = stream_with(
-        &app,
-        "webhook",
-        &http.url,
-        "",
-        &auditdeck::server::stream_format::WebhookSecret::generate().encode(),
-        "",
-    )
-    .await;
+    let id = signed_webhook(&app, &http.url).await;
     let received = || -> Vec<i64> { http.bodies().iter().flat_map(|b| batch_ids(b)).collect() };
     let worker = spawn_delivery(app.db.clone(), quick());
     until("a few batches", || received().len() >= 40).await;
