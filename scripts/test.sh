@@ -70,6 +70,11 @@ fi
 # Built after the Rust tests so the browser tests run cargo-leptos' own build.
 build_release
 
+# The PostgreSQL standby procedure of the README, on two clusters of its own
+# (skipped with a notice where clusters cannot be made).
+step "PostgreSQL standby: replica, failover, every acknowledged event"
+bash "$ROOT/scripts/standby-test.sh" "$ROOT/target/release/auditdeck"
+
 # The API against its OpenAPI document: schemathesis on a live server.
 bash "$ROOT/scripts/api-contract.sh"
 

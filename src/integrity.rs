@@ -372,6 +372,33 @@ pub struct RetentionRun {
     pub event_id: Option<i64>,
 }
 
+/// A backup, made by `auditdeck backup` or the schedule, or one that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRow {
+    pub id: i64,
+    pub started_at: i64,
+    pub finished_at: i64,
+    /// "scheduled" or "command".
+    pub kind: String,
+    /// "verified" or "failed".
+    pub status: String,
+    /// Where it was written (a file for SQLite, a folder for PostgreSQL).
+    pub path: String,
+    /// The chain's head it covers (verified backups).
+    pub head_id: Option<i64>,
+    /// Hex.
+    pub chain_hash: Option<String>,
+    pub bytes: Option<i64>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl BackupRow {
+    pub fn verified(&self) -> bool {
+        self.status == "verified"
+    }
+}
+
 /// What the top bar's badge shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IntegrityStatus {
@@ -382,6 +409,8 @@ pub struct IntegrityStatus {
     pub legal_hold: bool,
     /// Active streams that keep failing (counted for admins only).
     pub failing_streams: i64,
+    /// The newest backup failed (shown to auditors and admins).
+    pub backup_failed: bool,
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use auditdeck::integrity::VerifyMode;
 use auditdeck::models::Role;
 use auditdeck::server::config::Config;
 use auditdeck::server::state::AppState;
-use auditdeck::server::{api_keys, auth, demo, maintenance, recorder, router, store};
+use auditdeck::server::{api_keys, auth, backup, demo, maintenance, recorder, router, store};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -85,6 +85,28 @@ enum Command {
         #[arg(long)]
         new: bool,
     },
+    /// Write a verified backup of the database to DEST (a file for SQLite,
+    /// with DEST.sha256 beside it; a pg_dump folder for PostgreSQL) while
+    /// the server keeps running. Prints the head it covers.
+    Backup {
+        /// Where to write it; must not exist yet.
+        dest: std::path::PathBuf,
+    },
+    /// Restore a backup into the configured database (stop the server
+    /// first). The backup's checksums and chain are verified before, the
+    /// restored database after; a database that holds events is refused
+    /// unless --force.
+    Restore {
+        /// A file (SQLite) or folder (PostgreSQL) `auditdeck backup` wrote.
+        src: std::path::PathBuf,
+        /// Replace a database that already holds events.
+        #[arg(long)]
+        force: bool,
+        /// A checkpoint file kept elsewhere: the restored chain must still
+        /// pass through each one.
+        #[arg(long, value_name = "FILE")]
+        checkpoints: Option<std::path::PathBuf>,
+    },
     /// Apply the retention policy now (the server does this every hour).
     Retention,
     /// Print the API's OpenAPI 3.1 document (as served at
@@ -132,6 +154,15 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
     // Needs no database: printed before one is opened (or created).
     if let Command::Openapi = command {
         return print_openapi();
+    }
+    // Opens the database itself, and only once it has checked the backup.
+    if let Command::Restore {
+        src,
+        force,
+        checkpoints,
+    } = command
+    {
+        return restore(&config.app.database_url, &src, force, checkpoints).await;
     }
     let db = store::open(&config.app.database_url)
         .await
@@ -222,6 +253,27 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             Ok(())
         }
         Command::Openapi => print_openapi(),
+        Command::Restore { .. } => unreachable!("restore runs before the database is opened"),
+        Command::Backup { dest } => {
+            let report = backup::run_backup(&db, &config.app.database_url, &dest, "command")
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "backup verified: {} ({}, sha256 {}) in {:.1} s",
+                report.path.display(),
+                auditdeck::models::format_bytes(report.bytes),
+                report.sha256,
+                report.seconds
+            );
+            println!(
+                "head #{} chain {} ({} entries, {} events walked)",
+                report.copy.head_id,
+                report.copy.chain_hash,
+                report.copy.entries,
+                report.copy.events
+            );
+            Ok(())
+        }
         Command::Retention => {
             let (policy, _) = maintenance::effective_policy(&db, &config.app)
                 .await
@@ -248,6 +300,56 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
     result
 }
 
+fn read_checkpoints(
+    path: Option<std::path::PathBuf>,
+) -> Result<Vec<auditdeck::server::chain::Expected>, String> {
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            maintenance::parse_checkpoints(&text).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        None => Ok(Vec::new()),
+    }
+}
+
+async fn restore(
+    url: &str,
+    src: &std::path::Path,
+    force: bool,
+    checkpoints: Option<std::path::PathBuf>,
+) -> Result<(), String> {
+    let external = read_checkpoints(checkpoints)?;
+    let given = external.len();
+    let report = backup::restore(url, src, force, external)
+        .await
+        .map_err(|e| format!("restore refused: {e}"))?;
+    println!(
+        "backup {} verified: head #{} chain {}",
+        src.display(),
+        report.before.head_id,
+        report.before.chain_hash
+    );
+    println!(
+        "restored into {url}{}: head #{} chain {} ({} events walked, {} checkpoints confirmed{})",
+        if report.replaced_events {
+            ", replacing the events it held"
+        } else {
+            ""
+        },
+        report.after.head_id,
+        report.after.chain_hash,
+        report.after.events,
+        report.after.checkpoints_confirmed,
+        if given > 0 {
+            format!(", {given} of them from the file")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
 /// Exit status of `verify` when the chain is broken.
 const BROKEN: u8 = 2;
 
@@ -257,14 +359,7 @@ async fn verify(
     checkpoints: Option<std::path::PathBuf>,
     json: bool,
 ) -> Result<(), String> {
-    let external = match checkpoints {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            maintenance::parse_checkpoints(&text).map_err(|e| format!("{}: {e}", path.display()))?
-        }
-        None => Vec::new(),
-    };
+    let external = read_checkpoints(checkpoints)?;
     let mode = if quick {
         VerifyMode::Quick
     } else {
@@ -360,6 +455,7 @@ async fn serve(config: Config, db: store::Db) -> Result<(), String> {
     let (recorder, writer) = recorder::spawn(db.clone(), recorder::QUEUE_CAPACITY);
     let app_config = Arc::new(config.app);
     let maintenance = maintenance::spawn_maintenance(db.clone(), app_config.clone());
+    let backups = backup::spawn_backups(db.clone(), &app_config);
     let api_guard: Arc<auditdeck::server::read_api::ApiGuard> = Default::default();
     let tallies = auditdeck::server::read_api::spawn_tally_writer(db.clone(), api_guard.clone());
     let streams = auditdeck::server::streams::spawn_delivery(db.clone(), Default::default());
@@ -383,6 +479,9 @@ async fn serve(config: Config, db: store::Db) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?;
     maintenance.abort();
+    if let Some(backups) = backups {
+        backups.abort();
+    }
     tallies.abort();
     // Leases let go, so another server takes the streams over at once.
     streams.stop().await;

@@ -483,6 +483,22 @@ pub fn format_rfc3339(micros: i64) -> String {
     }
 }
 
+/// A size in words: "12.3 MB".
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 /// `1234567` as `1,234,567`.
 pub fn format_count(n: u64) -> String {
     let digits = n.to_string();
@@ -499,6 +515,13 @@ pub fn format_count(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_in_words() {
+        assert_eq!(format_bytes(512), "512 bytes");
+        assert_eq!(format_bytes(12_345_678), "12.3 MB");
+        assert_eq!(format_bytes(2_000_000_000), "2.0 GB");
+    }
 
     #[test]
     fn page_count_rounds_up_and_is_never_zero() {

@@ -114,6 +114,21 @@ pub fn IntegrityBadge(status: Resource<Result<IntegrityStatus, AppError>>) -> im
                                     }
                                 })}
                             {s
+                                .backup_failed
+                                .then(|| {
+                                    view! {
+                                        <a
+                                            class="badge backup-failing"
+                                            href="/integrity"
+                                            title="The last backup failed: the Integrity page says why"
+                                            data-testid="backup-badge"
+                                        >
+                                            <span aria-hidden="true">"⚠ "</span>
+                                            <span class="badge-words">"Backup failed"</span>
+                                        </a>
+                                    }
+                                })}
+                            {s
                                 .legal_hold
                                 .then(|| {
                                     view! {

@@ -4,7 +4,8 @@
 
 use crate::errors::AppError;
 use crate::integrity::{
-    Checkpoint, IntegrityStatus, RetentionPolicy, RetentionSettings, VerificationRow, VerifyMode,
+    BackupRow, Checkpoint, IntegrityStatus, RetentionPolicy, RetentionSettings, VerificationRow,
+    VerifyMode,
 };
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -27,7 +28,13 @@ pub struct IntegrityOverview {
     pub can_verify: bool,
     /// May this user download the checkpoints (auditors and admins)?
     pub can_export: bool,
+    /// The newest backups, newest first (at most [`BACKUPS_SHOWN`]).
+    pub backups: Vec<BackupRow>,
+    /// When the next scheduled backup is due; `None` when none is scheduled.
+    pub next_backup_at: Option<i64>,
 }
+
+pub const BACKUPS_SHOWN: u32 = 5;
 
 pub const CHECKPOINTS_SHOWN: usize = 20;
 
@@ -52,6 +59,11 @@ pub async fn get_integrity_status() -> Result<IntegrityStatus, AppError> {
             } else {
                 0
             },
+            backup_failed: user.role.allows(Role::Auditor)
+                && store::recent_backups(&state.db, None, 1)
+                    .await?
+                    .first()
+                    .is_some_and(|b| !b.verified()),
         })
     })
     .await
@@ -61,10 +73,15 @@ pub async fn get_integrity_status() -> Result<IntegrityStatus, AppError> {
 #[server(endpoint = "integrity_overview")]
 pub async fn get_integrity_overview() -> Result<IntegrityOverview, AppError> {
     use crate::models::Role;
-    use crate::server::{auth, maintenance, store, with_status};
+    use crate::server::{auth, backup, maintenance, store, with_status};
     with_status(async move {
         let (state, user, _) = auth::require(Role::Viewer).await?;
         let recent = store::recent_verifications(&state.db, 10).await?;
+        let backups = store::recent_backups(&state.db, None, BACKUPS_SHOWN).await?;
+        let next_backup_at = match &state.config.backup {
+            Some(schedule) => Some(backup::next_due(&state.db, schedule).await?),
+            None => None,
+        };
         let mut checkpoints = store::list_checkpoints(&state.db).await?;
         let checkpoint_total = checkpoints.len() as u64;
         checkpoints.reverse();
@@ -83,6 +100,8 @@ pub async fn get_integrity_overview() -> Result<IntegrityOverview, AppError> {
             policy: policy.describe(),
             can_verify: user.role.allows(Role::Admin),
             can_export: user.role.allows(Role::Auditor),
+            backups,
+            next_backup_at,
         })
     })
     .await

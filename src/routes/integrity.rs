@@ -8,8 +8,10 @@ use crate::components::integrity_badge::IntegrityVersion;
 use crate::components::layout::Breadcrumb;
 use crate::errors::AppError;
 use crate::functions::integrity::{get_integrity_overview, IntegrityOverview, StartVerification};
-use crate::integrity::{IntegrityStatus, VerificationReport, VerificationRow, VerifyMode};
-use crate::models::{format_count, format_utc};
+use crate::integrity::{
+    BackupRow, IntegrityStatus, VerificationReport, VerificationRow, VerifyMode,
+};
+use crate::models::{format_bytes, format_count, format_utc};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -108,6 +110,7 @@ fn Overview(
                 <dd>{if o.legal_hold { "on: nothing can be deleted" } else { "off" }}</dd>
             </dl>
         </section>
+        <Backups backups=o.backups next_at=o.next_backup_at />
         <section class="card verify-card">
             <h2>"Verification"</h2>
             <Progress status />
@@ -235,6 +238,72 @@ fn Overview(
                 </table>
             </div>
         </section>
+    }
+}
+
+/// The last backup (when, the head it covers, verified or why it failed),
+/// the next scheduled one, and the few before.
+#[component]
+fn Backups(backups: Vec<BackupRow>, next_at: Option<i64>) -> impl IntoView {
+    let last = backups.first().cloned();
+    let next = match next_at {
+        Some(at) => format!("{} UTC", format_utc(at)),
+        None => {
+            "none scheduled: set backup-folder in Leptos.toml, or run auditdeck backup DEST".into()
+        }
+    };
+    let older: Vec<BackupRow> = backups.into_iter().skip(1).collect();
+    view! {
+        <section class="card backups-card" data-testid="backups">
+            <h2>"Backups"</h2>
+            <dl class="facts">
+                <dt>"Last backup"</dt>
+                <dd data-testid="last-backup">
+                    {match last {
+                        Some(b) => view! { <BackupLine b /> }.into_any(),
+                        None => view! { <span class="muted">"none yet"</span> }.into_any(),
+                    }}
+                </dd>
+                <dt>"Next scheduled"</dt>
+                <dd data-testid="next-backup">{next}</dd>
+            </dl>
+            {(!older.is_empty())
+                .then(|| {
+                    view! {
+                        <details class="older-backups">
+                            <summary>"Earlier backups"</summary>
+                            <ul>
+                                {older.into_iter().map(|b| view! { <li><BackupLine b /></li> }).collect_view()}
+                            </ul>
+                        </details>
+                    }
+                })}
+        </section>
+    }
+}
+
+#[component]
+fn BackupLine(b: BackupRow) -> impl IntoView {
+    let when = format!("{} UTC", format_utc(b.finished_at));
+    let file = b.path.rsplit('/').next().unwrap_or_default().to_string();
+    if b.verified() {
+        let hash = b.chain_hash.clone().unwrap_or_default();
+        view! {
+            <span class="badge backup-verified">"verified"</span>
+            " " {when} " · up to " {format!("#{}", b.head_id.unwrap_or(0))} " "
+            <code class="hash" title=hash.clone()>{short(&hash)}</code>
+            " · " {format_bytes(u64::try_from(b.bytes.unwrap_or(0)).unwrap_or(0))} " · "
+            <span class="muted" title=b.path.clone()>{file}</span>
+            " (" {b.kind.clone()} ")"
+        }
+        .into_any()
+    } else {
+        view! {
+            <span class="badge backup-failed">"failed"</span>
+            " " {when} " · " <span class="backup-error">{b.error.clone().unwrap_or_default()}</span>
+            " (" {b.kind.clone()} ")"
+        }
+        .into_any()
     }
 }
 

@@ -58,6 +58,24 @@ pub struct AppConfig {
     /// For tests and demonstrations: the server's clock reads this instant
     /// (microseconds) at start and runs on from it. `None`: the system clock.
     pub clock_start: Option<i64>,
+    /// Scheduled backups (`backup-folder`, `backup-every-minutes`,
+    /// `backup-keep`); `None` when no folder is set.
+    pub backup: Option<BackupSchedule>,
+}
+
+/// Where and how often the server writes its scheduled backups.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupSchedule {
+    pub folder: std::path::PathBuf,
+    pub every_minutes: u32,
+    /// Backups kept in the folder (the oldest beyond it are removed).
+    pub keep: u32,
+}
+
+impl BackupSchedule {
+    pub fn every_micros(&self) -> i64 {
+        i64::from(self.every_minutes) * 60_000_000
+    }
 }
 
 impl Default for AppConfig {
@@ -81,12 +99,13 @@ impl Default for AppConfig {
             record_admin_sessions: true,
             retention: crate::integrity::RetentionPolicy::default(),
             clock_start: None,
+            backup: None,
         }
     }
 }
 
 /// Every key of the `[auditdeck]` table, as written in Leptos.toml.
-pub const APP_KEYS: [&str; 19] = [
+pub const APP_KEYS: [&str; 22] = [
     "database-url",
     "demo-data",
     "demo-seed",
@@ -106,6 +125,9 @@ pub const APP_KEYS: [&str; 19] = [
     "retention-days",
     "retention-by-action",
     "clock-start",
+    "backup-folder",
+    "backup-every-minutes",
+    "backup-keep",
 ];
 
 /// The environment variable that overrides a key.
@@ -213,6 +235,26 @@ impl AppConfig {
                 super::clock::parse_instant(&v)
                     .map_err(|e| format!("configuration clock-start: {e}"))?,
             );
+        }
+        if let Some(folder) = value("backup-folder").filter(|v| !v.trim().is_empty()) {
+            let mut schedule = BackupSchedule {
+                folder: folder.trim().into(),
+                every_minutes: 1440,
+                keep: 7,
+            };
+            if let Some(v) = value("backup-every-minutes") {
+                schedule.every_minutes = parse("backup-every-minutes", v)?;
+            }
+            if let Some(v) = value("backup-keep") {
+                schedule.keep = parse("backup-keep", v)?;
+            }
+            if schedule.every_minutes == 0 {
+                return Err("configuration backup-every-minutes: must be at least 1".into());
+            }
+            if schedule.keep == 0 {
+                return Err("configuration backup-keep: must be at least 1".into());
+            }
+            config.backup = Some(schedule);
         }
         config
             .retention
@@ -386,6 +428,35 @@ mod tests {
         })
         .unwrap_err()
         .contains("retention-by-action"));
+    }
+
+    #[test]
+    fn backups_are_scheduled_only_with_a_folder() {
+        let off = AppConfig::from_toml_and_env("[auditdeck]\nbackup-keep = 3", |_| None).unwrap();
+        assert_eq!(off.backup, None);
+        let on = AppConfig::from_toml_and_env(
+            "[auditdeck]\nbackup-folder = \"backups\"\nbackup-every-minutes = 60\nbackup-keep = 3",
+            |_| None,
+        )
+        .unwrap()
+        .backup
+        .unwrap();
+        assert_eq!(on.folder, std::path::PathBuf::from("backups"));
+        assert_eq!((on.every_minutes, on.keep), (60, 3));
+        assert_eq!(on.every_micros(), 3_600_000_000);
+        let defaults = AppConfig::from_toml_and_env("", |k| {
+            (k == "AUDITDECK_BACKUP_FOLDER").then(|| "/var/backups/auditdeck".to_string())
+        })
+        .unwrap()
+        .backup
+        .unwrap();
+        assert_eq!((defaults.every_minutes, defaults.keep), (1440, 7));
+        assert!(AppConfig::from_toml_and_env(
+            "[auditdeck]\nbackup-folder = \"b\"\nbackup-keep = 0",
+            |_| None
+        )
+        .unwrap_err()
+        .contains("backup-keep"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod backup;
 pub mod chain;
 pub mod clock;
 pub mod config;

@@ -3,6 +3,7 @@
 #![cfg(feature = "ssr")]
 
 mod auth;
+mod backups;
 mod bulk;
 mod common;
 mod config;

@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod backups;
 mod bulk;
 mod combos;
 mod db;
@@ -25,6 +26,7 @@ mod partitions;
 mod sessions;
 mod streams;
 mod tail;
+pub use backups::*;
 pub use bulk::*;
 pub use combos::combo_differences;
 use db::Pools;
