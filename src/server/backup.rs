@@ -723,6 +723,52 @@ async fn sqlite_restore(
     })
 }
 
+/// The schemas Auditdeck's database holds (its tables; the sessions').
+const PG_SCHEMAS: &str = "DROP SCHEMA IF EXISTS tower_sessions CASCADE; \
+     DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;";
+
+/// Replaces the database at `url` by the dump in `dump`, in one
+/// transaction: the dump's SQL is written out whole first (`pg_restore`),
+/// then the database's schemas are dropped and that SQL runs in their
+/// place (`psql --single-transaction`); any error rolls the whole back, and
+/// the database is as it was.
+async fn replace_from_dump(url: &str, dump: &Path) -> AppResult<()> {
+    let script = std::env::temp_dir().join(format!("auditdeck-restore-{}.sql", std::process::id()));
+    let outcome = async {
+        run_tool(
+            "pg_restore",
+            &[
+                "--no-owner".as_ref(),
+                "--no-privileges".as_ref(),
+                "--file".as_ref(),
+                script.as_os_str(),
+                dump.as_os_str(),
+            ],
+        )
+        .await?;
+        run_tool(
+            "psql",
+            &[
+                "--no-psqlrc".as_ref(),
+                "--quiet".as_ref(),
+                "--single-transaction".as_ref(),
+                "--set".as_ref(),
+                "ON_ERROR_STOP=1".as_ref(),
+                "--dbname".as_ref(),
+                url.as_ref(),
+                "--command".as_ref(),
+                PG_SCHEMAS.as_ref(),
+                "--file".as_ref(),
+                script.as_os_str(),
+            ],
+        )
+        .await
+    }
+    .await;
+    let _ = std::fs::remove_file(&script);
+    outcome
+}
+
 async fn pg_restore(
     url: &str,
     src: &Path,
@@ -748,21 +794,7 @@ async fn pg_restore(
     .await;
     target.close().await;
     let (before, replaced_events) = outcome?;
-    run_tool(
-        "pg_restore",
-        &[
-            "--clean".as_ref(),
-            "--if-exists".as_ref(),
-            "--single-transaction".as_ref(),
-            "--no-owner".as_ref(),
-            "--no-privileges".as_ref(),
-            "--exit-on-error".as_ref(),
-            "--dbname".as_ref(),
-            url.as_ref(),
-            src.as_os_str(),
-        ],
-    )
-    .await?;
+    replace_from_dump(url, src).await?;
     let restored = store::open(url).await?;
     let after = verify_copy(&restored, external).await;
     restored.close().await;

@@ -72,7 +72,7 @@ async fn a_backup_taken_while_eight_clients_ingest_is_consistent() {
             while b < 5 || !stop.load(Ordering::Relaxed) {
                 let events: Vec<_> = (0..BATCH)
                     .map(|i| {
-                        let mut e = sample_event(c * 10_000 + i, at);
+                        let mut e = sample_event(c * 1000 + i, at);
                         e.request_id = Some(format!("c{c}-b{b}"));
                         e
                     })
