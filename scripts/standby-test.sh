@@ -78,7 +78,7 @@ say "replica $VERSION/$STANDBY on port $STANDBY_PORT: pg_basebackup -R from the 
 pg_createcluster "$VERSION" "$STANDBY" -p "$STANDBY_PORT" >/dev/null
 trust_hba "$STANDBY"
 STANDBY_DATA="/var/lib/postgresql/$VERSION/$STANDBY"
-rm -rf "$STANDBY_DATA"
+find "$STANDBY_DATA" -mindepth 1 -delete
 su postgres -c "pg_basebackup -h 127.0.0.1 -p $PRIMARY_PORT -U postgres -D $STANDBY_DATA -R -X stream -c fast"
 pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$STANDBY" start
 wait_for 20 psql_at "$STANDBY_PORT" "SELECT 1" || fail "the replica does not start"
