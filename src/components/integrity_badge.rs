@@ -99,33 +99,30 @@ pub fn IntegrityBadge(status: Resource<Result<IntegrityStatus, AppError>>) -> im
                             {(s.failing_streams > 0)
                                 .then(|| {
                                     let n = s.failing_streams;
-                                    let words = if n == 1 { " stream failing" } else { " streams failing" };
+                                    let words = if n == 1 { "stream failing" } else { "streams failing" };
                                     view! {
-                                        <a
-                                            class="badge stream-failing"
+                                        <WarningBadge
+                                            class="stream-failing"
                                             href="/settings/streams"
                                             title="Events wait in the log until the destination takes them"
-                                            data-testid="streams-badge"
-                                        >
-                                            <span aria-hidden="true">"⚠ "</span>
-                                            {n}
-                                            <span class="badge-words">{words}</span>
-                                        </a>
+                                            testid="streams-badge"
+                                            count=Some(n)
+                                            words
+                                        />
                                     }
                                 })}
                             {s
                                 .backup_failed
                                 .then(|| {
                                     view! {
-                                        <a
-                                            class="badge backup-failing"
+                                        <WarningBadge
+                                            class="backup-failing"
                                             href="/integrity"
                                             title="The last backup failed: the Integrity page says why"
-                                            data-testid="backup-badge"
-                                        >
-                                            <span aria-hidden="true">"⚠ "</span>
-                                            <span class="badge-words">"Backup failed"</span>
-                                        </a>
+                                            testid="backup-badge"
+                                            count=None
+                                            words="Backup failed"
+                                        />
                                     }
                                 })}
                             {s
@@ -141,5 +138,29 @@ pub fn IntegrityBadge(status: Resource<Result<IntegrityStatus, AppError>>) -> im
                     })
             })}
         </Transition>
+    }
+}
+
+/// A warning in the top bar that links to where it is explained: a sign,
+/// an optional count, and words that phones leave to screen readers.
+#[component]
+fn WarningBadge(
+    class: &'static str,
+    href: &'static str,
+    title: &'static str,
+    testid: &'static str,
+    count: Option<i64>,
+    words: &'static str,
+) -> impl IntoView {
+    let words = match count {
+        Some(_) => format!(" {words}"),
+        None => words.to_string(),
+    };
+    view! {
+        <a class=format!("badge {class}") href=href title=title data-testid=testid>
+            <span aria-hidden="true">"⚠ "</span>
+            {count}
+            <span class="badge-words">{words}</span>
+        </a>
     }
 }

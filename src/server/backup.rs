@@ -7,9 +7,9 @@
 use super::chain::Expected;
 use super::config::{AppConfig, BackupSchedule};
 use super::maintenance;
-use super::store::{self, Db, NewBackup, NewEvent};
+use super::store::{self, Db, NewEvent};
 use crate::errors::{AppError, AppResult};
-use crate::integrity::VerifyMode;
+use crate::integrity::{BackupRow, VerifyMode};
 use crate::models::{format_bytes, format_count, Initiator, InitiatorKind};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -430,7 +430,8 @@ pub async fn run_backup(db: &Db, url: &str, dest: &Path, kind: &str) -> AppResul
     let path = dest.display().to_string();
     let (backup, description, after) = match &outcome {
         Ok(r) => (
-            NewBackup {
+            BackupRow {
+                id: 0,
                 started_at,
                 finished_at: db.now(),
                 kind: kind.into(),
@@ -463,7 +464,8 @@ pub async fn run_backup(db: &Db, url: &str, dest: &Path, kind: &str) -> AppResul
         Err(e) => {
             let reason = e.to_string();
             (
-                NewBackup {
+                BackupRow {
+                    id: 0,
                     started_at,
                     finished_at: db.now(),
                     kind: kind.into(),
@@ -644,12 +646,23 @@ pub async fn restore(
     if !src.exists() {
         return Err(failed(format!("{} does not exist", src.display())));
     }
-    if is_postgres(url) {
-        pg_restore(url, src, force, external).await
+    let (before, replaced_events) = if is_postgres(url) {
+        pg_replace(url, src, force, &external).await?
     } else {
-        sqlite_restore(url, src, force, external).await
-    }
+        sqlite_replace(url, src, force, &external).await?
+    };
+    let restored = store::open(url).await?;
+    let after = verify_copy(&restored, external).await;
+    restored.close().await;
+    Ok(RestoreReport {
+        before,
+        after: after?,
+        replaced_events,
+    })
 }
+
+/// The backup's verified head, and whether the database held events.
+type Replaced = (VerifiedCopy, bool);
 
 fn refuse_events(force: bool, url: &str) -> AppResult<()> {
     if force {
@@ -660,12 +673,13 @@ fn refuse_events(force: bool, url: &str) -> AppResult<()> {
     )))
 }
 
-async fn sqlite_restore(
+/// Checks a SQLite backup and puts it in the database file's place.
+async fn sqlite_replace(
     url: &str,
     src: &Path,
     force: bool,
-    external: Vec<Expected>,
-) -> AppResult<RestoreReport> {
+    external: &[Expected],
+) -> AppResult<Replaced> {
     use std::str::FromStr;
     if !src.is_file() {
         return Err(failed(format!(
@@ -675,7 +689,7 @@ async fn sqlite_restore(
     }
     check_sums(&parent_of(src), &sums_path(src))?;
     let source = store::open_sqlite_copy(src, false).await?;
-    let before = verify_copy(&source, external.clone()).await;
+    let before = verify_copy(&source, external.to_vec()).await;
     source.close().await;
     let before = before?;
     let target = sqlx::sqlite::SqliteConnectOptions::from_str(url)
@@ -713,14 +727,7 @@ async fn sqlite_restore(
     })
     .await
     .map_err(|_| AppError::Internal)??;
-    let restored = store::open(url).await?;
-    let after = verify_copy(&restored, external).await;
-    restored.close().await;
-    Ok(RestoreReport {
-        before,
-        after: after?,
-        replaced_events,
-    })
+    Ok((before, replaced_events))
 }
 
 /// The schemas Auditdeck's database holds (its tables; the sessions').
@@ -769,12 +776,14 @@ async fn replace_from_dump(url: &str, dump: &Path) -> AppResult<()> {
     outcome
 }
 
-async fn pg_restore(
+/// Checks a dump folder (restored into a scratch database) and replaces
+/// the database by it.
+async fn pg_replace(
     url: &str,
     src: &Path,
     force: bool,
-    external: Vec<Expected>,
-) -> AppResult<RestoreReport> {
+    external: &[Expected],
+) -> AppResult<Replaced> {
     if !src.is_dir() {
         return Err(failed(format!(
             "{} is not a PostgreSQL backup folder",
@@ -784,7 +793,7 @@ async fn pg_restore(
     check_sums(src, &src.join(DUMP_SUMS))?;
     let target = store::open(url).await?;
     let outcome = async {
-        let before = verify_dump(&target, url, src, external.clone()).await?;
+        let before = verify_dump(&target, url, src, external.to_vec()).await?;
         let replaced_events = store::any_events(&target).await?;
         if replaced_events {
             refuse_events(force, url)?;
@@ -793,16 +802,9 @@ async fn pg_restore(
     }
     .await;
     target.close().await;
-    let (before, replaced_events) = outcome?;
+    let replaced = outcome?;
     replace_from_dump(url, src).await?;
-    let restored = store::open(url).await?;
-    let after = verify_copy(&restored, external).await;
-    restored.close().await;
-    Ok(RestoreReport {
-        before,
-        after: after?,
-        replaced_events,
-    })
+    Ok(replaced)
 }
 
 #[cfg(test)]

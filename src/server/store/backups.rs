@@ -94,22 +94,9 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// A backup about to be recorded.
-#[derive(Debug, Clone)]
-pub struct NewBackup {
-    pub started_at: i64,
-    pub finished_at: i64,
-    pub kind: String,
-    pub status: String,
-    pub path: String,
-    pub head_id: Option<i64>,
-    pub chain_hash: Option<String>,
-    pub bytes: Option<i64>,
-    pub error: Option<String>,
-}
-
-/// Records a backup and its BACKUP event, in one transaction.
-pub async fn record_backup(db: &Db, backup: &NewBackup, event: &NewEvent) -> AppResult<i64> {
+/// Records a backup (its `id` is given by the database) and its BACKUP
+/// event, in one transaction.
+pub async fn record_backup(db: &Db, backup: &BackupRow, event: &NewEvent) -> AppResult<i64> {
     let mut tx = super::begin(db).await?;
     let event_id = insert_events_in(&mut tx, std::slice::from_ref(event), None)
         .await?
