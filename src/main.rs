@@ -342,7 +342,10 @@ async fn restore(
         report.after.events,
         report.after.checkpoints_confirmed,
         if given > 0 {
-            format!(", {given} of them from the file")
+            format!(
+                "; of the file's {given}, {} lie beyond the backup's head and cannot be checked on it",
+                report.after.checkpoints_beyond
+            )
         } else {
             String::new()
         }

@@ -34,6 +34,9 @@ pub struct VerifiedCopy {
     pub entries: i64,
     pub events: u64,
     pub checkpoints_confirmed: u64,
+    /// Checkpoints given from outside that lie beyond the copy's head (taken
+    /// after it): a copy cannot be held to them.
+    pub checkpoints_beyond: usize,
 }
 
 /// A backup written and verified.
@@ -166,8 +169,9 @@ fn check_sums(dir: &Path, sums: &Path) -> AppResult<()> {
 }
 
 /// Walks a copy's chain from its beginning (or retention cut) and holds it to
-/// the head the copy records, to its stored checkpoints and to `external`.
-pub async fn verify_copy(copy: &Db, external: Vec<Expected>) -> AppResult<VerifiedCopy> {
+/// the head the copy records, to its stored checkpoints and to those of
+/// `external` up to its head.
+pub async fn verify_copy(copy: &Db, mut external: Vec<Expected>) -> AppResult<VerifiedCopy> {
     if copy.backend() == store::Backend::Sqlite {
         let problems = store::sqlite_quick_check(copy).await?;
         if let Some(first) = problems.first() {
@@ -178,6 +182,9 @@ pub async fn verify_copy(copy: &Db, external: Vec<Expected>) -> AppResult<Verifi
         }
     }
     let (head, _) = store::chain_state(copy).await?;
+    let given = external.len();
+    external.retain(|e| e.last_id <= head.id);
+    let checkpoints_beyond = given - external.len();
     let report = store::verify_chain(copy, VerifyMode::Full, external, |_, _| {}).await?;
     if !report.intact() {
         return Err(failed(format!(
@@ -198,6 +205,7 @@ pub async fn verify_copy(copy: &Db, external: Vec<Expected>) -> AppResult<Verifi
         entries: head.count,
         events: report.events,
         checkpoints_confirmed: report.checkpoints_confirmed,
+        checkpoints_beyond,
     })
 }
 

@@ -269,12 +269,27 @@ async fn restore_refuses_a_database_with_events_unless_forced_and_holds_checkpoi
     let db = store::open(&target.url).await.unwrap();
     assert_eq!(store::count_events(&db).await.unwrap(), 3);
     db.close().await;
-    // Forced, with the true checkpoint file: the backup replaces them.
-    let kept = auditdeck::server::maintenance::parse_checkpoints(&line).unwrap();
+    // Forced, with the true checkpoint file and one taken after the backup
+    // (which a backup cannot be held to): the backup replaces them.
+    store::insert_events(&app.db, &[sample_event(9, app.now())], None)
+        .await
+        .unwrap();
+    let later = store::write_checkpoint(&app.db, "periodic")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(later.last_id > 300);
+    let file = format!(
+        "{line}\n{}\n",
+        auditdeck::server::maintenance::checkpoint_line(&later)
+    );
+    let kept = auditdeck::server::maintenance::parse_checkpoints(&file).unwrap();
     let restored = backup::restore(&target.url, &dest, true, kept)
         .await
         .expect("forced restore");
     assert!(restored.replaced_events);
+    assert_eq!(restored.after.checkpoints_beyond, 1);
+    assert!(restored.after.checkpoints_confirmed >= 1);
     assert_eq!(restored.after.head_id, 300);
     assert_eq!(restored.after.chain_hash, report.copy.chain_hash);
     let db = store::open(&target.url).await.unwrap();
