@@ -110,6 +110,9 @@ async fn main() {
             alone.copy.head_id
         );
 
+        // Only one backup on the disk at a time (10M: 12 GB each).
+        let _ = std::fs::remove_file(&dest);
+        let _ = std::fs::remove_dir_all(&dest);
         // Ingest alone for as long.
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
@@ -146,6 +149,14 @@ async fn main() {
             beside.copy.entries,
             beside.copy.head_id
         );
+        if let Ok(wal) = std::fs::metadata(format!("{copy}-wal")) {
+            println!(
+                "  write-ahead log after it  {} (its high-water mark: it cannot be checkpointed past the copy's snapshot while the copy runs)",
+                auditdeck::models::format_bytes(wal.len())
+            );
+        }
         db.close().await;
+        let _ = std::fs::remove_file(&dest);
+        let _ = std::fs::remove_dir_all(&dest);
     }
 }

@@ -106,7 +106,10 @@ async fn open_sqlite(url: &str) -> AppResult<Db> {
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10))
         .pragma("temp_store", "memory")
-        .pragma("cache_size", "-65536");
+        .pragma("cache_size", "-65536")
+        // The write-ahead log grows while a long reader (a backup) holds its
+        // snapshot; once it starts over, it is cut back to 64 MB.
+        .pragma("journal_size_limit", "67108864");
     if let Some(parent) = options.get_filename().parent() {
         if !parent.as_os_str().is_empty() {
             std::fs::create_dir_all(parent).map_err(|e| {
