@@ -3,7 +3,8 @@
 //!
 //! `cargo bench --no-default-features --features ssr --bench backup`
 //! (env BENCH_SIZES, default "1000000"; BENCH_POSTGRES for PostgreSQL;
-//! BENCH_CLIENTS ingest clients, default 4). The data sets are generated
+//! BENCH_CLIENTS ingest clients, default 4; BENCH_RATE events/s in all,
+//! default 0: as fast as they can). The data sets are generated
 //! once into target/bench; each run backs up a copy.
 //!
 //! For each size: ingest alone for as long as a backup takes (batches of
@@ -23,8 +24,15 @@ use std::time::{Duration, Instant};
 
 const BATCH: usize = 100;
 
-/// Ingest from `clients` clients until `stop`: every batch's latency.
-async fn ingest_until(db: Db, clients: usize, stop: Arc<AtomicBool>, seed: u64) -> Vec<Duration> {
+/// Ingest from `clients` clients until `stop`, at `rate` events/s in all
+/// (0: as fast as they can): every batch's latency.
+async fn ingest_until(
+    db: Db,
+    clients: usize,
+    rate: u32,
+    stop: Arc<AtomicBool>,
+    seed: u64,
+) -> Vec<Duration> {
     let mut tasks = Vec::new();
     for c in 0..clients {
         let (db, stop) = (db.clone(), stop.clone());
@@ -37,7 +45,16 @@ async fn ingest_until(db: Db, clients: usize, stop: Arc<AtomicBool>, seed: u64) 
             };
             let mut events = demo::events_iter(&spec);
             let mut latencies = Vec::new();
+            let mut every = (rate > 0).then(|| {
+                let period = Duration::from_secs_f64((clients * BATCH) as f64 / f64::from(rate));
+                let mut t = tokio::time::interval(period);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
             while !stop.load(Ordering::Relaxed) {
+                if let Some(every) = every.as_mut() {
+                    every.tick().await;
+                }
                 let batch: Vec<NewEvent> = events.by_ref().take(BATCH).collect();
                 let started = Instant::now();
                 store::insert_events(&db, &batch, None)
@@ -82,6 +99,10 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
+    let rate: u32 = std::env::var("BENCH_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     std::fs::create_dir_all("target/bench").expect("target/bench");
     for n in common::sizes("1000000") {
         let source = format!("target/bench/backup-{n}.db");
@@ -90,8 +111,13 @@ async fn main() {
         let url = common::copy_dataset(&source, &copy).await;
         let db = store::open(&url).await.expect("open the copy");
         println!(
-            "{n} events on {} ({clients} ingest clients, batches of {BATCH}):",
-            common::backend_name()
+            "{n} events on {} ({clients} ingest clients, batches of {BATCH}, {}):",
+            common::backend_name(),
+            if rate == 0 {
+                "as fast as they can".to_string()
+            } else {
+                format!("{rate} events/s in all")
+            }
         );
         let out = tempfile::tempdir_in("target/bench").expect("temp dir");
 
@@ -116,7 +142,7 @@ async fn main() {
         // Ingest alone for as long.
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
-        let ingest = tokio::spawn(ingest_until(db.clone(), clients, stop.clone(), 1));
+        let ingest = tokio::spawn(ingest_until(db.clone(), clients, rate, stop.clone(), 1));
         tokio::time::sleep(Duration::from_secs_f64(alone.seconds.max(5.0))).await;
         stop.store(true, Ordering::Relaxed);
         let baseline = ingest.await.expect("ingest");
@@ -125,7 +151,7 @@ async fn main() {
         // The same ingest with a backup beside it.
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
-        let ingest = tokio::spawn(ingest_until(db.clone(), clients, stop.clone(), 2));
+        let ingest = tokio::spawn(ingest_until(db.clone(), clients, rate, stop.clone(), 2));
         tokio::time::sleep(Duration::from_millis(500)).await;
         let dest = out.path().join(if url.starts_with("sqlite") {
             "beside.db"
