@@ -561,12 +561,16 @@ pub fn rotate(folder: &Path, keep: usize) -> std::io::Result<Vec<String>> {
     Ok(old)
 }
 
-/// When the next scheduled backup is due: an interval after the last one
-/// (made or failed), or `first_after` from now when none was ever made.
+/// How soon a scheduled backup that failed is tried again (at most).
+const RETRY_FAILED_MICROS: i64 = 3_600_000_000;
+
+/// When the next scheduled backup is due: an interval after the last one,
+/// at most an hour after one that failed, or now when none was ever made.
 pub async fn next_due(db: &Db, schedule: &BackupSchedule) -> AppResult<i64> {
     let last = store::recent_backups(db, Some("scheduled"), 1).await?.pop();
     Ok(match last {
-        Some(b) => b.started_at + schedule.every_micros(),
+        Some(b) if b.verified() => b.started_at + schedule.every_micros(),
+        Some(b) => b.started_at + schedule.every_micros().min(RETRY_FAILED_MICROS),
         None => db.now(),
     })
 }

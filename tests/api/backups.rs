@@ -374,6 +374,15 @@ async fn a_failed_backup_is_reported_and_changes_nothing() {
         .to_string();
     assert!(error.contains("is not a folder"), "{error}");
     assert_eq!(std::fs::read_to_string(&blocked).unwrap(), "a file");
+    // Tried again within the hour, not a whole interval later.
+    let daily = BackupSchedule {
+        every_minutes: 1440,
+        ..bad.clone()
+    };
+    assert_eq!(
+        backup::next_due(&app.db, &daily).await.unwrap(),
+        app.now() + 3_600_000_000
+    );
     let after: Vec<_> = std::fs::read_dir(&good.folder)
         .unwrap()
         .map(|e| e.unwrap().file_name())
