@@ -532,7 +532,7 @@ async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> AppResult<
     });
     store::ingest_events(
         &state.db,
-        &payload.events,
+        payload.events,
         &payload.keys,
         key.id,
         idempotency.as_ref(),

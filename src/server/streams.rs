@@ -250,7 +250,15 @@ impl Outgoing {
             String::new()
         };
         let line = Line {
-            event: super::openapi::ApiEvent::from(row),
+            id: row.id,
+            occurred_at: crate::models::format_rfc3339(row.occurred_at),
+            action: &row.action,
+            initiator: LineInitiator::of(&row.initiator),
+            ip: row.ip.as_deref(),
+            table: row.table_name.as_deref(),
+            primary_key: row.primary_key.as_deref(),
+            description: &row.description,
+            has_changes: row.has_changes,
             received_at: crate::models::format_rfc3339(event.received_at),
             user_agent: event.user_agent.as_deref(),
             request_id: event.request_id.as_deref(),
@@ -258,25 +266,70 @@ impl Outgoing {
             before: Stored(event.before.as_deref()),
             after: Stored(event.after.as_deref()),
             chain_hash: event.chain_hash.as_deref(),
-        };
+        }
+        .to_json();
         Self {
             id: row.id,
             occurred_at: row.occurred_at,
             action: row.action.clone(),
             chain_hash: event.chain_hash.clone(),
             chat,
-            line: serde_json::to_string(&line).unwrap_or_default(),
+            line,
+        }
+    }
+
+    /// An event of the tail, as a webhook (or HEC, or syslog) sends it: the
+    /// same line as [`Outgoing::of`] makes of it read back from the log,
+    /// written from the stored event as it is.
+    fn of_tail(stored: &store::TailEvent) -> Self {
+        let e = &stored.event;
+        let ip = e.ip.map(|ip| ip.to_string());
+        let chain_hash = hex::encode(stored.chain_hash);
+        let line = Line {
+            id: stored.id,
+            occurred_at: crate::models::format_rfc3339(e.occurred_at),
+            action: &e.action,
+            initiator: LineInitiator::of(&e.initiator),
+            ip: ip.as_deref(),
+            table: e.table_name.as_deref(),
+            primary_key: e.primary_key.as_deref(),
+            description: &e.description,
+            has_changes: e.before.is_some() || e.after.is_some(),
+            received_at: crate::models::format_rfc3339(stored.received_at),
+            user_agent: e.user_agent.as_deref(),
+            request_id: e.request_id.as_deref(),
+            session_id: e.session_id.as_deref(),
+            before: Stored(e.before.as_deref()),
+            after: Stored(e.after.as_deref()),
+            chain_hash: Some(&chain_hash),
+        }
+        .to_json();
+        Self {
+            id: stored.id,
+            occurred_at: e.occurred_at,
+            action: e.action.clone(),
+            chain_hash: Some(chain_hash),
+            chat: String::new(),
+            line,
         }
     }
 }
 
 /// An event's JSON line: the read API's event with its details
-/// ([`super::openapi::ApiEventDetail`]'s shape), its before and after data embedded as
-/// stored rather than parsed and written again.
+/// ([`super::openapi::ApiEventDetail`]'s shape, field for field), its
+/// before and after data embedded as stored rather than parsed and written
+/// again. It borrows what it can: lines are made for every event streamed.
 #[derive(serde::Serialize)]
 struct Line<'a> {
-    #[serde(flatten)]
-    event: super::openapi::ApiEvent,
+    id: i64,
+    occurred_at: String,
+    action: &'a str,
+    initiator: LineInitiator<'a>,
+    ip: Option<&'a str>,
+    table: Option<&'a str>,
+    primary_key: Option<&'a str>,
+    description: &'a str,
+    has_changes: bool,
     received_at: String,
     user_agent: Option<&'a str>,
     request_id: Option<&'a str>,
@@ -284,6 +337,34 @@ struct Line<'a> {
     before: Stored<'a>,
     after: Stored<'a>,
     chain_hash: Option<&'a str>,
+}
+
+impl Line<'_> {
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// [`super::openapi::ApiInitiator`], borrowed.
+#[derive(serde::Serialize)]
+struct LineInitiator<'a> {
+    kind: super::openapi::ApiInitiatorKind,
+    id: Option<&'a str>,
+    name: Option<&'a str>,
+    email: Option<&'a str>,
+    role: Option<&'a str>,
+}
+
+impl<'a> LineInitiator<'a> {
+    fn of(initiator: &'a crate::models::Initiator) -> Self {
+        Self {
+            kind: initiator.kind.into(),
+            id: initiator.id.as_deref(),
+            name: initiator.name.as_deref(),
+            email: initiator.email.as_deref(),
+            role: initiator.role.as_deref(),
+        }
+    }
 }
 
 /// Stored before or after data: its JSON as it is (text that is not JSON,
@@ -492,7 +573,7 @@ impl SharedLines {
         for &id in ids {
             if let std::collections::btree_map::Entry::Vacant(slot) = lines.entry(id) {
                 if let Some(stored) = tail.get(id) {
-                    let line = Outgoing::of(store::api_event_of_tail(&stored), StreamKind::Webhook);
+                    let line = Outgoing::of_tail(&stored);
                     slot.insert(std::sync::Arc::new(line));
                 }
             }
@@ -928,21 +1009,28 @@ async fn run_stream(
     let lease = settings.lease.as_micros() as Micros;
     let mut unacked: Option<Unacked> = None;
     let mut gaps = None;
+    // The stream as read at most a poll ago, while a backlog drains and
+    // nothing was written: a read a batch would be a read transaction
+    // beside every one of ingest's. A pause or a replay shows within a poll.
+    let mut known: Option<(StreamRow, std::time::Instant)> = None;
     loop {
         if *stopped.borrow() {
             break;
         }
-        let stream = match store::get_stream(&db, id).await {
-            Ok(Some(s)) if s.state == "active" => s,
-            // Paused or deleted: what was delivered is written down first.
-            Ok(_) => break,
-            Err(e) => {
-                tracing::warn!(stream = id, error = %e, "streams: cannot read the stream");
-                if pause(&mut stopped, settings.poll * 5).await {
-                    continue;
+        let (stream, read_at) = match known.take() {
+            Some((s, at)) if at.elapsed() < settings.poll => (s, at),
+            _ => match store::get_stream(&db, id).await {
+                Ok(Some(s)) if s.state == "active" => (s, std::time::Instant::now()),
+                // Paused or deleted: what was delivered is written down first.
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(stream = id, error = %e, "streams: cannot read the stream");
+                    if pause(&mut stopped, settings.poll * 5).await {
+                        continue;
+                    }
+                    break;
                 }
-                break;
-            }
+            },
         };
         // Renewed once a third of it has gone (or taken again after a
         // replay or a pause let it go).
@@ -982,6 +1070,7 @@ async fn run_stream(
             break;
         }
         let stepped = step(&db, &client, &shared, &stream, pending.to, settings.batch).await;
+        let delivered = matches!(stepped, Ok(Step::Sent { .. } | Step::PassedOver { .. }));
         let (wait, write_now) = match stepped {
             Ok(Step::Sent {
                 events,
@@ -1038,6 +1127,9 @@ async fn run_stream(
                     tracing::warn!(stream = id, error = %e, "streams: cannot write the cursor");
                 }
             }
+        }
+        if delivered && !write_now {
+            known = Some((stream, read_at));
         }
         if !wait.is_zero() && !pause(&mut stopped, wait).await {
             break;
@@ -1116,6 +1208,54 @@ mod tests {
             chat.starts_with("#7 2025-12-01 00:00:00.000 UTC · Ann · UPDATE users 1"),
             "{chat}"
         );
+    }
+
+    #[test]
+    fn a_line_from_the_tail_is_the_line_of_the_event_read_back() {
+        use crate::models::{Initiator, InitiatorKind};
+        for (ip, before, after) in [
+            (
+                Some("10.0.0.1"),
+                Some(r#"{"name": "Ann"}"#),
+                Some("not json"),
+            ),
+            (Some("2001:db8::1"), None, Some("[1, 2]")),
+            (None, None, None),
+        ] {
+            let stored = store::TailEvent {
+                id: 42,
+                received_at: 1_764_547_200_000_002,
+                chain_hash: [0xab; 32],
+                event: store::NewEvent {
+                    occurred_at: 1_764_547_200_000_001,
+                    ip: ip.map(|ip| ip.parse().unwrap()),
+                    initiator: Initiator {
+                        kind: InitiatorKind::ApiKey,
+                        id: Some("k-1".into()),
+                        name: Some("crm".into()),
+                        email: None,
+                        role: Some("service".into()),
+                    },
+                    action: "UPDATE".into(),
+                    table_name: Some("users".into()),
+                    primary_key: None,
+                    description: "Renamed \"x\" ✓".into(),
+                    before: before.map(String::from),
+                    after: after.map(String::from),
+                    user_agent: Some("curl/8".into()),
+                    request_id: None,
+                    session_id: Some("s-1".into()),
+                },
+            };
+            let ours = Outgoing::of_tail(&stored);
+            let read_back = Outgoing::of(store::api_event_of_tail(&stored), StreamKind::Webhook);
+            assert_eq!(ours.line, read_back.line);
+            assert_eq!(ours.chain_hash, read_back.chain_hash);
+            assert_eq!(
+                (ours.id, ours.occurred_at, &ours.action),
+                (read_back.id, read_back.occurred_at, &read_back.action)
+            );
+        }
     }
 
     #[test]

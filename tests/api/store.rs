@@ -254,3 +254,35 @@ async fn demo_users_exist_for_every_role_and_sign_in_with_the_printed_password()
         assert!(r.status.is_redirection(), "{role:?} cannot sign in");
     }
 }
+
+/// Under flat-out ingest a checkpoint beside the writer never finds the
+/// log fully copied, so SQLite's write-ahead log would never start over by
+/// itself (it grew to gigabytes within a minute); the writer starts it over
+/// when the checkpointer finds it long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_steady_ingest_the_write_ahead_log_stays_short() {
+    let app = TestApp::new().await;
+    if app.on_postgres() {
+        return;
+    }
+    let wal = app.dir().join("test.db-wal");
+    let events: Vec<_> = demo::events_iter(&demo::DemoSpec {
+        seed: 3,
+        events: 150_000,
+        sessions: 0,
+        anchor: T0,
+    })
+    .collect();
+    let mut longest = 0;
+    for batch in events.chunks(1_000) {
+        store::insert_events(&app.db, batch, None).await.unwrap();
+        longest = longest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    assert!(longest > 0, "the database is in WAL mode");
+    assert!(
+        longest < 256 << 20,
+        "the write-ahead log grew to {} MB while 150,000 events were stored",
+        longest >> 20
+    );
+    assert_eq!(store::count_events(&app.db).await.unwrap(), 150_000);
+}

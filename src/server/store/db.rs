@@ -43,6 +43,71 @@ pub struct Db {
     partition_backoff: Backoff,
     /// The events this process stored last (shared by the clones).
     tail: Arc<super::Tail>,
+    /// SQLite: the write-ahead log should start over (shared by the clones).
+    wal_restart: WalRestart,
+}
+
+/// Under steady ingest SQLite's write-ahead log never starts over by
+/// itself: a checkpoint beside the writer copies what was committed when it
+/// began, and by its end the writer has added more. The log then grows
+/// without end (gigabytes within a minute of flat-out ingest), and every
+/// write slows down with it. When the checkpointer finds the log over
+/// [`WAL_RESTART_FRAMES`], it asks the writer to checkpoint the rest itself
+/// between two transactions (`wal_checkpoint(RESTART)`: a short pause, as
+/// the checkpointer has copied most of it); the next transaction then
+/// writes the log from its start again.
+#[derive(Clone, Debug, Default)]
+pub(super) struct WalRestart {
+    wanted: Arc<std::sync::atomic::AtomicBool>,
+    /// After a restart that readers held up: a pause before the next.
+    paused: Backoff,
+}
+
+/// Frames (pages) in the write-ahead log above which it should start over:
+/// 64 MB of 4 KB pages, the size it is cut back to when it does.
+pub(super) const WAL_RESTART_FRAMES: i64 = 16_384;
+
+/// How long the writer waits for readers to finish with the log before it
+/// leaves the restart for later (it holds back the next write meanwhile).
+const WAL_RESTART_WAIT_MS: u32 = 20;
+
+impl WalRestart {
+    /// The checkpointer found `frames` in the log.
+    pub(super) fn log_has(&self, frames: i64) {
+        if frames > WAL_RESTART_FRAMES && !self.paused.holds() {
+            self.wanted
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// On the write connection, between transactions, when asked: the rest
+    /// of the log is copied into the database and the log starts over. A
+    /// reader still on the log (an export's snapshot) leaves it for later.
+    async fn run_if_wanted(&self, write: &SqlitePool) -> AppResult<()> {
+        if !self.wanted.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            return Ok(());
+        }
+        let mut conn = write.acquire().await?;
+        sqlx::query(&format!("PRAGMA busy_timeout = {WAL_RESTART_WAIT_MS}"))
+            .execute(&mut *conn)
+            .await?;
+        let done = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(RESTART)")
+            .fetch_one(&mut *conn)
+            .await;
+        sqlx::query("PRAGMA busy_timeout = 10000")
+            .execute(&mut *conn)
+            .await?;
+        match done {
+            Ok((0, _, _)) => {}
+            // Held up by a reader: not again for a while.
+            Ok(_) => self.paused.start(Duration::from_secs(5)),
+            Err(error) => {
+                tracing::warn!(%error, "write-ahead log restart failed");
+                self.paused.start(Duration::from_secs(5));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A pause after a failed attempt, shared by the clones of a [`Db`]
@@ -84,6 +149,9 @@ pub struct Tx {
     /// Events stored in it, for the tail once it commits (kept only while
     /// the tail is on).
     stored: Vec<super::tail::Batch>,
+    /// It removes events a stream has not delivered: the tail forgets what
+    /// it holds once it commits.
+    forgets_tail: bool,
 }
 
 enum TxConn {
@@ -429,7 +497,13 @@ impl Db {
             clock: Clock::system(),
             partition_backoff: Backoff::default(),
             tail: Arc::default(),
+            wal_restart: WalRestart::default(),
         }
+    }
+
+    /// The write-ahead log's restarts (SQLite), for the checkpointer.
+    pub(super) fn wal_restart(&self) -> &WalRestart {
+        &self.wal_restart
     }
 
     /// The insert path's pause between attempts to make a partition.
@@ -482,6 +556,7 @@ impl Db {
             clock: self.clock.clone(),
             tail: self.tail.clone(),
             stored: Vec::new(),
+            forgets_tail: false,
         }
     }
 
@@ -516,6 +591,7 @@ impl Db {
             clock: self.clock.clone(),
             partition_backoff: self.partition_backoff.clone(),
             tail: self.tail.clone(),
+            wal_restart: self.wal_restart.clone(),
         }
     }
 
@@ -529,7 +605,10 @@ impl Db {
     /// server) and holds it until commit or rollback.
     pub async fn begin(&self) -> AppResult<Tx> {
         let conn = match &self.pools {
-            Pools::Sqlite { write, .. } => TxConn::Sqlite(write.begin().await?),
+            Pools::Sqlite { write, .. } => {
+                self.wal_restart.run_if_wanted(write).await?;
+                TxConn::Sqlite(write.begin().await?)
+            }
             Pools::Postgres { pool } => {
                 let mut tx = pool.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -659,10 +738,18 @@ impl Tx {
         self.stored.push(batch);
     }
 
+    /// It removes events some stream has not delivered yet.
+    pub(super) fn forget_tail(&mut self) {
+        self.forgets_tail = true;
+    }
+
     pub async fn commit(self) -> AppResult<()> {
         match self.conn {
             TxConn::Sqlite(t) => t.commit().await?,
             TxConn::Postgres(t) => t.commit().await?,
+        }
+        if self.forgets_tail {
+            self.tail.forget();
         }
         for batch in self.stored {
             self.tail.publish(batch);

@@ -90,7 +90,7 @@ const KEYS_AT_ONCE: usize = 400;
 /// event that has an `event_id` (`keys`, beside `events`) once per event id.
 pub async fn ingest_events(
     db: &Db,
-    events: &[NewEvent],
+    events: Vec<NewEvent>,
     keys: &[Option<EventKey>],
     api_key_id: i64,
     idempotency: Option<&Idempotency>,
@@ -157,7 +157,7 @@ pub async fn ingest_events(
 /// the others; an `event_id` stored with other content is refused (409).
 async fn insert_keyed(
     tx: &mut Tx,
-    events: &[NewEvent],
+    events: Vec<NewEvent>,
     keys: &[Option<EventKey>],
     api_key_id: i64,
 ) -> AppResult<IngestAnswer> {
@@ -208,8 +208,13 @@ async fn insert_keyed(
     let fresh: Vec<usize> = (0..events.len())
         .filter(|i| !duplicates.contains(i))
         .collect();
-    let to_store: Vec<NewEvent> = fresh.iter().map(|&i| events[i].clone()).collect();
-    let stored = insert_events_in(tx, &to_store, Some(api_key_id)).await?;
+    let to_store: Vec<NewEvent> = events
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !duplicates.contains(i))
+        .map(|(_, e)| e)
+        .collect();
+    let stored = insert_events_in(tx, to_store, Some(api_key_id)).await?;
     let mut remember = Vec::new();
     for (&i, id) in fresh.iter().zip(&stored) {
         ids[i] = *id;

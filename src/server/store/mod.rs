@@ -10,6 +10,7 @@ use crate::models::{ApiKeyRow, Initiator, Role, UserInfo, UserRow};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
@@ -133,8 +134,11 @@ async fn open_sqlite(url: &str) -> AppResult<Db> {
         .max_connections(8)
         .connect_with(options)
         .await?;
-    spawn_checkpointer(read.clone());
-    let db = Db::new(Pools::Sqlite { read, write });
+    let db = Db::new(Pools::Sqlite {
+        read: read.clone(),
+        write,
+    });
+    spawn_checkpointer(read, db.wal_restart().clone());
     integrity::backfill_chain(&db).await?;
     sessions::backfill_ip_keys(&db).await?;
     Ok(db)
@@ -144,8 +148,9 @@ async fn open_sqlite(url: &str) -> AppResult<Db> {
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// Checkpoints the write-ahead log (PASSIVE: it never blocks the writer or
-/// readers) every [`CHECKPOINT_EVERY`], until the pool is closed.
-fn spawn_checkpointer(pool: SqlitePool) {
+/// readers) every [`CHECKPOINT_EVERY`], until the pool is closed, and asks
+/// the writer to start the log over when it has grown long.
+fn spawn_checkpointer(pool: SqlitePool, restart: db::WalRestart) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(CHECKPOINT_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -154,14 +159,17 @@ fn spawn_checkpointer(pool: SqlitePool) {
             if pool.is_closed() {
                 break;
             }
-            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&pool)
+            match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&pool)
                 .await
             {
-                if pool.is_closed() {
-                    break;
+                Ok((_, frames, _)) => restart.log_has(frames),
+                Err(error) => {
+                    if pool.is_closed() {
+                        break;
+                    }
+                    tracing::warn!(%error, "write-ahead log checkpoint failed");
                 }
-                tracing::warn!(%error, "write-ahead log checkpoint failed");
             }
         }
     });
@@ -266,11 +274,12 @@ const INSERT_CHUNK: usize = 200;
 /// Stores a batch of events in one transaction and returns their ids, in order.
 /// `api_key_id` names the key that delivered them; its last-used time is
 /// updated in the same transaction.
-pub async fn insert_events(
+pub async fn insert_events<'a>(
     db: &Db,
-    events: &[NewEvent],
+    events: impl Into<Cow<'a, [NewEvent]>>,
     api_key_id: Option<i64>,
 ) -> AppResult<Vec<i64>> {
+    let events = events.into();
     // Before the writer's turn: a month without a partition is made here,
     // briefly, or the batch lands in the DEFAULT partition (PostgreSQL).
     partitions::make_months_for(db, events.iter().map(|e| e.occurred_at)).await?;
@@ -290,11 +299,15 @@ pub async fn begin(db: &Db) -> AppResult<Tx> {
 /// its place in the hash chain (content hash, chain hash, field checksums)
 /// and moves the chain's head, all in the caller's transaction (which holds
 /// the writer's turn, so no other writer moves the head meanwhile).
-pub async fn insert_events_in(
+///
+/// Events given by value go to the tail (streams at the head) as they are;
+/// borrowed ones are copied for it, and only while a stream is active.
+pub async fn insert_events_in<'a>(
     tx: &mut Tx,
-    events: &[NewEvent],
+    events: impl Into<Cow<'a, [NewEvent]>>,
     api_key_id: Option<i64>,
 ) -> AppResult<Vec<i64>> {
+    let events: Cow<'a, [NewEvent]> = events.into();
     let received_at = tx.now();
     // For the tail (streams at the head), once the transaction commits.
     let mut hashes = Vec::new();
@@ -408,21 +421,21 @@ pub async fn insert_events_in(
         tx.execute(&insert).await?;
     }
     integrity::set_chain_head(tx, &head).await?;
-    combos::add(tx, events).await?;
-    if keep {
-        tx.stored(tail::Batch {
-            ids: ids.clone(),
-            hashes,
-            events: events.to_vec(),
-            received_at,
-        });
-    }
+    combos::add(tx, &events).await?;
     if let Some(key_id) = api_key_id {
         let used = tx
             .sql("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
             .bind(received_at)
             .bind(key_id);
         tx.execute(&used).await?;
+    }
+    if keep {
+        tx.stored(tail::Batch {
+            ids: ids.clone(),
+            hashes,
+            events: events.into_owned(),
+            received_at,
+        });
     }
     Ok(ids)
 }

@@ -402,6 +402,7 @@ struct Gap {
 }
 
 async fn add_gap(tx: &mut Tx, gap: &Gap, cause: &str, what: &str) -> AppResult<()> {
+    tx.forget_tail();
     let now = tx.now();
     let sql = tx
         .sql("UPDATE streams SET gaps = gaps + 1 WHERE id = ?")

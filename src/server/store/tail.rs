@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Events the tail keeps (the oldest go first): a few seconds of heavy
-/// ingest, about 20 MB.
+/// ingest, about 20 MB (twice that at most while no stream reads it).
 pub const TAIL_EVENTS: usize = 20_000;
 
 /// One stored event, as the insert path wrote it.
@@ -55,6 +55,17 @@ struct Run {
 impl Run {
     fn last_id(&self) -> Option<i64> {
         self.events.back().map(|e| e.id).or(self.covered_from)
+    }
+
+    /// Lets go of the oldest events beyond `keep`; the caller drops them
+    /// once it has let go of the lock.
+    fn trim(&mut self, keep: usize) -> Vec<Arc<TailEvent>> {
+        let over = self.events.len().saturating_sub(keep);
+        let gone: Vec<Arc<TailEvent>> = self.events.drain(..over).collect();
+        if let Some(last) = gone.last() {
+            self.covered_from = Some(last.id);
+        }
+        gone
     }
 }
 
@@ -118,24 +129,30 @@ impl Tail {
                 event,
             }));
         }
-        while run.events.len() > TAIL_EVENTS {
-            if let Some(gone) = run.events.pop_front() {
-                run.covered_from = Some(gone.id);
-            }
-        }
+        // The readers let go of the oldest (freeing them is their time, not
+        // the storing transaction's); this bound holds when none reads.
+        let gone = run.trim(2 * TAIL_EVENTS);
+        drop(run);
+        drop(gone);
     }
 
     /// Up to `limit` events after `after` (every one stored, in id order),
     /// when the tail vouches for all of them; `None` when it does not (the
     /// log must be read).
     pub fn after(&self, after: i64, limit: usize) -> Option<Vec<Arc<TailEvent>>> {
-        let run = self.run();
+        let mut run = self.run();
+        let gone = run.trim(TAIL_EVENTS);
         let covered_from = run.covered_from?;
-        if after < covered_from {
-            return None;
-        }
-        let skip = run.events.partition_point(|e| e.id <= after);
-        Some(run.events.iter().skip(skip).take(limit).cloned().collect())
+        let found = if after < covered_from {
+            None
+        } else {
+            let skip = run.events.partition_point(|e| e.id <= after);
+            Some(run.events.iter().skip(skip).take(limit).cloned().collect())
+        };
+        // Freed once the storing transactions may publish again.
+        drop(run);
+        drop(gone);
+        found
     }
 
     /// The event `id`, when the tail holds it.
@@ -225,7 +242,18 @@ mod tests {
         let n = TAIL_EVENTS as i64;
         batch(&tail, 1..=n);
         batch(&tail, n + 1..=n + 100);
+        assert_eq!(
+            tail.run().events.len(),
+            TAIL_EVENTS + 100,
+            "storing leaves the trimming to the readers"
+        );
         assert_eq!(ids(tail.after(99, 1)), None);
         assert_eq!(ids(tail.after(100, 1)), Some(vec![101]));
+        assert_eq!(tail.run().events.len(), TAIL_EVENTS);
+        // With no reader, storing keeps at most twice as many.
+        batch(&tail, n + 101..=3 * n);
+        assert_eq!(tail.run().events.len(), 2 * TAIL_EVENTS);
+        assert_eq!(ids(tail.after(2 * n, 1)), Some(vec![2 * n + 1]));
+        assert_eq!(ids(tail.after(2 * n - 1, 1)), None);
     }
 }
