@@ -621,8 +621,11 @@ impl Db {
         Ok(self.tx(conn))
     }
 
-    /// Begins a transaction that does not take the writer's turn (for DDL
-    /// that must not wait inside it). On SQLite, the one write connection.
+    /// Begins a transaction that does not take the writer's turn: for DDL
+    /// that must not wait inside it, and for writes that touch no event and
+    /// no link of the chain (a stream's delivery bookkeeping), so that they
+    /// neither wait for ingest nor hold it up on PostgreSQL. On SQLite, the
+    /// one write connection.
     pub async fn begin_unlocked(&self) -> AppResult<Tx> {
         let conn = match &self.pools {
             Pools::Sqlite { write, .. } => TxConn::Sqlite(write.begin().await?),

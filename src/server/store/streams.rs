@@ -278,7 +278,8 @@ pub async fn record_stream_attempt(
     stream_id: i64,
     attempt: &StreamAttempt,
 ) -> AppResult<()> {
-    let mut tx = db.begin().await?;
+    // Delivery's own bookkeeping: no event, no link of the chain.
+    let mut tx = db.begin_unlocked().await?;
     record_stream_attempts_in(&mut tx, stream_id, std::slice::from_ref(attempt)).await?;
     tx.commit().await
 }
@@ -573,7 +574,8 @@ pub async fn acknowledge_stream(
     count: i64,
     attempts: &[StreamAttempt],
 ) -> AppResult<bool> {
-    let mut tx = db.begin().await?;
+    // Delivery's own bookkeeping: no event, no link of the chain.
+    let mut tx = db.begin_unlocked().await?;
     let now = tx.now();
     let sql = tx
         .sql(
@@ -613,7 +615,8 @@ pub async fn record_stream_failure(
     attempt: &StreamAttempt,
     retry_at: Micros,
 ) -> AppResult<bool> {
-    let mut tx = db.begin().await?;
+    // Delivery's own bookkeeping: no event, no link of the chain.
+    let mut tx = db.begin_unlocked().await?;
     let now = tx.now();
     let sql = tx
         .sql(
