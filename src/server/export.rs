@@ -639,13 +639,27 @@ fn is_plain_number(cell: &str) -> bool {
         && frac.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// An event's initiator as the ingest and read APIs write it, borrowed
+/// (JSON Lines exports and streamed events).
 #[derive(serde::Serialize)]
-struct JsonInitiator<'a> {
-    kind: &'a str,
-    id: Option<&'a str>,
-    name: Option<&'a str>,
-    email: Option<&'a str>,
-    role: Option<&'a str>,
+pub(crate) struct JsonInitiator<'a> {
+    pub kind: &'a str,
+    pub id: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub role: Option<&'a str>,
+}
+
+impl<'a> JsonInitiator<'a> {
+    pub fn of(initiator: &'a crate::models::Initiator) -> Self {
+        Self {
+            kind: initiator.kind.as_str(),
+            id: initiator.id.as_deref(),
+            name: initiator.name.as_deref(),
+            email: initiator.email.as_deref(),
+            role: initiator.role.as_deref(),
+        }
+    }
 }
 
 /// One JSON Lines record: the ingest API's event shape, with the id

@@ -253,7 +253,7 @@ impl Outgoing {
             id: row.id,
             occurred_at: crate::models::format_rfc3339(row.occurred_at),
             action: &row.action,
-            initiator: LineInitiator::of(&row.initiator),
+            initiator: super::export::JsonInitiator::of(&row.initiator),
             ip: row.ip.as_deref(),
             table: row.table_name.as_deref(),
             primary_key: row.primary_key.as_deref(),
@@ -289,7 +289,7 @@ impl Outgoing {
             id: stored.id,
             occurred_at: crate::models::format_rfc3339(e.occurred_at),
             action: &e.action,
-            initiator: LineInitiator::of(&e.initiator),
+            initiator: super::export::JsonInitiator::of(&e.initiator),
             ip: ip.as_deref(),
             table: e.table_name.as_deref(),
             primary_key: e.primary_key.as_deref(),
@@ -324,7 +324,7 @@ struct Line<'a> {
     id: i64,
     occurred_at: String,
     action: &'a str,
-    initiator: LineInitiator<'a>,
+    initiator: super::export::JsonInitiator<'a>,
     ip: Option<&'a str>,
     table: Option<&'a str>,
     primary_key: Option<&'a str>,
@@ -342,28 +342,6 @@ struct Line<'a> {
 impl Line<'_> {
     fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
-    }
-}
-
-/// [`super::openapi::ApiInitiator`], borrowed.
-#[derive(serde::Serialize)]
-struct LineInitiator<'a> {
-    kind: super::openapi::ApiInitiatorKind,
-    id: Option<&'a str>,
-    name: Option<&'a str>,
-    email: Option<&'a str>,
-    role: Option<&'a str>,
-}
-
-impl<'a> LineInitiator<'a> {
-    fn of(initiator: &'a crate::models::Initiator) -> Self {
-        Self {
-            kind: initiator.kind.into(),
-            id: initiator.id.as_deref(),
-            name: initiator.name.as_deref(),
-            email: initiator.email.as_deref(),
-            role: initiator.role.as_deref(),
-        }
     }
 }
 
