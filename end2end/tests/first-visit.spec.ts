@@ -16,7 +16,7 @@ const CEILING: Record<string, number> = {
   '/activity-log': 547_100,
   '/admin-sessions': 476_100,
   '/integrity': 380_700,
-  '/settings/users': 364_400,
+  '/settings/users': 364_600,
   '/settings/api-keys': 363_200,
   '/settings/retention': 379_900,
   '/settings/streams': 432_900,
