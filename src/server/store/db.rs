@@ -71,6 +71,9 @@ pub(super) const WAL_RESTART_FRAMES: i64 = 16_384;
 /// leaves the restart for later (it holds back the next write meanwhile).
 const WAL_RESTART_WAIT_MS: u32 = 20;
 
+/// How long a SQLite connection waits for a lock, as opened.
+pub(super) const BUSY_TIMEOUT_MS: u64 = 10_000;
+
 impl WalRestart {
     /// The checkpointer found `frames` in the log.
     pub(super) fn log_has(&self, frames: i64) {
@@ -94,7 +97,7 @@ impl WalRestart {
         let done = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(RESTART)")
             .fetch_one(&mut *conn)
             .await;
-        sqlx::query("PRAGMA busy_timeout = 10000")
+        sqlx::query(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"))
             .execute(&mut *conn)
             .await?;
         match done {

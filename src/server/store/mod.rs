@@ -105,7 +105,7 @@ async fn open_sqlite(url: &str) -> AppResult<Db> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10))
+        .busy_timeout(Duration::from_millis(db::BUSY_TIMEOUT_MS))
         .pragma("temp_store", "memory")
         .pragma("cache_size", "-65536")
         // The write-ahead log grows while a long reader (a backup) holds its
