@@ -50,6 +50,8 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/settings/retention") view={Lazy::<RetentionRoute>::new()} />
                         <Route path=path!("/settings/streams") view={Lazy::<StreamsRoute>::new()} />
                         <Route path=path!("/integrity") view={Lazy::<IntegrityRoute>::new()} />
+                        <Route path=path!("/alerts") view={Lazy::<AlertsRoute>::new()} />
+                        <Route path=path!("/settings/alerts") view={Lazy::<AlertRulesRoute>::new()} />
                     </ParentRoute>
                 </Routes>
             </div>
@@ -94,3 +96,8 @@ lazy_page!(
 );
 lazy_page!(StreamsRoute, crate::routes::settings_streams::StreamsPage);
 lazy_page!(IntegrityRoute, crate::routes::integrity::IntegrityPage);
+lazy_page!(AlertsRoute, crate::routes::alerts::AlertsPage);
+lazy_page!(
+    AlertRulesRoute,
+    crate::routes::settings_alerts::AlertRulesPage
+);

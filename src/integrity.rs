@@ -411,6 +411,8 @@ pub struct IntegrityStatus {
     pub failing_streams: i64,
     /// The newest backup failed (shown to auditors and admins).
     pub backup_failed: bool,
+    /// Alerts nobody has acknowledged or resolved (auditors and admins).
+    pub open_alerts: i64,
 }
 
 #[cfg(test)]

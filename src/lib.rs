@@ -2,6 +2,7 @@
 //!
 //! One crate, two builds: `ssr` (the axum server) and `hydrate` (the browser).
 
+pub mod alerts;
 pub mod app;
 pub mod bulk;
 pub mod components;

@@ -462,6 +462,7 @@ async fn serve(config: Config, db: store::Db) -> Result<(), String> {
     let api_guard: Arc<auditdeck::server::read_api::ApiGuard> = Default::default();
     let tallies = auditdeck::server::read_api::spawn_tally_writer(db.clone(), api_guard.clone());
     let streams = auditdeck::server::streams::spawn_delivery(db.clone(), Default::default());
+    let alerts = auditdeck::server::alerts::spawn_alerts(db.clone(), Default::default());
     let state = AppState {
         leptos_options: config.leptos,
         db: db.clone(),
@@ -488,6 +489,7 @@ async fn serve(config: Config, db: store::Db) -> Result<(), String> {
     tallies.abort();
     // Leases let go, so another server takes the streams over at once.
     streams.stop().await;
+    alerts.stop().await;
     // The reads of the minute under way, then what is still queued.
     auditdeck::server::read_api::write_tallies(&db, api_guard.ended(i64::MAX)).await;
     // The router and every request are gone: store what is still queued.

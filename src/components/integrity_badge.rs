@@ -111,6 +111,21 @@ pub fn IntegrityBadge(status: Resource<Result<IntegrityStatus, AppError>>) -> im
                                         />
                                     }
                                 })}
+                            {(s.open_alerts > 0)
+                                .then(|| {
+                                    let n = s.open_alerts;
+                                    let words = if n == 1 { "open alert" } else { "open alerts" };
+                                    view! {
+                                        <WarningBadge
+                                            class="alerts-open"
+                                            href="/alerts"
+                                            title="Alerts nobody has acknowledged yet"
+                                            testid="alerts-badge"
+                                            count=Some(n)
+                                            words
+                                        />
+                                    }
+                                })}
                             {s
                                 .backup_failed
                                 .then(|| {

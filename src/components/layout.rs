@@ -107,13 +107,26 @@ fn Sidebar(
                     </li>
                     <Transition fallback=|| ()>
                         {move || Suspend::new(async move {
-                            is_admin(me.await).then(|| {
-                                view! {
-                                    <li>
-                                        <A href="/admin-sessions">"Admin Sessions"</A>
-                                    </li>
-                                }
-                            })
+                            let me = me.await;
+                            let auditor = me.as_ref().is_ok_and(|u| u.role.allows(Role::Auditor));
+                            view! {
+                                {auditor
+                                    .then(|| {
+                                        view! {
+                                            <li>
+                                                <A href="/alerts">"Alerts"</A>
+                                            </li>
+                                        }
+                                    })}
+                                {is_admin(me)
+                                    .then(|| {
+                                        view! {
+                                            <li>
+                                                <A href="/admin-sessions">"Admin Sessions"</A>
+                                            </li>
+                                        }
+                                    })}
+                            }
                         })}
                     </Transition>
                 </ul>
@@ -137,6 +150,9 @@ fn Sidebar(
                                         </li>
                                         <li>
                                             <A href="/settings/streams">"Streams"</A>
+                                        </li>
+                                        <li>
+                                            <A href="/settings/alerts">"Alerts"</A>
                                         </li>
                                     </ul>
                                 </div>

@@ -64,6 +64,11 @@ pub async fn get_integrity_status() -> Result<IntegrityStatus, AppError> {
                     .await?
                     .first()
                     .is_some_and(|b| !b.verified()),
+            open_alerts: if user.role.allows(Role::Auditor) {
+                store::open_alerts(&state.db).await?
+            } else {
+                0
+            },
         })
     })
     .await

@@ -1,6 +1,7 @@
 //! Server functions: the browser's only way to the data. Each checks the
 //! signed-in user's role on the server (see the README's table).
 
+pub mod alerts;
 pub mod auth;
 pub mod bulk;
 pub mod events;

@@ -1,5 +1,6 @@
 //! Server-only code: configuration, storage, the ingest API, demo data.
 
+pub mod alerts;
 pub mod api_keys;
 pub mod auth;
 pub mod backup;

@@ -866,7 +866,7 @@ impl StreamWorker {
 }
 
 /// A name for this server's leases: host, process and a random part.
-fn holder_name() -> String {
+pub(crate) fn holder_name() -> String {
     format!(
         "{}-{}-{:08x}",
         host_name(),
@@ -962,7 +962,10 @@ async fn supervise(
 }
 
 /// Waits `wait`, or less when told to stop; whether to go on.
-async fn pause(stopped: &mut tokio::sync::watch::Receiver<bool>, wait: Duration) -> bool {
+pub(crate) async fn pause(
+    stopped: &mut tokio::sync::watch::Receiver<bool>,
+    wait: Duration,
+) -> bool {
     if *stopped.borrow() {
         return false;
     }

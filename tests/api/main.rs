@@ -2,6 +2,7 @@
 //! SQLite database (a fresh file per test).
 #![cfg(feature = "ssr")]
 
+mod alerts;
 mod auth;
 mod backups;
 mod bulk;

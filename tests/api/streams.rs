@@ -468,6 +468,17 @@ async fn the_worker_delivers_each_kind_in_order_and_a_replay_sends_again() {
         (1..=10).collect::<Vec<_>>(),
         "in id order, batches of at most 4"
     );
+    // Each stream has its own task: the HEC one may still be on its way.
+    let hec_bodies = || {
+        http.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(path, _, _)| path == "/services/collector/event")
+            .map(|(_, _, body)| body.windows(12).filter(|w| w == b"\"sourcetype\"").count())
+            .sum::<usize>()
+    };
+    until("Splunk HEC to get the three DELETEs", || hec_bodies() >= 3).await;
     let hec: Vec<serde_json::Value> = {
         let got = http.got.lock().unwrap();
         got.iter()

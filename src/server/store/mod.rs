@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod alerts;
 mod backups;
 mod bulk;
 mod combos;
@@ -27,6 +28,7 @@ mod partitions;
 mod sessions;
 mod streams;
 mod tail;
+pub use alerts::*;
 pub use backups::*;
 pub use bulk::*;
 pub use combos::combo_differences;

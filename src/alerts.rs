@@ -1,0 +1,191 @@
+//! Alerts as the dashboard and the server both see them: the kinds of rule,
+//! a rule's settings, and an alert in the inbox.
+
+use serde::{Deserialize, Serialize};
+
+/// What makes a rule fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RuleKind {
+    /// Every event matching the filter.
+    Match,
+    /// At least N matching events within W minutes (per group).
+    Threshold,
+    /// An initiator acting from an address (or network) not seen for them
+    /// in the last D days.
+    NewIp,
+    /// Matching events outside working hours and days, in a time zone.
+    OffHours,
+}
+
+impl RuleKind {
+    pub const ALL: [RuleKind; 4] = [Self::Match, Self::Threshold, Self::NewIp, Self::OffHours];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Match => "match",
+            Self::Threshold => "threshold",
+            Self::NewIp => "new_ip",
+            Self::OffHours => "off_hours",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == value)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Match => "Any matching event",
+            Self::Threshold => "Threshold",
+            Self::NewIp => "New IP for an initiator",
+            Self::OffHours => "Off hours",
+        }
+    }
+}
+
+/// How urgent a rule's alerts are.
+pub const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
+
+/// How a rule's firings are grouped into alerts.
+pub const GROUPS: [(&str, &str); 3] = [
+    ("", "One group"),
+    ("initiator", "Per initiator"),
+    ("ip", "Per IP"),
+];
+
+/// Days of the week as a rule's `work_days` bits (Monday first).
+pub const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/// A rule as an admin writes it (Settings → Alerts).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RuleSettings {
+    pub name: String,
+    pub severity: String,
+    pub kind: String,
+    /// The Activity Log's filters, as its query string.
+    pub filter: String,
+    pub threshold: i64,
+    pub window_minutes: i64,
+    pub group_by: String,
+    pub lookback_days: i64,
+    /// `address` or `network` (/24 for IPv4, /48 for IPv6).
+    pub network: String,
+    /// Bits of [`WEEKDAYS`], Monday = 1.
+    pub work_days: i64,
+    /// Minutes after midnight: start inclusive, end exclusive.
+    pub work_start: i64,
+    pub work_end: i64,
+    /// An IANA time zone (Europe/Berlin).
+    pub zone: String,
+}
+
+/// A rule on Settings → Alerts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleInfo {
+    pub id: i64,
+    pub settings: RuleSettings,
+    pub paused: bool,
+    /// Alerts it has fired, and how many of them are open.
+    pub alerts: i64,
+    pub open: i64,
+}
+
+impl RuleInfo {
+    /// What the rule watches for, in a line.
+    pub fn summary(&self) -> String {
+        describe(&self.settings)
+    }
+}
+
+/// A rule's condition in words ("at least 10 in 5 min per IP").
+pub fn describe(s: &RuleSettings) -> String {
+    let filter = if s.filter.is_empty() {
+        "any event".to_string()
+    } else {
+        format!("events matching {}", s.filter)
+    };
+    let group = match s.group_by.as_str() {
+        "initiator" => " per initiator",
+        "ip" => " per IP",
+        _ => "",
+    };
+    match RuleKind::parse(&s.kind) {
+        Some(RuleKind::Match) => format!("{filter}{group}"),
+        Some(RuleKind::Threshold) => format!(
+            "at least {} {filter} within {} min{group}",
+            s.threshold, s.window_minutes
+        ),
+        Some(RuleKind::NewIp) => format!(
+            "{filter} from an {} not seen for the initiator in {} days",
+            if s.network == "network" {
+                "IP network (/24, /48)"
+            } else {
+                "IP address"
+            },
+            s.lookback_days
+        ),
+        Some(RuleKind::OffHours) => {
+            let days = WEEKDAYS
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| s.work_days & (1 << i) != 0)
+                .map(|(_, d)| *d)
+                .collect::<Vec<_>>()
+                .join(" ");
+            format!(
+                "{filter} outside {}–{} on {days} ({}){group}",
+                clock(s.work_start),
+                clock(s.work_end),
+                s.zone
+            )
+        }
+        None => filter,
+    }
+}
+
+/// Minutes after midnight as "09:00".
+pub fn clock(minutes: i64) -> String {
+    format!("{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+/// One alert in the inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertInfo {
+    pub id: i64,
+    pub rule_id: Option<i64>,
+    pub rule_name: String,
+    pub severity: String,
+    pub kind: String,
+    pub group_key: String,
+    pub events: i64,
+    pub first_event_id: i64,
+    pub last_event_id: i64,
+    pub first_at: i64,
+    pub last_at: i64,
+    pub state: String,
+    pub acknowledged_by: Option<String>,
+    pub resolved_by: Option<String>,
+    /// The Activity Log on exactly the events that fired it.
+    pub link: String,
+}
+
+/// A rule as the form sends it: every field as typed (numbers and times
+/// are checked on the server, with a message that names the field).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RuleForm {
+    pub name: String,
+    pub severity: String,
+    pub kind: String,
+    pub filter: String,
+    pub threshold: String,
+    pub window_minutes: String,
+    pub group_by: String,
+    pub lookback_days: String,
+    pub network: String,
+    pub work_days: String,
+    pub work_start: String,
+    pub work_end: String,
+    pub zone: String,
+}

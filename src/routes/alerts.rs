@@ -1,0 +1,163 @@
+//! Monitoring → Alerts (auditors and admins): the alerts the rules fired,
+//! newest first, to acknowledge and resolve.
+
+use crate::alerts::AlertInfo;
+use crate::components::error_notice::ErrorNotice;
+use crate::components::form_message::FormError;
+use crate::components::layout::Breadcrumb;
+use crate::functions::alerts::{list_alerts, SetAlertState};
+use crate::models::{format_count, format_utc};
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[component]
+pub fn AlertsPage() -> impl IntoView {
+    let change = ServerAction::<SetAlertState>::new();
+    let (open_only, set_open_only) = signal(true);
+    let tick = RwSignal::new(0u64);
+    poll(tick);
+    let alerts = Resource::new(
+        move || (open_only.get(), change.version().get(), tick.get()),
+        |(open_only, _, _)| list_alerts(open_only),
+    );
+    view! {
+        <Title text="Alerts" />
+        <Breadcrumb trail=vec!["Monitoring", "Alerts"] />
+        <div class="page-header">
+            <h1>"Alerts"</h1>
+            <p class="page-intro">
+                "What the " <a href="/settings/alerts">"alert rules"</a>
+                " found, newest first. Acknowledge an alert when someone is on it; resolve it when it is dealt with."
+            </p>
+        </div>
+        <div class="alert-filter" role="group" aria-label="Which alerts">
+            <button
+                type="button"
+                class="button small"
+                aria-pressed=move || if open_only.get() { "true" } else { "false" }
+                on:click=move |_| set_open_only.set(true)
+            >
+                "Open"
+            </button>
+            <button
+                type="button"
+                class="button small"
+                aria-pressed=move || if open_only.get() { "false" } else { "true" }
+                on:click=move |_| set_open_only.set(false)
+            >
+                "All"
+            </button>
+        </div>
+        {move || change.value().get().and_then(Result::err).map(|error| view! { <FormError error /> })}
+        <section class="card table-card">
+            <Transition fallback=|| view! { <p class="loading">"Loading alerts…"</p> }>
+                {move || Suspend::new(async move {
+                    match alerts.await {
+                        Ok(rows) => view! { <AlertsTable rows change /> }.into_any(),
+                        Err(error) => view! { <ErrorNotice error /> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+/// Reads the alerts again every five seconds while the tab is seen.
+#[cfg(feature = "hydrate")]
+fn poll(tick: RwSignal<u64>) {
+    leptos_use_interval_fn::use_interval_fn(
+        move || {
+            if document().visibility_state() != web_sys::VisibilityState::Hidden {
+                tick.update(|t| *t += 1);
+            }
+        },
+        5_000,
+    );
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn poll(_: RwSignal<u64>) {}
+
+#[component]
+fn AlertsTable(rows: Vec<AlertInfo>, change: ServerAction<SetAlertState>) -> impl IntoView {
+    let empty = rows.is_empty();
+    view! {
+        <div class="table-scroll">
+            <table class="data-table alerts">
+                <thead>
+                    <tr>
+                        <th scope="col">"Severity"</th>
+                        <th scope="col">"Rule"</th>
+                        <th scope="col">"Group"</th>
+                        <th scope="col">"Events"</th>
+                        <th scope="col">"First – last (UTC)"</th>
+                        <th scope="col">"State"</th>
+                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {rows.into_iter().map(|alert| view! { <AlertRow alert change /> }).collect_view()}
+                </tbody>
+            </table>
+            {empty.then(|| view! { <p class="empty">"No alerts here."</p> })}
+        </div>
+    }
+}
+
+#[component]
+fn AlertRow(alert: AlertInfo, change: ServerAction<SetAlertState>) -> impl IntoView {
+    let id = alert.id;
+    let state = alert.state.clone();
+    let set = move |to: &'static str| {
+        change.dispatch(SetAlertState {
+            id,
+            state: to.to_string(),
+        });
+    };
+    let who = match (&alert.resolved_by, &alert.acknowledged_by) {
+        (Some(by), _) => format!(" by {by}"),
+        (None, Some(by)) => format!(" by {by}"),
+        _ => String::new(),
+    };
+    let group = if alert.group_key.is_empty() {
+        "—".to_string()
+    } else {
+        alert.group_key.clone()
+    };
+    view! {
+        <tr data-alert=id data-state=state.clone()>
+            <td>
+                <span class=format!("badge severity-{}", alert.severity)>{alert.severity.clone()}</span>
+            </td>
+            <td>{alert.rule_name.clone()}</td>
+            <td class="mono">{group}</td>
+            <td class="num">{format_count(alert.events.max(0) as u64)}</td>
+            <td class="nowrap">
+                {format_utc(alert.first_at)} <br /> {format_utc(alert.last_at)}
+            </td>
+            <td>
+                <span class=format!("badge alert-{state}")>{state.clone()}</span>
+                <span class="hint">{who}</span>
+            </td>
+            <td class="row-actions">
+                <a class="button small" href=alert.link.clone()>"View events"</a>
+                {(state == "open")
+                    .then(|| {
+                        view! {
+                            <button class="button small" on:click=move |_| set("acknowledged")>
+                                "Acknowledge"
+                            </button>
+                        }
+                    })}
+                {(state != "resolved")
+                    .then(|| {
+                        view! {
+                            <button class="button small" on:click=move |_| set("resolved")>
+                                "Resolve"
+                            </button>
+                        }
+                    })}
+            </td>
+        </tr>
+    }
+}

@@ -1,0 +1,736 @@
+//! Alerts: rules evaluated as events are stored.
+//!
+//! One evaluator (the server holding the lease) reads the log after its
+//! cursor, in id order, a span at a time. For each active rule it reads the
+//! events of the span that the rule's filter passes (the Activity Log's own
+//! query, so a rule and its link never disagree), decides which of them
+//! fire ([`Evaluator`], plain code with no database), and writes the alerts
+//! and the new cursor in one transaction: a restart neither loses nor
+//! repeats an alert.
+//!
+//! Firings are grouped: a firing joins its group's newest alert while that
+//! alert is not resolved and began less than the rule's window before it,
+//! so a burst makes one alert with a count, not a thousand.
+//!
+//! What a rule remembers (a threshold's recent events per group, the
+//! addresses each initiator was seen from) is bounded and rebuilt from the
+//! log when the evaluator starts or a rule changes.
+
+use crate::alerts::{RuleKind, RuleSettings};
+use crate::errors::{AppError, AppResult};
+use crate::query::{EventQuery, InitiatorKey, IpFilter};
+use crate::server::clock::Micros;
+use crate::server::store;
+use crate::server::streams::filter_query;
+use chrono::{Datelike, TimeZone, Timelike};
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::time::Duration;
+
+const MINUTE: Micros = 60_000_000;
+const DAY: Micros = 86_400_000_000;
+
+/// The largest threshold a rule may set (a group keeps that many events).
+pub const MAX_THRESHOLD: i64 = 10_000;
+/// Initiator–network pairs the new-IP rules remember between reads of the
+/// log (a miss asks the log).
+const SEEN_KEPT: usize = 200_000;
+/// Groups a threshold rule keeps (the oldest go first beyond it).
+const GROUPS_KEPT: usize = 100_000;
+
+/// One stored event, as much of it as the rules need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fact {
+    pub id: i64,
+    pub at: Micros,
+    pub initiator: InitiatorKey,
+    pub ip: Option<IpAddr>,
+}
+
+/// A rule, checked and ready to evaluate.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: i64,
+    pub kind: RuleKind,
+    pub settings: RuleSettings,
+    pub query: EventQuery,
+    pub zone: chrono_tz::Tz,
+    pub updated_at: Micros,
+}
+
+impl Rule {
+    /// Checks an admin's settings: every field that the kind uses.
+    pub fn check(settings: &RuleSettings) -> AppResult<(RuleKind, EventQuery, chrono_tz::Tz)> {
+        let bad = |m: String| Err(AppError::BadRequest(m));
+        let name = settings.name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return bad("name: give the rule a name (at most 100 characters)".into());
+        }
+        let Some(kind) = RuleKind::parse(&settings.kind) else {
+            return bad(format!(
+                "kind: \"{}\" is not one of match, threshold, new_ip, off_hours",
+                settings.kind
+            ));
+        };
+        if !crate::alerts::SEVERITIES.contains(&settings.severity.as_str()) {
+            return bad(format!(
+                "severity: \"{}\" is not one of info, warning, critical",
+                settings.severity
+            ));
+        }
+        let query = filter_query(&settings.filter)?;
+        if query.range.is_some() || query.from.is_some() || query.to.is_some() {
+            return bad("filter: a rule watches new events; leave the time range out".into());
+        }
+        if !crate::alerts::GROUPS
+            .iter()
+            .any(|(g, _)| *g == settings.group_by)
+        {
+            return bad(format!(
+                "group_by: \"{}\" is not one of initiator, ip (or empty)",
+                settings.group_by
+            ));
+        }
+        if !(1..=7 * 24 * 60).contains(&settings.window_minutes) {
+            return bad("window_minutes: from 1 minute to 7 days (10080)".into());
+        }
+        if kind == RuleKind::Threshold && !(1..=MAX_THRESHOLD).contains(&settings.threshold) {
+            return bad(format!("threshold: from 1 to {MAX_THRESHOLD} events"));
+        }
+        if kind == RuleKind::NewIp {
+            if !(1..=365).contains(&settings.lookback_days) {
+                return bad("lookback_days: from 1 to 365 days".into());
+            }
+            if !["address", "network"].contains(&settings.network.as_str()) {
+                return bad("network: address or network".into());
+            }
+        }
+        let zone = match settings.zone.trim() {
+            "" => chrono_tz::UTC,
+            z => z.parse::<chrono_tz::Tz>().map_err(|_| {
+                AppError::BadRequest(format!(
+                    "zone: \"{z}\" is not a time zone (such as Europe/Berlin or UTC)"
+                ))
+            })?,
+        };
+        if kind == RuleKind::OffHours {
+            if settings.work_days & !0x7f != 0 || settings.work_days == 0 {
+                return bad("work_days: pick at least one working day".into());
+            }
+            let day = 0..=24 * 60;
+            if !day.contains(&settings.work_start)
+                || !day.contains(&settings.work_end)
+                || settings.work_start == settings.work_end
+            {
+                return bad(
+                    "work hours: a start and an end between 00:00 and 24:00, not equal".into(),
+                );
+            }
+        }
+        Ok((kind, query, zone))
+    }
+
+    pub fn new(id: i64, settings: RuleSettings, updated_at: Micros) -> AppResult<Self> {
+        let (kind, query, zone) = Self::check(&settings)?;
+        Ok(Self {
+            id,
+            kind,
+            settings,
+            query,
+            zone,
+            updated_at,
+        })
+    }
+
+    fn window(&self) -> Micros {
+        self.settings.window_minutes * MINUTE
+    }
+
+    /// The key a firing of `fact` groups under.
+    fn group_key(&self, fact: &Fact) -> String {
+        match self.settings.group_by.as_str() {
+            "initiator" => fact.initiator.to_param(),
+            "ip" => fact.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+
+    /// The network a new-IP rule compares `ip` by.
+    pub fn network_of(&self, ip: IpAddr) -> IpFilter {
+        let prefix = match (self.settings.network.as_str(), ip) {
+            ("network", IpAddr::V4(_)) => 24,
+            ("network", IpAddr::V6(_)) => 48,
+            (_, IpAddr::V4(_)) => 32,
+            (_, IpAddr::V6(_)) => 128,
+        };
+        let (low, _) = IpFilter { addr: ip, prefix }.key_range();
+        let addr = match ip {
+            IpAddr::V4(_) => IpAddr::V4(
+                std::net::Ipv6Addr::from(low)
+                    .to_ipv4_mapped()
+                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+            ),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::from(low)),
+        };
+        IpFilter { addr, prefix }
+    }
+
+    /// Whether `at` falls outside the rule's working hours, in its zone.
+    pub fn off_hours(&self, at: Micros) -> bool {
+        let Some(utc) = chrono::DateTime::from_timestamp_micros(at) else {
+            return false;
+        };
+        let local = self.zone.from_utc_datetime(&utc.naive_utc());
+        let day_bit = 1i64 << local.weekday().num_days_from_monday();
+        let minute = i64::from(local.hour() * 60 + local.minute());
+        let (start, end) = (self.settings.work_start, self.settings.work_end);
+        let in_hours = if start < end {
+            (start..end).contains(&minute)
+        } else {
+            // A shift over midnight belongs to the day it starts on.
+            minute >= start || minute < end
+        };
+        let work_day = if start > end && minute < end {
+            let yesterday = (local.weekday().num_days_from_monday() + 6) % 7;
+            self.settings.work_days & (1 << yesterday) != 0
+        } else {
+            self.settings.work_days & day_bit != 0
+        };
+        !(in_hours && work_day)
+    }
+}
+
+/// A rule firing on events: they count into the group's alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Firing {
+    pub rule_id: i64,
+    pub group_key: String,
+    pub first_id: i64,
+    pub first_at: Micros,
+    pub last_id: i64,
+    pub last_at: Micros,
+    /// Events it adds to the alert (a threshold's crossing brings the
+    /// whole window).
+    pub events: i64,
+    /// The rule's grouping window.
+    pub window: Micros,
+}
+
+/// A threshold rule's recent matching events of one group.
+#[derive(Debug, Default)]
+struct Window {
+    events: BTreeSet<(Micros, i64)>,
+    newest: Micros,
+    /// The newest event counted into an alert.
+    counted_through: Option<(Micros, i64)>,
+}
+
+/// Asks the log whether an initiator acted from a network within a time
+/// range (the new-IP rules' memory when theirs has no answer).
+pub trait SeenLog {
+    fn seen(
+        &mut self,
+        initiator: &InitiatorKey,
+        network: IpFilter,
+        from: Micros,
+        to: Micros,
+    ) -> impl std::future::Future<Output = AppResult<bool>>;
+}
+
+/// What the rules remember between spans.
+#[derive(Debug, Default)]
+pub struct Evaluator {
+    windows: HashMap<(i64, String), Window>,
+    /// (rule, initiator, network) → the newest time seen.
+    seen: HashMap<(i64, String, IpFilter), Micros>,
+}
+
+impl Evaluator {
+    /// Feeds a threshold rule's earlier events (from the log, when the
+    /// evaluator starts) without firing.
+    pub fn remember(&mut self, rule: &Rule, facts: &[Fact]) {
+        for fact in facts {
+            self.threshold(rule, fact);
+        }
+    }
+
+    /// Which of `facts` (the events of a span that `rule`'s filter passes,
+    /// in id order) fire.
+    pub async fn evaluate(
+        &mut self,
+        rule: &Rule,
+        facts: &[Fact],
+        log: &mut impl SeenLog,
+    ) -> AppResult<Vec<Firing>> {
+        let mut out = Vec::new();
+        for fact in facts {
+            let firing = |first: (i64, Micros), events: i64, group_key: String| Firing {
+                rule_id: rule.id,
+                group_key,
+                first_id: first.0,
+                first_at: first.1,
+                last_id: fact.id,
+                last_at: fact.at,
+                events,
+                window: rule.window(),
+            };
+            match rule.kind {
+                RuleKind::Match => out.push(firing((fact.id, fact.at), 1, rule.group_key(fact))),
+                RuleKind::OffHours => {
+                    if rule.off_hours(fact.at) {
+                        out.push(firing((fact.id, fact.at), 1, rule.group_key(fact)));
+                    }
+                }
+                RuleKind::Threshold => {
+                    if let Some((first, events)) = self.threshold(rule, fact) {
+                        out.push(firing(first, events, rule.group_key(fact)));
+                    }
+                }
+                RuleKind::NewIp => {
+                    if let Some(network) = self.new_network(rule, fact, log).await? {
+                        let key = format!("{} {}", fact.initiator.to_param(), show(network));
+                        out.push(firing((fact.id, fact.at), 1, key));
+                    }
+                }
+            }
+        }
+        self.bound();
+        Ok(out)
+    }
+
+    /// Counts `fact` into its group's window: `Some` when the window (the
+    /// events within the rule's window up to and including `fact`) holds at
+    /// least the threshold, with the window's first event not yet counted
+    /// into an alert and how many there are.
+    fn threshold(&mut self, rule: &Rule, fact: &Fact) -> Option<((i64, Micros), i64)> {
+        let n = rule.settings.threshold.max(1) as usize;
+        let w = self
+            .windows
+            .entry((rule.id, rule.group_key(fact)))
+            .or_default();
+        // The window is (at − W, at]: an event exactly W earlier is out.
+        let start = fact.at.saturating_sub(rule.window()).saturating_add(1);
+        let before = w
+            .events
+            .range((start, i64::MIN)..=(fact.at, fact.id))
+            .count();
+        w.events.insert((fact.at, fact.id));
+        w.newest = w.newest.max(fact.at);
+        // Events older than any later window needs, and beyond N, go.
+        let keep_from = w.newest.saturating_sub(rule.window()).saturating_add(1);
+        while w.events.first().is_some_and(|(at, _)| *at < keep_from) || w.events.len() > n {
+            w.events.pop_first();
+        }
+        if before + 1 < n {
+            return None;
+        }
+        // Every event of the window not yet counted into an alert: the
+        // whole window when it crosses, the event alone while above.
+        let fresh: Vec<(Micros, i64)> = w
+            .events
+            .range((start, i64::MIN)..)
+            .filter(|e| w.counted_through.is_none_or(|c| **e > c))
+            .copied()
+            .collect();
+        w.counted_through = w.counted_through.max(Some((fact.at, fact.id)));
+        let first = fresh.first().copied().unwrap_or((fact.at, fact.id));
+        Some(((first.1, first.0), fresh.len().max(1) as i64))
+    }
+
+    /// The network `fact` came from when its initiator was not seen from it
+    /// in the rule's lookback before it.
+    async fn new_network(
+        &mut self,
+        rule: &Rule,
+        fact: &Fact,
+        log: &mut impl SeenLog,
+    ) -> AppResult<Option<IpFilter>> {
+        let Some(ip) = fact.ip else {
+            return Ok(None);
+        };
+        let network = rule.network_of(ip);
+        let key = (rule.id, fact.initiator.to_param(), network);
+        // Seen within [at − D, at): exactly D days ago still counts.
+        let from = fact.at.saturating_sub(rule.settings.lookback_days * DAY);
+        let to = fact.at - 1;
+        let known = self.seen.get(&key).copied();
+        let seen = match known {
+            Some(last) if (from..=to).contains(&last) => true,
+            _ => log.seen(&fact.initiator, network, from, to).await?,
+        };
+        self.seen
+            .insert(key, known.map_or(fact.at, |last| last.max(fact.at)));
+        Ok((!seen).then_some(network))
+    }
+
+    /// Keeps what is remembered within its bounds.
+    fn bound(&mut self) {
+        if self.seen.len() > SEEN_KEPT {
+            self.seen.clear();
+        }
+        if self.windows.len() > GROUPS_KEPT {
+            let mut newest: Vec<Micros> = self.windows.values().map(|w| w.newest).collect();
+            let cut = newest.len() - GROUPS_KEPT / 2;
+            let (_, at, _) = newest.select_nth_unstable(cut);
+            let at = *at;
+            self.windows.retain(|_, w| w.newest >= at);
+        }
+    }
+}
+
+/// A network as it reads in a group key and a link (`10.1.2.0/24`, an
+/// address alone without its prefix).
+pub fn show(network: IpFilter) -> String {
+    let full = matches!(
+        (network.addr, network.prefix),
+        (IpAddr::V4(_), 32) | (IpAddr::V6(_), 128)
+    );
+    if full {
+        network.addr.to_string()
+    } else {
+        format!("{}/{}", network.addr, network.prefix)
+    }
+}
+
+/// The Activity Log on an alert's events: the rule's filter, its group, and
+/// the alert's time span.
+pub fn alert_link(
+    filter: &str,
+    kind: &str,
+    group_by: &str,
+    group_key: &str,
+    first_at: Micros,
+    last_at: Micros,
+) -> String {
+    let mut parts: Vec<String> = filter
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    let enc = crate::query::encode_component;
+    let mut set = |name: &str, value: &str| {
+        parts.retain(|p| !p.starts_with(&format!("{name}=")));
+        parts.push(format!("{name}={}", enc(value)));
+    };
+    if kind == RuleKind::NewIp.as_str() {
+        if let Some((initiator, network)) = group_key.split_once(' ') {
+            set("user", initiator);
+            set("ip", network);
+        }
+    } else if !group_key.is_empty() {
+        match group_by {
+            "initiator" => set("user", group_key),
+            "ip" => set("ip", group_key),
+            _ => {}
+        }
+    }
+    set("from", &crate::query::format_instant_param(first_at));
+    set("to", &crate::query::format_instant_param(last_at));
+    format!("/activity-log?{}", parts.join("&"))
+}
+
+/// How the evaluator runs.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// How often it looks for new events when it has caught up.
+    pub poll: Duration,
+    /// How long its lease lasts without renewal.
+    pub lease: Duration,
+    /// Event ids read at most a turn.
+    pub span: i64,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_millis(500),
+            lease: Duration::from_secs(30),
+            span: 20_000,
+        }
+    }
+}
+
+/// The log as the new-IP rules ask it.
+struct Log<'a>(&'a store::Db);
+
+impl SeenLog for Log<'_> {
+    async fn seen(
+        &mut self,
+        initiator: &InitiatorKey,
+        network: IpFilter,
+        from: Micros,
+        to: Micros,
+    ) -> AppResult<bool> {
+        store::initiator_seen_from(self.0, initiator, &show(network), from, to).await
+    }
+}
+
+/// The running evaluator; [`AlertWorker::stop`] ends it and lets its lease go.
+pub struct AlertWorker {
+    stop: tokio::sync::watch::Sender<bool>,
+    finished: tokio::task::JoinHandle<()>,
+}
+
+impl AlertWorker {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.finished.await;
+    }
+}
+
+/// Starts evaluating the rules, on this server while it holds the lease.
+pub fn spawn_alerts(db: store::Db, settings: AlertSettings) -> AlertWorker {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let finished = tokio::spawn(run(db, settings, stopped));
+    AlertWorker { stop, finished }
+}
+
+/// The rules as loaded, and what they remember.
+struct Loaded {
+    rules: Vec<Rule>,
+    evaluator: Evaluator,
+}
+
+async fn run(
+    db: store::Db,
+    settings: AlertSettings,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let poll = settings.poll;
+    let mut runner = AlertRunner::new(settings);
+    loop {
+        if *stopped.borrow() {
+            break;
+        }
+        let busy = match runner.turn(&db).await {
+            Ok(busy) => busy,
+            Err(e) => {
+                tracing::warn!(error = %e, "alerts: evaluation failed; trying again");
+                runner.loaded = None;
+                false
+            }
+        };
+        if !busy && !crate::server::streams::pause(&mut stopped, poll).await {
+            break;
+        }
+    }
+    let _ = runner.release(&db).await;
+}
+
+/// The evaluator of one server: its lease holder name and what its rules
+/// remember.
+pub struct AlertRunner {
+    holder: String,
+    settings: AlertSettings,
+    loaded: Option<Loaded>,
+}
+
+impl AlertRunner {
+    pub fn new(settings: AlertSettings) -> Self {
+        Self {
+            holder: crate::server::streams::holder_name(),
+            settings,
+            loaded: None,
+        }
+    }
+
+    /// Lets the lease go (a server that stops).
+    pub async fn release(&self, db: &store::Db) -> AppResult<()> {
+        store::release_alert_lease(db, &self.holder).await
+    }
+
+    /// One turn: takes (or renews) the lease, evaluates the next span and
+    /// moves the cursor. Whether there may be more to read at once.
+    pub async fn turn(&mut self, db: &store::Db) -> AppResult<bool> {
+        let lease = self.settings.lease.as_micros() as Micros;
+        if !store::take_alert_lease(db, &self.holder, lease).await? {
+            // Another server evaluates: what this one remembers goes stale.
+            self.loaded = None;
+            return Ok(false);
+        }
+        let cursor = store::alert_cursor(db).await?;
+        let rows = store::active_alert_rules(db).await?;
+        let changed = match &self.loaded {
+            Some(l) => {
+                l.rules.len() != rows.len()
+                    || l.rules
+                        .iter()
+                        .zip(&rows)
+                        .any(|(a, b)| a.id != b.id || a.updated_at != b.updated_at)
+            }
+            None => true,
+        };
+        if changed {
+            self.loaded = Some(load(db, rows, cursor).await?);
+        }
+        let Some(state) = self.loaded.as_mut() else {
+            return Ok(false);
+        };
+        let head = store::max_event_id(db)
+            .await?
+            .min(cursor + self.settings.span);
+        if head <= cursor {
+            return Ok(false);
+        }
+        let mut firings = Vec::new();
+        let mut log = Log(db);
+        for rule in &state.rules {
+            let facts = store::alert_facts(db, &rule.query, cursor, head, None).await?;
+            firings.extend(state.evaluator.evaluate(rule, &facts, &mut log).await?);
+        }
+        firings.sort_by_key(|f| (f.last_id, f.rule_id));
+        if !store::record_alerts(db, &self.holder, cursor, head, &firings).await? {
+            // The lease ran out under us: another server has the span.
+            self.loaded = None;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
+/// Loads the active rules and rebuilds what the threshold rules remember
+/// from the log: their matching events within a window before the cursor.
+async fn load(db: &store::Db, rows: Vec<store::AlertRuleRow>, cursor: i64) -> AppResult<Loaded> {
+    let mut rules = Vec::new();
+    for row in rows {
+        match Rule::new(row.id, row.settings, row.updated_at) {
+            Ok(rule) => rules.push(rule),
+            Err(e) => {
+                tracing::warn!(rule = row.id, error = %e, "alerts: a rule cannot be evaluated")
+            }
+        }
+    }
+    let mut evaluator = Evaluator::default();
+    let until = store::event_time(db, cursor).await?;
+    for rule in rules.iter().filter(|r| r.kind == RuleKind::Threshold) {
+        if let Some(until) = until {
+            let mut q = rule.query.clone();
+            q.from = Some(until - rule.window());
+            let facts =
+                store::alert_facts(db, &q, 0, cursor, Some(MAX_THRESHOLD as u32 * 10)).await?;
+            evaluator.remember(rule, &facts);
+        }
+    }
+    Ok(Loaded { rules, evaluator })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(kind: RuleKind, f: impl FnOnce(&mut RuleSettings)) -> Rule {
+        let mut s = RuleSettings {
+            name: "r".into(),
+            severity: "warning".into(),
+            kind: kind.as_str().into(),
+            threshold: 3,
+            window_minutes: 5,
+            lookback_days: 30,
+            network: "address".into(),
+            work_days: 31,
+            work_start: 9 * 60,
+            work_end: 18 * 60,
+            zone: "UTC".into(),
+            ..RuleSettings::default()
+        };
+        f(&mut s);
+        Rule::new(1, s, 0).unwrap()
+    }
+
+    fn fact(id: i64, at: Micros) -> Fact {
+        Fact {
+            id,
+            at,
+            initiator: InitiatorKey::parse("user:u-1").unwrap(),
+            ip: Some("10.1.2.3".parse().unwrap()),
+        }
+    }
+
+    struct NoLog;
+    impl SeenLog for NoLog {
+        async fn seen(
+            &mut self,
+            _: &InitiatorKey,
+            _: IpFilter,
+            _: Micros,
+            _: Micros,
+        ) -> AppResult<bool> {
+            Ok(false)
+        }
+    }
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_threshold_fires_at_n_within_the_window_and_not_at_n_minus_one() {
+        let r = rule(RuleKind::Threshold, |_| {});
+        let w = 5 * MINUTE;
+        let mut e = Evaluator::default();
+        // Two events, then the third exactly W after the first: the first is out.
+        let out = run(e.evaluate(&r, &[fact(1, 0), fact(2, 10), fact(3, w)], &mut NoLog)).unwrap();
+        assert!(out.is_empty(), "{out:?}");
+        // A fourth 1 µs later: 2, 3 and 4 are within W.
+        let out = run(e.evaluate(&r, &[fact(4, w + 1)], &mut NoLog)).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].first_id, out[0].events, out[0].last_id), (2, 3, 4));
+        // While above, each event adds itself.
+        let out = run(e.evaluate(&r, &[fact(5, w + 2)], &mut NoLog)).unwrap();
+        assert_eq!((out[0].first_id, out[0].events), (5, 1));
+    }
+
+    #[test]
+    fn off_hours_follow_the_zone_across_a_dst_change() {
+        let r = rule(RuleKind::OffHours, |s| s.zone = "Europe/Berlin".into());
+        let at = |text: &str| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .timestamp_micros()
+        };
+        // 29 March 2026: Berlin goes from UTC+1 to UTC+2. Monday 30 March:
+        // 17:59 local (15:59 UTC) is in hours, 18:00 local (16:00 UTC) is not.
+        assert!(!r.off_hours(at("2026-03-30T15:59:59.999999Z")));
+        assert!(r.off_hours(at("2026-03-30T16:00:00Z")));
+        // The Friday before, in winter time: 18:00 local is 17:00 UTC.
+        assert!(!r.off_hours(at("2026-03-27T16:59:00Z")));
+        assert!(r.off_hours(at("2026-03-27T17:00:00Z")));
+        // Saturday is not a working day.
+        assert!(r.off_hours(at("2026-03-28T10:00:00Z")));
+    }
+
+    #[test]
+    fn networks_compare_by_address_or_prefix() {
+        let a = rule(RuleKind::NewIp, |_| {});
+        let n = rule(RuleKind::NewIp, |s| s.network = "network".into());
+        let v4: IpAddr = "10.1.2.3".parse().unwrap();
+        let v6: IpAddr = "2001:db8:1:2::5".parse().unwrap();
+        assert_eq!(show(a.network_of(v4)), "10.1.2.3");
+        assert_eq!(show(n.network_of(v4)), "10.1.2.0/24");
+        assert_eq!(show(n.network_of(v6)), "2001:db8:1::/48");
+    }
+
+    #[test]
+    fn links_carry_the_group_and_the_span() {
+        let link = alert_link(
+            "action=LOGIN_FAILED",
+            "threshold",
+            "ip",
+            "10.0.0.9",
+            0,
+            60_000_000,
+        );
+        assert_eq!(
+            link,
+            "/activity-log?action=LOGIN_FAILED&ip=10.0.0.9&from=1970-01-01T00:00Z&to=1970-01-01T00:01Z"
+        );
+        let link = alert_link("", "new_ip", "", "user:u-1 10.1.2.0/24", 1, 2);
+        assert!(
+            link.starts_with("/activity-log?user=user:u-1&ip=10.1.2.0%2F24&from="),
+            "{link}"
+        );
+    }
+}

@@ -1,0 +1,475 @@
+//! Alert rules, the alerts they fired, and the evaluator's cursor and
+//! lease (see [`crate::server::alerts`]).
+
+use super::events::{Filters, Keyword};
+use super::{Db, DbRow, Exec, Tx};
+use crate::alerts::{AlertInfo, RuleSettings};
+use crate::errors::AppResult;
+use crate::query::{EventQuery, InitiatorKey};
+use crate::server::alerts::{alert_link, Fact, Firing};
+use crate::server::clock::Micros;
+use std::collections::HashMap;
+
+/// A rule as stored.
+#[derive(Debug, Clone)]
+pub struct AlertRuleRow {
+    pub id: i64,
+    pub settings: RuleSettings,
+    pub paused: bool,
+    pub updated_at: Micros,
+    pub alerts: i64,
+    pub open: i64,
+}
+
+const RULE_COLUMNS: &str = "r.id, r.name, r.severity, r.kind, r.filter, r.threshold, \
+     r.window_minutes, r.group_by, r.lookback_days, r.network, r.work_days, r.work_start, \
+     r.work_end, r.zone, r.state, r.updated_at";
+
+fn rule_row(r: &DbRow) -> AppResult<AlertRuleRow> {
+    Ok(AlertRuleRow {
+        id: r.get(0)?,
+        settings: RuleSettings {
+            name: r.get(1)?,
+            severity: r.get(2)?,
+            kind: r.get(3)?,
+            filter: r.get(4)?,
+            threshold: r.get(5)?,
+            window_minutes: r.get(6)?,
+            group_by: r.get(7)?,
+            lookback_days: r.get(8)?,
+            network: r.get(9)?,
+            work_days: r.get(10)?,
+            work_start: r.get(11)?,
+            work_end: r.get(12)?,
+            zone: r.get(13)?,
+        },
+        paused: r.get::<String>(14)? == "paused",
+        updated_at: r.get(15)?,
+        alerts: 0,
+        open: 0,
+    })
+}
+
+/// A new rule, active; it looks at events stored from now on.
+pub async fn create_alert_rule_in(tx: &mut Tx, s: &RuleSettings) -> AppResult<i64> {
+    let now = tx.now();
+    let sql = tx
+        .sql(
+            "INSERT INTO alert_rules (name, severity, kind, filter, threshold, window_minutes, \
+             group_by, lookback_days, network, work_days, work_start, work_end, zone, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             RETURNING id",
+        )
+        .bind(s.name.as_str())
+        .bind(s.severity.as_str())
+        .bind(s.kind.as_str())
+        .bind(s.filter.as_str())
+        .bind(s.threshold)
+        .bind(s.window_minutes)
+        .bind(s.group_by.as_str())
+        .bind(s.lookback_days)
+        .bind(s.network.as_str())
+        .bind(s.work_days)
+        .bind(s.work_start)
+        .bind(s.work_end)
+        .bind(s.zone.as_str())
+        .bind(now)
+        .bind(now);
+    tx.scalar(&sql).await
+}
+
+/// Changes a rule's settings; whether there was one.
+pub async fn update_alert_rule_in(tx: &mut Tx, id: i64, s: &RuleSettings) -> AppResult<bool> {
+    let now = tx.now();
+    let sql = tx
+        .sql(
+            "UPDATE alert_rules SET name = ?, severity = ?, kind = ?, filter = ?, threshold = ?, \
+             window_minutes = ?, group_by = ?, lookback_days = ?, network = ?, work_days = ?, \
+             work_start = ?, work_end = ?, zone = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(s.name.as_str())
+        .bind(s.severity.as_str())
+        .bind(s.kind.as_str())
+        .bind(s.filter.as_str())
+        .bind(s.threshold)
+        .bind(s.window_minutes)
+        .bind(s.group_by.as_str())
+        .bind(s.lookback_days)
+        .bind(s.network.as_str())
+        .bind(s.work_days)
+        .bind(s.work_start)
+        .bind(s.work_end)
+        .bind(s.zone.as_str())
+        .bind(now)
+        .bind(id);
+    Ok(tx.execute(&sql).await? == 1)
+}
+
+/// Pauses or resumes a rule; whether there was one.
+pub async fn set_alert_rule_paused_in(tx: &mut Tx, id: i64, paused: bool) -> AppResult<bool> {
+    let now = tx.now();
+    let sql = tx
+        .sql("UPDATE alert_rules SET state = ?, updated_at = ? WHERE id = ?")
+        .bind(if paused { "paused" } else { "active" })
+        .bind(now)
+        .bind(id);
+    Ok(tx.execute(&sql).await? == 1)
+}
+
+/// One rule, read in the caller's transaction.
+pub async fn alert_rule_in(tx: &mut Tx, id: i64) -> AppResult<Option<AlertRuleRow>> {
+    let sql = tx
+        .sql(format!(
+            "SELECT {RULE_COLUMNS} FROM alert_rules r WHERE r.id = ?"
+        ))
+        .bind(id);
+    tx.optional(&sql).await?.as_ref().map(rule_row).transpose()
+}
+
+/// Deletes a rule (its alerts stay, with its name); the rule as it was.
+pub async fn delete_alert_rule_in(tx: &mut Tx, id: i64) -> AppResult<Option<AlertRuleRow>> {
+    let before = alert_rule_in(tx, id).await?;
+    if before.is_some() {
+        let sql = tx
+            .sql("UPDATE alerts SET rule_id = NULL WHERE rule_id = ?")
+            .bind(id);
+        tx.execute(&sql).await?;
+        let sql = tx.sql("DELETE FROM alert_rules WHERE id = ?").bind(id);
+        tx.execute(&sql).await?;
+    }
+    Ok(before)
+}
+
+/// Every rule, with how many alerts it fired and how many are open.
+pub async fn list_alert_rules(db: &Db) -> AppResult<Vec<AlertRuleRow>> {
+    let sql = db.sql(format!(
+        "SELECT {RULE_COLUMNS}, \
+         (SELECT COUNT(*) FROM alerts a WHERE a.rule_id = r.id) AS alerts, \
+         (SELECT COUNT(*) FROM alerts a WHERE a.rule_id = r.id AND a.state = 'open') AS open \
+         FROM alert_rules r ORDER BY r.id"
+    ));
+    db.read()
+        .all(&sql)
+        .await?
+        .iter()
+        .map(|r| {
+            let mut row = rule_row(r)?;
+            row.alerts = r.get("alerts")?;
+            row.open = r.get("open")?;
+            Ok(row)
+        })
+        .collect()
+}
+
+/// The active rules, in id order.
+pub async fn active_alert_rules(db: &Db) -> AppResult<Vec<AlertRuleRow>> {
+    let sql = db.sql(format!(
+        "SELECT {RULE_COLUMNS} FROM alert_rules r WHERE r.state = 'active' ORDER BY r.id"
+    ));
+    db.read().all(&sql).await?.iter().map(rule_row).collect()
+}
+
+/// The events with ids in `(after_id, to]` that `q` passes, in id order, as
+/// much of them as the rules need (at most `limit`, the newest kept).
+pub async fn alert_facts(
+    db: &Db,
+    q: &EventQuery,
+    after_id: i64,
+    to: i64,
+    limit: Option<u32>,
+) -> AppResult<Vec<Fact>> {
+    let filters = Filters::new(q, db.now())?;
+    let mut b = db.sql(
+        "SELECT e.id, e.occurred_at, e.initiator_kind, e.initiator_id, e.ip FROM events e \
+         WHERE e.id > ",
+    );
+    b.push_bind(after_id);
+    b.push(" AND e.id <= ").push_bind(to);
+    filters.push(&mut b, Keyword::InSet);
+    match limit {
+        Some(limit) => {
+            b.push(" ORDER BY e.id DESC LIMIT ")
+                .push_bind(i64::from(limit));
+        }
+        None => {
+            b.push(" ORDER BY e.id");
+        }
+    }
+    let mut facts = db
+        .read()
+        .all(&b)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Fact {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                initiator: InitiatorKey {
+                    kind: r.get(2)?,
+                    id: r.get(3)?,
+                },
+                ip: r.get::<Option<String>>(4)?.and_then(|ip| ip.parse().ok()),
+            })
+        })
+        .collect::<AppResult<Vec<_>>>()?;
+    if limit.is_some() {
+        facts.reverse();
+    }
+    Ok(facts)
+}
+
+/// Whether `initiator` acted from `network` (an address or CIDR range) at
+/// a time in `[from, to]`.
+pub async fn initiator_seen_from(
+    db: &Db,
+    initiator: &InitiatorKey,
+    network: &str,
+    from: Micros,
+    to: Micros,
+) -> AppResult<bool> {
+    let q = EventQuery {
+        user: Some(initiator.clone()),
+        ip: Some(network.to_string()),
+        from: Some(from),
+        to: Some(to),
+        ..EventQuery::default()
+    };
+    let filters = Filters::new(&q, db.now())?;
+    let mut b = db.sql("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE 1 = 1");
+    filters.push(&mut b, Keyword::InSet);
+    b.push(" LIMIT 1) s");
+    let n: i64 = db.read().scalar(&b).await?;
+    Ok(n > 0)
+}
+
+/// When event `id` happened, if it is stored.
+pub async fn event_time(db: &Db, id: i64) -> AppResult<Option<Micros>> {
+    let sql = db
+        .sql("SELECT occurred_at FROM events WHERE id = ?")
+        .bind(id);
+    db.read().scalar_opt(&sql).await
+}
+
+/// The last event id the rules were evaluated on.
+pub async fn alert_cursor(db: &Db) -> AppResult<i64> {
+    let sql = db.sql("SELECT cursor_id FROM alert_evaluator WHERE id = 1");
+    Ok(db.read().scalar_opt(&sql).await?.unwrap_or(0))
+}
+
+/// Takes (or renews) the evaluator's lease for `holder`; whether it holds it.
+pub async fn take_alert_lease(db: &Db, holder: &str, ttl: Micros) -> AppResult<bool> {
+    let mut db = db;
+    let now = db.now();
+    let sql = db
+        .sql(
+            "UPDATE alert_evaluator SET lease_holder = ?, lease_until = ? WHERE id = 1 \
+             AND (lease_holder IS NULL OR lease_holder = ? OR lease_until <= ?)",
+        )
+        .bind(holder)
+        .bind(now + ttl)
+        .bind(holder)
+        .bind(now);
+    Ok(db.execute(&sql).await? == 1)
+}
+
+/// Lets go of the evaluator's lease (a server that stops).
+pub async fn release_alert_lease(db: &Db, holder: &str) -> AppResult<()> {
+    let mut db = db;
+    let sql = db
+        .sql("UPDATE alert_evaluator SET lease_holder = NULL, lease_until = 0 WHERE lease_holder = ?")
+        .bind(holder);
+    db.execute(&sql).await?;
+    Ok(())
+}
+
+/// Sets the evaluator's cursor (tests, and a restore).
+pub async fn set_alert_cursor(db: &Db, cursor: i64) -> AppResult<()> {
+    let mut db = db;
+    let sql = db
+        .sql("UPDATE alert_evaluator SET cursor_id = ? WHERE id = 1")
+        .bind(cursor);
+    db.execute(&sql).await?;
+    Ok(())
+}
+
+/// The newest alert of a group, as grouping needs it.
+struct Latest {
+    id: i64,
+    first_at: Micros,
+    open: bool,
+}
+
+/// Writes the firings of the events `(from, to]` and moves the cursor to
+/// `to`, in one transaction; only while `holder` holds the lease and the
+/// cursor is still at `from`. Whether it did.
+pub async fn record_alerts(
+    db: &Db,
+    holder: &str,
+    from: i64,
+    to: i64,
+    firings: &[Firing],
+) -> AppResult<bool> {
+    // The evaluator's own bookkeeping: no event, no link of the chain.
+    let mut tx = db.begin_unlocked().await?;
+    let now = tx.now();
+    let sql = tx
+        .sql(
+            "UPDATE alert_evaluator SET cursor_id = ? \
+             WHERE id = 1 AND cursor_id = ? AND lease_holder = ? AND lease_until > ?",
+        )
+        .bind(to)
+        .bind(from)
+        .bind(holder)
+        .bind(now);
+    if tx.execute(&sql).await? != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    let mut latest: HashMap<(i64, String), Option<Latest>> = HashMap::new();
+    for f in firings {
+        let key = (f.rule_id, f.group_key.clone());
+        if !latest.contains_key(&key) {
+            let sql = tx
+                .sql(
+                    "SELECT id, first_at, state FROM alerts WHERE rule_id = ? AND group_key = ? \
+                     ORDER BY id DESC LIMIT 1",
+                )
+                .bind(f.rule_id)
+                .bind(f.group_key.as_str());
+            let found = match tx.optional(&sql).await? {
+                Some(r) => Some(Latest {
+                    id: r.get(0)?,
+                    first_at: r.get(1)?,
+                    open: r.get::<String>(2)? != "resolved",
+                }),
+                None => None,
+            };
+            latest.insert(key.clone(), found);
+        }
+        let slot = latest.get_mut(&key).expect("looked up above");
+        match slot {
+            Some(a) if a.open && f.last_at < a.first_at.saturating_add(f.window) => {
+                let sql = tx
+                    .sql(
+                        "UPDATE alerts SET events = events + ?, \
+                         last_event_id = CASE WHEN last_event_id < ? THEN ? ELSE last_event_id END, \
+                         last_at = CASE WHEN last_at < ? THEN ? ELSE last_at END, updated_at = ? \
+                         WHERE id = ?",
+                    )
+                    .bind(f.events)
+                    .bind(f.last_id)
+                    .bind(f.last_id)
+                    .bind(f.last_at)
+                    .bind(f.last_at)
+                    .bind(now)
+                    .bind(a.id);
+                tx.execute(&sql).await?;
+            }
+            _ => {
+                let sql = tx
+                    .sql(
+                        "INSERT INTO alerts (rule_id, rule_name, severity, kind, filter, group_by, \
+                         group_key, first_event_id, last_event_id, first_at, last_at, events, \
+                         created_at, updated_at) \
+                         SELECT r.id, r.name, r.severity, r.kind, r.filter, r.group_by, ?, ?, ?, ?, ?, ?, ?, ? \
+                         FROM alert_rules r WHERE r.id = ? RETURNING id",
+                    )
+                    .bind(f.group_key.as_str())
+                    .bind(f.first_id)
+                    .bind(f.last_id)
+                    .bind(f.first_at)
+                    .bind(f.last_at)
+                    .bind(f.events)
+                    .bind(now)
+                    .bind(now)
+                    .bind(f.rule_id);
+                if let Some(r) = tx.optional(&sql).await? {
+                    *slot = Some(Latest {
+                        id: r.get(0)?,
+                        first_at: f.first_at,
+                        open: true,
+                    });
+                }
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+const ALERT_COLUMNS: &str = "id, rule_id, rule_name, severity, kind, filter, group_by, group_key, \
+     events, first_event_id, last_event_id, first_at, last_at, state, acknowledged_by, resolved_by";
+
+fn alert_row(r: &DbRow) -> AppResult<AlertInfo> {
+    let filter: String = r.get(5)?;
+    let kind: String = r.get(4)?;
+    let group_by: String = r.get(6)?;
+    let group_key: String = r.get(7)?;
+    let first_at: Micros = r.get(11)?;
+    let last_at: Micros = r.get(12)?;
+    Ok(AlertInfo {
+        id: r.get(0)?,
+        rule_id: r.get(1)?,
+        rule_name: r.get(2)?,
+        severity: r.get(3)?,
+        link: alert_link(&filter, &kind, &group_by, &group_key, first_at, last_at),
+        kind,
+        group_key,
+        events: r.get(8)?,
+        first_event_id: r.get(9)?,
+        last_event_id: r.get(10)?,
+        first_at,
+        last_at,
+        state: r.get(13)?,
+        acknowledged_by: r.get(14)?,
+        resolved_by: r.get(15)?,
+    })
+}
+
+/// The newest alerts (those in `state` when it is given), at most `limit`.
+pub async fn list_alerts(db: &Db, state: Option<&str>, limit: u32) -> AppResult<Vec<AlertInfo>> {
+    let mut b = db.sql(format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE 1 = 1"));
+    if let Some(state) = state {
+        b.push(" AND state = ").push_bind(state.to_string());
+    }
+    b.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(limit));
+    db.read().all(&b).await?.iter().map(alert_row).collect()
+}
+
+/// One alert, read in the caller's transaction.
+pub async fn alert_in(tx: &mut Tx, id: i64) -> AppResult<Option<AlertInfo>> {
+    let sql = tx
+        .sql(format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?"))
+        .bind(id);
+    tx.optional(&sql).await?.as_ref().map(alert_row).transpose()
+}
+
+/// Acknowledges (`acknowledged`) or resolves (`resolved`) an alert, by
+/// `who`; whether it changed.
+pub async fn set_alert_state_in(tx: &mut Tx, id: i64, state: &str, who: &str) -> AppResult<bool> {
+    let now = tx.now();
+    let column = if state == "resolved" {
+        "resolved"
+    } else {
+        "acknowledged"
+    };
+    let sql = tx
+        .sql(format!(
+            "UPDATE alerts SET state = ?, {column}_by = ?, {column}_at = ?, updated_at = ? \
+             WHERE id = ? AND state <> ? AND state <> 'resolved'"
+        ))
+        .bind(state)
+        .bind(who)
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .bind(state);
+    Ok(tx.execute(&sql).await? == 1)
+}
+
+/// How many alerts are open (not yet acknowledged or resolved).
+pub async fn open_alerts(db: &Db) -> AppResult<i64> {
+    let sql = db.sql("SELECT COUNT(*) FROM alerts WHERE state = 'open'");
+    db.read().scalar(&sql).await
+}

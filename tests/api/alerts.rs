@@ -1,0 +1,471 @@
+//! Alerts against a real database: each kind of rule at its boundaries,
+//! grouping, acknowledgement, and an evaluator that neither repeats nor
+//! loses an alert across a restart or beside another server.
+
+use crate::common::{sample_event, TestApp};
+use auditdeck::alerts::{AlertInfo, RuleSettings};
+use auditdeck::models::Role;
+use auditdeck::server::alerts::{AlertRunner, AlertSettings};
+use auditdeck::server::store;
+use auditdeck::server::store::NewEvent;
+
+const MINUTE: i64 = 60_000_000;
+const DAY: i64 = 86_400_000_000;
+
+fn settings(kind: &str, filter: &str) -> RuleSettings {
+    RuleSettings {
+        name: format!("{kind} rule"),
+        severity: "warning".into(),
+        kind: kind.into(),
+        filter: filter.into(),
+        threshold: 1,
+        window_minutes: 60,
+        group_by: String::new(),
+        lookback_days: 30,
+        network: "address".into(),
+        work_days: 31,
+        work_start: 9 * 60,
+        work_end: 18 * 60,
+        zone: "UTC".into(),
+    }
+}
+
+async fn add_rule(app: &TestApp, s: &RuleSettings) -> i64 {
+    auditdeck::server::alerts::Rule::check(s).unwrap();
+    let mut tx = store::begin(&app.db).await.unwrap();
+    let id = store::create_alert_rule_in(&mut tx, s).await.unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+/// An event by user `user` from `ip` at `at`.
+fn event(action: &str, user: u32, ip: &str, at: i64) -> NewEvent {
+    let mut e = sample_event(user, at);
+    e.action = action.into();
+    e.table_name = Some("users".into());
+    e.ip = Some(ip.parse().unwrap());
+    e
+}
+
+async fn store_events(app: &TestApp, events: Vec<NewEvent>) -> Vec<i64> {
+    store::insert_events(&app.db, events, None).await.unwrap()
+}
+
+/// Evaluates until the evaluator has caught up.
+async fn evaluate(app: &TestApp, runner: &mut AlertRunner) {
+    while runner.turn(&app.db).await.unwrap() {}
+}
+
+fn runner() -> AlertRunner {
+    AlertRunner::new(AlertSettings {
+        span: 3,
+        ..AlertSettings::default()
+    })
+}
+
+async fn alerts(app: &TestApp) -> Vec<AlertInfo> {
+    let mut all = store::list_alerts(&app.db, None, 100).await.unwrap();
+    all.reverse();
+    all
+}
+
+#[tokio::test]
+async fn a_threshold_fires_at_n_not_at_n_minus_one_and_its_window_ends_to_the_microsecond() {
+    let app = TestApp::new().await;
+    let mut s = settings("threshold", "action=LOGIN_FAILED");
+    s.threshold = 3;
+    s.window_minutes = 5;
+    s.group_by = "ip".into();
+    add_rule(&app, &s).await;
+    let t = app.now() - DAY;
+    let w = 5 * MINUTE;
+    let ids = store_events(
+        &app,
+        vec![
+            event("LOGIN_FAILED", 1, "10.0.0.1", t),
+            event("LOGIN_FAILED", 1, "10.0.0.1", t + 10),
+            // Exactly W after the first: the first is out of its window.
+            event("LOGIN_FAILED", 1, "10.0.0.1", t + w),
+            // Another address: two only (N − 1).
+            event("LOGIN_FAILED", 2, "10.0.0.2", t + w),
+            event("LOGIN_FAILED", 2, "10.0.0.2", t + w),
+            // Not a failed sign-in.
+            event("LOGIN", 1, "10.0.0.1", t + w),
+        ],
+    )
+    .await;
+    let mut r = runner();
+    evaluate(&app, &mut r).await;
+    assert!(alerts(&app).await.is_empty(), "N − 1 within the window");
+    // 1 µs later: the 2nd, 3rd and this one are within W.
+    let more = store_events(&app, vec![event("LOGIN_FAILED", 3, "10.0.0.1", t + w + 1)]).await;
+    evaluate(&app, &mut r).await;
+    let got = alerts(&app).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    let a = &got[0];
+    assert_eq!(a.group_key, "10.0.0.1");
+    assert_eq!(
+        (a.first_event_id, a.last_event_id, a.events),
+        (ids[1], more[0], 3)
+    );
+    assert_eq!((a.first_at, a.last_at), (t + 10, t + w + 1));
+    assert_eq!(a.state, "open");
+    assert!(a.link.contains("action=LOGIN_FAILED") && a.link.contains("ip=10.0.0.1"));
+    // While above, each event counts into the same alert.
+    store_events(&app, vec![event("LOGIN_FAILED", 3, "10.0.0.1", t + w + 2)]).await;
+    evaluate(&app, &mut r).await;
+    let got = alerts(&app).await;
+    assert_eq!((got.len(), got[0].events), (1, 4));
+    assert_eq!(store::open_alerts(&app.db).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_burst_makes_one_alert_per_group_and_a_resolved_alert_or_a_new_window_starts_anew() {
+    let app = TestApp::new().await;
+    let mut s = settings("match", "action=DELETE&table=users");
+    s.group_by = "initiator".into();
+    s.window_minutes = 60;
+    add_rule(&app, &s).await;
+    let t = app.now() - DAY;
+    let mut burst: Vec<NewEvent> = (0..5)
+        .map(|i| event("DELETE", 1, "10.0.0.1", t + i * MINUTE))
+        .collect();
+    burst.push(event("DELETE", 2, "10.0.0.2", t));
+    burst.push(event("UPDATE", 1, "10.0.0.1", t));
+    store_events(&app, burst).await;
+    let mut r = runner();
+    evaluate(&app, &mut r).await;
+    let got = alerts(&app).await;
+    assert_eq!(
+        got.iter()
+            .map(|a| (a.group_key.as_str(), a.events))
+            .collect::<Vec<_>>(),
+        [("user:1", 5), ("user:2", 1)]
+    );
+    // Acknowledged: still the same alert.
+    let mut tx = store::begin(&app.db).await.unwrap();
+    assert!(
+        store::set_alert_state_in(&mut tx, got[0].id, "acknowledged", "ann")
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    store_events(&app, vec![event("DELETE", 1, "10.0.0.1", t + 10 * MINUTE)]).await;
+    evaluate(&app, &mut r).await;
+    let got = alerts(&app).await;
+    assert_eq!(
+        (got.len(), got[0].events, got[0].state.as_str()),
+        (2, 6, "acknowledged")
+    );
+    // Resolved: the next firing starts a new alert.
+    let mut tx = store::begin(&app.db).await.unwrap();
+    assert!(
+        store::set_alert_state_in(&mut tx, got[0].id, "resolved", "ann")
+            .await
+            .unwrap()
+    );
+    // Resolving twice changes nothing.
+    assert!(
+        !store::set_alert_state_in(&mut tx, got[0].id, "resolved", "ann")
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    store_events(&app, vec![event("DELETE", 1, "10.0.0.1", t + 11 * MINUTE)]).await;
+    evaluate(&app, &mut r).await;
+    // And one an hour after the group's first event starts another.
+    store_events(&app, vec![event("DELETE", 2, "10.0.0.2", t + 60 * MINUTE)]).await;
+    evaluate(&app, &mut r).await;
+    let got = alerts(&app).await;
+    assert_eq!(
+        got.iter()
+            .map(|a| (a.group_key.as_str(), a.events, a.state.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("user:1", 6, "resolved"),
+            ("user:2", 1, "open"),
+            ("user:1", 1, "open"),
+            ("user:2", 1, "open"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_new_ip_is_one_not_seen_for_d_days_to_the_microsecond() {
+    let app = TestApp::new().await;
+    let mut s = settings("new_ip", "");
+    s.lookback_days = 30;
+    add_rule(&app, &s).await;
+    let mut s = settings("new_ip", "action=LOGIN");
+    s.name = "new network".into();
+    s.network = "network".into();
+    add_rule(&app, &s).await;
+    let t = app.now() - DAY;
+    let d = 30 * DAY;
+    // Before the rules look: what each user was seen from.
+    store_events(
+        &app,
+        vec![
+            event("LOGIN", 1, "10.1.2.3", t - d),
+            event("LOGIN", 2, "10.1.2.3", t - d - 1),
+        ],
+    )
+    .await;
+    let head = store::max_event_id(&app.db).await.unwrap();
+    store::set_alert_cursor(&app.db, head).await.unwrap();
+    let ids = store_events(
+        &app,
+        vec![
+            // Seen exactly D days ago: not new.
+            event("LOGIN", 1, "10.1.2.3", t),
+            // Seen D days and 1 µs ago: new.
+            event("LOGIN", 2, "10.1.2.3", t),
+            // Same /24 as user 1's: a new address, not a new network.
+            event("LOGIN", 1, "10.1.2.99", t + 1),
+            // Again from it: seen a microsecond ago.
+            event("LOGIN", 1, "10.1.2.99", t + 2),
+            // IPv6: a new /48 for user 1.
+            event("LOGIN", 1, "2001:db8:1:2::5", t + 3),
+        ],
+    )
+    .await;
+    let mut r = runner();
+    evaluate(&app, &mut r).await;
+    let got = alerts(&app).await;
+    let seen: Vec<(String, String, i64)> = got
+        .iter()
+        .map(|a| (a.rule_name.clone(), a.group_key.clone(), a.first_event_id))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "new_ip rule".to_string(),
+                "user:2 10.1.2.3".to_string(),
+                ids[1]
+            ),
+            (
+                "new network".to_string(),
+                "user:2 10.1.2.0/24".to_string(),
+                ids[1]
+            ),
+            (
+                "new_ip rule".to_string(),
+                "user:1 10.1.2.99".to_string(),
+                ids[2]
+            ),
+            (
+                "new_ip rule".to_string(),
+                "user:1 2001:db8:1:2::5".to_string(),
+                ids[4]
+            ),
+            (
+                "new network".to_string(),
+                "user:1 2001:db8:1::/48".to_string(),
+                ids[4]
+            ),
+        ]
+    );
+    assert!(got[2].link.contains("user=user:1") && got[2].link.contains("ip=10.1.2.99"));
+}
+
+#[tokio::test]
+async fn off_hours_begin_at_the_first_minute_after_work_in_a_dst_changing_zone() {
+    let app = TestApp::new().await;
+    let mut s = settings("off_hours", "action=EXPORT");
+    s.zone = "Europe/Berlin".into();
+    s.group_by = "initiator".into();
+    add_rule(&app, &s).await;
+    let at = |text: &str| {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .timestamp_micros()
+    };
+    // Monday 30 March 2026, the day after Berlin moved to UTC+2: work ends
+    // at 18:00 local, 16:00 UTC. The Friday before it was 17:00 UTC.
+    let ids = store_events(
+        &app,
+        vec![
+            event("EXPORT", 1, "10.0.0.1", at("2026-03-30T15:59:59.999999Z")),
+            event("EXPORT", 2, "10.0.0.1", at("2026-03-30T16:00:00Z")),
+            event("EXPORT", 3, "10.0.0.1", at("2026-03-27T16:59:59Z")),
+            event("EXPORT", 4, "10.0.0.1", at("2026-03-27T17:00:00Z")),
+            // Sunday, in the middle of the day.
+            event("EXPORT", 5, "10.0.0.1", at("2026-03-29T11:00:00Z")),
+            // Off hours, but not an export.
+            event("DELETE", 6, "10.0.0.1", at("2026-03-30T20:00:00Z")),
+        ],
+    )
+    .await;
+    let mut r = runner();
+    evaluate(&app, &mut r).await;
+    let fired: Vec<(String, i64)> = alerts(&app)
+        .await
+        .into_iter()
+        .map(|a| (a.group_key, a.first_event_id))
+        .collect();
+    assert_eq!(
+        fired,
+        [
+            ("user:2".to_string(), ids[1]),
+            ("user:4".to_string(), ids[3]),
+            ("user:5".to_string(), ids[4]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn after_a_restart_nothing_fires_twice_and_only_the_lease_holder_evaluates() {
+    let app = TestApp::new().await;
+    let mut s = settings("threshold", "action=LOGIN_FAILED");
+    s.threshold = 3;
+    s.window_minutes = 10;
+    add_rule(&app, &s).await;
+    let t = app.now() - DAY;
+    let fail = |i: i64| event("LOGIN_FAILED", 1, "10.0.0.1", t + i * MINUTE);
+    store_events(&app, (0..4).map(fail).collect()).await;
+    let mut first = runner();
+    evaluate(&app, &mut first).await;
+    let got = alerts(&app).await;
+    assert_eq!((got.len(), got[0].events), (1, 4));
+    // A second server waits while the first holds the lease.
+    let mut second = runner();
+    store_events(&app, vec![fail(4)]).await;
+    assert!(!second.turn(&app.db).await.unwrap());
+    assert_eq!(
+        alerts(&app).await[0].events,
+        4,
+        "the second server wrote nothing"
+    );
+    // The first stops (lets its lease go); the second takes over and
+    // rebuilds the window from the log: the event above the threshold
+    // counts into the same alert, none is repeated.
+    first.release(&app.db).await.unwrap();
+    evaluate(&app, &mut second).await;
+    let got = alerts(&app).await;
+    assert_eq!((got.len(), got[0].events), (1, 5));
+    // Evaluating again finds nothing new.
+    evaluate(&app, &mut second).await;
+    assert_eq!(alerts(&app).await[0].events, 5);
+    let cursor = store::alert_cursor(&app.db).await.unwrap();
+    assert_eq!(cursor, store::max_event_id(&app.db).await.unwrap());
+}
+
+#[tokio::test]
+async fn rules_are_admin_only_checked_and_every_change_and_acknowledgement_is_audited() {
+    let app = TestApp::new().await;
+    let admin = app.session_for(Role::Admin).await;
+    let auditor = app.session_for(Role::Auditor).await;
+    let viewer = app.session_for(Role::Viewer).await;
+    let form = "rule[name]=Deletes&rule[kind]=match&rule[severity]=critical&rule[filter]=action%3DDELETE&rule[window_minutes]=60";
+    let r = app.call("create_alert_rule", form, Some(&auditor)).await;
+    assert_eq!(r.status, axum::http::StatusCode::FORBIDDEN, "{}", r.text());
+    for (bad, message) in [
+        (
+            "rule[name]=x&rule[kind]=threshold&rule[severity]=info&rule[threshold]=0",
+            "threshold: from 1",
+        ),
+        (
+            "rule[name]=x&rule[kind]=off_hours&rule[severity]=info&rule[zone]=Mars%2FBase",
+            "zone: \"Mars/Base\"",
+        ),
+        (
+            "rule[name]=x&rule[kind]=off_hours&rule[severity]=info&rule[work_start]=25:00",
+            "work_start: \"25:00\"",
+        ),
+        (
+            "rule[name]=x&rule[kind]=match&rule[severity]=info&rule[filter]=ip%3Dnope",
+            "ip: \"nope\"",
+        ),
+        (
+            "rule[name]=x&rule[kind]=match&rule[severity]=loud",
+            "severity: \"loud\"",
+        ),
+    ] {
+        let r = app.call("create_alert_rule", bad, Some(&admin)).await;
+        assert_eq!(r.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");
+        let said = r.json()["BadRequest"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(said.contains(message), "{bad}: {}", r.text());
+    }
+    assert!(
+        store::list_alert_rules(&app.db).await.unwrap().is_empty(),
+        "nothing made"
+    );
+    let r = app.call("create_alert_rule", form, Some(&admin)).await;
+    assert_eq!(r.status, axum::http::StatusCode::OK, "{}", r.text());
+    let id = r.json().as_i64().unwrap();
+    let r = app
+        .call(
+            "set_alert_rule_paused",
+            &format!("id={id}&paused=true"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::OK, "{}", r.text());
+    assert!(store::list_alert_rules(&app.db).await.unwrap()[0].paused);
+    // A paused rule does not fire.
+    let t = app.now() - DAY;
+    store_events(&app, vec![event("DELETE", 1, "10.0.0.1", t)]).await;
+    let mut r1 = runner();
+    evaluate(&app, &mut r1).await;
+    assert!(alerts(&app).await.is_empty());
+    app.call(
+        "set_alert_rule_paused",
+        &format!("id={id}&paused=false"),
+        Some(&admin),
+    )
+    .await;
+    store_events(&app, vec![event("DELETE", 1, "10.0.0.1", t)]).await;
+    evaluate(&app, &mut r1).await;
+    let alert = alerts(&app).await.pop().expect("one alert");
+    // Viewers see no alerts; auditors acknowledge.
+    let r = app
+        .call("list_alerts", "open_only=true", Some(&viewer))
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::FORBIDDEN);
+    let r = app
+        .call("list_alerts", "open_only=true", Some(&auditor))
+        .await;
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
+    let ack = format!("id={}&state=acknowledged", alert.id);
+    let r = app.call("set_alert_state", &ack, Some(&auditor)).await;
+    assert_eq!(r.status, axum::http::StatusCode::OK, "{}", r.text());
+    let r = app.call("set_alert_state", &ack, Some(&auditor)).await;
+    assert_eq!(r.status, axum::http::StatusCode::CONFLICT, "{}", r.text());
+    let r = app
+        .call(
+            "set_alert_state",
+            &format!("id={}&state=gone", alert.id),
+            Some(&auditor),
+        )
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::BAD_REQUEST);
+    let r = app
+        .call("delete_alert_rule", &format!("id={id}"), Some(&admin))
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::OK, "{}", r.text());
+    // The alert stays, with the rule's name.
+    let kept = alerts(&app).await.pop().unwrap();
+    assert_eq!((kept.rule_id, kept.rule_name.as_str()), (None, "Deletes"));
+    let audited: Vec<String> = app
+        .page(1, 100)
+        .await
+        .rows
+        .into_iter()
+        .filter(|e| {
+            e.table_name.as_deref() == Some("alert_rules")
+                || e.table_name.as_deref() == Some("alerts")
+        })
+        .map(|e| e.description)
+        .collect();
+    assert_eq!(audited.len(), 5, "{audited:?}");
+    assert!(audited.iter().any(|d| d
+        .starts_with("Created alert rule \"Deletes\" (critical): events matching action=DELETE")));
+    assert!(audited.iter().any(|d| d.starts_with("Acknowledged alert")));
+    assert!(audited
+        .iter()
+        .any(|d| d.starts_with("Deleted alert rule \"Deletes\"")));
+}
