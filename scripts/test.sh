@@ -30,12 +30,13 @@ step "Rust tests (SQLite)"
 run_rust_tests
 
 # The tests that compute with dates (retention, partitions, checkpoints,
-# verification staleness, sign-in windows, export tickets, demo data) again
-# at instants that trip date arithmetic: the last microsecond of a year, the
-# first of the next, a leap day, and clock changes in zones that have them
+# verification staleness, sign-in windows, export tickets, demo data, alert
+# windows) again at instants that trip date arithmetic: the last microsecond
+# of a year, the first of the next, a leap day, and clock changes in zones
+# that have them
 # (the process zone must not matter). The test apps' clocks read
 # AUDITDECK_TEST_NOW; nothing reads today's date.
-TIME_SENSITIVE='test(/^(integrity|partitions)::/) | test(/^bulk::an_export_ticket/) | test(/^auth::the_failure_window/) | test(/^store::demo_load/)'
+TIME_SENSITIVE='test(/^(integrity|partitions|alerts)::/) | test(/^bulk::an_export_ticket/) | test(/^auth::the_failure_window/) | test(/^store::demo_load/)'
 TEST_INSTANTS=(
   "UTC 2026-12-31T23:59:59.999999Z"
   "UTC 2027-01-01T00:00:00Z"

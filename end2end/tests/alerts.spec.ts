@@ -55,7 +55,8 @@ test('an admin adds a threshold rule, failed sign-ins fire one alert, and its li
   ]);
 
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Alerts', exact: true }).first().click();
-  await expect(page).toHaveURL(/\/alerts$/);
+  await expect(page).toHaveURL(/:\d+\/alerts$/);
+  await expect(page.getByRole('heading', { name: 'Alerts', level: 1 })).toBeVisible();
   const alert = page.locator('table.alerts tbody tr').filter({ hasText: `Failed sign-ins ${tag}` });
   await expect(async () => {
     await page.reload();

@@ -11,6 +11,8 @@ export const pagePaths = [
   '/settings/api-keys',
   '/settings/retention',
   '/settings/streams',
+  '/alerts',
+  '/settings/alerts',
 ];
 
 /** What a first visit to a page downloads, as served (compressed), and how long it takes to become interactive. */
