@@ -50,59 +50,34 @@ fn rule_row(r: &DbRow) -> AppResult<AlertRuleRow> {
     })
 }
 
+/// Binds a rule's settings in the order of the rule columns.
+fn bind_settings(sql: super::Sql, s: &RuleSettings) -> super::Sql {
+    sql.bind(s.name.as_str())
+        .bind(s.severity.as_str())
+        .bind(s.kind.as_str())
+        .bind(s.filter.as_str())
+        .bind(s.threshold)
+        .bind(s.window_minutes)
+        .bind(s.group_by.as_str())
+        .bind(s.lookback_days)
+        .bind(s.network.as_str())
+        .bind(s.work_days)
+        .bind(s.work_start)
+        .bind(s.work_end)
+        .bind(s.zone.as_str())
+}
+
 /// A new rule, active; it looks at events stored from now on.
 pub async fn create_alert_rule_in(tx: &mut Tx, s: &RuleSettings) -> AppResult<i64> {
     let now = tx.now();
-    let sql = tx
-        .sql(
-            "INSERT INTO alert_rules (name, severity, kind, filter, threshold, window_minutes, \
-             group_by, lookback_days, network, work_days, work_start, work_end, zone, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             RETURNING id",
-        )
-        .bind(s.name.as_str())
-        .bind(s.severity.as_str())
-        .bind(s.kind.as_str())
-        .bind(s.filter.as_str())
-        .bind(s.threshold)
-        .bind(s.window_minutes)
-        .bind(s.group_by.as_str())
-        .bind(s.lookback_days)
-        .bind(s.network.as_str())
-        .bind(s.work_days)
-        .bind(s.work_start)
-        .bind(s.work_end)
-        .bind(s.zone.as_str())
-        .bind(now)
-        .bind(now);
+    let sql = tx.sql(
+        "INSERT INTO alert_rules (name, severity, kind, filter, threshold, window_minutes, \
+         group_by, lookback_days, network, work_days, work_start, work_end, zone, \
+         created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         RETURNING id",
+    );
+    let sql = bind_settings(sql, s).bind(now).bind(now);
     tx.scalar(&sql).await
-}
-
-/// Changes a rule's settings; whether there was one.
-pub async fn update_alert_rule_in(tx: &mut Tx, id: i64, s: &RuleSettings) -> AppResult<bool> {
-    let now = tx.now();
-    let sql = tx
-        .sql(
-            "UPDATE alert_rules SET name = ?, severity = ?, kind = ?, filter = ?, threshold = ?, \
-             window_minutes = ?, group_by = ?, lookback_days = ?, network = ?, work_days = ?, \
-             work_start = ?, work_end = ?, zone = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(s.name.as_str())
-        .bind(s.severity.as_str())
-        .bind(s.kind.as_str())
-        .bind(s.filter.as_str())
-        .bind(s.threshold)
-        .bind(s.window_minutes)
-        .bind(s.group_by.as_str())
-        .bind(s.lookback_days)
-        .bind(s.network.as_str())
-        .bind(s.work_days)
-        .bind(s.work_start)
-        .bind(s.work_end)
-        .bind(s.zone.as_str())
-        .bind(now)
-        .bind(id);
-    Ok(tx.execute(&sql).await? == 1)
 }
 
 /// Pauses or resumes a rule; whether there was one.
