@@ -78,6 +78,8 @@ pub struct RuleSettings {
     pub work_end: i64,
     /// An IANA time zone (Europe/Berlin).
     pub zone: String,
+    /// The stream new alerts are also sent to (a webhook or a chat).
+    pub stream_id: Option<i64>,
 }
 
 /// A rule on Settings → Alerts.
@@ -86,6 +88,8 @@ pub struct RuleInfo {
     pub id: i64,
     pub settings: RuleSettings,
     pub paused: bool,
+    /// The name of the stream its alerts go to.
+    pub stream_name: Option<String>,
     /// Alerts it has fired, and how many of them are open.
     pub alerts: i64,
     pub open: i64,
@@ -168,6 +172,9 @@ pub struct AlertInfo {
     pub resolved_by: Option<String>,
     /// The Activity Log on exactly the events that fired it.
     pub link: String,
+    /// Sending it to its rule's stream: `None` when it has none; "sent",
+    /// or "waiting: <the last error>".
+    pub delivery: Option<String>,
 }
 
 /// A rule as the form sends it: every field as typed (numbers and times
@@ -188,4 +195,6 @@ pub struct RuleForm {
     pub work_start: String,
     pub work_end: String,
     pub zone: String,
+    /// A stream's id, or empty: the inbox only.
+    pub stream: String,
 }

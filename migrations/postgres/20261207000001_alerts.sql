@@ -28,6 +28,9 @@ CREATE TABLE alert_rules (
     work_start      BIGINT NOT NULL DEFAULT 540,
     work_end        BIGINT NOT NULL DEFAULT 1080,
     zone            TEXT NOT NULL DEFAULT 'UTC',
+    -- Where new alerts are also sent: a stream's destination (a signed or a
+    -- Slack-compatible webhook), or nowhere but the inbox.
+    stream_id       BIGINT REFERENCES streams (id) ON DELETE SET NULL,
     -- active or paused
     state           TEXT NOT NULL DEFAULT 'active',
     created_at      BIGINT NOT NULL,
@@ -56,12 +59,20 @@ CREATE TABLE alerts (
     acknowledged_at BIGINT,
     resolved_by     TEXT,
     resolved_at     BIGINT,
+    -- Sending a new alert to its rule's stream: at least once, retried with
+    -- the streams' backoff until the destination takes it.
+    notify_stream_id BIGINT,
+    notified_at     BIGINT,
+    notify_failures BIGINT NOT NULL DEFAULT 0,
+    notify_next_at  BIGINT NOT NULL DEFAULT 0,
+    notify_error    TEXT,
     created_at      BIGINT NOT NULL,
     updated_at      BIGINT NOT NULL
 );
 CREATE INDEX alerts_newest ON alerts (id DESC);
 CREATE INDEX alerts_by_group ON alerts (rule_id, group_key, id);
 CREATE INDEX alerts_open ON alerts (state) WHERE state = 'open';
+CREATE INDEX alerts_to_notify ON alerts (id) WHERE notify_stream_id IS NOT NULL AND notified_at IS NULL;
 
 -- The evaluator: the last event id evaluated and who evaluates.
 CREATE TABLE alert_evaluator (

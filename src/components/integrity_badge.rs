@@ -23,6 +23,9 @@ pub fn provide_integrity() -> Resource<Result<IntegrityStatus, AppError>> {
     let version = IntegrityVersion(RwSignal::new(0));
     provide_context(version);
     let status = Resource::new(move || version.0.get(), |_| get_integrity_status());
+    // The top bar's warnings (open alerts, failing streams, a failed
+    // backup) come up within half a minute on any page.
+    crate::components::poll::while_visible(30_000, move || version.bump());
     provide_context(status);
     status
 }

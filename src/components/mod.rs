@@ -8,6 +8,7 @@ pub mod integrity_badge;
 pub mod layout;
 pub mod modal;
 pub mod pager;
+pub mod poll;
 pub mod range_picker;
 pub mod selection;
 pub mod sort_header;

@@ -68,6 +68,12 @@ mod server {
                 "" => "UTC".into(),
                 z => z.to_string(),
             },
+            stream_id: match form.stream.trim() {
+                "" => None,
+                id => Some(id.parse().map_err(|_| {
+                    AppError::BadRequest(format!("stream: \"{id}\" is not a stream"))
+                })?),
+            },
         })
     }
 
@@ -100,6 +106,7 @@ pub async fn list_alert_rules() -> Result<Vec<RuleInfo>, AppError> {
                 id: r.id,
                 settings: r.settings,
                 paused: r.paused,
+                stream_name: r.stream_name,
                 alerts: r.alerts,
                 open: r.open,
             })
@@ -117,10 +124,28 @@ pub async fn create_alert_rule(rule: RuleForm) -> Result<i64, AppError> {
         let (state, me, client) = admin().await?;
         let settings = server::settings(&rule)?;
         Rule::check(&settings)?;
+        let stream = match settings.stream_id {
+            None => None,
+            Some(id) => {
+                let stream = store::get_stream(&state.db, id)
+                    .await?
+                    .ok_or_else(|| AppError::BadRequest(format!("stream: there is no stream {id}")))?;
+                if !["webhook", "slack"].contains(&stream.kind.as_str()) {
+                    return Err(AppError::BadRequest(format!(
+                        "stream: \"{}\" is a {} stream; alerts go to signed or Slack-compatible webhooks",
+                        stream.name, stream.kind
+                    )));
+                }
+                Some(stream.name)
+            }
+        };
         let mut tx = store::begin(&state.db).await?;
         let id = store::create_alert_rule_in(&mut tx, &settings).await?;
+        let sent_to = stream
+            .map(|name| format!("; sent to stream \"{name}\""))
+            .unwrap_or_default();
         let description = format!(
-            "Created alert rule \"{}\" ({}): {}",
+            "Created alert rule \"{}\" ({}): {}{sent_to}",
             settings.name,
             settings.severity,
             crate::alerts::describe(&settings)

@@ -4,6 +4,7 @@
 use crate::alerts::AlertInfo;
 use crate::components::error_notice::ErrorNotice;
 use crate::components::form_message::FormError;
+use crate::components::integrity_badge::IntegrityVersion;
 use crate::components::layout::Breadcrumb;
 use crate::functions::alerts::{list_alerts, SetAlertState};
 use crate::models::{format_count, format_utc};
@@ -15,7 +16,22 @@ pub fn AlertsPage() -> impl IntoView {
     let change = ServerAction::<SetAlertState>::new();
     let (open_only, set_open_only) = signal(true);
     let tick = RwSignal::new(0u64);
-    poll(tick);
+    // Read again every five seconds while the tab is seen, the top bar's
+    // count with it.
+    let version = use_context::<IntegrityVersion>();
+    crate::components::poll::while_visible(5_000, move || {
+        tick.update(|t| *t += 1);
+        if let Some(version) = version {
+            version.bump();
+        }
+    });
+    Effect::new(move |_| {
+        if change.version().get() > 0 {
+            if let Some(version) = version {
+                version.bump();
+            }
+        }
+    });
     let alerts = Resource::new(
         move || (open_only.get(), change.version().get(), tick.get()),
         |(open_only, _, _)| list_alerts(open_only),
@@ -61,22 +77,6 @@ pub fn AlertsPage() -> impl IntoView {
         </section>
     }
 }
-
-/// Reads the alerts again every five seconds while the tab is seen.
-#[cfg(feature = "hydrate")]
-fn poll(tick: RwSignal<u64>) {
-    leptos_use_interval_fn::use_interval_fn(
-        move || {
-            if document().visibility_state() != web_sys::VisibilityState::Hidden {
-                tick.update(|t| *t += 1);
-            }
-        },
-        5_000,
-    );
-}
-
-#[cfg(not(feature = "hydrate"))]
-fn poll(_: RwSignal<u64>) {}
 
 #[component]
 fn AlertsTable(rows: Vec<AlertInfo>, change: ServerAction<SetAlertState>) -> impl IntoView {
@@ -138,6 +138,10 @@ fn AlertRow(alert: AlertInfo, change: ServerAction<SetAlertState>) -> impl IntoV
             <td>
                 <span class=format!("badge alert-{state}")>{state.clone()}</span>
                 <span class="hint">{who}</span>
+                {alert
+                    .delivery
+                    .clone()
+                    .map(|d| view! { <span class="hint alert-delivery">{format!(" · {d}")}</span> })}
             </td>
             <td class="row-actions">
                 <a class="button small" href=alert.link.clone()>"View events"</a>

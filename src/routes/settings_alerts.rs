@@ -4,15 +4,20 @@ use crate::alerts::{RuleInfo, RuleKind, GROUPS, SEVERITIES};
 use crate::components::error_notice::ErrorNotice;
 use crate::components::form_message::FormError;
 use crate::components::layout::Breadcrumb;
+use crate::errors::AppError;
 use crate::functions::alerts::{
     list_alert_rules, CreateAlertRule, DeleteAlertRule, SetAlertRulePaused,
 };
+use crate::functions::streams::list_streams;
+use crate::models::{Role, UserInfo};
+use crate::streams::StreamKind;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
 #[component]
 pub fn AlertRulesPage() -> impl IntoView {
+    let me = expect_context::<Resource<Result<UserInfo, AppError>>>();
     let create = ServerAction::<CreateAlertRule>::new();
     let paused = ServerAction::<SetAlertRulePaused>::new();
     let delete = ServerAction::<DeleteAlertRule>::new();
@@ -37,7 +42,14 @@ pub fn AlertRulesPage() -> impl IntoView {
                 ". Repeated firings of a rule for one group within its window make one alert with a count."
             </p>
         </div>
-        <NewRuleForm create />
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                // Only admins get the form; anyone else gets the list's refusal.
+                me.await
+                    .is_ok_and(|u| u.role.allows(Role::Admin))
+                    .then(|| view! { <NewRuleForm create /> })
+            })}
+        </Transition>
         {move || paused.value().get().and_then(Result::err).map(|error| view! { <FormError error /> })}
         {move || delete.value().get().and_then(Result::err).map(|error| view! { <FormError error /> })}
         <section class="card table-card">
@@ -56,6 +68,8 @@ pub fn AlertRulesPage() -> impl IntoView {
 #[component]
 fn NewRuleForm(create: ServerAction<CreateAlertRule>) -> impl IntoView {
     let (kind, set_kind) = signal(RuleKind::Match);
+    // Streams that take alerts: signed and Slack-compatible webhooks.
+    let streams = Resource::new(|| (), |_| list_streams());
     let shows = move |k: RuleKind| move || kind.get() != k;
     view! {
         <section class="card form-card">
@@ -135,6 +149,32 @@ fn NewRuleForm(create: ServerAction<CreateAlertRule>) -> impl IntoView {
                 <label hidden=shows(RuleKind::OffHours)>
                     "Time zone" <input name="rule[zone]" value="UTC" placeholder="e.g. Europe/Berlin" />
                 </label>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        let options = streams
+                            .await
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter(|s| matches!(s.kind, StreamKind::Webhook | StreamKind::Slack))
+                            .map(|s| {
+                                view! {
+                                    <option value=s.id.to_string()>
+                                        {format!("Stream \"{}\" ({})", s.name, s.kind.label())}
+                                    </option>
+                                }
+                            })
+                            .collect_view();
+                        view! {
+                            <label>
+                                "Also send to"
+                                <select name="rule[stream]">
+                                    <option value="">"The inbox only"</option>
+                                    {options}
+                                </select>
+                            </label>
+                        }
+                    })}
+                </Transition>
                 <button type="submit" class="button primary">"Add rule"</button>
             </ActionForm>
             {move || create.value().get().and_then(Result::err).map(|error| view! { <FormError error /> })}
@@ -178,7 +218,13 @@ fn RulesTable(
                                             {rule.settings.severity.clone()}
                                         </span>
                                     </td>
-                                    <td class="rule-summary">{summary}</td>
+                                    <td class="rule-summary">
+                                        {summary}
+                                        {rule
+                                            .stream_name
+                                            .clone()
+                                            .map(|name| view! { <span class="hint">{format!(" → stream \"{name}\"")}</span> })}
+                                    </td>
                                     <td class="num">{format!("{} ({})", rule.alerts, rule.open)}</td>
                                     <td>
                                         {if is_paused {

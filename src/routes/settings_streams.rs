@@ -44,7 +44,8 @@ pub fn StreamsPage() -> impl IntoView {
         rotated: RwSignal::new(None),
         tick: RwSignal::new(0),
     };
-    poll(actions.tick);
+    // The streams' health, read again every two seconds while the tab is seen.
+    crate::components::poll::while_visible(2_000, move || actions.tick.update(|t| *t += 1));
     let streams = Resource::new(
         move || {
             (
@@ -91,24 +92,6 @@ pub fn StreamsPage() -> impl IntoView {
         </section>
     }
 }
-
-/// Reads the streams' health again every two seconds while the tab is seen.
-#[cfg(feature = "hydrate")]
-fn poll(tick: RwSignal<u64>) {
-    const POLL_MS: u64 = 2_000;
-    leptos_use_interval_fn::use_interval_fn(
-        move || {
-            let hidden = document().visibility_state() == web_sys::VisibilityState::Hidden;
-            if !hidden {
-                tick.update(|t| *t += 1);
-            }
-        },
-        POLL_MS,
-    );
-}
-
-#[cfg(not(feature = "hydrate"))]
-fn poll(_: RwSignal<u64>) {}
 
 /// The failures of the page's actions, one line each.
 #[component]

@@ -429,6 +429,57 @@ pub fn alert_link(
     format!("/activity-log?{}", parts.join("&"))
 }
 
+/// An alert as its rule's stream takes it: a signed JSON object for a
+/// webhook, one line of text for a chat; `None` for kinds that take events
+/// only (Splunk, syslog).
+pub fn alert_message(
+    alert: &crate::alerts::AlertInfo,
+    kind: crate::streams::StreamKind,
+) -> Option<Vec<u8>> {
+    use crate::models::{format_rfc3339, format_utc};
+    use crate::streams::StreamKind;
+    match kind {
+        StreamKind::Webhook => Some(
+            serde_json::json!({
+                "type": "alert",
+                "alert": {
+                    "id": alert.id,
+                    "rule": alert.rule_name,
+                    "severity": alert.severity,
+                    "kind": alert.kind,
+                    "group": alert.group_key,
+                    "events": alert.events,
+                    "first_event_id": alert.first_event_id,
+                    "last_event_id": alert.last_event_id,
+                    "first_at": format_rfc3339(alert.first_at),
+                    "last_at": format_rfc3339(alert.last_at),
+                    "link": alert.link,
+                }
+            })
+            .to_string()
+            .into_bytes(),
+        ),
+        StreamKind::Slack => {
+            let group = if alert.group_key.is_empty() {
+                String::new()
+            } else {
+                format!(" for {}", alert.group_key)
+            };
+            let events = if alert.events == 1 { "event" } else { "events" };
+            let line = format!(
+                "⚠ [{}] {}: {} {events}{group}, {} UTC · {}",
+                alert.severity,
+                alert.rule_name,
+                alert.events,
+                format_utc(alert.first_at),
+                alert.link
+            );
+            Some(crate::server::stream_format::slack_text(&[line], 1))
+        }
+        StreamKind::SplunkHec | StreamKind::Syslog => None,
+    }
+}
+
 /// How the evaluator runs.
 #[derive(Debug, Clone)]
 pub struct AlertSettings {
@@ -523,6 +574,7 @@ pub struct AlertRunner {
     holder: String,
     settings: AlertSettings,
     loaded: Option<Loaded>,
+    client: Option<crate::server::streams::HttpClient>,
 }
 
 impl AlertRunner {
@@ -531,7 +583,58 @@ impl AlertRunner {
             holder: crate::server::streams::holder_name(),
             settings,
             loaded: None,
+            client: None,
         }
+    }
+
+    /// Sends the new alerts whose rules name a stream (those that are due:
+    /// a failure waits the streams' backoff before the next try).
+    pub async fn send_due(&mut self, db: &store::Db) -> AppResult<usize> {
+        use crate::server::streams::{post, retry_delay, Destination};
+        let due = store::alerts_to_send(db, 20).await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let client = self
+            .client
+            .get_or_insert_with(crate::server::streams::http_client)
+            .clone();
+        let mut sent = 0;
+        for a in due {
+            let now = db.now();
+            let outcome = match store::get_stream(db, a.stream_id).await? {
+                None => Err("its stream is gone".to_string()),
+                Some(stream) => {
+                    let dest = Destination::of(&stream, now)?;
+                    match alert_message(&a.alert, dest.kind) {
+                        None => Err(format!(
+                            "a {} stream does not take alerts",
+                            dest.kind.label()
+                        )),
+                        Some(body) => post(
+                            &client,
+                            &dest,
+                            &format!("adk_alert_{}", a.alert.id),
+                            body,
+                            now,
+                        )
+                        .await
+                        .map_err(|f| f.error),
+                    }
+                }
+            };
+            match outcome {
+                Ok(()) => {
+                    sent += 1;
+                    store::record_alert_sending(db, a.alert.id, Ok(())).await?;
+                }
+                Err(error) => {
+                    let retry_at = now + retry_delay(a.failures + 1, rand::random::<f64>());
+                    store::record_alert_sending(db, a.alert.id, Err((&error, retry_at))).await?;
+                }
+            }
+        }
+        Ok(sent)
     }
 
     /// Lets the lease go (a server that stops).
@@ -548,6 +651,7 @@ impl AlertRunner {
             self.loaded = None;
             return Ok(false);
         }
+        self.send_due(db).await?;
         let cursor = store::alert_cursor(db).await?;
         let rows = store::active_alert_rules(db).await?;
         let changed = match &self.loaded {

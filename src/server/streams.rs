@@ -411,6 +411,19 @@ pub async fn send(
                 .into_bytes()
         }
     };
+    post(client, dest, msg_id, body, now).await
+}
+
+/// Posts a message to an HTTP destination: signed as Standard Webhooks
+/// says (webhooks and chats) or with Splunk's token, with the stream's own
+/// headers. `msg_id` names it: the same on a retry.
+pub async fn post(
+    client: &HttpClient,
+    dest: &Destination,
+    msg_id: &str,
+    body: Vec<u8>,
+    now: Micros,
+) -> Result<(), Failure> {
     let mut request = axum::http::Request::post(&dest.url)
         .header(axum::http::header::CONTENT_TYPE, "application/json");
     for (name, value) in &dest.headers {

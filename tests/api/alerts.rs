@@ -27,6 +27,7 @@ fn settings(kind: &str, filter: &str) -> RuleSettings {
         work_start: 9 * 60,
         work_end: 18 * 60,
         zone: "UTC".into(),
+        stream_id: None,
     }
 }
 
@@ -468,4 +469,86 @@ async fn rules_are_admin_only_checked_and_every_change_and_acknowledgement_is_au
     assert!(audited
         .iter()
         .any(|d| d.starts_with("Deleted alert rule \"Deletes\"")));
+}
+
+#[tokio::test]
+async fn a_new_alert_goes_to_its_rules_webhook_signed_once_and_waits_while_it_is_down() {
+    use auditdeck::server::stream_format::{webhook_signature_valid, WebhookSecret};
+    use std::sync::atomic::Ordering;
+    let app = TestApp::new().await;
+    let hook = crate::streams::receiver().await;
+    let secret = WebhookSecret::generate();
+    let stream = crate::streams::stream_with(
+        &app,
+        "webhook",
+        &hook.url,
+        "action=NONE",
+        &secret.encode(),
+        "",
+    )
+    .await;
+    let chat = crate::streams::stream_with(&app, "slack", &hook.url, "action=NONE", "", "").await;
+    let mut s = settings("match", "action=DELETE");
+    s.group_by = "initiator".into();
+    s.stream_id = Some(stream);
+    add_rule(&app, &s).await;
+    let mut s = settings("match", "action=EXPORT");
+    s.name = "exports".into();
+    s.stream_id = Some(chat);
+    add_rule(&app, &s).await;
+    // The destination is down: the alert waits, with the error.
+    hook.failing.store(true, Ordering::SeqCst);
+    let t = app.now() - DAY;
+    store_events(&app, vec![event("DELETE", 1, "10.0.0.1", t)]).await;
+    let mut r = runner();
+    evaluate(&app, &mut r).await;
+    let got = alerts(&app).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].delivery.as_deref(),
+        Some("waiting: the destination answered HTTP 503")
+    );
+    // Back up, and the retry is due: it goes once, signed; more events of
+    // the same alert send nothing more.
+    hook.failing.store(false, Ordering::SeqCst);
+    app.clock().advance(10 * 60 * 1_000_000);
+    store_events(
+        &app,
+        vec![
+            event("DELETE", 1, "10.0.0.1", t + 1),
+            event("EXPORT", 2, "10.0.0.2", t + 2),
+        ],
+    )
+    .await;
+    evaluate(&app, &mut r).await;
+    r.send_due(&app.db).await.unwrap();
+    evaluate(&app, &mut r).await;
+    let got = alerts(&app).await;
+    assert_eq!(got[0].delivery.as_deref(), Some("sent"));
+    assert_eq!(got[1].delivery.as_deref(), Some("sent"));
+    let received = hook.got.lock().unwrap().clone();
+    assert_eq!(received.len(), 2, "one message an alert");
+    let (_, headers, body) = &received[0];
+    assert_eq!(headers["webhook-id"], format!("adk_alert_{}", got[0].id));
+    let timestamp: i64 = headers["webhook-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(webhook_signature_valid(
+        &secret,
+        headers["webhook-signature"].to_str().unwrap(),
+        headers["webhook-id"].to_str().unwrap(),
+        timestamp,
+        body,
+    ));
+    let message: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(message["type"], "alert");
+    assert_eq!(message["alert"]["group"], "user:1");
+    assert_eq!(message["alert"]["rule"], "match rule");
+    // The chat gets a line of text.
+    let chat_message: serde_json::Value = serde_json::from_slice(&received[1].2).unwrap();
+    let text = chat_message["text"].as_str().unwrap();
+    assert!(text.starts_with("⚠ [warning] exports: 1 event, "), "{text}");
+    assert!(text.contains("/activity-log?action=EXPORT"), "{text}");
 }

@@ -172,20 +172,21 @@ async fn a_batch_is_the_filters_events_after_the_cursor_in_id_order_late_ones_to
 }
 
 /// What a receiver was sent: each request's path, headers and body.
-type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, axum::http::HeaderMap, Vec<u8>)>>>;
+pub(crate) type Received =
+    std::sync::Arc<std::sync::Mutex<Vec<(String, axum::http::HeaderMap, Vec<u8>)>>>;
 
 /// An HTTP receiver on a port of its own (webhook at /hook, Splunk HEC at
 /// /services/collector/event): it keeps what it is sent and answers 503
 /// while `failing` is set.
-struct Receiver {
-    base: String,
-    url: String,
-    got: Received,
-    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+pub(crate) struct Receiver {
+    pub(crate) base: String,
+    pub(crate) url: String,
+    pub(crate) got: Received,
+    pub(crate) failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Receiver {
-    fn bodies(&self) -> Vec<Vec<u8>> {
+    pub(crate) fn bodies(&self) -> Vec<Vec<u8>> {
         self.got
             .lock()
             .unwrap()
@@ -195,7 +196,7 @@ impl Receiver {
     }
 }
 
-async fn receiver() -> Receiver {
+pub(crate) async fn receiver() -> Receiver {
     use axum::http::StatusCode;
     use std::sync::atomic::Ordering;
     let got: Received = Default::default();
@@ -229,7 +230,7 @@ async fn receiver() -> Receiver {
 }
 
 /// A stream made as Settings makes it: with its secret (or token) and headers.
-async fn stream_with(
+pub(crate) async fn stream_with(
     app: &TestApp,
     kind: &str,
     url: &str,

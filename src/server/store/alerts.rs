@@ -17,13 +17,14 @@ pub struct AlertRuleRow {
     pub settings: RuleSettings,
     pub paused: bool,
     pub updated_at: Micros,
+    pub stream_name: Option<String>,
     pub alerts: i64,
     pub open: i64,
 }
 
 const RULE_COLUMNS: &str = "r.id, r.name, r.severity, r.kind, r.filter, r.threshold, \
      r.window_minutes, r.group_by, r.lookback_days, r.network, r.work_days, r.work_start, \
-     r.work_end, r.zone, r.state, r.updated_at";
+     r.work_end, r.zone, r.state, r.updated_at, r.stream_id";
 
 fn rule_row(r: &DbRow) -> AppResult<AlertRuleRow> {
     Ok(AlertRuleRow {
@@ -42,9 +43,11 @@ fn rule_row(r: &DbRow) -> AppResult<AlertRuleRow> {
             work_start: r.get(11)?,
             work_end: r.get(12)?,
             zone: r.get(13)?,
+            stream_id: r.get(16)?,
         },
         paused: r.get::<String>(14)? == "paused",
         updated_at: r.get(15)?,
+        stream_name: None,
         alerts: 0,
         open: 0,
     })
@@ -65,6 +68,7 @@ fn bind_settings(sql: super::Sql, s: &RuleSettings) -> super::Sql {
         .bind(s.work_start)
         .bind(s.work_end)
         .bind(s.zone.as_str())
+        .bind(s.stream_id)
 }
 
 /// A new rule, active; it looks at events stored from now on.
@@ -72,8 +76,8 @@ pub async fn create_alert_rule_in(tx: &mut Tx, s: &RuleSettings) -> AppResult<i6
     let now = tx.now();
     let sql = tx.sql(
         "INSERT INTO alert_rules (name, severity, kind, filter, threshold, window_minutes, \
-         group_by, lookback_days, network, work_days, work_start, work_end, zone, \
-         created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         group_by, lookback_days, network, work_days, work_start, work_end, zone, stream_id, \
+         created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          RETURNING id",
     );
     let sql = bind_settings(sql, s).bind(now).bind(now);
@@ -120,7 +124,8 @@ pub async fn list_alert_rules(db: &Db) -> AppResult<Vec<AlertRuleRow>> {
     let sql = db.sql(format!(
         "SELECT {RULE_COLUMNS}, \
          (SELECT COUNT(*) FROM alerts a WHERE a.rule_id = r.id) AS alerts, \
-         (SELECT COUNT(*) FROM alerts a WHERE a.rule_id = r.id AND a.state = 'open') AS open \
+         (SELECT COUNT(*) FROM alerts a WHERE a.rule_id = r.id AND a.state = 'open') AS open, \
+         (SELECT s.name FROM streams s WHERE s.id = r.stream_id) AS stream_name \
          FROM alert_rules r ORDER BY r.id"
     ));
     db.read()
@@ -131,6 +136,7 @@ pub async fn list_alert_rules(db: &Db) -> AppResult<Vec<AlertRuleRow>> {
             let mut row = rule_row(r)?;
             row.alerts = r.get("alerts")?;
             row.open = r.get("open")?;
+            row.stream_name = r.get("stream_name")?;
             Ok(row)
         })
         .collect()
@@ -344,10 +350,10 @@ pub async fn record_alerts(
                 let sql = tx
                     .sql(
                         "INSERT INTO alerts (rule_id, rule_name, severity, kind, filter, group_by, \
-                         group_key, first_event_id, last_event_id, first_at, last_at, events, \
-                         created_at, updated_at) \
-                         SELECT r.id, r.name, r.severity, r.kind, r.filter, r.group_by, ?, ?, ?, ?, ?, ?, ?, ? \
-                         FROM alert_rules r WHERE r.id = ? RETURNING id",
+                         notify_stream_id, group_key, first_event_id, last_event_id, first_at, \
+                         last_at, events, created_at, updated_at) \
+                         SELECT r.id, r.name, r.severity, r.kind, r.filter, r.group_by, r.stream_id, \
+                         ?, ?, ?, ?, ?, ?, ?, ? FROM alert_rules r WHERE r.id = ? RETURNING id",
                     )
                     .bind(f.group_key.as_str())
                     .bind(f.first_id)
@@ -373,7 +379,8 @@ pub async fn record_alerts(
 }
 
 const ALERT_COLUMNS: &str = "id, rule_id, rule_name, severity, kind, filter, group_by, group_key, \
-     events, first_event_id, last_event_id, first_at, last_at, state, acknowledged_by, resolved_by";
+     events, first_event_id, last_event_id, first_at, last_at, state, acknowledged_by, resolved_by, \
+     notify_stream_id, notified_at, notify_error";
 
 fn alert_row(r: &DbRow) -> AppResult<AlertInfo> {
     let filter: String = r.get(5)?;
@@ -398,6 +405,16 @@ fn alert_row(r: &DbRow) -> AppResult<AlertInfo> {
         state: r.get(13)?,
         acknowledged_by: r.get(14)?,
         resolved_by: r.get(15)?,
+        delivery: match (
+            r.get::<Option<i64>>(16)?,
+            r.get::<Option<i64>>(17)?,
+            r.get::<Option<String>>(18)?,
+        ) {
+            (None, _, _) => None,
+            (Some(_), Some(_), _) => Some("sent".into()),
+            (Some(_), None, Some(error)) => Some(format!("waiting: {error}")),
+            (Some(_), None, None) => Some("waiting".into()),
+        },
     })
 }
 
@@ -447,4 +464,65 @@ pub async fn set_alert_state_in(tx: &mut Tx, id: i64, state: &str, who: &str) ->
 pub async fn open_alerts(db: &Db) -> AppResult<i64> {
     let sql = db.sql("SELECT COUNT(*) FROM alerts WHERE state = 'open'");
     db.read().scalar(&sql).await
+}
+
+/// A new alert waiting to be sent to its rule's stream.
+#[derive(Debug, Clone)]
+pub struct AlertToSend {
+    pub alert: AlertInfo,
+    pub stream_id: i64,
+    pub failures: i64,
+}
+
+/// Up to `limit` alerts whose sending is due, oldest first.
+pub async fn alerts_to_send(db: &Db, limit: u32) -> AppResult<Vec<AlertToSend>> {
+    let sql = db
+        .sql(format!(
+            "SELECT {ALERT_COLUMNS}, notify_failures FROM alerts \
+             WHERE notify_stream_id IS NOT NULL AND notified_at IS NULL AND notify_next_at <= ? \
+             ORDER BY id LIMIT ?"
+        ))
+        .bind(db.now())
+        .bind(i64::from(limit));
+    db.read()
+        .all(&sql)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AlertToSend {
+                alert: alert_row(r)?,
+                stream_id: r.get(16)?,
+                failures: r.get("notify_failures")?,
+            })
+        })
+        .collect()
+}
+
+/// Writes down how sending an alert went: sent, or failed (with its error
+/// and when to try again).
+pub async fn record_alert_sending(
+    db: &Db,
+    id: i64,
+    outcome: Result<(), (&str, Micros)>,
+) -> AppResult<()> {
+    // The evaluator's own bookkeeping: no event, no link of the chain.
+    let mut tx = db.begin_unlocked().await?;
+    let now = tx.now();
+    let sql = match outcome {
+        Ok(()) => tx
+            .sql("UPDATE alerts SET notified_at = ?, notify_error = NULL WHERE id = ?")
+            .bind(now)
+            .bind(id),
+        Err((error, retry_at)) => tx
+            .sql(
+                "UPDATE alerts SET notify_failures = notify_failures + 1, notify_error = ?, \
+                 notify_next_at = ? WHERE id = ?",
+            )
+            .bind(error)
+            .bind(retry_at)
+            .bind(id),
+    };
+    tx.execute(&sql).await?;
+    tx.commit().await?;
+    Ok(())
 }
