@@ -115,6 +115,29 @@ pub async fn list_alert_rules() -> Result<Vec<RuleInfo>, AppError> {
     .await
 }
 
+/// The streams a rule's alerts can also go to (signed and Slack-compatible
+/// webhooks): id and label. Admin.
+#[server(endpoint = "alert_channels")]
+pub async fn alert_channels() -> Result<Vec<(i64, String)>, AppError> {
+    use crate::functions::settings::admin::admin;
+    use crate::server::store;
+    use crate::streams::StreamKind;
+    crate::server::with_status(async move {
+        let (state, _, _) = admin().await?;
+        Ok(store::list_streams(&state.db)
+            .await?
+            .into_iter()
+            .filter_map(|s| match StreamKind::parse(&s.kind) {
+                Some(kind @ (StreamKind::Webhook | StreamKind::Slack)) => {
+                    Some((s.id, format!("Stream \"{}\" ({})", s.name, kind.label())))
+                }
+                _ => None,
+            })
+            .collect())
+    })
+    .await
+}
+
 /// Adds a rule; it watches the events stored from now on. Admin.
 #[server(endpoint = "create_alert_rule")]
 pub async fn create_alert_rule(rule: RuleForm) -> Result<i64, AppError> {

@@ -6,11 +6,9 @@ use crate::components::form_message::FormError;
 use crate::components::layout::Breadcrumb;
 use crate::errors::AppError;
 use crate::functions::alerts::{
-    list_alert_rules, CreateAlertRule, DeleteAlertRule, SetAlertRulePaused,
+    alert_channels, list_alert_rules, CreateAlertRule, DeleteAlertRule, SetAlertRulePaused,
 };
-use crate::functions::streams::list_streams;
 use crate::models::{Role, UserInfo};
-use crate::streams::StreamKind;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -69,7 +67,7 @@ pub fn AlertRulesPage() -> impl IntoView {
 fn NewRuleForm(create: ServerAction<CreateAlertRule>) -> impl IntoView {
     let (kind, set_kind) = signal(RuleKind::Match);
     // Streams that take alerts: signed and Slack-compatible webhooks.
-    let streams = Resource::new(|| (), |_| list_streams());
+    let streams = Resource::new(|| (), |_| alert_channels());
     let shows = move |k: RuleKind| move || kind.get() != k;
     view! {
         <section class="card form-card">
@@ -155,14 +153,7 @@ fn NewRuleForm(create: ServerAction<CreateAlertRule>) -> impl IntoView {
                             .await
                             .unwrap_or_default()
                             .into_iter()
-                            .filter(|s| matches!(s.kind, StreamKind::Webhook | StreamKind::Slack))
-                            .map(|s| {
-                                view! {
-                                    <option value=s.id.to_string()>
-                                        {format!("Stream \"{}\" ({})", s.name, s.kind.label())}
-                                    </option>
-                                }
-                            })
+                            .map(|(id, label)| view! { <option value=id.to_string()>{label}</option> })
                             .collect_view();
                         view! {
                             <label>

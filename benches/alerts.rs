@@ -1,0 +1,266 @@
+//! Alerts: 50 rules of every kind evaluated beside ingest. How far the
+//! evaluation lags behind a paced ingest (BENCH_RATE events/s, default
+//! 20,000, for BENCH_SECONDS, default 10), and what the evaluator costs
+//! ingest running flat out (rounds alone and with it alternate, as in the
+//! streams bench).
+//!
+//! `cargo bench --no-default-features --features ssr --bench alerts`
+//! (env BENCH_EVENTS, default 200000: the log before; BENCH_ROUNDS, default
+//! 3; BENCH_POSTGRES for PostgreSQL).
+
+mod common;
+
+use auditdeck::alerts::RuleSettings;
+use auditdeck::server::alerts::{spawn_alerts, AlertSettings, Rule};
+use auditdeck::server::demo::{self, DemoSpec};
+use auditdeck::server::store::{self, Db, NewEvent};
+use std::time::{Duration, Instant};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn events(n: u64, seed: u64) -> Vec<Vec<NewEvent>> {
+    let all: Vec<NewEvent> = demo::events_iter(&DemoSpec {
+        seed,
+        events: n as u32,
+        sessions: 0,
+        anchor: common::ANCHOR,
+    })
+    .collect();
+    all.chunks(1_000).map(<[NewEvent]>::to_vec).collect()
+}
+
+/// The 50 rules: 15 match, 15 threshold, 10 new-IP, 10 off-hours, over the
+/// demo data's actions and tables.
+fn rules() -> Vec<RuleSettings> {
+    const ACTIONS: [&str; 10] = [
+        "UPDATE",
+        "CREATE",
+        "LOGIN",
+        "LOGOUT",
+        "LOGIN_FAILED",
+        "DELETE",
+        "EXPORT",
+        "GENERATE",
+        "SEND",
+        "PUBLISH",
+    ];
+    const TABLES: [&str; 5] = ["customers", "invoices", "orders", "users", "settings"];
+    let base = |name: String, kind: &str, filter: String| RuleSettings {
+        name,
+        severity: "warning".into(),
+        kind: kind.into(),
+        filter,
+        threshold: 1,
+        window_minutes: 60,
+        group_by: String::new(),
+        lookback_days: 30,
+        network: "address".into(),
+        work_days: 31,
+        work_start: 540,
+        work_end: 1080,
+        zone: "UTC".into(),
+        stream_id: None,
+    };
+    let mut out = Vec::new();
+    for i in 0..15 {
+        let mut r = base(
+            format!("match {i}"),
+            "match",
+            format!("action={}&table={}", ACTIONS[i % 10], TABLES[i % 5]),
+        );
+        r.group_by = ["", "initiator", "ip"][i % 3].into();
+        out.push(r);
+    }
+    for i in 0..15 {
+        let mut r = base(
+            format!("threshold {i}"),
+            "threshold",
+            format!("action={}", ACTIONS[i % 10]),
+        );
+        r.threshold = [10, 50, 200][i % 3];
+        r.window_minutes = [5, 15, 60][i % 3];
+        r.group_by = ["ip", "initiator", ""][i % 3].into();
+        out.push(r);
+    }
+    for i in 0..10 {
+        let filter = if i % 2 == 0 {
+            String::new()
+        } else {
+            "action=LOGIN".into()
+        };
+        let mut r = base(format!("new ip {i}"), "new_ip", filter);
+        r.network = ["address", "network"][i % 2].into();
+        r.lookback_days = [7, 30, 90][i % 3];
+        out.push(r);
+    }
+    for i in 0..10 {
+        let mut r = base(
+            format!("off hours {i}"),
+            "off_hours",
+            format!("action={}", ACTIONS[(i + 5) % 10]),
+        );
+        r.zone = [
+            "Europe/Berlin",
+            "America/New_York",
+            "Asia/Tokyo",
+            "UTC",
+            "Australia/Sydney",
+        ][i % 5]
+            .into();
+        r.group_by = "initiator".into();
+        out.push(r);
+    }
+    out
+}
+
+async fn add_rules(db: &Db) {
+    for s in rules() {
+        Rule::check(&s).expect("a valid rule");
+        let mut tx = store::begin(db).await.unwrap();
+        store::create_alert_rule_in(&mut tx, &s).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let before = env_u64("BENCH_EVENTS", 200_000);
+    let rate = env_u64("BENCH_RATE", 20_000);
+    let seconds = env_u64("BENCH_SECONDS", 10);
+    let rounds = env_u64("BENCH_ROUNDS", 3);
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::open(&common::scratch_url(dir.path(), "alerts").await)
+        .await
+        .unwrap();
+    println!("alerts ({}), 50 rules", common::backend_name());
+    for batch in events(before, 7) {
+        store::insert_events(&db, batch, None).await.unwrap();
+    }
+    let head = store::max_event_id(&db).await.unwrap();
+    store::set_alert_cursor(&db, head).await.unwrap();
+    add_rules(&db).await;
+
+    // 1. Lag behind a paced ingest: batches of 1,000 at `rate` events/s;
+    // every 20 ms, how long the oldest stored event the evaluator has not
+    // evaluated has been waiting.
+    let worker = spawn_alerts(db.clone(), AlertSettings::default());
+    let batches = events(rate * seconds, 11);
+    let every = Duration::from_secs_f64(1_000.0 / rate as f64);
+    let committed: std::sync::Arc<std::sync::Mutex<Vec<(i64, Instant)>>> = Default::default();
+    let sampler = {
+        let (db, committed) = (db.clone(), committed.clone());
+        tokio::spawn(async move {
+            let mut lags = Vec::new();
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let cursor = store::alert_cursor(&db).await.unwrap();
+                let (waiting, done) = {
+                    let c = committed.lock().unwrap();
+                    let waiting = c
+                        .iter()
+                        .find(|(last, _)| *last > cursor)
+                        .map(|(_, at)| at.elapsed());
+                    (waiting, c.last().is_some_and(|(last, _)| *last == i64::MAX))
+                };
+                lags.push(waiting.map_or(0.0, |w| w.as_secs_f64()));
+                if done {
+                    break lags;
+                }
+            }
+        })
+    };
+    let started = Instant::now();
+    for (i, batch) in batches.into_iter().enumerate() {
+        let due = started + every * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let ids = store::insert_events(&db, batch, None).await.unwrap();
+        committed
+            .lock()
+            .unwrap()
+            .push((*ids.last().unwrap(), Instant::now()));
+    }
+    let took = started.elapsed().as_secs_f64();
+    let last = store::max_event_id(&db).await.unwrap();
+    let wait = Instant::now();
+    while store::alert_cursor(&db).await.unwrap() < last {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let drained = wait.elapsed().as_secs_f64();
+    committed.lock().unwrap().push((i64::MAX, Instant::now()));
+    let mut lags = sampler.await.unwrap();
+    worker.stop().await;
+    lags.sort_by(f64::total_cmp);
+    let alerts = store::list_alerts(&db, None, 1_000_000).await.unwrap();
+    println!(
+        "  paced ingest {:.0} events/s for {took:.1} s: evaluation lag p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms; caught up {:.0} ms after the last batch; {} alerts",
+        (rate * seconds) as f64 / took,
+        percentile(&lags, 0.5) * 1e3,
+        percentile(&lags, 0.95) * 1e3,
+        lags.last().copied().unwrap_or(0.0) * 1e3,
+        drained * 1e3,
+        alerts.len()
+    );
+
+    // 2. What evaluation costs ingest running flat out: rounds of 100,000
+    // alone and with the evaluator alternate.
+    let n = 100_000;
+    let ingest = |seed: u64| {
+        let db = db.clone();
+        async move {
+            let batches = events(n, seed);
+            let started = Instant::now();
+            for batch in batches {
+                store::insert_events(&db, batch, None).await.unwrap();
+            }
+            n as f64 / started.elapsed().as_secs_f64()
+        }
+    };
+    let (mut alone, mut with) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        alone.push(ingest(31 + 2 * round).await);
+        let head = store::max_event_id(&db).await.unwrap();
+        store::set_alert_cursor(&db, head).await.unwrap();
+        let worker = spawn_alerts(db.clone(), AlertSettings::default());
+        with.push(ingest(32 + 2 * round).await);
+        let last = store::max_event_id(&db).await.unwrap();
+        while store::alert_cursor(&db).await.unwrap() < last {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        worker.stop().await;
+    }
+    alone.push(ingest(31 + 2 * rounds).await);
+    let mut costs: Vec<f64> = with
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w / ((alone[i] + alone[i + 1]) / 2.0) - 1.0) * 100.0)
+        .collect();
+    let shown = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "  events/s alone: {}; with the evaluator: {}",
+        shown(&alone),
+        shown(&with)
+    );
+    costs.sort_by(f64::total_cmp);
+    println!(
+        "  ingest with 50 rules evaluated: {:+.1}% (median of {rounds} rounds against the rounds alone on either side; worst {:+.1}%)",
+        costs[costs.len() / 2],
+        costs[0]
+    );
+}
