@@ -10,20 +10,20 @@ import { firstVisit, kb, pagePaths, signInContext } from './first-visit';
 // a ceiling at its size today (plus 0.4 KB: builds differ by a few dozen
 // bytes), so a change can only shrink it. (Each new feature's pages raise
 // every page by more than their code explains: the backups' card 7-33 KB,
-// the two alerts pages 9-31 KB. To be looked into: wasm-split's chunks
+// the two alerts pages 9-29 KB. To be looked into: wasm-split's chunks
 // across more routes are the suspect.)
 const TARGET = 350_000;
 const CEILING: Record<string, number> = {
-  '/login': 330_100,
-  '/activity-log': 578_300,
-  '/admin-sessions': 504_000,
-  '/integrity': 394_800,
-  '/settings/users': 391_200,
-  '/settings/api-keys': 382_100,
-  '/settings/retention': 395_100,
-  '/settings/streams': 462_600,
-  '/alerts': 364_100,
-  '/settings/alerts': 392_000,
+  '/login': 331_600,
+  '/activity-log': 575_500,
+  '/admin-sessions': 501_100,
+  '/integrity': 394_500,
+  '/settings/users': 392_700,
+  '/settings/api-keys': 384_400,
+  '/settings/retention': 397_700,
+  '/settings/streams': 459_000,
+  '/alerts': 362_900,
+  '/settings/alerts': 406_000,
 };
 
 for (const path of pagePaths) {
