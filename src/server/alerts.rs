@@ -45,6 +45,8 @@ pub struct Fact {
     pub at: Micros,
     pub initiator: InitiatorKey,
     pub ip: Option<IpAddr>,
+    pub action: String,
+    pub table: Option<String>,
 }
 
 /// A rule, checked and ready to evaluate.
@@ -56,6 +58,8 @@ pub struct Rule {
     pub query: EventQuery,
     pub zone: chrono_tz::Tz,
     pub updated_at: Micros,
+    /// The filter's address range, as 16-byte keys.
+    ip_range: Option<([u8; 16], [u8; 16])>,
 }
 
 impl Rule {
@@ -132,6 +136,12 @@ impl Rule {
 
     pub fn new(id: i64, settings: RuleSettings, updated_at: Micros) -> AppResult<Self> {
         let (kind, query, zone) = Self::check(&settings)?;
+        let ip_range = query
+            .ip
+            .as_deref()
+            .map(IpFilter::parse)
+            .transpose()?
+            .map(|f| f.key_range());
         Ok(Self {
             id,
             kind,
@@ -139,7 +149,40 @@ impl Rule {
             query,
             zone,
             updated_at,
+            ip_range,
         })
+    }
+
+    /// Whether `fact` passes the rule's filter, decided here when the
+    /// filter has no keyword (`None` when it has: only the log's search
+    /// index decides a keyword). The same tests as the Activity Log's SQL:
+    /// the initiator's kind and id, the action among the chosen ones, the
+    /// table, the address within the range (IPv4 mapped into IPv6).
+    pub fn passes(&self, fact: &Fact) -> Option<bool> {
+        let q = &self.query;
+        if q.q.as_deref().is_some_and(|k| !k.trim().is_empty()) {
+            return None;
+        }
+        let user = q.user.as_ref().is_none_or(|u| *u == fact.initiator);
+        let action = q.actions.is_empty() || q.actions.contains(&fact.action);
+        let table = q.table.is_none() || q.table == fact.table;
+        let ip = match (&self.ip_range, fact.ip) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some((lo, hi)), Some(ip)) => {
+                let key = match ip {
+                    IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+                    IpAddr::V6(v6) => v6.octets(),
+                };
+                (*lo..=*hi).contains(&key)
+            }
+        };
+        Some(user && action && table && ip)
+    }
+
+    /// Whether [`Rule::passes`] decides every event (no keyword).
+    fn passes_all_known(&self) -> bool {
+        self.query.q.as_deref().is_none_or(|k| k.trim().is_empty())
     }
 
     fn window(&self) -> Micros {
@@ -519,7 +562,7 @@ impl SeenLog for Log<'_> {
 /// The running evaluator; [`AlertWorker::stop`] ends it and lets its lease go.
 pub struct AlertWorker {
     stop: tokio::sync::watch::Sender<bool>,
-    finished: tokio::task::JoinHandle<()>,
+    finished: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl AlertWorker {
@@ -530,9 +573,26 @@ impl AlertWorker {
 }
 
 /// Starts evaluating the rules, on this server while it holds the lease.
+/// It runs on a thread of its own at a lower priority (as delivery does):
+/// on a busy machine ingest and the pages come first, and it catches up
+/// when they rest.
 pub fn spawn_alerts(db: store::Db, settings: AlertSettings) -> AlertWorker {
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let finished = tokio::spawn(run(db, settings, stopped));
+    let (done, finished) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("auditdeck-alerts".into())
+        .spawn(move || {
+            crate::server::streams::yield_to_ingest();
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(run(db.with_own_readers(), settings, stopped)),
+                Err(e) => tracing::error!(error = %e, "alerts: cannot start the evaluator"),
+            }
+            let _ = done.send(());
+        })
+        .expect("a thread for alerts");
     AlertWorker { stop, finished }
 }
 
@@ -678,8 +738,22 @@ impl AlertRunner {
         }
         let mut firings = Vec::new();
         let mut log = Log(db);
+        // One read of the span for every rule without a keyword; a rule
+        // with one asks the search index.
+        let all = if state.rules.iter().any(|r| r.passes_all_known()) {
+            store::alert_facts(db, &EventQuery::default(), cursor, head, None).await?
+        } else {
+            Vec::new()
+        };
         for rule in &state.rules {
-            let facts = store::alert_facts(db, &rule.query, cursor, head, None).await?;
+            let facts = if rule.passes_all_known() {
+                all.iter()
+                    .filter(|f| rule.passes(f) == Some(true))
+                    .cloned()
+                    .collect()
+            } else {
+                store::alert_facts(db, &rule.query, cursor, head, None).await?
+            };
             firings.extend(state.evaluator.evaluate(rule, &facts, &mut log).await?);
         }
         firings.sort_by_key(|f| (f.last_id, f.rule_id));
@@ -747,6 +821,8 @@ mod tests {
             at,
             initiator: InitiatorKey::parse("user:u-1").unwrap(),
             ip: Some("10.1.2.3".parse().unwrap()),
+            action: "LOGIN_FAILED".into(),
+            table: None,
         }
     }
 

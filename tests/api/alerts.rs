@@ -552,3 +552,52 @@ async fn a_new_alert_goes_to_its_rules_webhook_signed_once_and_waits_while_it_is
     assert!(text.starts_with("⚠ [warning] exports: 1 event, "), "{text}");
     assert!(text.contains("/activity-log?action=EXPORT"), "{text}");
 }
+
+#[tokio::test]
+async fn a_rules_filter_passes_exactly_the_events_the_activity_log_shows_for_it() {
+    let app = TestApp::new().await;
+    let filters = [
+        "ip=10.0.0.0/24",
+        "ip=2001:db8::/32&action=LOGIN",
+        "user=user:1&action=DELETE,UPDATE",
+        "table=users&action=EXPORT",
+        "q=invoice",
+        "q=invoice&user=user:2",
+    ];
+    for f in filters {
+        let mut s = settings("match", f);
+        s.name = f.to_string();
+        s.window_minutes = 7 * 24 * 60;
+        add_rule(&app, &s).await;
+    }
+    let t = app.now() - DAY;
+    let mut events = Vec::new();
+    for i in 0..60u32 {
+        let action = ["DELETE", "UPDATE", "LOGIN", "EXPORT"][i as usize % 4];
+        let ip = match i % 3 {
+            0 => format!("10.0.0.{}", i + 1),
+            1 => format!("2001:db8::{:x}", i + 1),
+            _ => format!("10.0.1.{}", i + 1),
+        };
+        let mut e = event(action, i % 3, &ip, t + i64::from(i));
+        if i % 5 == 0 {
+            e.table_name = Some("invoices".into());
+        }
+        events.push(e);
+    }
+    store_events(&app, events).await;
+    let mut r = runner();
+    evaluate(&app, &mut r).await;
+    let got = alerts(&app).await;
+    for f in filters {
+        let q = auditdeck::server::streams::filter_query(f).unwrap();
+        let shown = store::count_matching(&app.db, &q).await.unwrap().total as i64;
+        let fired: i64 = got
+            .iter()
+            .filter(|a| a.rule_name == f)
+            .map(|a| a.events)
+            .sum();
+        assert!(shown > 0, "{f} matches some events");
+        assert_eq!(fired, shown, "{f}");
+    }
+}

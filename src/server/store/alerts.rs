@@ -161,8 +161,8 @@ pub async fn alert_facts(
 ) -> AppResult<Vec<Fact>> {
     let filters = Filters::new(q, db.now())?;
     let mut b = db.sql(
-        "SELECT e.id, e.occurred_at, e.initiator_kind, e.initiator_id, e.ip FROM events e \
-         WHERE e.id > ",
+        "SELECT e.id, e.occurred_at, e.initiator_kind, e.initiator_id, e.ip, e.action, \
+         e.table_name FROM events e WHERE e.id > ",
     );
     b.push_bind(after_id);
     b.push(" AND e.id <= ").push_bind(to);
@@ -190,6 +190,8 @@ pub async fn alert_facts(
                     id: r.get(3)?,
                 },
                 ip: r.get::<Option<String>>(4)?.and_then(|ip| ip.parse().ok()),
+                action: r.get(5)?,
+                table: r.get(6)?,
             })
         })
         .collect::<AppResult<Vec<_>>>()?;
