@@ -140,6 +140,10 @@ async fn main() {
     let rate = env_u64("BENCH_RATE", 20_000);
     let seconds = env_u64("BENCH_SECONDS", 10);
     let rounds = env_u64("BENCH_ROUNDS", 3);
+    // The evaluator's warnings, if it has any.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .init();
     let dir = tempfile::tempdir().unwrap();
     let db = store::open(&common::scratch_url(dir.path(), "alerts").await)
         .await

@@ -268,24 +268,24 @@ struct Window {
     counted_through: Option<(Micros, i64)>,
 }
 
-/// Asks the log whether an initiator acted from a network within a time
-/// range (the new-IP rules' memory when theirs has no answer).
+/// Asks the log when an initiator last acted from a network before a time
+/// (the new-IP rules' memory when it has no answer).
 pub trait SeenLog {
-    fn seen(
+    fn last_seen(
         &mut self,
         initiator: &InitiatorKey,
         network: IpFilter,
-        from: Micros,
-        to: Micros,
-    ) -> impl std::future::Future<Output = AppResult<bool>>;
+        before: Micros,
+    ) -> impl std::future::Future<Output = AppResult<Option<Micros>>>;
 }
 
 /// What the rules remember between spans.
 #[derive(Debug, Default)]
 pub struct Evaluator {
     windows: HashMap<(i64, String), Window>,
-    /// (rule, initiator, network) → the newest time seen.
-    seen: HashMap<(i64, String, IpFilter), Micros>,
+    /// (initiator, network) → the newest time it was seen, shared by the
+    /// new-IP rules (seen is seen, whatever a rule's filter).
+    seen: HashMap<(String, IpFilter), Micros>,
 }
 
 impl Evaluator {
@@ -392,17 +392,17 @@ impl Evaluator {
             return Ok(None);
         };
         let network = rule.network_of(ip);
-        let key = (rule.id, fact.initiator.to_param(), network);
+        let key = (fact.initiator.to_param(), network);
+        let known = self.seen.get(&key).copied();
+        let last = match known {
+            Some(last) if last < fact.at => Some(last),
+            _ => log.last_seen(&fact.initiator, network, fact.at).await?,
+        };
         // Seen within [at − D, at): exactly D days ago still counts.
         let from = fact.at.saturating_sub(rule.settings.lookback_days * DAY);
-        let to = fact.at - 1;
-        let known = self.seen.get(&key).copied();
-        let seen = match known {
-            Some(last) if (from..=to).contains(&last) => true,
-            _ => log.seen(&fact.initiator, network, from, to).await?,
-        };
+        let seen = last.is_some_and(|last| last >= from);
         self.seen
-            .insert(key, known.map_or(fact.at, |last| last.max(fact.at)));
+            .insert(key, known.map_or(fact.at, |known| known.max(fact.at)));
         Ok((!seen).then_some(network))
     }
 
@@ -548,14 +548,13 @@ impl Default for AlertSettings {
 struct Log<'a>(&'a store::Db);
 
 impl SeenLog for Log<'_> {
-    async fn seen(
+    async fn last_seen(
         &mut self,
         initiator: &InitiatorKey,
         network: IpFilter,
-        from: Micros,
-        to: Micros,
-    ) -> AppResult<bool> {
-        store::initiator_seen_from(self.0, initiator, &show(network), from, to).await
+        before: Micros,
+    ) -> AppResult<Option<Micros>> {
+        store::initiator_last_seen(self.0, initiator, &show(network), before).await
     }
 }
 
@@ -573,21 +572,22 @@ impl AlertWorker {
 }
 
 /// Starts evaluating the rules, on this server while it holds the lease.
-/// It runs on a thread of its own at a lower priority (as delivery does):
-/// on a busy machine ingest and the pages come first, and it catches up
-/// when they rest.
+/// It runs on a thread of its own, at the normal priority: it writes
+/// through the one writer, and a lowered priority made ingest wait on a
+/// descheduled evaluator holding it (measured: −54% against −39%).
 pub fn spawn_alerts(db: store::Db, settings: AlertSettings) -> AlertWorker {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (done, finished) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("auditdeck-alerts".into())
         .spawn(move || {
-            crate::server::streams::yield_to_ingest();
             match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
-                Ok(runtime) => runtime.block_on(run(db.with_own_readers(), settings, stopped)),
+                // Its own readers, made inside the runtime they belong to.
+                Ok(runtime) => runtime
+                    .block_on(async move { run(db.with_own_readers(), settings, stopped).await }),
                 Err(e) => tracing::error!(error = %e, "alerts: cannot start the evaluator"),
             }
             let _ = done.send(());
@@ -828,14 +828,13 @@ mod tests {
 
     struct NoLog;
     impl SeenLog for NoLog {
-        async fn seen(
+        async fn last_seen(
             &mut self,
             _: &InitiatorKey,
             _: IpFilter,
             _: Micros,
-            _: Micros,
-        ) -> AppResult<bool> {
-            Ok(false)
+        ) -> AppResult<Option<Micros>> {
+            Ok(None)
         }
     }
 

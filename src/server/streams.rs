@@ -915,7 +915,7 @@ pub fn spawn_delivery(db: store::Db, settings: DeliverySettings) -> StreamWorker
 /// Lowers this thread's scheduling priority (nice 10, Linux): on a busy
 /// machine delivery takes the time ingest and the pages leave, and catches
 /// up when they rest.
-pub(crate) fn yield_to_ingest() {
+fn yield_to_ingest() {
     #[cfg(target_os = "linux")]
     // SAFETY: setpriority on this thread's own id; no memory is touched.
     unsafe {

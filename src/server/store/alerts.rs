@@ -201,28 +201,24 @@ pub async fn alert_facts(
     Ok(facts)
 }
 
-/// Whether `initiator` acted from `network` (an address or CIDR range) at
-/// a time in `[from, to]`.
-pub async fn initiator_seen_from(
+/// When `initiator` last acted from `network` (an address or CIDR range)
+/// before `before`, if ever.
+pub async fn initiator_last_seen(
     db: &Db,
     initiator: &InitiatorKey,
     network: &str,
-    from: Micros,
-    to: Micros,
-) -> AppResult<bool> {
+    before: Micros,
+) -> AppResult<Option<Micros>> {
     let q = EventQuery {
         user: Some(initiator.clone()),
         ip: Some(network.to_string()),
-        from: Some(from),
-        to: Some(to),
+        to: Some(before - 1),
         ..EventQuery::default()
     };
     let filters = Filters::new(&q, db.now())?;
-    let mut b = db.sql("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE 1 = 1");
+    let mut b = db.sql("SELECT MAX(e.occurred_at) FROM events e WHERE 1 = 1");
     filters.push(&mut b, Keyword::InSet);
-    b.push(" LIMIT 1) s");
-    let n: i64 = db.read().scalar(&b).await?;
-    Ok(n > 0)
+    db.read().scalar::<Option<i64>>(&b).await
 }
 
 /// When event `id` happened, if it is stored.
