@@ -201,24 +201,28 @@ pub async fn alert_facts(
     Ok(facts)
 }
 
-/// When `initiator` last acted from `network` (an address or CIDR range)
-/// before `before`, if ever.
-pub async fn initiator_last_seen(
+/// Whether `initiator` acted from `network` (an address or CIDR range) at
+/// a time in `[from, to]`.
+pub async fn initiator_seen_from(
     db: &Db,
     initiator: &InitiatorKey,
     network: &str,
-    before: Micros,
-) -> AppResult<Option<Micros>> {
+    from: Micros,
+    to: Micros,
+) -> AppResult<bool> {
     let q = EventQuery {
         user: Some(initiator.clone()),
         ip: Some(network.to_string()),
-        to: Some(before - 1),
+        from: Some(from),
+        to: Some(to),
         ..EventQuery::default()
     };
     let filters = Filters::new(&q, db.now())?;
-    let mut b = db.sql("SELECT MAX(e.occurred_at) FROM events e WHERE 1 = 1");
+    let mut b = db.sql("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE 1 = 1");
     filters.push(&mut b, Keyword::InSet);
-    db.read().scalar::<Option<i64>>(&b).await
+    b.push(" LIMIT 1) s");
+    let n: i64 = db.read().scalar(&b).await?;
+    Ok(n > 0)
 }
 
 /// When event `id` happened, if it is stored.
