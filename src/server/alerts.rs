@@ -284,9 +284,10 @@ pub trait SeenLog {
 #[derive(Debug, Default)]
 pub struct Evaluator {
     windows: HashMap<(i64, String), Window>,
-    /// (initiator, network) → the newest time it was seen, shared by the
-    /// new-IP rules (seen is seen, whatever a rule's filter).
-    seen: HashMap<(String, IpFilter), Micros>,
+    /// (rule, initiator, network) → the newest time seen. (Shared by the
+    /// rules it made every rule after the first ask the log again about
+    /// the event it had just seen: 20 s of lag in the bench.)
+    seen: HashMap<(i64, String, IpFilter), Micros>,
 }
 
 impl Evaluator {
@@ -393,7 +394,7 @@ impl Evaluator {
             return Ok(None);
         };
         let network = rule.network_of(ip);
-        let key = (fact.initiator.to_param(), network);
+        let key = (rule.id, fact.initiator.to_param(), network);
         // Seen within [at − D, at): exactly D days ago still counts.
         let from = fact.at.saturating_sub(rule.settings.lookback_days * DAY);
         let to = fact.at - 1;
