@@ -7,23 +7,24 @@ import { firstVisit, kb, pagePaths, signInContext } from './first-visit';
 //
 // PRODUCT.md's budget is 350 KB. Not every page meets it yet: the code all
 // pages share is 254 KB of brotli on its own (see README, First visit). Until they do, each page has
-// a ceiling at its size today (plus 0.4 KB: builds differ by a few dozen
-// bytes), so a change can only shrink it. (Each new feature's pages raise
+// a ceiling at its size today in a fresh clone (plus 1 KB: the same commit
+// built in another folder differs by up to 0.6 KB, the folder's path being
+// written into the code), so a change can only shrink it. (Each new feature's pages raise
 // every page by more than their code explains: the backups' card 7-33 KB,
 // the two alerts pages 9-29 KB. To be looked into: wasm-split's chunks
 // across more routes are the suspect.)
 const TARGET = 350_000;
 const CEILING: Record<string, number> = {
-  '/login': 331_600,
-  '/activity-log': 575_500,
-  '/admin-sessions': 501_100,
-  '/integrity': 394_500,
-  '/settings/users': 392_700,
-  '/settings/api-keys': 384_400,
-  '/settings/retention': 397_700,
-  '/settings/streams': 459_000,
-  '/alerts': 362_900,
-  '/settings/alerts': 406_000,
+  '/login': 332_800,
+  '/activity-log': 576_700,
+  '/admin-sessions': 502_300,
+  '/integrity': 395_700,
+  '/settings/users': 393_900,
+  '/settings/api-keys': 385_600,
+  '/settings/retention': 398_900,
+  '/settings/streams': 460_200,
+  '/alerts': 364_100,
+  '/settings/alerts': 407_200,
 };
 
 for (const path of pagePaths) {
