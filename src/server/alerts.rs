@@ -259,6 +259,95 @@ pub struct Firing {
     pub window: Micros,
 }
 
+/// The newest alert of a rule's group, as grouping needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatestAlert {
+    pub id: i64,
+    pub first_at: Micros,
+    /// Not resolved.
+    pub open: bool,
+}
+
+/// What a span's firings change among the alerts: one write per alert,
+/// however many of its events the span holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertWrite {
+    /// Adds `events` to an alert that exists.
+    Add {
+        id: i64,
+        events: i64,
+        last_id: i64,
+        last_at: Micros,
+    },
+    /// A new alert (in the order they began).
+    New(Firing),
+}
+
+/// Groups a span's firings (in id order) into alert writes: a firing joins
+/// its group's newest alert while that is not resolved and began less than
+/// one window before it; otherwise it begins a new one, which the group's
+/// later firings join on the same terms.
+pub fn group_firings(
+    latest: &HashMap<(i64, String), LatestAlert>,
+    firings: &[Firing],
+) -> Vec<AlertWrite> {
+    /// A group's newest alert before the span, and its write in `writes`.
+    struct Slot {
+        latest: Option<LatestAlert>,
+        write: Option<usize>,
+    }
+    let mut writes: Vec<AlertWrite> = Vec::new();
+    let mut slots: HashMap<(i64, &str), Slot> = HashMap::new();
+    for f in firings {
+        let slot = slots
+            .entry((f.rule_id, f.group_key.as_str()))
+            .or_insert_with(|| Slot {
+                latest: latest.get(&(f.rule_id, f.group_key.clone())).copied(),
+                write: None,
+            });
+        let joins_old = |a: &Option<LatestAlert>| {
+            a.is_some_and(|a| a.open && f.last_at < a.first_at.saturating_add(f.window))
+        };
+        let joins = match slot.write.map(|i| &writes[i]) {
+            Some(AlertWrite::New(first)) => f.last_at < first.first_at.saturating_add(f.window),
+            Some(AlertWrite::Add { .. }) | None => joins_old(&slot.latest),
+        };
+        match (joins, slot.write, slot.latest) {
+            (true, Some(i), _) => match &mut writes[i] {
+                AlertWrite::Add {
+                    events,
+                    last_id,
+                    last_at,
+                    ..
+                } => {
+                    *events += f.events;
+                    *last_id = (*last_id).max(f.last_id);
+                    *last_at = (*last_at).max(f.last_at);
+                }
+                AlertWrite::New(a) => {
+                    a.events += f.events;
+                    a.last_id = a.last_id.max(f.last_id);
+                    a.last_at = a.last_at.max(f.last_at);
+                }
+            },
+            (true, None, Some(a)) => {
+                writes.push(AlertWrite::Add {
+                    id: a.id,
+                    events: f.events,
+                    last_id: f.last_id,
+                    last_at: f.last_at,
+                });
+                slot.write = Some(writes.len() - 1);
+            }
+            _ => {
+                writes.push(AlertWrite::New(f.clone()));
+                slot.write = Some(writes.len() - 1);
+            }
+        }
+    }
+    writes
+}
+
 /// A threshold rule's recent matching events of one group.
 #[derive(Debug, Default)]
 struct Window {
@@ -847,6 +936,82 @@ mod tests {
             .build()
             .unwrap()
             .block_on(f)
+    }
+
+    #[test]
+    fn a_spans_firings_become_one_write_per_alert() {
+        let firing = |rule_id: i64, key: &str, id: i64, at: Micros| Firing {
+            rule_id,
+            group_key: key.into(),
+            first_id: id,
+            first_at: at,
+            last_id: id,
+            last_at: at,
+            events: 1,
+            window: 100,
+        };
+        let latest: HashMap<(i64, String), LatestAlert> = [
+            (
+                (1, "a".to_string()),
+                LatestAlert {
+                    id: 7,
+                    first_at: 0,
+                    open: true,
+                },
+            ),
+            (
+                (1, "b".to_string()),
+                LatestAlert {
+                    id: 8,
+                    first_at: 50,
+                    open: false,
+                },
+            ),
+        ]
+        .into();
+        let firings = [
+            firing(1, "a", 1, 10),
+            firing(1, "b", 2, 60),
+            firing(1, "a", 3, 99),
+            // One window after the open alert began: a new one.
+            firing(1, "a", 4, 100),
+            firing(1, "b", 5, 70),
+            firing(2, "a", 6, 120),
+            firing(1, "a", 7, 199),
+            firing(1, "a", 8, 200),
+        ];
+        let writes = group_firings(&latest, &firings);
+        let new = |first: (i64, Micros), last: (i64, Micros), events: i64, rule_id: i64| {
+            AlertWrite::New(Firing {
+                first_id: first.0,
+                first_at: first.1,
+                last_id: last.0,
+                last_at: last.1,
+                events,
+                ..firing(rule_id, "", 0, 0)
+            })
+        };
+        let mut expected = vec![
+            AlertWrite::Add {
+                id: 7,
+                events: 2,
+                last_id: 3,
+                last_at: 99,
+            },
+            // A resolved alert is not joined.
+            new((2, 60), (5, 70), 2, 1),
+            new((4, 100), (7, 199), 2, 1),
+            new((6, 120), (6, 120), 1, 2),
+            new((8, 200), (8, 200), 1, 1),
+        ];
+        for (w, key) in expected.iter_mut().zip(["", "b", "a", "a", "a"]) {
+            if let AlertWrite::New(f) = w {
+                f.group_key = key.into();
+            }
+        }
+        assert_eq!(writes, expected);
+        // Without firings, nothing is written.
+        assert!(group_firings(&latest, &[]).is_empty());
     }
 
     #[test]

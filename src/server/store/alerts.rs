@@ -6,9 +6,9 @@ use super::{Db, DbRow, Exec, Tx};
 use crate::alerts::{AlertInfo, RuleSettings};
 use crate::errors::AppResult;
 use crate::query::{EventQuery, InitiatorKey};
-use crate::server::alerts::{alert_link, Fact, Firing};
+use crate::server::alerts::{alert_link, group_firings, AlertWrite, Fact, Firing, LatestAlert};
 use crate::server::clock::Micros;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A rule as stored.
 #[derive(Debug, Clone)]
@@ -275,13 +275,6 @@ pub async fn set_alert_cursor(db: &Db, cursor: i64) -> AppResult<()> {
     Ok(())
 }
 
-/// The newest alert of a group, as grouping needs it.
-struct Latest {
-    id: i64,
-    first_at: Micros,
-    open: bool,
-}
-
 /// Writes the firings of the events `(from, to]` and moves the cursor to
 /// `to`, in one transaction; only while `holder` holds the lease and the
 /// cursor is still at `from`. Whether it did.
@@ -308,73 +301,71 @@ pub async fn record_alerts(
         tx.rollback().await?;
         return Ok(false);
     }
-    let mut latest: HashMap<(i64, String), Option<Latest>> = HashMap::new();
+    // Each group's newest alert, once.
+    let mut latest: HashMap<(i64, String), LatestAlert> = HashMap::new();
+    let mut asked: HashSet<(i64, &str)> = HashSet::new();
     for f in firings {
-        let key = (f.rule_id, f.group_key.clone());
-        if !latest.contains_key(&key) {
-            let sql = tx
-                .sql(
-                    "SELECT id, first_at, state FROM alerts WHERE rule_id = ? AND group_key = ? \
-                     ORDER BY id DESC LIMIT 1",
-                )
-                .bind(f.rule_id)
-                .bind(f.group_key.as_str());
-            let found = match tx.optional(&sql).await? {
-                Some(r) => Some(Latest {
+        if !asked.insert((f.rule_id, f.group_key.as_str())) {
+            continue;
+        }
+        let sql = tx
+            .sql(
+                "SELECT id, first_at, state FROM alerts WHERE rule_id = ? AND group_key = ? \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(f.rule_id)
+            .bind(f.group_key.as_str());
+        if let Some(r) = tx.optional(&sql).await? {
+            latest.insert(
+                (f.rule_id, f.group_key.clone()),
+                LatestAlert {
                     id: r.get(0)?,
                     first_at: r.get(1)?,
                     open: r.get::<String>(2)? != "resolved",
-                }),
-                None => None,
-            };
-            latest.insert(key.clone(), found);
+                },
+            );
         }
-        let slot = latest.get_mut(&key).expect("looked up above");
-        match slot {
-            Some(a) if a.open && f.last_at < a.first_at.saturating_add(f.window) => {
-                let sql = tx
-                    .sql(
-                        "UPDATE alerts SET events = events + ?, \
-                         last_event_id = CASE WHEN last_event_id < ? THEN ? ELSE last_event_id END, \
-                         last_at = CASE WHEN last_at < ? THEN ? ELSE last_at END, updated_at = ? \
-                         WHERE id = ?",
-                    )
-                    .bind(f.events)
-                    .bind(f.last_id)
-                    .bind(f.last_id)
-                    .bind(f.last_at)
-                    .bind(f.last_at)
-                    .bind(now)
-                    .bind(a.id);
-                tx.execute(&sql).await?;
-            }
-            _ => {
-                let sql = tx
-                    .sql(
-                        "INSERT INTO alerts (rule_id, rule_name, severity, kind, filter, group_by, \
-                         notify_stream_id, group_key, first_event_id, last_event_id, first_at, \
-                         last_at, events, created_at, updated_at) \
-                         SELECT r.id, r.name, r.severity, r.kind, r.filter, r.group_by, r.stream_id, \
-                         ?, ?, ?, ?, ?, ?, ?, ? FROM alert_rules r WHERE r.id = ? RETURNING id",
-                    )
-                    .bind(f.group_key.as_str())
-                    .bind(f.first_id)
-                    .bind(f.last_id)
-                    .bind(f.first_at)
-                    .bind(f.last_at)
-                    .bind(f.events)
-                    .bind(now)
-                    .bind(now)
-                    .bind(f.rule_id);
-                if let Some(r) = tx.optional(&sql).await? {
-                    *slot = Some(Latest {
-                        id: r.get(0)?,
-                        first_at: f.first_at,
-                        open: true,
-                    });
-                }
-            }
-        }
+    }
+    for write in group_firings(&latest, firings) {
+        let sql = match &write {
+            AlertWrite::Add {
+                id,
+                events,
+                last_id,
+                last_at,
+            } => tx
+                .sql(
+                    "UPDATE alerts SET events = events + ?, \
+                     last_event_id = CASE WHEN last_event_id < ? THEN ? ELSE last_event_id END, \
+                     last_at = CASE WHEN last_at < ? THEN ? ELSE last_at END, updated_at = ? \
+                     WHERE id = ?",
+                )
+                .bind(*events)
+                .bind(*last_id)
+                .bind(*last_id)
+                .bind(*last_at)
+                .bind(*last_at)
+                .bind(now)
+                .bind(*id),
+            AlertWrite::New(f) => tx
+                .sql(
+                    "INSERT INTO alerts (rule_id, rule_name, severity, kind, filter, group_by, \
+                     notify_stream_id, group_key, first_event_id, last_event_id, first_at, \
+                     last_at, events, created_at, updated_at) \
+                     SELECT r.id, r.name, r.severity, r.kind, r.filter, r.group_by, r.stream_id, \
+                     ?, ?, ?, ?, ?, ?, ?, ? FROM alert_rules r WHERE r.id = ?",
+                )
+                .bind(f.group_key.as_str())
+                .bind(f.first_id)
+                .bind(f.last_id)
+                .bind(f.first_at)
+                .bind(f.last_at)
+                .bind(f.events)
+                .bind(now)
+                .bind(now)
+                .bind(f.rule_id),
+        };
+        tx.execute(&sql).await?;
     }
     tx.commit().await?;
     Ok(true)
