@@ -198,3 +198,64 @@ pub struct RuleForm {
     /// A stream's id, or empty: the inbox only.
     pub stream: String,
 }
+
+/// A week of the log at a glance: the weekly digest (Monday 00:00 UTC to
+/// the next Monday).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Digest {
+    /// The week: `[from, to)`, in µs.
+    pub from: i64,
+    pub to: i64,
+    /// Events stored in the week, and how many of each action (most first).
+    pub events: i64,
+    pub by_action: Vec<(String, i64)>,
+    /// The rules whose alerts began in the week.
+    pub rules: Vec<DigestRule>,
+    /// Initiators and the IPs (networks) new for them, as the new-IP rules
+    /// found them (at most [`DIGEST_LISTED`]), and how many in all.
+    pub new_ips: Vec<String>,
+    pub new_ip_count: i64,
+    /// DELETE and EXPORT events, and who made most of them.
+    pub deletions: i64,
+    pub deleted_by: Vec<(String, i64)>,
+    pub exports: i64,
+    pub exported_by: Vec<(String, i64)>,
+}
+
+/// Rows a digest lists at most in each part.
+pub const DIGEST_LISTED: usize = 20;
+
+/// A rule that fired during a digest's week.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestRule {
+    pub name: String,
+    pub severity: String,
+    pub alerts: i64,
+    pub events: i64,
+}
+
+/// An admin's digest subscription as Monitoring → Alerts → Weekly digest
+/// shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestSubscription {
+    pub stream_id: i64,
+    pub stream_name: String,
+    /// The newest week sent (its Monday, µs), and the last failure.
+    pub sent_week: i64,
+    pub error: Option<String>,
+}
+
+/// A week in µs.
+pub const WEEK: i64 = 7 * 86_400_000_000;
+
+/// The Monday 00:00 UTC that begins the week holding `at` (µs).
+pub fn week_start(at: i64) -> i64 {
+    // 1970-01-05, the first Monday after the epoch.
+    const MONDAY: i64 = 4 * 86_400_000_000;
+    at - (at - MONDAY).rem_euclid(WEEK)
+}
+
+/// Where the digest of the week beginning `from` is shown.
+pub fn digest_link(from: i64) -> String {
+    format!("/alerts/digest?week={}", from)
+}

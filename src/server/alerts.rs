@@ -635,6 +635,72 @@ impl Default for AlertSettings {
     }
 }
 
+/// The weekly digest as a stream takes it: signed JSON for a webhook, a few
+/// chat lines for a Slack-compatible one.
+pub fn digest_message(d: &crate::alerts::Digest, kind: crate::streams::StreamKind) -> Option<Vec<u8>> {
+    use crate::models::{format_rfc3339, format_utc};
+    let format_count = |n: i64| crate::models::format_count(n.max(0) as u64);
+    use crate::streams::StreamKind;
+    let link = crate::alerts::digest_link(d.from);
+    let pairs = |v: &[(String, i64)]| {
+        v.iter()
+            .map(|(k, n)| serde_json::json!({ "name": k, "events": n }))
+            .collect::<Vec<_>>()
+    };
+    match kind {
+        StreamKind::Webhook => Some(
+            serde_json::json!({
+                "type": "digest",
+                "digest": {
+                    "from": format_rfc3339(d.from),
+                    "to": format_rfc3339(d.to),
+                    "events": d.events,
+                    "by_action": pairs(&d.by_action),
+                    "rules": d.rules.iter().map(|r| serde_json::json!({
+                        "rule": r.name, "severity": r.severity, "alerts": r.alerts, "events": r.events,
+                    })).collect::<Vec<_>>(),
+                    "new_ips": d.new_ips,
+                    "new_ip_count": d.new_ip_count,
+                    "deletions": d.deletions,
+                    "deleted_by": pairs(&d.deleted_by),
+                    "exports": d.exports,
+                    "exported_by": pairs(&d.exported_by),
+                    "link": link,
+                }
+            })
+            .to_string()
+            .into_bytes(),
+        ),
+        StreamKind::Slack => {
+            let actions = d
+                .by_action
+                .iter()
+                .take(5)
+                .map(|(a, n)| format!("{a} {}", format_count(*n)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let alerts: i64 = d.rules.iter().map(|r| r.alerts).sum();
+            let lines = vec![
+                format!(
+                    "Weekly digest {} – {} UTC · {link}",
+                    format_utc(d.from),
+                    format_utc(d.to)
+                ),
+                format!("{} events: {actions}", format_count(d.events)),
+                format!("{} alerts from {} rules", format_count(alerts), d.rules.len()),
+                format!("{} new IPs", format_count(d.new_ip_count)),
+                format!(
+                    "{} deletions, {} exports",
+                    format_count(d.deletions),
+                    format_count(d.exports)
+                ),
+            ];
+            Some(crate::server::stream_format::slack_text(&lines, lines.len()))
+        }
+        StreamKind::SplunkHec | StreamKind::Syslog => None,
+    }
+}
+
 /// The log as the new-IP rules ask it.
 struct Log<'a>(&'a store::Db);
 
@@ -789,6 +855,60 @@ impl AlertRunner {
         Ok(sent)
     }
 
+    /// Sends the digest of the week just ended to each admin who asked for
+    /// it and has not had it (once; a failure waits the streams' backoff).
+    pub async fn send_digests(&mut self, db: &store::Db) -> AppResult<usize> {
+        use crate::alerts::{week_start, WEEK};
+        use crate::server::streams::{post, retry_delay, Destination};
+        let now = db.now();
+        let week = week_start(now) - WEEK;
+        let due = store::digests_due(db, week).await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let digest = store::digest(db, week, week + WEEK).await?;
+        let client = self
+            .client
+            .get_or_insert_with(crate::server::streams::http_client)
+            .clone();
+        let mut sent = 0;
+        for d in due {
+            let outcome = match store::get_stream(db, d.stream_id).await? {
+                None => Err("its stream is gone".to_string()),
+                Some(stream) => {
+                    let dest = Destination::of(&stream, now)?;
+                    match digest_message(&digest, dest.kind) {
+                        None => Err(format!(
+                            "a {} stream does not take digests",
+                            dest.kind.label()
+                        )),
+                        Some(body) => post(
+                            &client,
+                            &dest,
+                            &format!("adk_digest_{}_{}", d.user_id, week / 1_000_000),
+                            body,
+                            now,
+                        )
+                        .await
+                        .map_err(|f| f.error),
+                    }
+                }
+            };
+            match outcome {
+                Ok(()) => {
+                    sent += 1;
+                    store::record_digest_sending(db, d.user_id, week, Ok(())).await?;
+                }
+                Err(error) => {
+                    let retry_at = now + retry_delay(d.failures + 1, rand::random::<f64>());
+                    store::record_digest_sending(db, d.user_id, week, Err((&error, retry_at)))
+                        .await?;
+                }
+            }
+        }
+        Ok(sent)
+    }
+
     /// Lets the lease go (a server that stops).
     pub async fn release(&self, db: &store::Db) -> AppResult<()> {
         store::release_alert_lease(db, &self.holder).await
@@ -804,6 +924,7 @@ impl AlertRunner {
             return Ok(false);
         }
         self.send_due(db).await?;
+        self.send_digests(db).await?;
         let cursor = store::alert_cursor(db).await?;
         let rows = store::active_alert_rules(db).await?;
         let changed = match &self.loaded {

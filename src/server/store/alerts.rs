@@ -3,7 +3,7 @@
 
 use super::events::{Filters, Keyword};
 use super::{Db, DbRow, Exec, Tx};
-use crate::alerts::{AlertInfo, RuleSettings};
+use crate::alerts::{AlertInfo, Digest, DigestRule, DigestSubscription, RuleSettings, DIGEST_LISTED};
 use crate::errors::AppResult;
 use crate::query::{EventQuery, InitiatorKey};
 use crate::server::alerts::{alert_link, group_firings, AlertWrite, Fact, Firing, LatestAlert};
@@ -514,6 +514,228 @@ pub async fn record_alert_sending(
             .bind(error)
             .bind(retry_at)
             .bind(id),
+    };
+    tx.execute(&sql).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Who made most of one action's events in `[from, to)`: name (or the
+/// initiator's key when nameless) and count.
+async fn top_initiators(
+    db: &Db,
+    action: &str,
+    from: Micros,
+    to: Micros,
+) -> AppResult<(i64, Vec<(String, i64)>)> {
+    let sql = db
+        .sql(
+            "SELECT COALESCE(NULLIF(initiator_name, ''), initiator_kind || ':' || COALESCE(initiator_id, '')), \
+             COUNT(*) FROM events WHERE action = ? AND occurred_at >= ? AND occurred_at < ? \
+             GROUP BY 1 ORDER BY 2 DESC, 1",
+        )
+        .bind(action)
+        .bind(from)
+        .bind(to);
+    let rows = db.read().all(&sql).await?;
+    let mut total = 0;
+    let mut top = Vec::new();
+    for r in &rows {
+        let n: i64 = r.get(1)?;
+        total += n;
+        if top.len() < 5 {
+            top.push((r.get(0)?, n));
+        }
+    }
+    Ok((total, top))
+}
+
+/// The weekly digest of `[from, to)`: the log's actions, the rules that
+/// fired, new IPs, deletions and exports.
+pub async fn digest(db: &Db, from: Micros, to: Micros) -> AppResult<Digest> {
+    let sql = db
+        .sql(
+            "SELECT action, COUNT(*) FROM events WHERE occurred_at >= ? AND occurred_at < ? \
+             GROUP BY action ORDER BY 2 DESC, 1",
+        )
+        .bind(from)
+        .bind(to);
+    let by_action = db
+        .read()
+        .all(&sql)
+        .await?
+        .iter()
+        .map(|r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)))
+        .collect::<AppResult<Vec<_>>>()?;
+    let sql = db
+        .sql(
+            "SELECT rule_name, severity, COUNT(*), CAST(SUM(events) AS BIGINT) FROM alerts \
+             WHERE first_at >= ? AND first_at < ? \
+             GROUP BY rule_id, rule_name, severity ORDER BY 3 DESC, 1",
+        )
+        .bind(from)
+        .bind(to);
+    let rules = db
+        .read()
+        .all(&sql)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(DigestRule {
+                name: r.get(0)?,
+                severity: r.get(1)?,
+                alerts: r.get(2)?,
+                events: r.get(3)?,
+            })
+        })
+        .collect::<AppResult<Vec<_>>>()?;
+    let sql = db
+        .sql(
+            "SELECT group_key FROM alerts WHERE kind = 'new_ip' AND first_at >= ? AND first_at < ? \
+             GROUP BY group_key ORDER BY MIN(first_at), group_key",
+        )
+        .bind(from)
+        .bind(to);
+    let new_ips = db
+        .read()
+        .all(&sql)
+        .await?
+        .iter()
+        .map(|r| r.get::<String>(0))
+        .collect::<AppResult<Vec<_>>>()?;
+    let (deletions, deleted_by) = top_initiators(db, "DELETE", from, to).await?;
+    let (exports, exported_by) = top_initiators(db, "EXPORT", from, to).await?;
+    Ok(Digest {
+        from,
+        to,
+        events: by_action.iter().map(|(_, n)| n).sum(),
+        by_action,
+        rules,
+        new_ip_count: new_ips.len() as i64,
+        new_ips: new_ips.into_iter().take(DIGEST_LISTED).collect(),
+        deletions,
+        deleted_by,
+        exports,
+        exported_by,
+    })
+}
+
+/// An admin's digest subscription, if they have one.
+pub async fn digest_subscription(db: &Db, user_id: i64) -> AppResult<Option<DigestSubscription>> {
+    let sql = db
+        .sql(
+            "SELECT d.stream_id, s.name, d.sent_week, d.error FROM alert_digests d \
+             JOIN streams s ON s.id = d.stream_id WHERE d.user_id = ?",
+        )
+        .bind(user_id);
+    db.read()
+        .optional(&sql)
+        .await?
+        .map(|r| {
+            Ok(DigestSubscription {
+                stream_id: r.get(0)?,
+                stream_name: r.get(1)?,
+                sent_week: r.get(2)?,
+                error: r.get(3)?,
+            })
+        })
+        .transpose()
+}
+
+/// Subscribes an admin (or moves their subscription to another stream):
+/// the first digest sent is that of the week after `sent_week`.
+pub async fn subscribe_digest_in(
+    tx: &mut Tx,
+    user_id: i64,
+    stream_id: i64,
+    sent_week: Micros,
+) -> AppResult<()> {
+    let now = tx.now();
+    let sql = tx
+        .sql(
+            "INSERT INTO alert_digests (user_id, stream_id, sent_week, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET \
+             stream_id = excluded.stream_id, failures = 0, next_at = 0, error = NULL, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(user_id)
+        .bind(stream_id)
+        .bind(sent_week)
+        .bind(now)
+        .bind(now);
+    tx.execute(&sql).await?;
+    Ok(())
+}
+
+/// Ends an admin's subscription; whether they had one.
+pub async fn unsubscribe_digest_in(tx: &mut Tx, user_id: i64) -> AppResult<bool> {
+    let sql = tx
+        .sql("DELETE FROM alert_digests WHERE user_id = ?")
+        .bind(user_id);
+    Ok(tx.execute(&sql).await? > 0)
+}
+
+/// A digest to send: to whom (user id), through which stream, after how
+/// many failures.
+pub struct DigestDue {
+    pub user_id: i64,
+    pub stream_id: i64,
+    pub failures: i64,
+}
+
+/// The subscriptions whose digest of the week beginning `week` is not sent
+/// and due (a failure waits its backoff).
+pub async fn digests_due(db: &Db, week: Micros) -> AppResult<Vec<DigestDue>> {
+    let sql = db
+        .sql(
+            "SELECT user_id, stream_id, failures FROM alert_digests \
+             WHERE sent_week < ? AND next_at <= ? ORDER BY user_id",
+        )
+        .bind(week)
+        .bind(db.now());
+    db.read()
+        .all(&sql)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(DigestDue {
+                user_id: r.get(0)?,
+                stream_id: r.get(1)?,
+                failures: r.get(2)?,
+            })
+        })
+        .collect()
+}
+
+/// Writes down that the digest of `week` went to `user_id` (or why not,
+/// and when to try again).
+pub async fn record_digest_sending(
+    db: &Db,
+    user_id: i64,
+    week: Micros,
+    outcome: Result<(), (&str, Micros)>,
+) -> AppResult<()> {
+    // The evaluator's own bookkeeping: no event, no link of the chain.
+    let mut tx = db.begin_unlocked().await?;
+    let now = tx.now();
+    let sql = match outcome {
+        Ok(()) => tx
+            .sql(
+                "UPDATE alert_digests SET sent_week = ?, failures = 0, next_at = 0, error = NULL, \
+                 updated_at = ? WHERE user_id = ?",
+            )
+            .bind(week)
+            .bind(now)
+            .bind(user_id),
+        Err((error, retry_at)) => tx
+            .sql(
+                "UPDATE alert_digests SET failures = failures + 1, error = ?, next_at = ?, \
+                 updated_at = ? WHERE user_id = ?",
+            )
+            .bind(error)
+            .bind(retry_at)
+            .bind(now)
+            .bind(user_id),
     };
     tx.execute(&sql).await?;
     tx.commit().await?;
