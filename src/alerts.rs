@@ -257,5 +257,16 @@ pub fn week_start(at: i64) -> i64 {
 
 /// Where the digest of the week beginning `from` is shown.
 pub fn digest_link(from: i64) -> String {
-    format!("/alerts/digest?week={}", from)
+    format!("/alerts?digest={from}")
+}
+
+/// Monitoring → Alerts → Weekly digest: a week's digest, the week now
+/// running (the newest there can be), and the caller's own subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestPage {
+    pub digest: Digest,
+    pub this_week: i64,
+    /// Whether the caller may subscribe (an admin), and their subscription.
+    pub can_subscribe: bool,
+    pub subscription: Option<DigestSubscription>,
 }

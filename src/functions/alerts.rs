@@ -2,7 +2,7 @@
 //! Alerts, auditors and admins). Every change to a rule and every
 //! acknowledgement or resolution is audited in the same transaction.
 
-use crate::alerts::{AlertInfo, RuleForm, RuleInfo};
+use crate::alerts::{AlertInfo, DigestPage, RuleForm, RuleInfo};
 use crate::errors::AppError;
 use leptos::prelude::*;
 
@@ -36,6 +36,21 @@ mod server {
         }
         text.parse()
             .map_err(|_| AppError::BadRequest(format!("{name}: \"{text}\" is not a whole number")))
+    }
+
+    /// The name of stream `id`, when alerts and digests can go to it (a
+    /// signed or Slack-compatible webhook).
+    pub async fn channel(db: &crate::server::store::Db, id: i64) -> AppResult<String> {
+        let stream = crate::server::store::get_stream(db, id)
+            .await?
+            .ok_or_else(|| AppError::BadRequest(format!("stream: there is no stream {id}")))?;
+        if !["webhook", "slack"].contains(&stream.kind.as_str()) {
+            return Err(AppError::BadRequest(format!(
+                "stream: \"{}\" is a {} stream; alerts go to signed or Slack-compatible webhooks",
+                stream.name, stream.kind
+            )));
+        }
+        Ok(stream.name)
     }
 
     /// What an admin entered, as a rule's settings (checked by the caller).
@@ -149,18 +164,7 @@ pub async fn create_alert_rule(rule: RuleForm) -> Result<i64, AppError> {
         Rule::check(&settings)?;
         let stream = match settings.stream_id {
             None => None,
-            Some(id) => {
-                let stream = store::get_stream(&state.db, id)
-                    .await?
-                    .ok_or_else(|| AppError::BadRequest(format!("stream: there is no stream {id}")))?;
-                if !["webhook", "slack"].contains(&stream.kind.as_str()) {
-                    return Err(AppError::BadRequest(format!(
-                        "stream: \"{}\" is a {} stream; alerts go to signed or Slack-compatible webhooks",
-                        stream.name, stream.kind
-                    )));
-                }
-                Some(stream.name)
-            }
+            Some(id) => Some(server::channel(&state.db, id).await?),
         };
         let mut tx = store::begin(&state.db).await?;
         let id = store::create_alert_rule_in(&mut tx, &settings).await?;
@@ -300,6 +304,90 @@ pub async fn set_alert_state(id: i64, state: String) -> Result<(), AppError> {
             &client,
             "UPDATE",
             ("alerts", id.to_string()),
+            description,
+        )
+        .await
+    })
+    .await
+}
+
+/// The weekly digest of the week beginning `week` (a Monday 00:00 UTC, in
+/// µs; none: the week just ended), and the caller's own subscription when
+/// they are an admin. Auditor.
+#[server(endpoint = "weekly_digest")]
+pub async fn weekly_digest(week: Option<i64>) -> Result<DigestPage, AppError> {
+    use crate::alerts::{week_start, WEEK};
+    use crate::models::Role;
+    use crate::server::{auth, store};
+    crate::server::with_status(async move {
+        let (state, me, _) = auth::require(Role::Auditor).await?;
+        let this_week = week_start(state.db.now());
+        let week = week.unwrap_or(this_week - WEEK);
+        if week != week_start(week) {
+            return Err(AppError::BadRequest(format!(
+                "week: {week} is not the start of a week (a Monday 00:00 UTC, in microseconds)"
+            )));
+        }
+        if week > this_week {
+            return Err(AppError::BadRequest(
+                "week: that week has not begun yet".to_string(),
+            ));
+        }
+        let digest = store::digest(&state.db, week, week + WEEK).await?;
+        let can_subscribe = me.role == Role::Admin;
+        let subscription = if can_subscribe {
+            store::digest_subscription(&state.db, me.id).await?
+        } else {
+            None
+        };
+        Ok(DigestPage {
+            digest,
+            this_week,
+            can_subscribe,
+            subscription,
+        })
+    })
+    .await
+}
+
+/// Subscribes the calling admin to the weekly digest through `stream` (a
+/// stream's id; empty: unsubscribes). Audited. Admin.
+#[server(endpoint = "set_digest_subscription")]
+pub async fn set_digest_subscription(stream: String) -> Result<(), AppError> {
+    use crate::alerts::{week_start, WEEK};
+    use crate::functions::settings::admin::{admin, audit_and_commit};
+    use crate::server::store;
+    crate::server::with_status(async move {
+        let (state, me, client) = admin().await?;
+        let mut tx;
+        let description = match stream.trim() {
+            "" => {
+                tx = store::begin(&state.db).await?;
+                if !store::unsubscribe_digest_in(&mut tx, me.id).await? {
+                    return Err(AppError::Conflict(
+                        "You are not subscribed to the weekly digest.".to_string(),
+                    ));
+                }
+                "Unsubscribed from the weekly digest".to_string()
+            }
+            id => {
+                let id: i64 = id.parse().map_err(|_| {
+                    AppError::BadRequest(format!("stream: \"{id}\" is not a stream"))
+                })?;
+                let name = server::channel(&state.db, id).await?;
+                tx = store::begin(&state.db).await?;
+                // The first digest is that of the week now running.
+                let sent = week_start(tx.now()) - WEEK;
+                store::subscribe_digest_in(&mut tx, me.id, id, sent).await?;
+                format!("Subscribed to the weekly digest through stream \"{name}\"")
+            }
+        };
+        audit_and_commit(
+            tx,
+            &me,
+            &client,
+            "UPDATE",
+            ("alert_digests", me.id.to_string()),
             description,
         )
         .await

@@ -10,9 +10,15 @@ use crate::functions::alerts::{list_alerts, SetAlertState};
 use crate::models::{format_count, format_utc};
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+use crate::routes::alert_digest::DigestView;
 
 #[component]
 pub fn AlertsPage() -> impl IntoView {
+    let params = use_query_map();
+    // `?digest=` shows the weekly digest (`last` or a week's Monday in µs).
+    let digest = Memo::new(move |_| params.with(|p| p.get("digest")));
+    let week = Signal::derive(move || digest.get().and_then(|w| w.parse::<i64>().ok()));
     let change = ServerAction::<SetAlertState>::new();
     let (open_only, set_open_only) = signal(true);
     let tick = RwSignal::new(0u64);
@@ -46,7 +52,18 @@ pub fn AlertsPage() -> impl IntoView {
                 " found, newest first. Acknowledge an alert when someone is on it; resolve it when it is dealt with."
             </p>
         </div>
-        <div class="alert-filter" role="group" aria-label="Which alerts">
+        <nav class="tabs" aria-label="Alerts">
+            <a href="/alerts" aria-current=move || digest.get().is_none().then_some("page")>
+                "Inbox"
+            </a>
+            <a href="/alerts?digest=last" aria-current=move || digest.get().is_some().then_some("page")>
+                "Weekly digest"
+            </a>
+        </nav>
+        <Show when=move || digest.get().is_some()>
+            <DigestView week />
+        </Show>
+        <div class="alert-filter" role="group" aria-label="Which alerts" hidden=move || digest.get().is_some()>
             <button
                 type="button"
                 class="button small"
@@ -65,7 +82,7 @@ pub fn AlertsPage() -> impl IntoView {
             </button>
         </div>
         {move || change.value().get().and_then(Result::err).map(|error| view! { <FormError error /> })}
-        <section class="card table-card">
+        <section class="card table-card" hidden=move || digest.get().is_some()>
             <Transition fallback=|| view! { <p class="loading">"Loading alerts…"</p> }>
                 {move || Suspend::new(async move {
                     match alerts.await {

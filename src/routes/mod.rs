@@ -2,6 +2,7 @@
 
 pub mod activity_log;
 pub mod admin_sessions;
+pub mod alert_digest;
 pub mod alerts;
 pub mod integrity;
 pub mod login;
