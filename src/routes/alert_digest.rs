@@ -60,7 +60,11 @@ fn DigestBody(page: DigestPage, subscribe: ServerAction<SetDigestSubscription>) 
     let figures = vec![
         ("Events", count(d.events), week_link(&d, "")),
         ("Alerts", count(alerts), "#digest-rules".to_string()),
-        ("New IPs", count(d.new_ip_count), "#digest-new-ips".to_string()),
+        (
+            "New IPs",
+            count(d.new_ip_count),
+            "#digest-new-ips".to_string(),
+        ),
         ("Deletions", count(d.deletions), action_link("DELETE")),
         ("Exports", count(d.exports), action_link("EXPORT")),
     ];
@@ -206,7 +210,10 @@ fn DigestSubscribe(
     let status = match &page_sub {
         None => "You do not get this digest.".to_string(),
         Some(s) => match &s.error {
-            None => format!("Sent to you every Monday through stream \"{}\".", s.stream_name),
+            None => format!(
+                "Sent to you every Monday through stream \"{}\".",
+                s.stream_name
+            ),
             Some(e) => format!(
                 "Sent to you every Monday through stream \"{}\". The last try failed: {e}",
                 s.stream_name

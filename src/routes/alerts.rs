@@ -8,10 +8,10 @@ use crate::components::integrity_badge::IntegrityVersion;
 use crate::components::layout::Breadcrumb;
 use crate::functions::alerts::{list_alerts, SetAlertState};
 use crate::models::{format_count, format_utc};
+use crate::routes::alert_digest::DigestView;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
-use crate::routes::alert_digest::DigestView;
 
 #[component]
 pub fn AlertsPage() -> impl IntoView {

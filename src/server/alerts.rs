@@ -637,7 +637,10 @@ impl Default for AlertSettings {
 
 /// The weekly digest as a stream takes it: signed JSON for a webhook, a few
 /// chat lines for a Slack-compatible one.
-pub fn digest_message(d: &crate::alerts::Digest, kind: crate::streams::StreamKind) -> Option<Vec<u8>> {
+pub fn digest_message(
+    d: &crate::alerts::Digest,
+    kind: crate::streams::StreamKind,
+) -> Option<Vec<u8>> {
     use crate::models::{format_rfc3339, format_utc};
     let format_count = |n: i64| crate::models::format_count(n.max(0) as u64);
     use crate::streams::StreamKind;

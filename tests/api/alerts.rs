@@ -601,3 +601,220 @@ async fn a_rules_filter_passes_exactly_the_events_the_activity_log_shows_for_it(
         assert_eq!(fired, shown, "{f}");
     }
 }
+
+/// 00:00 UTC of a day, in µs.
+fn midnight(y: i32, m: u32, d: u32) -> i64 {
+    chrono::NaiveDate::from_ymd_opt(y, m, d)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_micros()
+}
+
+#[tokio::test]
+async fn a_weekly_digest_counts_its_week_to_the_microsecond_and_goes_once_to_each_subscriber() {
+    use auditdeck::alerts::{week_start, WEEK};
+    use std::sync::atomic::Ordering;
+    let app = TestApp::new().await;
+    // The week over the year's end: Monday 28 December to Sunday 3 January.
+    let week = midnight(2026, 12, 28);
+    assert_eq!(week_start(midnight(2027, 1, 3) + DAY - 1), week);
+    assert_eq!(week_start(midnight(2027, 1, 4)), midnight(2027, 1, 4));
+    assert_eq!(week_start(midnight(2028, 2, 29)), midnight(2028, 2, 28));
+    app.clock().set(week - 1);
+    let mut new_ip = settings("new_ip", "");
+    new_ip.name = "new ips".into();
+    add_rule(&app, &new_ip).await;
+    add_rule(&app, &settings("match", "action=DELETE")).await;
+    store_events(
+        &app,
+        vec![
+            // The last microsecond of the week before: not counted.
+            event("DELETE", 1, "10.0.0.1", week - 1),
+            event("LOGIN", 1, "10.0.0.1", week),
+            event("LOGIN", 2, "10.0.0.2", week + DAY),
+            event("DELETE", 1, "10.0.0.9", week + 2 * DAY),
+            event("DELETE", 2, "10.0.0.2", week + 3 * DAY),
+            event("DELETE", 1, "10.0.0.1", week + 4 * DAY),
+            // Its last microsecond: counted.
+            event("EXPORT", 1, "10.0.0.1", week + WEEK - 1),
+        ],
+    )
+    .await;
+    app.clock().set(week + WEEK - 1);
+    let mut evaluator = runner();
+    evaluate(&app, &mut evaluator).await;
+
+    let d = store::digest(&app.db, week, week + WEEK).await.unwrap();
+    assert_eq!(d.events, 6);
+    assert_eq!(
+        d.by_action,
+        vec![
+            ("DELETE".to_string(), 3),
+            ("LOGIN".to_string(), 2),
+            ("EXPORT".to_string(), 1)
+        ]
+    );
+    assert_eq!((d.deletions, d.exports), (3, 1));
+    assert_eq!(d.deleted_by.iter().map(|(_, n)| n).sum::<i64>(), 3);
+    assert_eq!(d.deleted_by[0].1, 2, "user 1 deleted most");
+    // The rules' alerts that began in the week: the new-IP rule's (user 1
+    // was seen from 10.0.0.1 the microsecond before the week) and the
+    // deletions' (three alerts: a day apart, beyond its hour's window).
+    let rules: Vec<(&str, i64, i64)> = d
+        .rules
+        .iter()
+        .map(|r| (r.name.as_str(), r.alerts, r.events))
+        .collect();
+    assert_eq!(rules, vec![("match rule", 3, 3), ("new ips", 2, 2)]);
+    assert_eq!(d.new_ip_count, 2);
+    assert!(
+        d.new_ips.iter().any(|k| k.ends_with("10.0.0.9")),
+        "{:?}",
+        d.new_ips
+    );
+
+    // The server functions: auditors read it, viewers do not, a week must
+    // be a Monday's midnight that has begun.
+    let admin = app.session_for(Role::Admin).await;
+    let auditor = app.session_for(Role::Auditor).await;
+    let viewer = app.session_for(Role::Viewer).await;
+    let r = app
+        .call("weekly_digest", &format!("week={week}"), Some(&auditor))
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::OK, "{}", r.text());
+    let page: auditdeck::alerts::DigestPage = serde_json::from_slice(&r.body).unwrap();
+    // The same week, with the sign-ins above (events too).
+    let now = store::digest(&app.db, week, week + WEEK).await.unwrap();
+    assert_eq!(page.digest, now);
+    assert_eq!(now.events, 6 + 6, "three users made and signed in");
+    assert!(!page.can_subscribe);
+    let r = app.call("weekly_digest", "", Some(&auditor)).await;
+    let page: auditdeck::alerts::DigestPage = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(page.digest.from, week - WEEK, "the week just ended");
+    assert_eq!(page.this_week, week);
+    let r = app
+        .call("weekly_digest", &format!("week={week}"), Some(&viewer))
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::FORBIDDEN);
+    for (bad, said) in [
+        (week + 1, "is not the start of a week"),
+        (week + WEEK, "has not begun"),
+    ] {
+        let r = app
+            .call("weekly_digest", &format!("week={bad}"), Some(&admin))
+            .await;
+        assert_eq!(r.status, axum::http::StatusCode::BAD_REQUEST);
+        assert!(r.text().contains(said), "{}", r.text());
+    }
+
+    // An admin subscribes through a webhook; a Splunk stream is refused.
+    let hook = crate::streams::receiver().await;
+    let stream =
+        crate::streams::stream_with(&app, "webhook", &hook.url, "action=NONE", "", "").await;
+    let splunk =
+        crate::streams::stream_with(&app, "splunk_hec", &hook.url, "action=NONE", "", "").await;
+    let r = app
+        .call(
+            "set_digest_subscription",
+            &format!("stream={splunk}"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        axum::http::StatusCode::BAD_REQUEST,
+        "{}",
+        r.text()
+    );
+    let r = app
+        .call(
+            "set_digest_subscription",
+            &format!("stream={stream}"),
+            Some(&auditor),
+        )
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::FORBIDDEN);
+    let r = app
+        .call(
+            "set_digest_subscription",
+            &format!("stream={stream}"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::OK, "{}", r.text());
+    let r = app.call("weekly_digest", "", Some(&admin)).await;
+    let page: auditdeck::alerts::DigestPage = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(page.subscription.map(|s| s.stream_id), Some(stream));
+
+    // Its first digest is this week's, due once the week has ended.
+    assert_eq!(send_digests(&app, &mut runner()).await, 0);
+    hook.failing.store(true, Ordering::SeqCst);
+    app.clock().set(week + WEEK);
+    assert_eq!(
+        send_digests(&app, &mut evaluator).await,
+        0,
+        "the stream is down"
+    );
+    let r2 = app.call("weekly_digest", "", Some(&admin)).await;
+    let page: auditdeck::alerts::DigestPage = serde_json::from_slice(&r2.body).unwrap();
+    let d = store::digest(&app.db, week, week + WEEK).await.unwrap();
+    assert_eq!(page.digest, d, "the week just ended");
+    let error = page.subscription.unwrap().error.unwrap_or_default();
+    assert!(error.contains("503"), "{error}");
+    hook.failing.store(false, Ordering::SeqCst);
+    assert_eq!(
+        send_digests(&app, &mut evaluator).await,
+        0,
+        "not before its retry is due"
+    );
+    app.clock().advance(10 * 60 * 1_000_000);
+    assert_eq!(send_digests(&app, &mut evaluator).await, 1);
+    // Once: neither this evaluator nor another (a restart) sends it again.
+    assert_eq!(send_digests(&app, &mut evaluator).await, 0);
+    assert_eq!(send_digests(&app, &mut runner()).await, 0);
+    let received = hook.got.lock().unwrap().clone();
+    assert_eq!(received.len(), 1);
+    let (_, headers, body) = &received[0];
+    let id = headers["webhook-id"].to_str().unwrap();
+    assert!(
+        id.starts_with("adk_digest_") && id.ends_with(&format!("_{}", week / 1_000_000)),
+        "{id}"
+    );
+    let message: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(message["type"], "digest");
+    assert_eq!(message["digest"]["events"], d.events);
+    assert_eq!(message["digest"]["deletions"], 3);
+    assert_eq!(message["digest"]["from"], "2026-12-28T00:00:00.000000Z");
+    assert_eq!(message["digest"]["by_action"][0]["name"], d.by_action[0].0.as_str());
+
+    // Unsubscribing is audited like subscribing; a second one is refused.
+    let r = app
+        .call("set_digest_subscription", "stream=", Some(&admin))
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::OK, "{}", r.text());
+    let r = app
+        .call("set_digest_subscription", "stream=", Some(&admin))
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::CONFLICT);
+    let audited: Vec<String> = app
+        .page(1, 100)
+        .await
+        .rows
+        .into_iter()
+        .filter(|e| e.table_name.as_deref() == Some("alert_digests"))
+        .map(|e| e.description)
+        .collect();
+    assert_eq!(
+        audited,
+        vec![
+            "Unsubscribed from the weekly digest".to_string(),
+            "Subscribed to the weekly digest through stream \"siem\"".to_string(),
+        ]
+    );
+}
+
+async fn send_digests(app: &TestApp, r: &mut AlertRunner) -> usize {
+    r.send_digests(&app.db).await.unwrap()
+}

@@ -3,7 +3,9 @@
 
 use super::events::{Filters, Keyword};
 use super::{Db, DbRow, Exec, Tx};
-use crate::alerts::{AlertInfo, Digest, DigestRule, DigestSubscription, RuleSettings, DIGEST_LISTED};
+use crate::alerts::{
+    AlertInfo, Digest, DigestRule, DigestSubscription, RuleSettings, DIGEST_LISTED,
+};
 use crate::errors::AppResult;
 use crate::query::{EventQuery, InitiatorKey};
 use crate::server::alerts::{alert_link, group_firings, AlertWrite, Fact, Firing, LatestAlert};
