@@ -1,7 +1,7 @@
 import { expect, test } from '@playwright/test';
 import { createServer } from 'node:http';
 import { AddressInfo } from 'node:net';
-import { openHydrated, signIn } from './helpers';
+import { addWebhookStream, openHydrated, resultCount, signIn } from './helpers';
 
 /** A webhook receiver: the bodies it was sent. */
 async function receiver(): Promise<{ url: string; bodies: string[]; close: () => void }> {
@@ -40,13 +40,7 @@ test('an admin adds a threshold rule, ten failed sign-ins from one IP fire one a
   const hook = await receiver();
   await signIn(page, 'admin', '/settings/streams');
   // A webhook stream for the alerts (of no events itself).
-  const streams = page.locator('form.stream-form');
-  await streams.getByLabel('Name', { exact: true }).fill(`Pager ${tag}`);
-  await streams.getByRole('combobox', { name: /^Kind/ }).selectOption('webhook');
-  await streams.getByLabel('Address', { exact: true }).fill(hook.url);
-  await streams.getByLabel(/^Filter/).fill('action=NOTHING_AT_ALL');
-  await streams.getByRole('button', { name: 'Add stream' }).click();
-  await expect(page.getByTestId('stream-secret')).toBeVisible();
+  await addWebhookStream(page, `Pager ${tag}`, hook.url);
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Alerts' }).last().click();
   await expect(page.getByRole('heading', { name: 'Alert rules', level: 1 })).toBeVisible();
   const form = page.locator('form.rule-form');
@@ -151,4 +145,61 @@ test('auditors have the inbox; viewers have neither it nor the rules', async ({ 
   // The server refuses it too: 403, nothing listed.
   const listed = await page.request.post('/api/list_alert_rules', { headers: { Accept: 'application/json' } });
   expect(listed.status()).toBe(403);
+});
+
+test('the weekly digest: its figures open the events behind them, weeks page back and forth, and an admin subscribes through a stream', async ({ page }) => {
+  test.setTimeout(60_000);
+  const tag = `digest_e2e_${Date.now()}`;
+  await signIn(page, 'admin', '/alerts');
+  await page.getByRole('navigation', { name: 'Alerts' }).getByRole('link', { name: 'Weekly digest' }).click();
+  await expect(page).toHaveURL(/\/alerts\?digest=last$/);
+  const heading = page.locator('#digest-heading');
+  await expect(heading).toHaveText(/^Week of \d{4}-\d{2}-\d{2} to \d{4}-\d{2}-\d{2} \(UTC\)$/);
+  const lastWeek = await heading.innerText();
+  // The inbox's table is not shown beside it.
+  await expect(page.locator('table.alerts')).toBeHidden();
+
+  // Its Events figure opens the Activity Log on that week, with that count.
+  const figure = page.locator('.digest-figures a').filter({ hasText: 'Events' });
+  const events = Number((await figure.locator('.digest-value').innerText()).replace(/[^\d]/g, ''));
+  await figure.click();
+  await expect(page).toHaveURL(/\/activity-log\?from=.*&to=/);
+  expect(await resultCount(page)).toBe(events);
+  // So does Deletions, filtered to DELETE.
+  await page.goBack();
+  await expect(heading).toHaveText(lastWeek);
+  const deletions = page.locator('.digest-figures a').filter({ hasText: 'Deletions' });
+  const deleted = Number((await deletions.locator('.digest-value').innerText()).replace(/[^\d]/g, ''));
+  await deletions.click();
+  await expect(page).toHaveURL(/action=DELETE/);
+  expect(await resultCount(page)).toBe(deleted);
+  await page.goBack();
+
+  // A week back, and forward again.
+  await page.getByRole('link', { name: '← Previous week' }).click();
+  await expect(page).toHaveURL(/\/alerts\?digest=\d+$/);
+  await expect(heading).not.toHaveText(lastWeek);
+  await page.getByRole('link', { name: 'Next week →' }).click();
+  await expect(heading).toHaveText(lastWeek);
+
+  // Subscribing through a webhook stream; it says where the digest goes.
+  await addWebhookStream(page, `Digest ${tag}`, 'http://127.0.0.1:9/digest');
+  await openHydrated(page, '/alerts?digest=last');
+  await expect(page.locator('.digest-status')).toHaveText('You do not get this digest.');
+  await page.getByRole('combobox', { name: 'Through' }).selectOption({ label: `Stream "Digest ${tag}" (Signed webhook)` });
+  await page.getByRole('button', { name: 'Save' }).click();
+  await expect(page.locator('.digest-status')).toHaveText(`Sent to you every Monday through stream "Digest ${tag}".`);
+  await openHydrated(page, '/activity-log?table=alert_digests');
+  await expect(page.locator('tbody tr[data-event-id]').first()).toContainText(`Subscribed to the weekly digest through stream "Digest ${tag}"`);
+  // And unsubscribing.
+  await openHydrated(page, '/alerts?digest=last');
+  await page.getByRole('combobox', { name: 'Through' }).selectOption({ label: 'Nothing (unsubscribe)' });
+  await page.getByRole('button', { name: 'Save' }).click();
+  await expect(page.locator('.digest-status')).toHaveText('You do not get this digest.');
+
+  // Auditors read the digest but have nothing to subscribe with.
+  await page.context().clearCookies();
+  await signIn(page, 'auditor', '/alerts?digest=last');
+  await expect(heading).toHaveText(lastWeek);
+  await expect(page.getByRole('button', { name: 'Save' })).toHaveCount(0);
 });

@@ -66,3 +66,15 @@ export async function resultCount(page: Page): Promise<number> {
   await expect(label).toHaveText(/\d/);
   return Number((await label.innerText()).replace(/[^\d]/g, ''));
 }
+
+/** Adds a signed webhook stream to `url` (of no events itself: alerts and digests use it) on Settings → Streams. */
+export async function addWebhookStream(page: Page, name: string, url: string) {
+  await openHydrated(page, '/settings/streams');
+  const streams = page.locator('form.stream-form');
+  await streams.getByLabel('Name', { exact: true }).fill(name);
+  await streams.getByRole('combobox', { name: /^Kind/ }).selectOption('webhook');
+  await streams.getByLabel('Address', { exact: true }).fill(url);
+  await streams.getByLabel(/^Filter/).fill('action=NOTHING_AT_ALL');
+  await streams.getByRole('button', { name: 'Add stream' }).click();
+  await expect(page.getByTestId('stream-secret')).toBeVisible();
+}

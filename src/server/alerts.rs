@@ -272,15 +272,28 @@ pub struct LatestAlert {
 /// however many of its events the span holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlertWrite {
-    /// Adds `events` to an alert that exists.
-    Add {
-        id: i64,
-        events: i64,
-        last_id: i64,
-        last_at: Micros,
-    },
+    /// Adds the firings' events to alert `id` (or, should it have been
+    /// resolved since it was read, begins a new alert with them).
+    Add { id: i64, firing: Firing },
     /// A new alert (in the order they began).
     New(Firing),
+}
+
+impl AlertWrite {
+    fn firing_mut(&mut self) -> &mut Firing {
+        match self {
+            Self::Add { firing, .. } | Self::New(firing) => firing,
+        }
+    }
+}
+
+impl Firing {
+    /// Counts a later firing of the same group into this one.
+    fn absorb(&mut self, later: &Firing) {
+        self.events += later.events;
+        self.last_id = self.last_id.max(later.last_id);
+        self.last_at = self.last_at.max(later.last_at);
+    }
 }
 
 /// Groups a span's firings (in id order) into alert writes: a firing joins
@@ -313,29 +326,11 @@ pub fn group_firings(
             Some(AlertWrite::Add { .. }) | None => joins_old(&slot.latest),
         };
         match (joins, slot.write, slot.latest) {
-            (true, Some(i), _) => match &mut writes[i] {
-                AlertWrite::Add {
-                    events,
-                    last_id,
-                    last_at,
-                    ..
-                } => {
-                    *events += f.events;
-                    *last_id = (*last_id).max(f.last_id);
-                    *last_at = (*last_at).max(f.last_at);
-                }
-                AlertWrite::New(a) => {
-                    a.events += f.events;
-                    a.last_id = a.last_id.max(f.last_id);
-                    a.last_at = a.last_at.max(f.last_at);
-                }
-            },
+            (true, Some(i), _) => writes[i].firing_mut().absorb(f),
             (true, None, Some(a)) => {
                 writes.push(AlertWrite::Add {
                     id: a.id,
-                    events: f.events,
-                    last_id: f.last_id,
-                    last_at: f.last_at,
+                    firing: f.clone(),
                 });
                 slot.write = Some(writes.len() - 1);
             }
@@ -1105,22 +1100,22 @@ mod tests {
             firing(1, "a", 8, 200),
         ];
         let writes = group_firings(&latest, &firings);
-        let new = |first: (i64, Micros), last: (i64, Micros), events: i64, rule_id: i64| {
-            AlertWrite::New(Firing {
+        let new_firing =
+            |first: (i64, Micros), last: (i64, Micros), events: i64, rule_id: i64| Firing {
                 first_id: first.0,
                 first_at: first.1,
                 last_id: last.0,
                 last_at: last.1,
                 events,
                 ..firing(rule_id, "", 0, 0)
-            })
+            };
+        let new = |first, last, events, rule_id| {
+            AlertWrite::New(new_firing(first, last, events, rule_id))
         };
         let mut expected = vec![
             AlertWrite::Add {
                 id: 7,
-                events: 2,
-                last_id: 3,
-                last_at: 99,
+                firing: new_firing((1, 10), (3, 99), 2, 1),
             },
             // A resolved alert is not joined.
             new((2, 60), (5, 70), 2, 1),
@@ -1128,10 +1123,8 @@ mod tests {
             new((6, 120), (6, 120), 1, 2),
             new((8, 200), (8, 200), 1, 1),
         ];
-        for (w, key) in expected.iter_mut().zip(["", "b", "a", "a", "a"]) {
-            if let AlertWrite::New(f) = w {
-                f.group_key = key.into();
-            }
+        for (w, key) in expected.iter_mut().zip(["a", "b", "a", "a", "a"]) {
+            w.firing_mut().group_key = key.into();
         }
         assert_eq!(writes, expected);
         // Without firings, nothing is written.

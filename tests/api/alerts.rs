@@ -787,7 +787,10 @@ async fn a_weekly_digest_counts_its_week_to_the_microsecond_and_goes_once_to_eac
     assert_eq!(message["digest"]["events"], d.events);
     assert_eq!(message["digest"]["deletions"], 3);
     assert_eq!(message["digest"]["from"], "2026-12-28T00:00:00.000000Z");
-    assert_eq!(message["digest"]["by_action"][0]["name"], d.by_action[0].0.as_str());
+    assert_eq!(
+        message["digest"]["by_action"][0]["name"],
+        d.by_action[0].0.as_str()
+    );
 
     // Unsubscribing is audited like subscribing; a second one is refused.
     let r = app

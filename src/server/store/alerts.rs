@@ -277,6 +277,38 @@ pub async fn set_alert_cursor(db: &Db, cursor: i64) -> AppResult<()> {
     Ok(())
 }
 
+/// The newest alert of each group that `firings` fire in.
+async fn latest_alerts(
+    db: &Db,
+    firings: &[Firing],
+) -> AppResult<HashMap<(i64, String), LatestAlert>> {
+    let mut latest = HashMap::new();
+    let mut asked: HashSet<(i64, &str)> = HashSet::new();
+    for f in firings {
+        if !asked.insert((f.rule_id, f.group_key.as_str())) {
+            continue;
+        }
+        let sql = db
+            .sql(
+                "SELECT id, first_at, state FROM alerts WHERE rule_id = ? AND group_key = ? \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(f.rule_id)
+            .bind(f.group_key.as_str());
+        if let Some(r) = db.read().optional(&sql).await? {
+            latest.insert(
+                (f.rule_id, f.group_key.clone()),
+                LatestAlert {
+                    id: r.get(0)?,
+                    first_at: r.get(1)?,
+                    open: r.get::<String>(2)? != "resolved",
+                },
+            );
+        }
+    }
+    Ok(latest)
+}
+
 /// Writes the firings of the events `(from, to]` and moves the cursor to
 /// `to`, in one transaction; only while `holder` holds the lease and the
 /// cursor is still at `from`. Whether it did.
@@ -287,6 +319,10 @@ pub async fn record_alerts(
     to: i64,
     firings: &[Firing],
 ) -> AppResult<bool> {
+    // Each group's newest alert, read before the writer is taken: the
+    // writer is the log's, and ingest waits while it is held.
+    let latest = latest_alerts(db, firings).await?;
+    let writes = group_firings(&latest, firings);
     // The evaluator's own bookkeeping: no event, no link of the chain.
     let mut tx = db.begin_unlocked().await?;
     let now = tx.now();
@@ -303,70 +339,48 @@ pub async fn record_alerts(
         tx.rollback().await?;
         return Ok(false);
     }
-    // Each group's newest alert, once.
-    let mut latest: HashMap<(i64, String), LatestAlert> = HashMap::new();
-    let mut asked: HashSet<(i64, &str)> = HashSet::new();
-    for f in firings {
-        if !asked.insert((f.rule_id, f.group_key.as_str())) {
-            continue;
-        }
+    for write in writes {
+        let f = match write {
+            AlertWrite::Add { id, firing: f } => {
+                // Resolved since it was read: the firings begin a new one.
+                let sql = tx
+                    .sql(
+                        "UPDATE alerts SET events = events + ?, \
+                         last_event_id = CASE WHEN last_event_id < ? THEN ? ELSE last_event_id END, \
+                         last_at = CASE WHEN last_at < ? THEN ? ELSE last_at END, updated_at = ? \
+                         WHERE id = ? AND state <> 'resolved'",
+                    )
+                    .bind(f.events)
+                    .bind(f.last_id)
+                    .bind(f.last_id)
+                    .bind(f.last_at)
+                    .bind(f.last_at)
+                    .bind(now)
+                    .bind(id);
+                if tx.execute(&sql).await? == 1 {
+                    continue;
+                }
+                f
+            }
+            AlertWrite::New(f) => f,
+        };
         let sql = tx
             .sql(
-                "SELECT id, first_at, state FROM alerts WHERE rule_id = ? AND group_key = ? \
-                 ORDER BY id DESC LIMIT 1",
+                "INSERT INTO alerts (rule_id, rule_name, severity, kind, filter, group_by, \
+                 notify_stream_id, group_key, first_event_id, last_event_id, first_at, \
+                 last_at, events, created_at, updated_at) \
+                 SELECT r.id, r.name, r.severity, r.kind, r.filter, r.group_by, r.stream_id, \
+                 ?, ?, ?, ?, ?, ?, ?, ? FROM alert_rules r WHERE r.id = ?",
             )
-            .bind(f.rule_id)
-            .bind(f.group_key.as_str());
-        if let Some(r) = tx.optional(&sql).await? {
-            latest.insert(
-                (f.rule_id, f.group_key.clone()),
-                LatestAlert {
-                    id: r.get(0)?,
-                    first_at: r.get(1)?,
-                    open: r.get::<String>(2)? != "resolved",
-                },
-            );
-        }
-    }
-    for write in group_firings(&latest, firings) {
-        let sql = match &write {
-            AlertWrite::Add {
-                id,
-                events,
-                last_id,
-                last_at,
-            } => tx
-                .sql(
-                    "UPDATE alerts SET events = events + ?, \
-                     last_event_id = CASE WHEN last_event_id < ? THEN ? ELSE last_event_id END, \
-                     last_at = CASE WHEN last_at < ? THEN ? ELSE last_at END, updated_at = ? \
-                     WHERE id = ?",
-                )
-                .bind(*events)
-                .bind(*last_id)
-                .bind(*last_id)
-                .bind(*last_at)
-                .bind(*last_at)
-                .bind(now)
-                .bind(*id),
-            AlertWrite::New(f) => tx
-                .sql(
-                    "INSERT INTO alerts (rule_id, rule_name, severity, kind, filter, group_by, \
-                     notify_stream_id, group_key, first_event_id, last_event_id, first_at, \
-                     last_at, events, created_at, updated_at) \
-                     SELECT r.id, r.name, r.severity, r.kind, r.filter, r.group_by, r.stream_id, \
-                     ?, ?, ?, ?, ?, ?, ?, ? FROM alert_rules r WHERE r.id = ?",
-                )
-                .bind(f.group_key.as_str())
-                .bind(f.first_id)
-                .bind(f.last_id)
-                .bind(f.first_at)
-                .bind(f.last_at)
-                .bind(f.events)
-                .bind(now)
-                .bind(now)
-                .bind(f.rule_id),
-        };
+            .bind(f.group_key.as_str())
+            .bind(f.first_id)
+            .bind(f.last_id)
+            .bind(f.first_at)
+            .bind(f.last_at)
+            .bind(f.events)
+            .bind(now)
+            .bind(now)
+            .bind(f.rule_id);
         tx.execute(&sql).await?;
     }
     tx.commit().await?;
