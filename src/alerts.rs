@@ -220,6 +220,8 @@ pub struct Digest {
     pub deleted_by: Vec<(String, i64)>,
     pub exports: i64,
     pub exported_by: Vec<(String, i64)>,
+    /// The Activity Log on the week (a filter can be appended: `&action=…`).
+    pub activity_link: String,
 }
 
 /// Rows a digest lists at most in each part.

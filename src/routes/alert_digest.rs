@@ -6,9 +6,10 @@
 use crate::alerts::{digest_link, Digest, DigestPage, WEEK};
 use crate::components::error_notice::ErrorNotice;
 use crate::components::form_message::FormError;
-use crate::functions::alerts::{alert_channels, weekly_digest, SetDigestSubscription};
+use crate::functions::alerts::{weekly_digest, SetDigestSubscription};
 use crate::models::{format_count, format_utc};
-use crate::query::{encode_component, format_instant_param};
+use crate::query::encode_component;
+use crate::routes::settings_alerts::ChannelSelect;
 use leptos::prelude::*;
 
 /// The digest of the week beginning `week` (none: the week just ended).
@@ -33,15 +34,11 @@ pub fn DigestView(week: Signal<Option<i64>>) -> impl IntoView {
 
 /// The Activity Log on the digest's week, with `filter` (`action=DELETE`).
 fn week_link(d: &Digest, filter: &str) -> String {
-    let mut link = format!(
-        "/activity-log?from={}&to={}",
-        format_instant_param(d.from),
-        format_instant_param(d.to - 1)
-    );
-    if !filter.is_empty() {
-        link = format!("{link}&{filter}");
+    if filter.is_empty() {
+        d.activity_link.clone()
+    } else {
+        format!("{}&{filter}", d.activity_link)
     }
-    link
 }
 
 fn count(n: i64) -> String {
@@ -205,7 +202,6 @@ fn DigestSubscribe(
     page_sub: Option<crate::alerts::DigestSubscription>,
     subscribe: ServerAction<SetDigestSubscription>,
 ) -> impl IntoView {
-    let channels = Resource::new(|| (), |_| alert_channels());
     let current = page_sub.as_ref().map(|s| s.stream_id);
     let status = match &page_sub {
         None => "You do not get this digest.".to_string(),
@@ -225,31 +221,7 @@ fn DigestSubscribe(
             <h3>"Send me the digest"</h3>
             <p class="hint digest-status">{status}</p>
             <ActionForm action=subscribe attr:class="settings-form">
-                <Suspense fallback=|| view! { <p class="loading">"Loading streams…"</p> }>
-                    {move || Suspend::new(async move {
-                        let options = channels
-                            .await
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(id, label)| {
-                                view! {
-                                    <option value=id.to_string() selected=current == Some(id)>
-                                        {label}
-                                    </option>
-                                }
-                            })
-                            .collect_view();
-                        view! {
-                            <label>
-                                "Through"
-                                <select name="stream">
-                                    <option value="">"Nothing (unsubscribe)"</option>
-                                    {options}
-                                </select>
-                            </label>
-                        }
-                    })}
-                </Suspense>
+                <ChannelSelect label="Through" name="stream" none="Nothing (unsubscribe)" selected=current />
                 <button type="submit" class="button">"Save"</button>
             </ActionForm>
             {move || subscribe.value().get().and_then(Result::err).map(|error| view! { <FormError error /> })}

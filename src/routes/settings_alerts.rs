@@ -66,8 +66,6 @@ pub fn AlertRulesPage() -> impl IntoView {
 #[component]
 fn NewRuleForm(create: ServerAction<CreateAlertRule>) -> impl IntoView {
     let (kind, set_kind) = signal(RuleKind::Match);
-    // Streams that take alerts: signed and Slack-compatible webhooks.
-    let streams = Resource::new(|| (), |_| alert_channels());
     let shows = move |k: RuleKind| move || kind.get() != k;
     view! {
         <section class="card form-card">
@@ -147,25 +145,7 @@ fn NewRuleForm(create: ServerAction<CreateAlertRule>) -> impl IntoView {
                 <label hidden=shows(RuleKind::OffHours)>
                     "Time zone" <input name="rule[zone]" value="UTC" placeholder="e.g. Europe/Berlin" />
                 </label>
-                <Transition fallback=|| ()>
-                    {move || Suspend::new(async move {
-                        let options = streams
-                            .await
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(id, label)| view! { <option value=id.to_string()>{label}</option> })
-                            .collect_view();
-                        view! {
-                            <label>
-                                "Also send to"
-                                <select name="rule[stream]">
-                                    <option value="">"The inbox only"</option>
-                                    {options}
-                                </select>
-                            </label>
-                        }
-                    })}
-                </Transition>
+                <ChannelSelect label="Also send to" name="rule[stream]" none="The inbox only" selected=None />
                 <button type="submit" class="button primary">"Add rule"</button>
             </ActionForm>
             {move || create.value().get().and_then(Result::err).map(|error| view! { <FormError error /> })}
@@ -252,5 +232,40 @@ fn RulesTable(
             </table>
             {empty.then(|| view! { <p class="empty">"No rules yet: add one above."</p> })}
         </div>
+    }
+}
+
+/// A choice of the streams alerts and digests can go to (signed and
+/// Slack-compatible webhooks), or none.
+#[component]
+pub fn ChannelSelect(
+    label: &'static str,
+    name: &'static str,
+    none: &'static str,
+    selected: Option<i64>,
+) -> impl IntoView {
+    let streams = Resource::new(|| (), |_| alert_channels());
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                let options = streams
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(id, text)| {
+                        view! { <option value=id.to_string() selected=selected == Some(id)>{text}</option> }
+                    })
+                    .collect_view();
+                view! {
+                    <label>
+                        {label}
+                        <select name=name>
+                            <option value="">{none}</option>
+                            {options}
+                        </select>
+                    </label>
+                }
+            })}
+        </Transition>
     }
 }

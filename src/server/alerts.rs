@@ -806,39 +806,23 @@ impl AlertRunner {
     /// Sends the new alerts whose rules name a stream (those that are due:
     /// a failure waits the streams' backoff before the next try).
     pub async fn send_due(&mut self, db: &store::Db) -> AppResult<usize> {
-        use crate::server::streams::{post, retry_delay, Destination};
+        use crate::server::streams::retry_delay;
         let due = store::alerts_to_send(db, 20).await?;
         if due.is_empty() {
             return Ok(0);
         }
-        let client = self
-            .client
-            .get_or_insert_with(crate::server::streams::http_client)
-            .clone();
         let mut sent = 0;
         for a in due {
             let now = db.now();
-            let outcome = match store::get_stream(db, a.stream_id).await? {
-                None => Err("its stream is gone".to_string()),
-                Some(stream) => {
-                    let dest = Destination::of(&stream, now)?;
-                    match alert_message(&a.alert, dest.kind) {
-                        None => Err(format!(
-                            "a {} stream does not take alerts",
-                            dest.kind.label()
-                        )),
-                        Some(body) => post(
-                            &client,
-                            &dest,
-                            &format!("adk_alert_{}", a.alert.id),
-                            body,
-                            now,
-                        )
-                        .await
-                        .map_err(|f| f.error),
-                    }
-                }
-            };
+            let outcome = self
+                .send_to(
+                    db,
+                    a.stream_id,
+                    &format!("adk_alert_{}", a.alert.id),
+                    "alerts",
+                    |kind| alert_message(&a.alert, kind),
+                )
+                .await?;
             match outcome {
                 Ok(()) => {
                     sent += 1;
@@ -853,11 +837,42 @@ impl AlertRunner {
         Ok(sent)
     }
 
+    /// Sends one message (`make` shapes it for the stream's kind) to stream
+    /// `stream_id`, as `message_id`: what went wrong, if anything.
+    async fn send_to(
+        &mut self,
+        db: &store::Db,
+        stream_id: i64,
+        message_id: &str,
+        what: &str,
+        make: impl FnOnce(crate::streams::StreamKind) -> Option<Vec<u8>>,
+    ) -> AppResult<Result<(), String>> {
+        use crate::server::streams::{post, Destination};
+        let Some(stream) = store::get_stream(db, stream_id).await? else {
+            return Ok(Err("its stream is gone".to_string()));
+        };
+        let now = db.now();
+        let dest = Destination::of(&stream, now)?;
+        let Some(body) = make(dest.kind) else {
+            return Ok(Err(format!(
+                "a {} stream does not take {what}",
+                dest.kind.label()
+            )));
+        };
+        let client = self
+            .client
+            .get_or_insert_with(crate::server::streams::http_client)
+            .clone();
+        Ok(post(&client, &dest, message_id, body, now)
+            .await
+            .map_err(|f| f.error))
+    }
+
     /// Sends the digest of the week just ended to each admin who asked for
     /// it and has not had it (once; a failure waits the streams' backoff).
     pub async fn send_digests(&mut self, db: &store::Db) -> AppResult<usize> {
         use crate::alerts::{week_start, WEEK};
-        use crate::server::streams::{post, retry_delay, Destination};
+        use crate::server::streams::retry_delay;
         let now = db.now();
         let week = week_start(now) - WEEK;
         let due = store::digests_due(db, week).await?;
@@ -865,33 +880,14 @@ impl AlertRunner {
             return Ok(0);
         }
         let digest = store::digest(db, week, week + WEEK).await?;
-        let client = self
-            .client
-            .get_or_insert_with(crate::server::streams::http_client)
-            .clone();
         let mut sent = 0;
         for d in due {
-            let outcome = match store::get_stream(db, d.stream_id).await? {
-                None => Err("its stream is gone".to_string()),
-                Some(stream) => {
-                    let dest = Destination::of(&stream, now)?;
-                    match digest_message(&digest, dest.kind) {
-                        None => Err(format!(
-                            "a {} stream does not take digests",
-                            dest.kind.label()
-                        )),
-                        Some(body) => post(
-                            &client,
-                            &dest,
-                            &format!("adk_digest_{}_{}", d.user_id, week / 1_000_000),
-                            body,
-                            now,
-                        )
-                        .await
-                        .map_err(|f| f.error),
-                    }
-                }
-            };
+            let id = format!("adk_digest_{}_{}", d.user_id, week / 1_000_000);
+            let outcome = self
+                .send_to(db, d.stream_id, &id, "digests", |kind| {
+                    digest_message(&digest, kind)
+                })
+                .await?;
             match outcome {
                 Ok(()) => {
                     sent += 1;

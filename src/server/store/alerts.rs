@@ -633,6 +633,11 @@ pub async fn digest(db: &Db, from: Micros, to: Micros) -> AppResult<Digest> {
         deleted_by,
         exports,
         exported_by,
+        activity_link: format!(
+            "/activity-log?from={}&to={}",
+            crate::query::format_instant_param(from),
+            crate::query::format_instant_param(to - 1)
+        ),
     })
 }
 
