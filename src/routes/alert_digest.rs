@@ -203,6 +203,7 @@ fn DigestSubscribe(
     subscribe: ServerAction<SetDigestSubscription>,
 ) -> impl IntoView {
     let current = page_sub.as_ref().map(|s| s.stream_id);
+    let (choice, set_choice) = signal(current.map(|id| id.to_string()).unwrap_or_default());
     let status = match &page_sub {
         None => "You do not get this digest.".to_string(),
         Some(s) => match &s.error {
@@ -220,10 +221,21 @@ fn DigestSubscribe(
         <div class="digest-subscribe">
             <h3>"Send me the digest"</h3>
             <p class="hint digest-status">{status}</p>
-            <ActionForm action=subscribe attr:class="settings-form">
+            // A plain form (no ActionForm: its form decoding weighed on this
+            // page's code); the select's changes bubble up to it.
+            <form
+                class="settings-form"
+                method="post"
+                action="/api/set_digest_subscription"
+                on:change=move |ev| set_choice.set(event_target_value(&ev))
+                on:submit=move |ev| {
+                    ev.prevent_default();
+                    subscribe.dispatch(SetDigestSubscription { stream: choice.get_untracked() });
+                }
+            >
                 <ChannelSelect label="Through" name="stream" none="Nothing (unsubscribe)" selected=current />
                 <button type="submit" class="button">"Save"</button>
-            </ActionForm>
+            </form>
             {move || subscribe.value().get().and_then(Result::err).map(|error| view! { <FormError error /> })}
         </div>
     }
