@@ -33,6 +33,10 @@ for (const theme of ['light', 'dark'] as const) {
         await expect(page).toHaveTitle(/ · Auditdeck$/);
         await expectAccessible(page, path);
       }
+      // And the Alerts page's second tab, the weekly digest.
+      await openHydrated(page, '/alerts?digest=last');
+      await expect(page.locator('#digest-heading')).toHaveText(/^Week of /);
+      await expectAccessible(page, 'weekly digest');
     });
 
     test(`the modals and the range picker pass axe-core (${theme})`, async ({ page }) => {
