@@ -816,6 +816,17 @@ async fn a_weekly_digest_counts_its_week_to_the_microsecond_and_goes_once_to_eac
             "Subscribed to the weekly digest through stream \"siem\"".to_string(),
         ]
     );
+
+    // An initiator with neither name nor id reads as its kind.
+    let mut system = event("DELETE", 1, "10.0.0.1", week + WEEK + 1);
+    system.initiator.kind = auditdeck::models::InitiatorKind::System;
+    system.initiator.id = None;
+    system.initiator.name = None;
+    store_events(&app, vec![system]).await;
+    let next = store::digest(&app.db, week + WEEK, week + 2 * WEEK)
+        .await
+        .unwrap();
+    assert_eq!(next.deleted_by, vec![("system".to_string(), 1)]);
 }
 
 async fn send_digests(app: &TestApp, r: &mut AlertRunner) -> usize {

@@ -546,7 +546,9 @@ async fn top_initiators(
 ) -> AppResult<(i64, Vec<(String, i64)>)> {
     let sql = db
         .sql(
-            "SELECT COALESCE(NULLIF(initiator_name, ''), initiator_kind || ':' || COALESCE(initiator_id, '')), \
+            "SELECT COALESCE(NULLIF(initiator_name, ''), \
+             CASE WHEN COALESCE(initiator_id, '') = '' THEN initiator_kind \
+             ELSE initiator_kind || ':' || initiator_id END), \
              COUNT(*) FROM events WHERE action = ? AND occurred_at >= ? AND occurred_at < ? \
              GROUP BY 1 ORDER BY 2 DESC, 1",
         )
