@@ -18,23 +18,14 @@
 
 mod common;
 
-use auditdeck::query::{Cursor, EventQuery, InitiatorKey, SortColumn};
+use auditdeck::query::{Cursor, EventQuery, SortColumn};
 use auditdeck::server::store::{self, Db};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const DAY: i64 = 86_400_000_000;
 /// A fixed anchor so a kept data set matches the code that made it.
+use common::views::{percentile, subsets, user, with_dimension, KEYWORDS};
 use common::ANCHOR;
-const USERS: [&str; 6] = ["user:1", "user:3", "user:5", "user:7", "user:9", "user:12"];
-const KEYWORDS: [&str; 6] = [
-    "invoice",
-    "\"signed in\"",
-    "Kowalski",
-    "customer",
-    "published",
-    "deleted",
-];
-
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
@@ -42,11 +33,6 @@ fn env_or(name: &str, default: &str) -> String {
 async fn dataset(dir: &str, n: u32) -> Db {
     std::fs::create_dir_all(dir).expect("bench dir");
     common::demo_dataset(&format!("{dir}/query-{n}.db"), n, 11).await
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
 }
 
 struct Case {
@@ -89,10 +75,6 @@ fn base() -> EventQuery {
         per_page: 50,
         ..EventQuery::default()
     }
-}
-
-fn user(i: usize) -> Option<InitiatorKey> {
-    Some(InitiatorKey::parse(USERS[i % USERS.len()]).expect("key"))
 }
 
 #[tokio::main]
@@ -227,58 +209,6 @@ async fn main() {
         }
         db.close().await;
     }
-}
-
-/// The filters the matrix combines, each varied from run to run.
-const DIMENSIONS: [&str; 7] = [
-    "user",
-    "action",
-    "two actions",
-    "table",
-    "CIDR",
-    "keyword",
-    "7 days",
-];
-
-fn with_dimension(mut q: EventQuery, dim: &str, i: usize) -> EventQuery {
-    match dim {
-        "user" => q.user = user(i),
-        "action" => q.actions = vec![["UPDATE", "DELETE", "CREATE", "LOGIN"][i % 4].into()],
-        "two actions" => {
-            q.actions = vec![
-                ["UPDATE", "DELETE", "CREATE"][i % 3].into(),
-                ["LOGIN", "EXPORT"][i % 2].into(),
-            ]
-        }
-        "table" => q.table = Some(["invoices", "customers", "orders", "products"][i % 4].into()),
-        "CIDR" => q.ip = Some(["10.0.0.0/8", "192.168.0.0/16", "203.0.113.0/24"][i % 3].into()),
-        "keyword" => q.q = Some(KEYWORDS[i % KEYWORDS.len()].into()),
-        "7 days" => {
-            q.from = Some(ANCHOR - (7 + (i as i64 % 60)) * DAY);
-            q.to = Some(ANCHOR - (i as i64 % 60) * DAY);
-        }
-        _ => unreachable!("unknown dimension {dim}"),
-    }
-    q
-}
-
-/// Every subset of up to three dimensions (one and two actions exclude
-/// each other).
-fn subsets() -> Vec<Vec<&'static str>> {
-    let mut out = vec![Vec::new()];
-    let n = DIMENSIONS.len();
-    for mask in 1u32..(1 << n) {
-        if mask.count_ones() > 3 || mask & 0b110 == 0b110 {
-            continue;
-        }
-        out.push(
-            (0..n)
-                .filter(|b| mask & (1 << b) != 0)
-                .map(|b| DIMENSIONS[b])
-                .collect(),
-        );
-    }
-    out
 }
 
 struct Cell {

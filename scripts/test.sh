@@ -36,7 +36,7 @@ run_rust_tests
 # that have them
 # (the process zone must not matter). The test apps' clocks read
 # AUDITDECK_TEST_NOW; nothing reads today's date.
-TIME_SENSITIVE='test(/^(integrity|partitions|alerts)::/) | test(/^bulk::an_export_ticket/) | test(/^auth::the_failure_window/) | test(/^store::demo_load/)'
+TIME_SENSITIVE='test(/^(integrity|partitions|alerts|charts)::/) | test(/^bulk::an_export_ticket/) | test(/^auth::the_failure_window/) | test(/^store::demo_load/)'
 TEST_INSTANTS=(
   "UTC 2026-12-31T23:59:59.999999Z"
   "UTC 2027-01-01T00:00:00Z"

@@ -43,6 +43,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=path!("/login") view={Lazy::<LoginRoute>::new()} />
                     <ParentRoute path=path!("") view=Layout>
+                        <Route path=path!("/overview") view={Lazy::<OverviewRoute>::new()} />
                         <Route path=path!("/activity-log") view={Lazy::<ActivityLogRoute>::new()} />
                         <Route path=path!("/admin-sessions") view={Lazy::<AdminSessionsRoute>::new()} />
                         <Route path=path!("/settings/users") view={Lazy::<UsersRoute>::new()} />
@@ -80,6 +81,7 @@ macro_rules! lazy_page {
 }
 
 lazy_page!(LoginRoute, crate::routes::login::LoginPage);
+lazy_page!(OverviewRoute, crate::routes::overview::OverviewPage);
 lazy_page!(
     ActivityLogRoute,
     crate::routes::activity_log::ActivityLogPage

@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod app;
 pub mod bulk;
+pub mod charts;
 pub mod components;
 pub mod dates;
 pub mod errors;

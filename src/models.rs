@@ -116,6 +116,9 @@ pub struct ApiKeyRow {
 }
 
 /// Where to go after signing in: only a path on this site, else the Activity Log.
+/// The first page after sign-in.
+pub const HOME: &str = "/overview";
+
 pub fn safe_next_path(next: Option<&str>) -> String {
     match next.map(str::trim) {
         Some(p)
@@ -128,7 +131,7 @@ pub fn safe_next_path(next: Option<&str>) -> String {
         {
             p.to_string()
         }
-        _ => "/activity-log".to_string(),
+        _ => HOME.to_string(),
     }
 }
 
@@ -565,7 +568,7 @@ mod tests {
             Some("/login"),
             Some("javascript:alert(1)"),
         ] {
-            assert_eq!(safe_next_path(bad), "/activity-log", "{bad:?}");
+            assert_eq!(safe_next_path(bad), HOME, "{bad:?}");
         }
     }
 

@@ -733,6 +733,31 @@ impl EventQuery {
         }
     }
 
+    /// The filters alone, without page, size or sort: what the chart and the
+    /// breakdowns of the view depend on.
+    pub fn filters_only(self) -> Self {
+        Self {
+            per_page: DEFAULT_PAGE_SIZE,
+            sort: SortColumn::Date,
+            descending: true,
+            refresh: None,
+            ..self
+        }
+        .first_page()
+    }
+
+    /// The view narrowed to `from..=to` (fixed ends replace a rolling range),
+    /// on its first page.
+    pub fn zoomed(self, from: i64, to: i64) -> Self {
+        Self {
+            range: None,
+            from: Some(from),
+            to: Some(to),
+            ..self
+        }
+        .first_page()
+    }
+
     /// A page reached through a cursor.
     pub fn at(self, page: u32, cursor: Option<Cursor>) -> Self {
         Self {

@@ -42,6 +42,6 @@ for (const role of ['admin', 'auditor', 'viewer'] as const) {
 
 test('sign-ins and sign-outs are on the Activity Log', async ({ page }) => {
   await signIn(page, 'admin');
-  await expect(page.locator('tbody tr').first()).toContainText(`${users.admin.username} signed in`);
-  await expect(page.locator('tbody tr').first()).toContainText('LOGIN');
+  await expect(page.locator('tbody tr[data-event-id]').first()).toContainText(`${users.admin.username} signed in`);
+  await expect(page.locator('tbody tr[data-event-id]').first()).toContainText('LOGIN');
 });

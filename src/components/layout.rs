@@ -92,13 +92,16 @@ fn Sidebar(
                 }
             }
         >
-            <a class="brand" href="/activity-log">
+            <a class="brand" href="/overview">
                 <span class="brand-mark" aria-hidden="true">"◆"</span>
                 "Auditdeck"
             </a>
             <div class="nav-group">
                 <h2 class="nav-heading">"Monitoring"</h2>
                 <ul>
+                    <li>
+                        <A href="/overview">"Overview"</A>
+                    </li>
                     <li>
                         <A href="/activity-log">"Activity Log"</A>
                     </li>

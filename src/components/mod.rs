@@ -1,5 +1,6 @@
 //! Reusable pieces of UI.
 
+pub mod activity_chart;
 pub mod auto_refresh;
 pub mod bulk;
 pub mod error_notice;

@@ -80,3 +80,69 @@ pub async fn get_event_diff(id: i64) -> Result<EventDiff, AppError> {
     })
     .await
 }
+
+/// The view's activity over its time range, in calendar buckets of `zone`
+/// (an IANA name); `None` when the log is empty and the view has no range.
+#[server(endpoint = "event_histogram")]
+pub async fn event_histogram(
+    query: EventQuery,
+    zone: String,
+) -> Result<Option<crate::charts::Histogram>, AppError> {
+    use crate::models::Role;
+    use crate::server::{auth, charts, store, with_status};
+    with_status(async move {
+        let (state, _, _) = auth::require(Role::Viewer).await?;
+        let zone = charts::parse_zone(&zone)?;
+        store::event_histogram(&state.db, &query, zone).await
+    })
+    .await
+}
+
+/// The view's top initiators, actions, tables and IPs.
+#[server(endpoint = "event_breakdowns")]
+pub async fn event_breakdowns(query: EventQuery) -> Result<crate::charts::Breakdowns, AppError> {
+    use crate::models::Role;
+    use crate::server::{auth, store, with_status};
+    with_status(async move {
+        let (state, _, _) = auth::require(Role::Viewer).await?;
+        store::event_breakdowns(&state.db, &query).await
+    })
+    .await
+}
+
+/// The Overview's figures for the last day and week.
+#[server(endpoint = "overview")]
+pub async fn get_overview() -> Result<crate::charts::Overview, AppError> {
+    use crate::charts::{Overview, OverviewWindow, OVERVIEW_WINDOWS};
+    use crate::dates::Preset;
+    use crate::models::Role;
+    use crate::server::{auth, store, with_status};
+    with_status(async move {
+        let (state, user, _) = auth::require(Role::Viewer).await?;
+        let now = state.db.now();
+        let mut windows = Vec::new();
+        for (code, label) in OVERVIEW_WINDOWS {
+            let length = Preset::from_code(code)
+                .and_then(Preset::rolling_micros)
+                .unwrap_or_default();
+            let from = now - length;
+            let by_action = store::actions_since(&state.db, from).await?;
+            let of = |action: &str| by_action.get(action).copied().unwrap_or(0);
+            windows.push(OverviewWindow {
+                range: code.to_string(),
+                label: label.to_string(),
+                events: by_action.values().sum(),
+                failed_sign_ins: of("LOGIN_FAILED"),
+                deletions: of("DELETE"),
+                exports: of("EXPORT"),
+                new_ips: if user.role.allows(Role::Auditor) {
+                    Some(store::new_ip_alerts_since(&state.db, from).await?)
+                } else {
+                    None
+                },
+            });
+        }
+        Ok(Overview { windows })
+    })
+    .await
+}

@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod integrity;
 pub mod login;
 pub mod not_found;
+pub mod overview;
 pub mod settings_alerts;
 pub mod settings_api_keys;
 pub mod settings_retention;

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod backup;
 pub mod chain;
+pub mod charts;
 pub mod clock;
 pub mod config;
 pub mod demo;
@@ -47,7 +48,7 @@ pub fn router(state: AppState) -> Router {
             state.config.session_idle_minutes,
         ))));
     Router::new()
-        .route("/", get(|| async { Redirect::to("/activity-log") }))
+        .route("/", get(|| async { Redirect::to(crate::models::HOME) }))
         .route(
             "/api/v1/events",
             post(ingest::ingest_events).get(read_api::list_events),

@@ -54,10 +54,12 @@ fn assert_intact(report: &VerificationReport) {
     );
 }
 
-/// The filters' combinations count what the log holds (see
-/// `store::combo_differences`): sorted pages and counts rely on it.
+/// The filters' combinations and the quarter-hour volumes count what the
+/// log holds (see `store::combo_differences`, `store::volume_differences`):
+/// sorted pages, counts and the activity chart rely on them.
 async fn assert_combos_exact(app: &TestApp) {
     assert_eq!(store::combo_differences(&app.db).await.unwrap(), 0);
+    assert_eq!(store::volume_differences(&app.db).await.unwrap(), 0);
 }
 
 async fn delete_ids(app: &TestApp, ids: Vec<i64>) -> i64 {

@@ -6,6 +6,7 @@ mod alerts;
 mod auth;
 mod backups;
 mod bulk;
+mod charts;
 mod common;
 mod config;
 mod ingest;

@@ -96,8 +96,10 @@ async fn a_backfill_beside_a_long_reader_is_stored_and_nothing_waits() {
         );
         let pass = store::prepare_partitions(&app.db, app.now()).await.unwrap();
         assert_eq!(pass.moved, 50);
-        // Moved, not added: the filters' combinations still count each once.
+        // Moved, not added: the filters' combinations and the quarter-hour
+        // volumes still count each once.
         assert_eq!(store::combo_differences(&app.db).await.unwrap(), 0);
+        assert_eq!(store::volume_differences(&app.db).await.unwrap(), 0);
         assert!(
             pass.made.contains(&store::partition_of(old).name),
             "{pass:?}"

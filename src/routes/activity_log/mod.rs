@@ -1,11 +1,13 @@
 //! Monitoring → Activity Log: every audit event, filtered, searched, sorted
 //! and paged, with the whole view in the URL.
 
+mod breakdowns;
 mod bulk;
 mod details;
 mod filters;
 
 use crate::bulk::Selection;
+use crate::components::activity_chart::{chart_zone, ActivityChart};
 use crate::components::auto_refresh::{url_setter, AutoRefresh, Fresh, Refresh, Settled, Shown};
 use crate::components::bulk::Bulk;
 use crate::components::error_notice::ErrorNotice;
@@ -17,10 +19,11 @@ use crate::components::selection::{PageCheckbox, RowCheckbox, SelectionState};
 use crate::components::sort_header::SortHeader;
 use crate::components::zone::{Time, UtcToggle};
 use crate::errors::AppError;
-use crate::functions::events::{count_events, get_filter_options, list_events};
+use crate::functions::events::{count_events, event_histogram, get_filter_options, list_events};
 use crate::models::{EventPage, EventRow, COMMON_ACTIONS};
 use crate::models::{Role, UserInfo};
 use crate::query::{highlight, Cursor, EventQuery, SortColumn};
+use breakdowns::BreakdownsPanel;
 use bulk::{BulkBar, DeleteDialog};
 use details::{DetailModal, DiffModal};
 use filters::FilterBar;
@@ -31,7 +34,7 @@ use std::sync::Arc;
 
 pub const PATH: &str = "/activity-log";
 
-fn href_of(q: &EventQuery) -> String {
+pub(crate) fn href_of(q: &EventQuery) -> String {
     format!("{PATH}{}", q.to_query_string())
 }
 
@@ -68,6 +71,23 @@ pub fn ActivityLogPage() -> impl IntoView {
     let options = Resource::new(|| (), |_| get_filter_options());
     let navigate = use_navigate();
     let go = Callback::new(move |q: EventQuery| navigate(&href_of(&q), Default::default()));
+    // The chart and the breakdowns follow the filters, not the page or sort.
+    let view_filters = Memo::new(move |_| asked.get().ok().map(EventQuery::filters_only));
+    let zone = chart_zone();
+    let histogram = Resource::new(
+        move || (view_filters.get(), zone.get(), refresh.tick.get()),
+        |(view, zone, _)| async move {
+            match view {
+                Some(view) => Some(event_histogram(view, zone).await),
+                None => None,
+            }
+        },
+    );
+    let zoom = Callback::new(move |(from, to): (i64, i64)| {
+        if let Ok(q) = query.get_untracked() {
+            go.run(q.zoomed(from, to));
+        }
+    });
     let set_every = url_setter(move |every| {
         query.get_untracked().ok().map(|q| {
             href_of(&EventQuery {
@@ -108,6 +128,19 @@ pub fn ActivityLogPage() -> impl IntoView {
                     .map(|current| view! { <FilterBar current options go /> })
             })}
         </Transition>
+        <section class="card chart-card">
+            <Transition fallback=|| view! { <div class="chart-placeholder"></div> }>
+                {move || Suspend::new(async move {
+                    match histogram.await {
+                        Some(Ok(Some(histogram))) => view! { <ActivityChart histogram zoom /> }.into_any(),
+                        Some(Ok(None)) => view! { <p class="muted chart-empty">"No events yet."</p> }.into_any(),
+                        Some(Err(error)) => view! { <ErrorNotice error /> }.into_any(),
+                        None => ().into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+        <BreakdownsPanel current=view_filters />
         <section class="card table-card">
             <Transition fallback=|| view! { <p class="loading">"Loading events…"</p> }>
                 {move || Suspend::new(async move {

@@ -371,9 +371,10 @@ pub async fn delete_selection(
             .bind(deletion_id);
         keep.push_in("id", &ids);
         tx.execute(&keep).await?;
-        let mut combos = super::combos::subtract_sql(&tx);
-        combos.push("events WHERE ").push_in("id", &ids);
-        super::combos::subtract(&mut tx, combos).await?;
+        super::volume::subtract_removed(&mut tx, |s| {
+            s.push("events WHERE ").push_in("id", &ids);
+        })
+        .await?;
         super::note_stream_gaps_in(
             &mut tx,
             &ids,

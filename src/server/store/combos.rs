@@ -101,6 +101,19 @@ pub(super) fn net_range(net: &[u8]) -> ([u8; 16], [u8; 16]) {
     (lo, hi)
 }
 
+/// A network as a CIDR range (`10.1.0.0/16`, `2001:db8::/32`, or a single
+/// address), `None` for no IP.
+pub(super) fn net_cidr(net: &[u8]) -> Option<String> {
+    let (lo, _) = net_range(net);
+    let v6 = std::net::Ipv6Addr::from(lo);
+    match net.len() {
+        0 => None,
+        14 => v6.to_ipv4_mapped().map(|v4| format!("{v4}/16")),
+        4 => Some(format!("{v6}/32")),
+        _ => Some(v6.to_string()),
+    }
+}
+
 /// Whether an IP range (keys, inclusive) is made of whole networks, so that
 /// the combinations count it exactly.
 pub(super) fn whole_nets(lo: &[u8; 16], hi: &[u8; 16]) -> bool {
@@ -211,6 +224,13 @@ mod tests {
             assert!(lo <= a && a <= hi, "{} is in its network", pair[0]);
         }
         assert_eq!(ip_net(&key("10.0.0.1")), ip_net(&key("10.0.255.255")));
+        assert_eq!(net_cidr(ip_net(&key("10.0.9.1"))).unwrap(), "10.0.0.0/16");
+        assert_eq!(
+            net_cidr(ip_net(&key("2001:db8::1"))).unwrap(),
+            "2001:db8::/32"
+        );
+        assert_eq!(net_cidr(ip_net(&key("::1"))).unwrap(), "::1");
+        assert_eq!(net_cidr(&[]), None);
         assert_ne!(ip_net(&key("10.0.0.1")), ip_net(&key("10.1.0.0")));
         assert_eq!(
             ip_net(&key("2001:db8::1")),

@@ -22,7 +22,10 @@ const HISTORY_LIMIT: i64 = 50;
 const MAX_INITIATORS: usize = 1_000;
 
 mod by_value;
+mod charts;
 mod pg;
+
+pub use charts::{actions_since, event_breakdowns, event_histogram, new_ip_alerts_since};
 
 const ROW_COLUMNS: &str = "e.id, e.occurred_at, e.ip, e.initiator_kind, e.initiator_id, \
      e.initiator_name, e.initiator_email, e.initiator_role, e.action, e.table_name, \

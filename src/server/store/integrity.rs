@@ -1105,9 +1105,10 @@ async fn drop_partition(tx: &mut Tx, partition: &super::Partition, run_id: i64) 
         .bind(run_id)
         .bind(keep_above);
     tx.execute(&sql).await?;
-    let mut combos = super::combos::subtract_sql(tx);
-    combos.push(format!("{name} WHERE true"));
-    super::combos::subtract(tx, combos).await?;
+    super::volume::subtract_removed(tx, |s| {
+        s.push(format!("{name} WHERE true"));
+    })
+    .await?;
     tx.execute(&tx.sql(format!("DROP TABLE {name}"))).await?;
     add_removed(tx, run_id, held).await?;
     tracing::info!(partition = %name, events = held, "retention dropped a partition");
@@ -1157,9 +1158,10 @@ async fn retention_candidates(
 /// moves the cut, and tombstones the removed entries above it. Returns the
 /// newest (occurred_at, id) removed, where the next chunk goes on from.
 async fn retention_chunk(tx: &mut Tx, ids: &[i64], run_id: i64) -> AppResult<Option<(i64, i64)>> {
-    let mut combos = super::combos::subtract_sql(tx);
-    combos.push("events WHERE ").push_in("id", ids);
-    super::combos::subtract(tx, combos).await?;
+    super::volume::subtract_removed(tx, |s| {
+        s.push("events WHERE ").push_in("id", ids);
+    })
+    .await?;
     super::note_stream_gaps_in(
         tx,
         ids,

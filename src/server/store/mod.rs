@@ -28,6 +28,7 @@ mod partitions;
 mod sessions;
 mod streams;
 mod tail;
+mod volume;
 pub use alerts::*;
 pub use backups::*;
 pub use bulk::*;
@@ -42,6 +43,7 @@ pub use partitions::*;
 pub use sessions::*;
 pub use streams::*;
 pub use tail::{Batch, Tail, TailEvent, TAIL_EVENTS};
+pub use volume::{quarter_of, volume_differences, QUARTER};
 
 use super::chain;
 
@@ -424,6 +426,7 @@ pub async fn insert_events_in<'a>(
     }
     integrity::set_chain_head(tx, &head).await?;
     combos::add(tx, &events).await?;
+    volume::add(tx, &events).await?;
     if let Some(key_id) = api_key_id {
         let used = tx
             .sql("UPDATE api_keys SET last_used_at = ? WHERE id = ?")

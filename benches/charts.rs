@@ -1,0 +1,139 @@
+//! The activity chart and the top breakdowns at scale, server-side (the
+//! store functions their server functions call), over the query bench's view
+//! matrix: every subset of up to three filters (user, one action, two
+//! actions, table, CIDR range, keyword, seven days), each for the histogram
+//! and the breakdowns. Shares the query bench's data sets.
+//!
+//! `cargo bench --no-default-features --features ssr --bench charts`
+//! env BENCH_SIZES (default "1000000,10000000"), BENCH_RUNS (default 10),
+//! BENCH_DIR (default target/bench), BENCH_POSTGRES (run on PostgreSQL),
+//! BENCH_ZONE (default "Europe/Berlin"). Prints every cell as it goes, then
+//! p50 / p95 by kind and the worst ten cells, in milliseconds.
+
+mod common;
+
+use auditdeck::query::EventQuery;
+use auditdeck::server::charts::parse_zone;
+use auditdeck::server::store::{self, Db};
+use common::views::{percentile, subsets, with_dimension};
+use std::time::Instant;
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+struct Cell {
+    filters: String,
+    kind: &'static str,
+    p50: f64,
+    p95: f64,
+    events: u64,
+}
+
+async fn time_cell(
+    db: &Db,
+    runs: usize,
+    zone: chrono_tz::Tz,
+    make: impl Fn(usize) -> EventQuery,
+    kind: &'static str,
+) -> (f64, f64, u64) {
+    let mut times = Vec::with_capacity(runs);
+    let mut events = 0;
+    for i in 0..runs {
+        let q = make(i);
+        let started = Instant::now();
+        events += if kind == "histogram" {
+            store::event_histogram(db, &q, zone)
+                .await
+                .expect("histogram")
+                .map_or(0, |h| h.total)
+        } else {
+            store::event_breakdowns(db, &q)
+                .await
+                .expect("breakdowns")
+                .total
+        };
+        times.push(started.elapsed());
+    }
+    times.sort_unstable();
+    (
+        percentile(&times, 0.5),
+        percentile(&times, 0.95),
+        events / runs.max(1) as u64,
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let sizes = common::sizes("1000000,10000000");
+    let runs: usize = env_or("BENCH_RUNS", "10").parse().expect("BENCH_RUNS");
+    let dir = env_or("BENCH_DIR", "target/bench");
+    let zone = parse_zone(&env_or("BENCH_ZONE", "Europe/Berlin")).expect("BENCH_ZONE");
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    for n in sizes {
+        // The query bench's data set of this size (seed 11).
+        let db = common::demo_dataset(&format!("{dir}/query-{n}.db"), n, 11).await;
+        let _ = store::event_histogram(&db, &EventQuery::default(), zone).await;
+        let mut cells = Vec::new();
+        let started = Instant::now();
+        for dims in subsets() {
+            let make = |i: usize| {
+                dims.iter()
+                    .fold(EventQuery::default(), |q, d| with_dimension(q, d, i))
+            };
+            let filters = if dims.is_empty() {
+                "(none)".to_string()
+            } else {
+                dims.join(" + ")
+            };
+            for kind in ["histogram", "breakdowns"] {
+                let (p50, p95, events) = time_cell(&db, runs, zone, make, kind).await;
+                eprintln!("cell | {filters} | {kind} | {p50:.2} | {p95:.2} | {events}");
+                cells.push(Cell {
+                    filters: filters.clone(),
+                    kind,
+                    p50,
+                    p95,
+                    events,
+                });
+            }
+        }
+        println!(
+            "\n### {n} events, {} ({} cells, {runs} runs each, {:.0} s)\n",
+            common::backend_name(),
+            cells.len(),
+            started.elapsed().as_secs_f64()
+        );
+        println!("| kind | cells | median of p50 | median of p95 | worst p95 | cells over 100 ms | keyword-free cells over 50 ms |");
+        println!("| --- | --- | --- | --- | --- | --- | --- |");
+        for kind in ["histogram", "breakdowns"] {
+            let of: Vec<&Cell> = cells.iter().filter(|c| c.kind == kind).collect();
+            let median = |f: fn(&Cell) -> f64| {
+                let mut v: Vec<f64> = of.iter().map(|c| f(c)).collect();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let worst = of.iter().map(|c| c.p95).fold(0.0, f64::max);
+            let over = of.iter().filter(|c| c.p95 > 100.0).count();
+            let plain_over = of
+                .iter()
+                .filter(|c| !c.filters.contains("keyword") && c.p95 > 50.0)
+                .count();
+            println!(
+                "| {kind} | {} | {:.2} | {:.2} | {worst:.2} | {over} | {plain_over} |",
+                of.len(),
+                median(|c| c.p50),
+                median(|c| c.p95)
+            );
+        }
+        cells.sort_by(|a, b| b.p95.total_cmp(&a.p95));
+        println!("\nWorst ten cells:\n\n| filters | kind | p50 | p95 | events in view |\n| --- | --- | --- | --- | --- |");
+        for c in cells.iter().take(10) {
+            println!(
+                "| {} | {} | {:.2} | {:.2} | {} |",
+                c.filters, c.kind, c.p50, c.p95, c.events
+            );
+        }
+        db.close().await;
+    }
+}

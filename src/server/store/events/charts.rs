@@ -1,0 +1,298 @@
+//! The activity chart and the top breakdowns of a view.
+//!
+//! The chart sums `event_volume` (events per quarter hour and action) when
+//! the view filters by action or time only and its buckets are whole
+//! quarters; the part of the range that cuts a quarter at either end is read
+//! from the log, so the bars are exact. Any other view is grouped from the
+//! log along its filters' indexes. The breakdowns of a view without keyword
+//! or time range come from `event_combos`; the others from the log.
+
+use super::super::{combos, volume, Db, Exec, Sql};
+use super::{Filters, Keyword};
+use crate::charts::{Breakdowns, Histogram, Top, TOP_N};
+use crate::errors::AppResult;
+use crate::query::EventQuery;
+use crate::server::charts::{boundaries, choose_unit, histogram as build, Unit};
+use chrono_tz::Tz;
+
+const MINUTE: i64 = 60_000_000;
+
+/// The log's first and last event time, `None` when it is empty.
+async fn time_span(db: &Db) -> AppResult<Option<(i64, i64)>> {
+    let sql = db.sql(
+        "SELECT (SELECT occurred_at FROM events ORDER BY occurred_at LIMIT 1), \
+         (SELECT occurred_at FROM events ORDER BY occurred_at DESC LIMIT 1)",
+    );
+    let row = db.read().one(&sql).await?;
+    let (first, last): (Option<i64>, Option<i64>) = (row.get(0)?, row.get(1)?);
+    Ok(first.zip(last))
+}
+
+/// The view's events over its range in calendar buckets of `zone`; `None`
+/// when there is nothing to draw (an empty log and no range).
+pub async fn event_histogram(db: &Db, q: &EventQuery, zone: Tz) -> AppResult<Option<Histogram>> {
+    let filters = Filters::new(q, db.now())?;
+    let span = match (filters.from, filters.to) {
+        (Some(from), Some(to)) => Some((from, to)),
+        (from, to) => time_span(db)
+            .await?
+            .map(|(first, last)| {
+                // From a time on (a rolling range): up to now, or the last
+                // event if it is later.
+                let last = if from.is_some() {
+                    last.max(db.now())
+                } else {
+                    last
+                };
+                (from.unwrap_or(first), to.unwrap_or(last))
+            })
+            .filter(|(a, b)| a <= b),
+    };
+    let Some((lo, hi)) = span else {
+        return Ok(None);
+    };
+    let unit = choose_unit(hi - lo);
+    let edges = boundaries(lo, hi, unit, zone);
+    let counts = counts(db, &filters, unit, lo, hi).await?;
+    Ok(Some(build(zone, unit, &edges, lo, hi, counts)))
+}
+
+/// `(instant, action, n)` for the view within `lo..=hi`, each instant the
+/// start of a stretch (a quarter, a minute, a cut quarter) in one bucket.
+async fn counts(
+    db: &Db,
+    filters: &Filters,
+    unit: Unit,
+    lo: i64,
+    hi: i64,
+) -> AppResult<Vec<(i64, String, u64)>> {
+    let first_whole = volume::quarter_of(lo + volume::QUARTER - 1);
+    let after_whole = volume::quarter_of(hi.saturating_add(1));
+    let by_action_only = filters.user.is_none()
+        && filters.table.is_none()
+        && filters.ip.is_none()
+        && filters.fts.is_none();
+    if !(by_action_only && unit.typical() >= volume::QUARTER && first_whole < after_whole) {
+        let grain = if unit.typical() >= volume::QUARTER {
+            volume::QUARTER
+        } else {
+            MINUTE
+        };
+        let mut b = db.sql(format!(
+            "SELECT e.occurred_at - ((e.occurred_at % {grain}) + {grain}) % {grain}, e.action, \
+             COUNT(*) FROM events e WHERE 1 = 1"
+        ));
+        filters.push(&mut b, Keyword::InSet);
+        b.push(" GROUP BY 1, 2");
+        return triples(db, &b).await;
+    }
+    let mut b = db.sql("SELECT e.quarter, e.action, e.n FROM event_volume e WHERE e.quarter >= ");
+    b.push_bind(first_whole)
+        .push(" AND e.quarter < ")
+        .push_bind(after_whole)
+        .push(" AND e.n <> 0");
+    if !filters.actions.is_empty() {
+        filters.push_actions(&mut b, "e.action");
+    }
+    let mut out = triples(db, &b).await?;
+    // The cut quarters at the ends, from the log.
+    for (start, end) in [(lo, first_whole), (after_whole, hi.saturating_add(1))] {
+        if start >= end {
+            continue;
+        }
+        let mut b = db.sql(format!(
+            "SELECT {start}, e.action, COUNT(*) FROM events e WHERE e.occurred_at >= "
+        ));
+        b.push_bind(start)
+            .push(" AND e.occurred_at < ")
+            .push_bind(end);
+        if !filters.actions.is_empty() {
+            filters.push_actions(&mut b, "e.action");
+        }
+        b.push(" GROUP BY e.action");
+        out.extend(triples(db, &b).await?);
+    }
+    Ok(out)
+}
+
+async fn triples(db: &Db, sql: &Sql) -> AppResult<Vec<(i64, String, u64)>> {
+    db.read()
+        .all(sql)
+        .await?
+        .iter()
+        .map(|r| {
+            let n: i64 = r.get(2)?;
+            Ok((r.get(0)?, r.get(1)?, u64::try_from(n).unwrap_or(0)))
+        })
+        .collect()
+}
+
+/// The view's top initiators, actions, tables and IPs.
+pub async fn event_breakdowns(db: &Db, q: &EventQuery) -> AppResult<Breakdowns> {
+    let filters = Filters::new(q, db.now())?;
+    if filters.categorical() && combos::usable(db).await? {
+        return from_combos(db, &filters).await;
+    }
+    let top = |select: &str, group: &str| {
+        let mut b = db.sql(format!(
+            "SELECT {select}, COUNT(*) FROM events e WHERE 1 = 1"
+        ));
+        filters.push(&mut b, Keyword::InSet);
+        b.push(format!(
+            " GROUP BY {group} ORDER BY COUNT(*) DESC, {group} LIMIT {TOP_N}"
+        ));
+        b
+    };
+    let initiators = top(
+        "e.initiator_kind, e.initiator_id, MAX(e.initiator_name)",
+        "e.initiator_kind, e.initiator_id",
+    );
+    let tables = top("e.table_name", "e.table_name");
+    let ips = top("e.ip", "e.ip");
+    let mut actions = db.sql("SELECT e.action, COUNT(*) FROM events e WHERE 1 = 1");
+    filters.push(&mut actions, Keyword::InSet);
+    actions.push(" GROUP BY e.action ORDER BY COUNT(*) DESC, e.action");
+    let actions = db.read().all(&actions).await?;
+    let mut out = Breakdowns {
+        total: actions
+            .iter()
+            .map(|r| r.get::<i64>(1))
+            .sum::<AppResult<i64>>()? as u64,
+        actions: tops(&actions, 1, |r| {
+            let a: String = r.get(0)?;
+            Ok((a.clone(), Some(a)))
+        })?,
+        ..Breakdowns::default()
+    };
+    out.initiators = tops(&db.read().all(&initiators).await?, 3, initiator)?;
+    out.tables = tops(&db.read().all(&tables).await?, 1, |r| {
+        let t: Option<String> = r.get(0)?;
+        Ok(label_or_none(t, "(no table)"))
+    })?;
+    out.ips = tops(&db.read().all(&ips).await?, 1, |r| {
+        let ip: Option<String> = r.get(0)?;
+        Ok(label_or_none(ip, "(no IP)"))
+    })?;
+    Ok(out)
+}
+
+/// The breakdowns from the combination counts: exact, IPs by network.
+async fn from_combos(db: &Db, filters: &Filters) -> AppResult<Breakdowns> {
+    let top = |select: &str, group: &str, limit: bool| {
+        let mut b = db.sql(format!(
+            "SELECT {select}, CAST(SUM(c.n) AS BIGINT) FROM event_combos c WHERE 1 = 1"
+        ));
+        filters.push_on_combos(&mut b);
+        b.push(format!(
+            " GROUP BY {group} HAVING SUM(c.n) > 0 ORDER BY SUM(c.n) DESC, {group}{}",
+            if limit {
+                format!(" LIMIT {TOP_N}")
+            } else {
+                String::new()
+            }
+        ));
+        b
+    };
+    let actions = db.read().all(&top("c.action", "c.action", false)).await?;
+    let initiators = top(
+        "c.initiator_kind, c.initiator_id, MAX(c.initiator_name)",
+        "c.initiator_kind, c.initiator_id",
+        true,
+    );
+    let tables = top("c.table_name", "c.table_name", true);
+    let nets = top("c.ip_net", "c.ip_net", true);
+    Ok(Breakdowns {
+        total: actions
+            .iter()
+            .map(|r| r.get::<i64>(1))
+            .sum::<AppResult<i64>>()? as u64,
+        actions: tops(&actions, 1, |r| {
+            let a: String = r.get(0)?;
+            Ok((a.clone(), Some(a)))
+        })?,
+        initiators: tops(&db.read().all(&initiators).await?, 3, initiator)?,
+        tables: tops(&db.read().all(&tables).await?, 1, |r| {
+            let t: String = r.get(0)?;
+            Ok(label_or_none(Some(t), "(no table)"))
+        })?,
+        ips: tops(&db.read().all(&nets).await?, 1, |r| {
+            let net: Vec<u8> = r.get(0)?;
+            Ok(label_or_none(combos::net_cidr(&net), "(no IP)"))
+        })?,
+        ip_networks: true,
+    })
+}
+
+/// The first [`TOP_N`] rows as entries: `label` reads a row's label and
+/// filter value, `count` is the column of its count.
+fn tops(
+    rows: &[super::super::DbRow],
+    count: usize,
+    label: impl Fn(&super::super::DbRow) -> AppResult<(String, Option<String>)>,
+) -> AppResult<Vec<Top>> {
+    rows.iter()
+        .take(TOP_N)
+        .map(|r| {
+            let (label, filter) = label(r)?;
+            let n: i64 = r.get(count)?;
+            Ok(Top {
+                label,
+                filter,
+                n: u64::try_from(n).unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// A value as its label and filter, or `none` (and no filter) when missing.
+fn label_or_none(value: Option<String>, none: &str) -> (String, Option<String>) {
+    match value.filter(|v| !v.is_empty()) {
+        Some(v) => (v.clone(), Some(v)),
+        None => (none.to_string(), None),
+    }
+}
+
+/// An initiator row (kind, id, name) as its name and its `user` filter.
+fn initiator(r: &super::super::DbRow) -> AppResult<(String, Option<String>)> {
+    let kind: String = r.get(0)?;
+    let id: Option<String> = r.get(1)?;
+    let name: Option<String> = r.get(2)?;
+    let id = id.filter(|i| !i.is_empty());
+    let key = format!("{kind}:{}", id.as_deref().unwrap_or(""));
+    let label = match (name.filter(|n| !n.is_empty()), &id) {
+        (Some(name), _) => name,
+        (None, Some(_)) => key.clone(),
+        (None, None) => kind,
+    };
+    Ok((label, Some(key)))
+}
+
+/// How many events of each action lie at or after `from` (as a rolling
+/// range counts them, later ones included), exactly: whole quarters from
+/// `event_volume`, the cut one at the start from the log.
+pub async fn actions_since(
+    db: &Db,
+    from: i64,
+) -> AppResult<std::collections::HashMap<String, u64>> {
+    let to = i64::MAX - volume::QUARTER;
+    let q = EventQuery {
+        from: Some(from),
+        to: Some(to),
+        ..EventQuery::default()
+    };
+    let filters = Filters::new(&q, db.now())?;
+    let mut out = std::collections::HashMap::new();
+    for (_, action, n) in counts(db, &filters, Unit::Hours(1), from, to).await? {
+        *out.entry(action).or_default() += n;
+    }
+    Ok(out)
+}
+
+/// How many new-IP alerts began at or after `from`.
+pub async fn new_ip_alerts_since(db: &Db, from: i64) -> AppResult<u64> {
+    let sql = db
+        .sql("SELECT COUNT(*) FROM alerts WHERE kind = 'new_ip' AND first_at >= ?")
+        .bind(from);
+    let n: i64 = db.read().scalar(&sql).await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
