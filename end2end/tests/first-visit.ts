@@ -4,6 +4,7 @@ import { password, users } from './helpers';
 /** Every page, with the path a first visit opens. */
 export const pagePaths = [
   '/login',
+  '/overview',
   '/activity-log',
   '/admin-sessions',
   '/integrity',

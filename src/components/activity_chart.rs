@@ -4,7 +4,7 @@
 //! (or Enter) to zoom to one, and the counts as a table for screen readers.
 
 use crate::charts::{Bar, Histogram};
-use crate::components::zone::{use_display_zone, DisplayZone};
+use crate::components::zone::{remembered_display_zone, use_display_zone, DisplayZone};
 use crate::models::format_count;
 use leptos::prelude::*;
 
@@ -12,14 +12,91 @@ use leptos::prelude::*;
 const BAR_WIDTH: f64 = 10.0;
 const HEIGHT: f64 = 100.0;
 
-/// The zone charts are bucketed in: UTC on the server and when the UTC
+/// The cookie that tells the server the zone the browser last drew charts
+/// in, so that it draws them in the same one and hydration fetches nothing.
+pub const ZONE_COOKIE: &str = "auditdeck_zone";
+
+/// The zone a `Cookie` header carries (an IANA name's characters only).
+pub fn zone_from_cookies(header: &str) -> Option<String> {
+    header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == ZONE_COOKIE)
+        .map(|(_, value)| value.trim().to_string())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b))
+        })
+}
+
+/// The zone the last page was drawn in: the request's cookie on the server,
+/// the same cookie in the browser.
+fn remembered_zone() -> Option<String> {
+    #[cfg(feature = "ssr")]
+    {
+        use_context::<axum::http::request::Parts>().and_then(|parts| {
+            parts
+                .headers
+                .get_all(axum::http::header::COOKIE)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .find_map(zone_from_cookies)
+        })
+    }
+    #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+    {
+        use wasm_bindgen::JsCast;
+        document()
+            .dyn_into::<web_sys::HtmlDocument>()
+            .ok()
+            .and_then(|d| d.cookie().ok())
+            .and_then(|c| zone_from_cookies(&c))
+    }
+    #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
+    {
+        None
+    }
+}
+
+fn remember_zone(name: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        if let Ok(html) = document().dyn_into::<web_sys::HtmlDocument>() {
+            _ = html.set_cookie(&format!(
+                "{ZONE_COOKIE}={name}; Path=/; Max-Age=31536000; SameSite=Lax"
+            ));
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = name;
+}
+
+/// The zone charts are bucketed in: the one the last page was drawn in
+/// (a cookie; UTC at first), then, once the page runs, UTC when the UTC
 /// switch is on, else the browser's own (its IANA name).
 pub fn chart_zone() -> Signal<String> {
-    let zone = use_display_zone();
-    Signal::derive(move || match zone.get() {
-        DisplayZone::Utc => "UTC".to_string(),
-        DisplayZone::Browser => browser_zone(),
-    })
+    let display = use_display_zone();
+    let zone = RwSignal::new(remembered_zone().unwrap_or_else(|| "UTC".into()));
+    Effect::new(move |first: Option<()>| {
+        // The switch's own effect may not have run yet the first time.
+        let shown = if first.is_none() {
+            display.track();
+            remembered_display_zone()
+        } else {
+            display.get()
+        };
+        let name = match shown {
+            DisplayZone::Utc => "UTC".to_string(),
+            DisplayZone::Browser => browser_zone(),
+        };
+        remember_zone(&name);
+        if zone.get_untracked() != name {
+            zone.set(name);
+        }
+    });
+    zone.into()
 }
 
 #[cfg(feature = "hydrate")]
@@ -61,7 +138,11 @@ fn describe(bar: &Bar, series: &[String]) -> String {
 
 /// The histogram; `zoom(from, to)` (inclusive microseconds) narrows the view.
 #[component]
-pub fn ActivityChart(histogram: Histogram, zoom: Callback<(i64, i64)>) -> impl IntoView {
+pub fn ActivityChart(
+    histogram: Histogram,
+    zoom: Callback<(i64, i64)>,
+    #[prop(default = "Activity over time")] title: &'static str,
+) -> impl IntoView {
     let Histogram {
         unit,
         series,
@@ -76,6 +157,7 @@ pub fn ActivityChart(histogram: Histogram, zoom: Callback<(i64, i64)>) -> impl I
     let cursor = RwSignal::new(None::<usize>);
     let anchor = RwSignal::new(None::<usize>);
     let dragging = RwSignal::new(false);
+    let plot = NodeRef::<leptos::html::Div>::new();
     let bars = StoredValue::new(bars);
     let series = StoredValue::new(series);
     let selection = move || match (anchor.get(), cursor.get()) {
@@ -168,21 +250,7 @@ pub fn ActivityChart(histogram: Histogram, zoom: Callback<(i64, i64)>) -> impl I
                     .collect_view();
                 let title = series.with_value(|s| describe(bar, s));
                 view! {
-                    <g
-                        class="bar"
-                        class:current=move || cursor.get() == Some(i)
-                        on:pointerdown=move |ev: leptos::ev::PointerEvent| {
-                            ev.prevent_default();
-                            dragging.set(true);
-                            anchor.set(Some(i));
-                            cursor.set(Some(i));
-                        }
-                        on:pointerenter=move |_| cursor.set(Some(i))
-                        on:pointerup=move |_| {
-                            cursor.set(Some(i));
-                            finish_drag();
-                        }
-                    >
+                    <g class="bar" class:current=move || cursor.get() == Some(i)>
                         <title>{title}</title>
                         <rect class="hit" x=x y=0 width=BAR_WIDTH height=HEIGHT />
                         {rects}
@@ -235,11 +303,15 @@ pub fn ActivityChart(histogram: Histogram, zoom: Callback<(i64, i64)>) -> impl I
             .map(|name| view! { <th scope="col">{name.clone()}</th> })
             .collect_view()
     });
+    let size = if unit.starts_with(|c: char| c.is_ascii_digit()) {
+        unit.clone()
+    } else {
+        format!("one {unit}")
+    };
     let summary = format!(
-        "{} {} in {} bars of one {unit} each ({zone})",
+        "{} {} in {n} bars of {size} each ({zone})",
         format_count(total),
         if total == 1 { "event" } else { "events" },
-        n
     );
     let band = move || {
         selection()
@@ -259,7 +331,7 @@ pub fn ActivityChart(histogram: Histogram, zoom: Callback<(i64, i64)>) -> impl I
     view! {
         <figure class="activity-chart">
             <figcaption class="chart-head">
-                <span class="chart-title">"Activity over time"</span>
+                <span class="chart-title">{title}</span>
                 <span class="chart-summary muted">{summary.clone()}</span>
                 <span class="chart-readout" aria-live="polite">
                     {move || readout().unwrap_or_else(|| "Drag across bars to zoom in".into())}
@@ -270,15 +342,37 @@ pub fn ActivityChart(histogram: Histogram, zoom: Callback<(i64, i64)>) -> impl I
                 tabindex="0"
                 role="group"
                 aria-label=format!(
-                    "Activity over time: {summary}. Arrow keys move between bars, Shift+arrows select several, Enter zooms to them."
+                    "{title}: {summary}. Arrow keys move between bars, Shift+arrows select several, Enter zooms to them."
                 )
+                node_ref=plot
                 on:keydown=on_key
+                on:pointerdown=move |ev: leptos::ev::PointerEvent| {
+                    if let Some(i) = bar_at(plot, n, &ev) {
+                        ev.prevent_default();
+                        capture(plot, &ev);
+                        dragging.set(true);
+                        anchor.set(Some(i));
+                        cursor.set(Some(i));
+                    }
+                }
+                on:pointermove=move |ev: leptos::ev::PointerEvent| {
+                    let at = bar_at(plot, n, &ev);
+                    if at.is_some() && cursor.get_untracked() != at {
+                        cursor.set(at);
+                    }
+                }
+                on:pointerup=move |ev: leptos::ev::PointerEvent| {
+                    if let Some(i) = bar_at(plot, n, &ev) {
+                        cursor.set(Some(i));
+                    }
+                    finish_drag();
+                }
+                on:pointercancel=move |_| dragging.set(false)
                 on:pointerleave=move |_| {
                     if !dragging.get_untracked() {
                         cursor.set(None);
                     }
                 }
-                on:pointerup=move |_| finish_drag()
             >
                 <svg
                     viewBox=format!("0 0 {} {HEIGHT}", (n.max(1) as f64) * BAR_WIDTH)
@@ -309,11 +403,65 @@ pub fn ActivityChart(histogram: Histogram, zoom: Callback<(i64, i64)>) -> impl I
     }
 }
 
+/// The bar under the pointer: its place across the plot's width (so a
+/// finger dragging over the bars, whose events all go to where it started,
+/// selects as a mouse does).
+fn bar_at(plot: NodeRef<leptos::html::Div>, n: usize, ev: &leptos::ev::PointerEvent) -> Option<usize> {
+    #[cfg(feature = "hydrate")]
+    {
+        let rect = plot.get_untracked()?.get_bounding_client_rect();
+        if n == 0 || rect.width() <= 0.0 {
+            return None;
+        }
+        let x = (f64::from(ev.client_x()) - rect.left()) / rect.width();
+        Some(((x * n as f64).floor().max(0.0) as usize).min(n - 1))
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = (plot, n, ev);
+        None
+    }
+}
+
+/// Keeps a drag's pointer events on the plot until it is let go.
+fn capture(plot: NodeRef<leptos::html::Div>, ev: &leptos::ev::PointerEvent) {
+    #[cfg(feature = "hydrate")]
+    if let Some(el) = plot.get_untracked() {
+        _ = el.set_pointer_capture(ev.pointer_id());
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (plot, ev);
+}
+
 /// Which bars get an axis label: about five, evenly spread.
 fn tick_indexes(n: usize) -> Vec<usize> {
     match n {
         0 => vec![],
         1..=5 => (0..n).collect(),
         _ => (0..5).map(|k| k * (n - 1) / 4).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_zone_cookie_is_read_and_anything_odd_in_it_is_ignored() {
+        assert_eq!(
+            zone_from_cookies("a=b; auditdeck_zone=America/Argentina/Buenos_Aires").as_deref(),
+            Some("America/Argentina/Buenos_Aires")
+        );
+        assert_eq!(zone_from_cookies("auditdeck_zone=Etc/GMT+3").as_deref(), Some("Etc/GMT+3"));
+        assert_eq!(zone_from_cookies("auditdeck_zone=<script>"), None);
+        assert_eq!(zone_from_cookies("auditdeck_zone="), None);
+        assert_eq!(zone_from_cookies("other=UTC"), None);
+    }
+
+    #[test]
+    fn about_five_axis_labels_spread_over_the_bars() {
+        assert_eq!(tick_indexes(0), Vec::<usize>::new());
+        assert_eq!(tick_indexes(3), [0, 1, 2]);
+        assert_eq!(tick_indexes(97), [0, 24, 48, 72, 96]);
     }
 }

@@ -95,19 +95,26 @@ mod web_sys_storage {
     }
 }
 
+/// The zone the UTC switch last chose in this browser (local time unless
+/// it was switched on); UTC on the server.
+pub fn remembered_display_zone() -> DisplayZone {
+    if cfg!(not(feature = "hydrate")) {
+        return DisplayZone::Utc;
+    }
+    let utc = storage()
+        .and_then(|s| s.get_item(STORAGE_KEY).ok().flatten())
+        .is_some_and(|v| v == "1");
+    if utc {
+        DisplayZone::Utc
+    } else {
+        DisplayZone::Browser
+    }
+}
+
 /// The zone every time on the page is shown in (a context from the layout).
 pub fn provide_display_zone() {
     let zone = RwSignal::new(DisplayZone::Utc);
-    Effect::new(move |_| {
-        let utc = storage()
-            .and_then(|s| s.get_item(STORAGE_KEY).ok().flatten())
-            .is_some_and(|v| v == "1");
-        zone.set(if utc {
-            DisplayZone::Utc
-        } else {
-            DisplayZone::Browser
-        });
-    });
+    Effect::new(move |_| zone.set(remembered_display_zone()));
     provide_context(zone);
 }
 

@@ -76,11 +76,12 @@ pub fn OverviewPage() -> impl IntoView {
             })}
         </Transition>
         <section class="card chart-card">
-            <h2 class="card-title">"Activity in the last 7 days"</h2>
             <Transition fallback=|| view! { <div class="chart-placeholder"></div> }>
                 {move || Suspend::new(async move {
                     match histogram.await {
-                        Ok(Some(histogram)) => view! { <ActivityChart histogram zoom /> }.into_any(),
+                        Ok(Some(histogram)) => {
+                            view! { <ActivityChart histogram zoom title="Activity in the last 7 days" /> }.into_any()
+                        }
                         Ok(None) => ().into_any(),
                         Err(error) => view! { <ErrorNotice error /> }.into_any(),
                     }
