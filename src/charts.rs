@@ -23,6 +23,9 @@ pub struct Histogram {
     pub bars: Vec<Bar>,
     /// The sum of every bar: the view's own count.
     pub total: u64,
+    /// Read from one in this many of the view's events (a view of very many
+    /// of them), the bars scaled up: estimates. `None`: exact.
+    pub sample: Option<u32>,
 }
 
 /// One bucket: `[start, end)` in microseconds, clipped to the view's range.
@@ -98,6 +101,9 @@ pub struct Breakdowns {
     pub ip_networks: bool,
     /// How many events the view holds (each list's share is of this).
     pub total: u64,
+    /// As [`Histogram::sample`]: the counts are estimates from one in this
+    /// many events.
+    pub sample: Option<u32>,
 }
 
 /// One value and how many of the view's events hold it.

@@ -26,7 +26,8 @@ pub fn zone_from_cookies(header: &str) -> Option<String> {
         .filter(|v| {
             !v.is_empty()
                 && v.len() <= 64
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b))
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b))
         })
 }
 
@@ -308,8 +309,17 @@ pub fn ActivityChart(
     } else {
         format!("one {unit}")
     };
+    let about = if histogram.sample.is_some() {
+        "≈ "
+    } else {
+        ""
+    };
+    let sampled = histogram
+        .sample
+        .map(|k| format!(", estimated from 1 event in {k}"))
+        .unwrap_or_default();
     let summary = format!(
-        "{} {} in {n} bars of {size} each ({zone})",
+        "{about}{} {} in {n} bars of {size} each ({zone}{sampled})",
         format_count(total),
         if total == 1 { "event" } else { "events" },
     );
@@ -406,7 +416,11 @@ pub fn ActivityChart(
 /// The bar under the pointer: its place across the plot's width (so a
 /// finger dragging over the bars, whose events all go to where it started,
 /// selects as a mouse does).
-fn bar_at(plot: NodeRef<leptos::html::Div>, n: usize, ev: &leptos::ev::PointerEvent) -> Option<usize> {
+fn bar_at(
+    plot: NodeRef<leptos::html::Div>,
+    n: usize,
+    ev: &leptos::ev::PointerEvent,
+) -> Option<usize> {
     #[cfg(feature = "hydrate")]
     {
         let rect = plot.get_untracked()?.get_bounding_client_rect();
@@ -452,7 +466,10 @@ mod tests {
             zone_from_cookies("a=b; auditdeck_zone=America/Argentina/Buenos_Aires").as_deref(),
             Some("America/Argentina/Buenos_Aires")
         );
-        assert_eq!(zone_from_cookies("auditdeck_zone=Etc/GMT+3").as_deref(), Some("Etc/GMT+3"));
+        assert_eq!(
+            zone_from_cookies("auditdeck_zone=Etc/GMT+3").as_deref(),
+            Some("Etc/GMT+3")
+        );
         assert_eq!(zone_from_cookies("auditdeck_zone=<script>"), None);
         assert_eq!(zone_from_cookies("auditdeck_zone="), None);
         assert_eq!(zone_from_cookies("other=UTC"), None);

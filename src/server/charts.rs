@@ -235,6 +235,7 @@ pub fn histogram(
         total: bars.iter().map(Bar::total).sum(),
         series,
         bars,
+        sample: None,
     }
 }
 

@@ -401,3 +401,80 @@ async fn the_overview_counts_what_its_links_show() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_view_of_very_many_events_is_estimated_from_a_sample_and_says_so() {
+    let app = TestApp::new().await;
+    let start = FALL_BACK - 20 * DAY;
+    let events: Vec<_> = (0..64_000u32)
+        .map(|i| {
+            let mut e = sample_event(i % 50, start + i64::from(i) * 25 * SECOND);
+            // In arrival order: CREATE, UPDATE, DELETE, LOGIN, again and again.
+            e.action = ["CREATE", "UPDATE", "DELETE", "LOGIN"][i as usize % 4].into();
+            e
+        })
+        .collect();
+    for chunk in events.chunks(8_000) {
+        store::insert_events(&app.db, chunk, None).await.unwrap();
+    }
+    let q = EventQuery {
+        table: Some("invoices".into()),
+        ..Default::default()
+    };
+    let h = store::event_histogram(&app.db, &q, chrono_tz::UTC)
+        .await
+        .unwrap()
+        .unwrap();
+    let k = h.sample.expect("a sample");
+    assert!(k >= 2);
+    let within = |estimate: u64, exact: u64, margin: f64| {
+        (estimate as f64 - exact as f64).abs() / exact as f64 <= margin
+    };
+    assert!(within(h.total, 64_000, 0.03), "≈ {} of 64,000", h.total);
+    // Each action is a quarter: the sample is not every k-th id, which would
+    // see one action only.
+    let per_series: Vec<u64> = (0..h.series.len())
+        .map(|s| h.bars.iter().map(|b| b.counts[s]).sum())
+        .collect();
+    assert_eq!(h.series.len(), 4);
+    for n in per_series {
+        assert!(within(n, 16_000, 0.08), "≈ {n} of 16,000");
+    }
+    // Breakdowns without time range or keyword are the exact combination
+    // counts; with a range, a sample of the log.
+    let b = store::event_breakdowns(&app.db, &q).await.unwrap();
+    assert_eq!((b.sample, b.total), (None, 64_000));
+    let ranged = EventQuery {
+        from: Some(start),
+        ..q.clone()
+    };
+    let b = store::event_breakdowns(&app.db, &ranged).await.unwrap();
+    assert!(b.sample.is_some());
+    assert!(within(b.total, 64_000, 0.03), "≈ {} of 64,000", b.total);
+    assert!(
+        b.actions.iter().all(|a| within(a.n, 16_000, 0.08)),
+        "{:?}",
+        b.actions
+    );
+    // A view of few events is counted exactly.
+    let few = EventQuery {
+        table: Some("invoices".into()),
+        user: Some(InitiatorKey::parse("user:7").unwrap()),
+        ..Default::default()
+    };
+    let h = store::event_histogram(&app.db, &few, chrono_tz::UTC)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((h.sample, h.total), (None, 1_280));
+    let b = store::event_breakdowns(
+        &app.db,
+        &EventQuery {
+            from: Some(start),
+            ..few
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((b.sample, b.total), (None, 1_280));
+}

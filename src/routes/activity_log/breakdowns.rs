@@ -66,6 +66,7 @@ pub fn BreakdownsPanel(current: Memo<Option<EventQuery>>) -> impl IntoView {
 #[component]
 fn Lists(b: Breakdowns, current: EventQuery) -> impl IntoView {
     let total = b.total;
+    let sample = b.sample;
     let ip_title = if b.ip_networks {
         "Networks"
     } else {
@@ -112,7 +113,13 @@ fn Lists(b: Breakdowns, current: EventQuery) -> impl IntoView {
             {list(ip_title, Field::Ip, b.ips)}
         </div>
         <p class="muted small">
-            {format!("Of {} events in this view.", format_count(total))}
+            {match sample {
+                None => format!("Of {} events in this view.", format_count(total)),
+                Some(k) => format!(
+                    "Of ≈ {} events in this view: estimated from 1 event in {k}.",
+                    format_count(total)
+                ),
+            }}
         </p>
     }
 }

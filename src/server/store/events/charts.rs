@@ -7,7 +7,7 @@
 //! log along its filters' indexes. The breakdowns of a view without keyword
 //! or time range come from `event_combos`; the others from the log.
 
-use super::super::{combos, volume, Db, Exec, Sql};
+use super::super::{combos, volume, Backend, Db, Exec, Sql};
 use super::{Filters, Keyword};
 use crate::charts::{Breakdowns, Histogram, Top, TOP_N};
 use crate::errors::AppResult;
@@ -26,6 +26,63 @@ async fn time_span(db: &Db) -> AppResult<Option<(i64, i64)>> {
     let row = db.read().one(&sql).await?;
     let (first, last): (Option<i64>, Option<i64>) = (row.get(0)?, row.get(1)?);
     Ok(first.zip(last))
+}
+
+/// Views of more events than this are read from a sample of their ids.
+const SAMPLE_ABOVE: u64 = 50_000;
+/// About how many events a sample holds.
+const SAMPLE_SIZE: u64 = 25_000;
+
+/// `1 in k` as a condition on ids: Fibonacci hashing (the id times 2^32/φ,
+/// the low 32 bits compared), so that not simply every k-th id is taken
+/// and a pattern in the order events arrive in (CREATE, UPDATE, DELETE, …)
+/// does not skew it.
+fn push_sample(b: &mut Sql, k: u32) {
+    let threshold = (1u64 << 32) / u64::from(k);
+    b.push(format!(
+        " AND (e.id * 2654435761) % 4294967296 < {threshold}"
+    ));
+}
+
+/// `1` to read every event of a view, else `k` to read about one in `k`.
+async fn sample_step(db: &Db, q: &EventQuery) -> AppResult<u32> {
+    let n = super::count_matching(db, q).await?.total;
+    Ok(if n > SAMPLE_ABOVE {
+        u32::try_from(n.div_ceil(SAMPLE_SIZE))
+            .unwrap_or(u32::MAX)
+            .max(2)
+    } else {
+        1
+    })
+}
+
+/// `n` sampled at one in `k` as an estimate of the whole.
+fn scaled(n: u64, k: u32) -> u64 {
+    if k <= 1 {
+        return n;
+    }
+    let threshold = (1u64 << 32) / u64::from(k);
+    ((n as f64) * (1u64 << 32) as f64 / threshold as f64).round() as u64
+}
+
+/// ` FROM … WHERE …` with the view's filters: on SQLite, a keyword search
+/// is driven from the full-text index (each match looked up once), not
+/// tested against every event.
+fn push_source(b: &mut Sql, filters: &Filters) {
+    match (&filters.fts, b.backend()) {
+        (Some(fts), Backend::Sqlite) => {
+            b.push(
+                " FROM events_fts f CROSS JOIN events e ON e.id = f.rowid \
+                 WHERE events_fts MATCH ",
+            )
+            .push_bind(fts.clone());
+            filters.push(b, Keyword::Skip);
+        }
+        _ => {
+            b.push(" FROM events e WHERE 1 = 1");
+            filters.push(b, Keyword::InSet);
+        }
+    }
 }
 
 /// The view's events over its range in calendar buckets of `zone`; `None`
@@ -53,48 +110,114 @@ pub async fn event_histogram(db: &Db, q: &EventQuery, zone: Tz) -> AppResult<Opt
     };
     let unit = choose_unit(hi - lo);
     let edges = boundaries(lo, hi, unit, zone);
-    let counts = counts(db, &filters, unit, lo, hi).await?;
-    Ok(Some(build(zone, unit, &edges, lo, hi, counts)))
+    let (counts, sample) = if by_rollup(&filters, unit, lo, hi) {
+        (rollup_counts(db, &filters, &edges, lo, hi).await?, None)
+    } else {
+        let k = sample_step(db, q).await?;
+        let counts = log_counts(db, &filters, &edges, k).await?;
+        (counts, (k > 1).then_some(k))
+    };
+    let mut histogram = build(zone, unit, &edges, lo, hi, counts);
+    histogram.sample = sample;
+    Ok(Some(histogram))
 }
 
-/// `(instant, action, n)` for the view within `lo..=hi`, each instant the
-/// start of a stretch (a quarter, a minute, a cut quarter) in one bucket.
-async fn counts(
+/// Whether `event_volume` answers: the view filters by action and time only,
+/// its buckets are whole quarters, and its range holds a whole quarter.
+fn by_rollup(filters: &Filters, unit: Unit, lo: i64, hi: i64) -> bool {
+    filters.user.is_none()
+        && filters.table.is_none()
+        && filters.ip.is_none()
+        && filters.fts.is_none()
+        && unit.typical() >= volume::QUARTER
+        && volume::quarter_of(lo + volume::QUARTER - 1) < volume::quarter_of(hi.saturating_add(1))
+}
+
+/// The longest stretch every bucket edge is a whole number of: the log is
+/// grouped by it, so that few rows come back and none straddles two bars.
+fn grain(edges: &[i64]) -> i64 {
+    const STRETCHES: [i64; 12] = [
+        24 * 60 * MINUTE,
+        12 * 60 * MINUTE,
+        6 * 60 * MINUTE,
+        3 * 60 * MINUTE,
+        2 * 60 * MINUTE,
+        60 * MINUTE,
+        30 * MINUTE,
+        15 * MINUTE,
+        10 * MINUTE,
+        5 * MINUTE,
+        2 * MINUTE,
+        MINUTE,
+    ];
+    STRETCHES
+        .into_iter()
+        .find(|g| edges.iter().all(|e| e.rem_euclid(*g) == 0))
+        .unwrap_or(1)
+}
+
+/// `(instant, action, n)` from the log: each instant starts a stretch of
+/// [`grain`] in one bucket; `k` reads one id in `k` and scales up.
+async fn log_counts(
     db: &Db,
     filters: &Filters,
-    unit: Unit,
+    edges: &[i64],
+    k: u32,
+) -> AppResult<Vec<(i64, String, u64)>> {
+    let g = grain(edges);
+    let mut b = db.sql(format!(
+        "SELECT e.occurred_at - ((e.occurred_at % {g}) + {g}) % {g}, e.action, COUNT(*)"
+    ));
+    push_source(&mut b, filters);
+    if k > 1 {
+        push_sample(&mut b, k);
+    }
+    b.push(" GROUP BY 1, 2");
+    let mut out = triples(db, &b).await?;
+    for row in &mut out {
+        row.2 = scaled(row.2, k);
+    }
+    Ok(out)
+}
+
+/// `(instant, action, n)` per bucket from `event_volume` (each instant in
+/// its bucket), the cut quarters at the range's ends from the log: exact.
+async fn rollup_counts(
+    db: &Db,
+    filters: &Filters,
+    edges: &[i64],
     lo: i64,
     hi: i64,
 ) -> AppResult<Vec<(i64, String, u64)>> {
     let first_whole = volume::quarter_of(lo + volume::QUARTER - 1);
     let after_whole = volume::quarter_of(hi.saturating_add(1));
-    let by_action_only = filters.user.is_none()
-        && filters.table.is_none()
-        && filters.ip.is_none()
-        && filters.fts.is_none();
-    if !(by_action_only && unit.typical() >= volume::QUARTER && first_whole < after_whole) {
-        let grain = if unit.typical() >= volume::QUARTER {
-            volume::QUARTER
-        } else {
-            MINUTE
-        };
-        let mut b = db.sql(format!(
-            "SELECT e.occurred_at - ((e.occurred_at % {grain}) + {grain}) % {grain}, e.action, \
-             COUNT(*) FROM events e WHERE 1 = 1"
-        ));
-        filters.push(&mut b, Keyword::InSet);
-        b.push(" GROUP BY 1, 2");
-        return triples(db, &b).await;
+    // Each bucket's whole quarters: one range of the primary key each.
+    let mut b = db.sql("WITH b (lo, hi) AS (VALUES ");
+    let mut any = false;
+    for pair in edges.windows(2) {
+        let (start, end) = (pair[0].max(first_whole), pair[1].min(after_whole));
+        if start < end {
+            b.push(if any { ", (" } else { "(" })
+                .push("CAST(")
+                .push_bind(start)
+                .push(" AS BIGINT), CAST(")
+                .push_bind(end)
+                .push(" AS BIGINT))");
+            any = true;
+        }
     }
-    let mut b = db.sql("SELECT e.quarter, e.action, e.n FROM event_volume e WHERE e.quarter >= ");
-    b.push_bind(first_whole)
-        .push(" AND e.quarter < ")
-        .push_bind(after_whole)
-        .push(" AND e.n <> 0");
-    if !filters.actions.is_empty() {
-        filters.push_actions(&mut b, "e.action");
+    let mut out = Vec::new();
+    if any {
+        b.push(
+            ") SELECT b.lo, v.action, CAST(SUM(v.n) AS BIGINT) FROM b CROSS JOIN event_volume v \
+             WHERE v.quarter >= b.lo AND v.quarter < b.hi",
+        );
+        if !filters.actions.is_empty() {
+            filters.push_actions(&mut b, "v.action");
+        }
+        b.push(" GROUP BY b.lo, v.action");
+        out = triples(db, &b).await?;
     }
-    let mut out = triples(db, &b).await?;
     // The cut quarters at the ends, from the log.
     for (start, end) in [(lo, first_whole), (after_whole, hi.saturating_add(1))] {
         if start >= end {
@@ -133,26 +256,39 @@ pub async fn event_breakdowns(db: &Db, q: &EventQuery) -> AppResult<Breakdowns> 
     if filters.categorical() && combos::usable(db).await? {
         return from_combos(db, &filters).await;
     }
-    let top = |select: &str, group: &str| {
-        let mut b = db.sql(format!(
-            "SELECT {select}, COUNT(*) FROM events e WHERE 1 = 1"
-        ));
-        filters.push(&mut b, Keyword::InSet);
-        b.push(format!(
-            " GROUP BY {group} ORDER BY COUNT(*) DESC, {group} LIMIT {TOP_N}"
-        ));
+    let k = sample_step(db, q).await?;
+    // SQLite: `+` keeps the planner off an index that would give the groups
+    // in order by walking every event; the filters' own index is read.
+    let plus = if db.backend() == Backend::Sqlite {
+        "+"
+    } else {
+        ""
+    };
+    let top = |select: &str, group: &[&str], limit: bool| {
+        let mut b = db.sql(format!("SELECT {select}, COUNT(*)"));
+        push_source(&mut b, &filters);
+        if k > 1 {
+            push_sample(&mut b, k);
+        }
+        let group: Vec<String> = group.iter().map(|g| format!("{plus}{g}")).collect();
+        let group = group.join(", ");
+        b.push(format!(" GROUP BY {group} ORDER BY COUNT(*) DESC, {group}"));
+        if limit {
+            b.push(format!(" LIMIT {TOP_N}"));
+        }
         b
     };
     let initiators = top(
         "e.initiator_kind, e.initiator_id, MAX(e.initiator_name)",
-        "e.initiator_kind, e.initiator_id",
+        &["e.initiator_kind", "e.initiator_id"],
+        true,
     );
-    let tables = top("e.table_name", "e.table_name");
-    let ips = top("e.ip", "e.ip");
-    let mut actions = db.sql("SELECT e.action, COUNT(*) FROM events e WHERE 1 = 1");
-    filters.push(&mut actions, Keyword::InSet);
-    actions.push(" GROUP BY e.action ORDER BY COUNT(*) DESC, e.action");
-    let actions = db.read().all(&actions).await?;
+    let tables = top("e.table_name", &["e.table_name"], true);
+    let ips = top("e.ip", &["e.ip"], true);
+    let actions = db
+        .read()
+        .all(&top("e.action", &["e.action"], false))
+        .await?;
     let mut out = Breakdowns {
         total: actions
             .iter()
@@ -173,6 +309,20 @@ pub async fn event_breakdowns(db: &Db, q: &EventQuery) -> AppResult<Breakdowns> 
         let ip: Option<String> = r.get(0)?;
         Ok(label_or_none(ip, "(no IP)"))
     })?;
+    if k > 1 {
+        out.sample = Some(k);
+        out.total = scaled(out.total, k);
+        for list in [
+            &mut out.initiators,
+            &mut out.actions,
+            &mut out.tables,
+            &mut out.ips,
+        ] {
+            for top in list.iter_mut() {
+                top.n = scaled(top.n, k);
+            }
+        }
+    }
     Ok(out)
 }
 
@@ -220,6 +370,7 @@ async fn from_combos(db: &Db, filters: &Filters) -> AppResult<Breakdowns> {
             Ok(label_or_none(combos::net_cidr(&net), "(no IP)"))
         })?,
         ip_networks: true,
+        sample: None,
     })
 }
 
@@ -282,7 +433,12 @@ pub async fn actions_since(
     };
     let filters = Filters::new(&q, db.now())?;
     let mut out = std::collections::HashMap::new();
-    for (_, action, n) in counts(db, &filters, Unit::Hours(1), from, to).await? {
+    let counts = if by_rollup(&filters, Unit::Hours(1), from, to) {
+        rollup_counts(db, &filters, &[from, to + 1], from, to).await?
+    } else {
+        log_counts(db, &filters, &[from, to + 1], 1).await?
+    };
+    for (_, action, n) in counts {
         *out.entry(action).or_default() += n;
     }
     Ok(out)
