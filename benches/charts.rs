@@ -7,7 +7,8 @@
 //! `cargo bench --no-default-features --features ssr --bench charts`
 //! env BENCH_SIZES (default "1000000,10000000"), BENCH_RUNS (default 10),
 //! BENCH_DIR (default target/bench), BENCH_POSTGRES (run on PostgreSQL),
-//! BENCH_ZONE (default "Europe/Berlin"). Prints every cell as it goes, then
+//! BENCH_ZONE (default "Europe/Berlin"), BENCH_ONLY (only the filter sets
+//! named, `;`-separated, such as "user;table + CIDR"). Prints every cell as it goes, then
 //! p50 / p95 by kind and the worst ten cells, in milliseconds.
 
 mod common;
@@ -42,6 +43,16 @@ async fn time_cell(
     for i in 0..runs {
         let q = make(i);
         let started = Instant::now();
+        if std::env::var("BENCH_VERBOSE").is_ok() {
+            let counted = Instant::now();
+            let n = store::count_matching(db, &q).await.expect("count");
+            eprintln!("  count {:?} in {:.2?}", n, counted.elapsed());
+        }
+        let started = if std::env::var("BENCH_VERBOSE").is_ok() {
+            Instant::now()
+        } else {
+            started
+        };
         events += if kind == "histogram" {
             store::event_histogram(db, &q, zone)
                 .await
@@ -76,6 +87,7 @@ async fn main() {
         let _ = store::event_histogram(&db, &EventQuery::default(), zone).await;
         let mut cells = Vec::new();
         let started = Instant::now();
+        let only = env_or("BENCH_ONLY", "");
         for dims in subsets() {
             let make = |i: usize| {
                 dims.iter()
@@ -86,6 +98,9 @@ async fn main() {
             } else {
                 dims.join(" + ")
             };
+            if !only.is_empty() && !only.split(';').any(|o| o.trim() == filters) {
+                continue;
+            }
             for kind in ["histogram", "breakdowns"] {
                 let (p50, p95, events) = time_cell(&db, runs, zone, make, kind).await;
                 eprintln!("cell | {filters} | {kind} | {p50:.2} | {p95:.2} | {events}");

@@ -8,12 +8,13 @@
 //! or time range come from `event_combos`; the others from the log.
 
 use super::super::{combos, volume, Backend, Db, Exec, Sql};
-use super::{Filters, Keyword};
+use super::{Filters, Keyword, Part};
 use crate::charts::{Breakdowns, Histogram, Top, TOP_N};
 use crate::errors::AppResult;
 use crate::query::EventQuery;
 use crate::server::charts::{boundaries, choose_unit, histogram as build, Unit};
 use chrono_tz::Tz;
+use std::collections::HashMap;
 
 const MINUTE: i64 = 60_000_000;
 
@@ -37,11 +38,23 @@ const SAMPLE_SIZE: u64 = 25_000;
 /// the low 32 bits compared), so that not simply every k-th id is taken
 /// and a pattern in the order events arrive in (CREATE, UPDATE, DELETE, …)
 /// does not skew it.
-fn push_sample(b: &mut Sql, k: u32) {
+/// Driven from the full-text index, the match's rowid is tested, before
+/// its event is looked up.
+fn push_sample(b: &mut Sql, filters: &Filters, k: u32) {
     let threshold = (1u64 << 32) / u64::from(k);
+    let id = if fts_driven(filters, b.backend()) {
+        "f.rowid"
+    } else {
+        "e.id"
+    };
     b.push(format!(
-        " AND (e.id * 2654435761) % 4294967296 < {threshold}"
+        " AND ({id} * 2654435761) % 4294967296 < {threshold}"
     ));
+}
+
+/// Whether [`push_source`] reads the keyword's matches from the index.
+fn fts_driven(filters: &Filters, backend: Backend) -> bool {
+    filters.fts.is_some() && backend == Backend::Sqlite
 }
 
 /// `1` to read every event of a view, else `k` to read about one in `k`.
@@ -67,8 +80,8 @@ fn scaled(n: u64, k: u32) -> u64 {
 
 /// ` FROM … WHERE …` with the view's filters: on SQLite, a keyword search
 /// is driven from the full-text index (each match looked up once), not
-/// tested against every event.
-fn push_source(b: &mut Sql, filters: &Filters) {
+/// tested against every event, and otherwise `index` (see [`best_index`]).
+fn push_source(b: &mut Sql, filters: &Filters, index: Option<&str>) {
     match (&filters.fts, b.backend()) {
         (Some(fts), Backend::Sqlite) => {
             b.push(
@@ -79,10 +92,44 @@ fn push_source(b: &mut Sql, filters: &Filters) {
             filters.push(b, Keyword::Skip);
         }
         _ => {
-            b.push(" FROM events e WHERE 1 = 1");
+            match index {
+                Some(index) => b.push(format!(" FROM events e INDEXED BY {index} WHERE 1 = 1")),
+                None => b.push(" FROM events e WHERE 1 = 1"),
+            };
             filters.push(b, Keyword::InSet);
         }
     }
+}
+
+/// Where SQLite reads a view without keyword from: the index of the filter
+/// that the combination counts say holds the fewest events (a grouping has
+/// no order to keep, so any filter's index serves; left to itself, the
+/// planner may walk an index that gives the groups in order instead).
+/// `Err(())`: no event has the filters' values.
+async fn best_index(db: &Db, filters: &Filters) -> AppResult<Result<Option<&'static str>, ()>> {
+    if db.backend() != Backend::Sqlite || filters.fts.is_some() || !combos::usable(db).await? {
+        return Ok(Ok(None));
+    }
+    let mut best: Option<(i64, &'static str)> = None;
+    let parts = [
+        (filters.user.is_some(), Part::User, "events_initiator"),
+        (!filters.actions.is_empty(), Part::Actions, "events_action"),
+        (filters.table.is_some(), Part::Table, "events_table"),
+        (filters.ip.is_some(), Part::Ip, "events_ip"),
+    ];
+    for (set, part, index) in parts {
+        if !set {
+            continue;
+        }
+        let n = super::by_value::combo_sum(db, |b| filters.push_combo_part(b, part)).await?;
+        if n == 0 {
+            return Ok(Err(()));
+        }
+        if best.is_none_or(|(m, _)| n < m) {
+            best = Some((n, index));
+        }
+    }
+    Ok(Ok(best.map(|(_, index)| index)))
 }
 
 /// The view's events over its range in calendar buckets of `zone`; `None`
@@ -133,9 +180,11 @@ fn by_rollup(filters: &Filters, unit: Unit, lo: i64, hi: i64) -> bool {
         && volume::quarter_of(lo + volume::QUARTER - 1) < volume::quarter_of(hi.saturating_add(1))
 }
 
-/// The longest stretch every bucket edge is a whole number of: the log is
-/// grouped by it, so that few rows come back and none straddles two bars.
-fn grain(edges: &[i64]) -> i64 {
+/// The longest stretch that every bucket edge is a whole number of from
+/// the first edge (a day from local midnight, say, while no clock change
+/// comes between), and that first edge: the log is grouped by it, so that
+/// few rows come back and none straddles two bars.
+fn grain(edges: &[i64]) -> (i64, i64) {
     const STRETCHES: [i64; 12] = [
         24 * 60 * MINUTE,
         12 * 60 * MINUTE,
@@ -150,10 +199,12 @@ fn grain(edges: &[i64]) -> i64 {
         2 * MINUTE,
         MINUTE,
     ];
-    STRETCHES
+    let origin = edges.first().copied().unwrap_or(0);
+    let g = STRETCHES
         .into_iter()
-        .find(|g| edges.iter().all(|e| e.rem_euclid(*g) == 0))
-        .unwrap_or(1)
+        .find(|g| edges.iter().all(|e| (e - origin).rem_euclid(*g) == 0))
+        .unwrap_or(1);
+    (g, origin.rem_euclid(g))
 }
 
 /// `(instant, action, n)` from the log: each instant starts a stretch of
@@ -164,13 +215,16 @@ async fn log_counts(
     edges: &[i64],
     k: u32,
 ) -> AppResult<Vec<(i64, String, u64)>> {
-    let g = grain(edges);
+    let Ok(index) = best_index(db, filters).await? else {
+        return Ok(Vec::new());
+    };
+    let (g, c) = grain(edges);
     let mut b = db.sql(format!(
-        "SELECT e.occurred_at - ((e.occurred_at % {g}) + {g}) % {g}, e.action, COUNT(*)"
+        "SELECT e.occurred_at - (((e.occurred_at - {c}) % {g}) + {g}) % {g}, e.action, COUNT(*)"
     ));
-    push_source(&mut b, filters);
+    push_source(&mut b, filters, index);
     if k > 1 {
-        push_sample(&mut b, k);
+        push_sample(&mut b, filters, k);
     }
     b.push(" GROUP BY 1, 2");
     let mut out = triples(db, &b).await?;
@@ -257,73 +311,68 @@ pub async fn event_breakdowns(db: &Db, q: &EventQuery) -> AppResult<Breakdowns> 
         return from_combos(db, &filters).await;
     }
     let k = sample_step(db, q).await?;
-    // SQLite: `+` keeps the planner off an index that would give the groups
-    // in order by walking every event; the filters' own index is read.
-    let plus = if db.backend() == Backend::Sqlite {
-        "+"
-    } else {
-        ""
+    let Ok(index) = best_index(db, &filters).await? else {
+        return Ok(Breakdowns::default());
     };
-    let top = |select: &str, group: &[&str], limit: bool| {
-        let mut b = db.sql(format!("SELECT {select}, COUNT(*)"));
-        push_source(&mut b, &filters);
-        if k > 1 {
-            push_sample(&mut b, k);
-        }
-        let group: Vec<String> = group.iter().map(|g| format!("{plus}{g}")).collect();
-        let group = group.join(", ");
-        b.push(format!(" GROUP BY {group} ORDER BY COUNT(*) DESC, {group}"));
-        if limit {
-            b.push(format!(" LIMIT {TOP_N}"));
-        }
-        b
-    };
-    let initiators = top(
-        "e.initiator_kind, e.initiator_id, MAX(e.initiator_name)",
-        &["e.initiator_kind", "e.initiator_id"],
-        true,
+    // One pass over the view (or its sample): its events grouped by every
+    // field the lists count, then added up per list here.
+    let mut b = db.sql(
+        "SELECT e.initiator_kind, e.initiator_id, MAX(e.initiator_name), e.action, e.table_name, \
+         e.ip, COUNT(*)",
     );
-    let tables = top("e.table_name", &["e.table_name"], true);
-    let ips = top("e.ip", &["e.ip"], true);
-    let actions = db
-        .read()
-        .all(&top("e.action", &["e.action"], false))
-        .await?;
-    let mut out = Breakdowns {
-        total: actions
-            .iter()
-            .map(|r| r.get::<i64>(1))
-            .sum::<AppResult<i64>>()? as u64,
-        actions: tops(&actions, 1, |r| {
-            let a: String = r.get(0)?;
-            Ok((a.clone(), Some(a)))
-        })?,
-        ..Breakdowns::default()
-    };
-    out.initiators = tops(&db.read().all(&initiators).await?, 3, initiator)?;
-    out.tables = tops(&db.read().all(&tables).await?, 1, |r| {
-        let t: Option<String> = r.get(0)?;
-        Ok(label_or_none(t, "(no table)"))
-    })?;
-    out.ips = tops(&db.read().all(&ips).await?, 1, |r| {
-        let ip: Option<String> = r.get(0)?;
-        Ok(label_or_none(ip, "(no IP)"))
-    })?;
+    push_source(&mut b, &filters, index);
     if k > 1 {
-        out.sample = Some(k);
-        out.total = scaled(out.total, k);
-        for list in [
-            &mut out.initiators,
-            &mut out.actions,
-            &mut out.tables,
-            &mut out.ips,
-        ] {
-            for top in list.iter_mut() {
-                top.n = scaled(top.n, k);
-            }
+        push_sample(&mut b, &filters, k);
+    }
+    // SQLite: `+` keeps the planner off an index that would give the groups
+    // in order by walking every event.
+    b.push(if db.backend() == Backend::Sqlite {
+        " GROUP BY +e.initiator_kind, +e.initiator_id, +e.action, +e.table_name, +e.ip"
+    } else {
+        " GROUP BY e.initiator_kind, e.initiator_id, e.action, e.table_name, e.ip"
+    });
+    let mut lists: [HashMap<(String, Option<String>), u64>; 4] = Default::default();
+    let mut total = 0;
+    for r in db.read().all(&b).await? {
+        let n = u64::try_from(r.get::<i64>(6)?).unwrap_or(0);
+        total += n;
+        let action: String = r.get(3)?;
+        let table: Option<String> = r.get(4)?;
+        let ip: Option<String> = r.get(5)?;
+        for (list, key) in lists.iter_mut().zip([
+            initiator(&r)?,
+            (action.clone(), Some(action)),
+            label_or_none(table, "(no table)"),
+            label_or_none(ip, "(no IP)"),
+        ]) {
+            *list.entry(key).or_default() += n;
         }
     }
-    Ok(out)
+    let [initiators, actions, tables, ips] = lists.map(|list| top_of(list, k));
+    Ok(Breakdowns {
+        initiators,
+        actions,
+        tables,
+        ips,
+        ip_networks: false,
+        total: scaled(total, k),
+        sample: (k > 1).then_some(k),
+    })
+}
+
+/// The [`TOP_N`] largest of `counts`, largest first (then by label), each
+/// scaled up from a sample of one in `k`.
+fn top_of(counts: HashMap<(String, Option<String>), u64>, k: u32) -> Vec<Top> {
+    let mut all: Vec<_> = counts.into_iter().collect();
+    all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    all.into_iter()
+        .take(TOP_N)
+        .map(|((label, filter), n)| Top {
+            label,
+            filter,
+            n: scaled(n, k),
+        })
+        .collect()
 }
 
 /// The breakdowns from the combination counts: exact, IPs by network.
