@@ -90,9 +90,9 @@ fn Lists(b: Breakdowns, current: EventQuery) -> impl IntoView {
                     <li>
                         <span class="top-label">{label}</span>
                         <span class="top-count">{format_count(t.n)}</span>
-                        <span class="share" aria-hidden="true">
-                            <span style=format!("width: {share}%")></span>
-                        </span>
+                        <svg class="share" viewBox="0 0 100 1" preserveAspectRatio="none" aria-hidden="true">
+                            <rect width=share height="1" />
+                        </svg>
                         <span class="visually-hidden">{format!("{share}% of the view")}</span>
                     </li>
                 }
