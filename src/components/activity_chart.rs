@@ -18,11 +18,8 @@ pub const ZONE_COOKIE: &str = "auditdeck_zone";
 
 /// The zone a `Cookie` header carries (an IANA name's characters only).
 pub fn zone_from_cookies(header: &str) -> Option<String> {
-    header
-        .split(';')
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == ZONE_COOKIE)
-        .map(|(_, value)| value.trim().to_string())
+    crate::components::theme::cookie_in(header, ZONE_COOKIE)
+        .map(str::to_string)
         .filter(|v| {
             !v.is_empty()
                 && v.len() <= 64
@@ -36,14 +33,7 @@ pub fn zone_from_cookies(header: &str) -> Option<String> {
 fn remembered_zone() -> Option<String> {
     #[cfg(feature = "ssr")]
     {
-        use_context::<axum::http::request::Parts>().and_then(|parts| {
-            parts
-                .headers
-                .get_all(axum::http::header::COOKIE)
-                .iter()
-                .filter_map(|value| value.to_str().ok())
-                .find_map(zone_from_cookies)
-        })
+        crate::components::theme::from_request_cookies(zone_from_cookies)
     }
     #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
     {

@@ -30,14 +30,33 @@ impl Theme {
     }
 }
 
-/// The theme a `Cookie` header carries, if any (anything else in it is
-/// ignored, a value that is not a theme too).
-pub fn theme_from_cookies(header: &str) -> Option<Theme> {
+/// The value of the cookie `name` in a `Cookie` header.
+pub fn cookie_in<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     header
         .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == THEME_COOKIE)
-        .and_then(|(_, value)| Theme::parse(value.trim()))
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.trim())
+}
+
+/// What `read` finds in the request's `Cookie` headers, rendering on the
+/// server.
+#[cfg(feature = "ssr")]
+pub fn from_request_cookies<T>(read: impl Fn(&str) -> Option<T>) -> Option<T> {
+    use_context::<axum::http::request::Parts>().and_then(|parts| {
+        parts
+            .headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find_map(read)
+    })
+}
+
+/// The theme a `Cookie` header carries, if any (anything else in it is
+/// ignored, a value that is not a theme too).
+pub fn theme_from_cookies(header: &str) -> Option<Theme> {
+    cookie_in(header, THEME_COOKIE).and_then(Theme::parse)
 }
 
 /// The theme the page is rendered in: on the server, the request's cookie;
@@ -45,14 +64,7 @@ pub fn theme_from_cookies(header: &str) -> Option<Theme> {
 pub fn chosen_theme() -> Option<Theme> {
     #[cfg(feature = "ssr")]
     {
-        use_context::<axum::http::request::Parts>().and_then(|parts| {
-            parts
-                .headers
-                .get_all(axum::http::header::COOKIE)
-                .iter()
-                .filter_map(|value| value.to_str().ok())
-                .find_map(theme_from_cookies)
-        })
+        from_request_cookies(theme_from_cookies)
     }
     #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
     {
