@@ -2,7 +2,9 @@
 //! evaluation lags behind a paced ingest (BENCH_RATE events/s, default
 //! 20,000, for BENCH_SECONDS, default 10), and what the evaluator costs
 //! ingest running flat out (rounds alone and with it alternate, as in the
-//! streams bench).
+//! streams bench). The log before is the demo's 90 days; the events
+//! ingested meanwhile are live ones (the demo's people, addresses and
+//! actions, happening now, in order).
 //!
 //! `cargo bench --no-default-features --features ssr --bench alerts`
 //! (env BENCH_EVENTS, default 200000: the log before; BENCH_ROUNDS, default
@@ -23,14 +25,22 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn events(n: u64, seed: u64) -> Vec<Vec<NewEvent>> {
-    let all: Vec<NewEvent> = demo::events_iter(&DemoSpec {
+/// `n` demo events in batches of 1,000. With `live`, they happen as a live
+/// system's do: one every 50 µs (20,000 a second) from that time on, in
+/// order; otherwise at the demo's times, spread over its 90 days.
+fn events(n: u64, seed: u64, live: Option<i64>) -> Vec<Vec<NewEvent>> {
+    let mut all: Vec<NewEvent> = demo::events_iter(&DemoSpec {
         seed,
         events: n as u32,
         sessions: 0,
         anchor: common::ANCHOR,
     })
     .collect();
+    if let Some(from) = live {
+        for (i, e) in all.iter_mut().enumerate() {
+            e.occurred_at = from + i as i64 * 50;
+        }
+    }
     all.chunks(1_000).map(<[NewEvent]>::to_vec).collect()
 }
 
@@ -149,7 +159,8 @@ async fn main() {
         .await
         .unwrap();
     println!("alerts ({}), 50 rules", common::backend_name());
-    for batch in events(before, 7) {
+    // The log before: the demo's 90 days, for the new-IP rules to look back on.
+    for batch in events(before, 7, None) {
         store::insert_events(&db, batch, None).await.unwrap();
     }
     let head = store::max_event_id(&db).await.unwrap();
@@ -160,7 +171,10 @@ async fn main() {
     // every 20 ms, how long the oldest stored event the evaluator has not
     // evaluated has been waiting.
     let worker = spawn_alerts(db.clone(), AlertSettings::default());
-    let batches = events(rate * seconds, 11);
+    // Live from the log's newest time on.
+    let mut live = common::ANCHOR + 1;
+    let batches = events(rate * seconds, 11, Some(live));
+    live += (rate * seconds) as i64 * 50;
     let every = Duration::from_secs_f64(1_000.0 / rate as f64);
     let committed: std::sync::Arc<std::sync::Mutex<Vec<(i64, Instant)>>> = Default::default();
     let sampler = {
@@ -220,10 +234,10 @@ async fn main() {
     // 2. What evaluation costs ingest running flat out: rounds of 100,000
     // alone and with the evaluator alternate.
     let n = 100_000;
-    let ingest = |seed: u64| {
+    let ingest = |seed: u64, from: i64| {
         let db = db.clone();
         async move {
-            let batches = events(n, seed);
+            let batches = events(n, seed, Some(from));
             let started = Instant::now();
             for batch in batches {
                 store::insert_events(&db, batch, None).await.unwrap();
@@ -232,19 +246,22 @@ async fn main() {
         }
     };
     let (mut alone, mut with) = (Vec::new(), Vec::new());
+    let span = n as i64 * 50;
     for round in 0..rounds {
-        alone.push(ingest(31 + 2 * round).await);
+        alone.push(ingest(31 + 2 * round, live).await);
+        live += span;
         let head = store::max_event_id(&db).await.unwrap();
         store::set_alert_cursor(&db, head).await.unwrap();
         let worker = spawn_alerts(db.clone(), AlertSettings::default());
-        with.push(ingest(32 + 2 * round).await);
+        with.push(ingest(32 + 2 * round, live).await);
+        live += span;
         let last = store::max_event_id(&db).await.unwrap();
         while store::alert_cursor(&db).await.unwrap() < last {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         worker.stop().await;
     }
-    alone.push(ingest(31 + 2 * rounds).await);
+    alone.push(ingest(31 + 2 * rounds, live).await);
     let mut costs: Vec<f64> = with
         .iter()
         .enumerate()

@@ -10,6 +10,13 @@
 //! BENCH_ZONE (default "Europe/Berlin"), BENCH_ONLY (only the filter sets
 //! named, `;`-separated, such as "user;table + CIDR"). Prints every cell as it goes, then
 //! p50 / p95 by kind and the worst ten cells, in milliseconds.
+//!
+//! Then what the per-quarter rollup (`event_volume`) costs ingest: batches
+//! of 1,000 demo events stored through the store's insert path into a new
+//! database, each beside the rollup's own work for the same batch (in a
+//! transaction rolled back), for a live log (a batch within a minute) and
+//! for a backfill (a batch spread over hours: many quarters). env
+//! BENCH_INGEST_BATCHES (default 200; 0 skips it).
 
 mod common;
 
@@ -149,6 +156,79 @@ async fn main() {
                 c.filters, c.kind, c.p50, c.p95, c.events
             );
         }
+        db.close().await;
+    }
+    let batches: usize = env_or("BENCH_INGEST_BATCHES", "200")
+        .parse()
+        .expect("BENCH_INGEST_BATCHES");
+    if batches > 0 {
+        ingest_cost(batches).await;
+    }
+}
+
+/// Stores `batches` batches of 1,000 events, timing each insert whole and
+/// the rollup's part of it apart; prints the rollup's share.
+async fn ingest_cost(batches: usize) {
+    use auditdeck::server::demo::{self, DemoSpec};
+    println!(
+        "\n### What the per-quarter rollup costs ingest ({})\n",
+        common::backend_name()
+    );
+    println!("| batches of 1,000 | insert, p50 per batch | rollup alone, p50 | rollup / insert without it |");
+    println!("| --- | --- | --- | --- |");
+    for live in [true, false] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let name = if live {
+            "charts_live"
+        } else {
+            "charts_backfill"
+        };
+        let db = store::open(&common::scratch_url(dir.path(), name).await)
+            .await
+            .expect("open");
+        let spec = DemoSpec {
+            seed: 5,
+            events: (batches * 1000) as u32,
+            sessions: 0,
+            anchor: 1_800_000_000_000_000,
+        };
+        let mut all = demo::events_iter(&spec);
+        let (mut whole, mut rollup) = (Vec::new(), Vec::new());
+        for b in 0..batches {
+            let mut batch: Vec<_> = all.by_ref().take(1000).collect();
+            if live {
+                // A live log: the batch's events within its last minute.
+                let at = 1_700_000_000_000_000 + b as i64 * 60_000_000;
+                for (i, e) in batch.iter_mut().enumerate() {
+                    e.occurred_at = at + i as i64 * 60_000;
+                }
+            }
+            let mut tx = store::begin(&db).await.expect("begin");
+            let started = Instant::now();
+            store::add_volume_in(&mut tx, &batch).await.expect("rollup");
+            rollup.push(started.elapsed());
+            tx.rollback().await.expect("rollback");
+            let started = Instant::now();
+            store::insert_events(&db, &batch, None)
+                .await
+                .expect("insert");
+            whole.push(started.elapsed());
+        }
+        whole.sort();
+        rollup.sort();
+        let (w, r) = (percentile(&whole, 0.5), percentile(&rollup, 0.5));
+        let total_w = whole.iter().sum::<std::time::Duration>().as_secs_f64();
+        let total_r = rollup.iter().sum::<std::time::Duration>().as_secs_f64();
+        println!(
+            "| {batches}, {} | {w:.2} ms | {r:.3} ms | {:.1}% (of the totals: {:.1}%) |",
+            if live {
+                "live (one minute each)"
+            } else {
+                "backfill (about 11 hours each)"
+            },
+            100.0 * r / (w - r),
+            100.0 * total_r / (total_w - total_r)
+        );
         db.close().await;
     }
 }

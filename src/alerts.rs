@@ -199,6 +199,63 @@ pub struct RuleForm {
     pub stream: String,
 }
 
+impl From<&RuleSettings> for RuleForm {
+    /// A rule's settings as its edit form shows them.
+    fn from(s: &RuleSettings) -> Self {
+        RuleForm {
+            name: s.name.clone(),
+            severity: s.severity.clone(),
+            kind: s.kind.clone(),
+            filter: s.filter.clone(),
+            threshold: s.threshold.to_string(),
+            window_minutes: s.window_minutes.to_string(),
+            group_by: s.group_by.clone(),
+            lookback_days: s.lookback_days.to_string(),
+            network: s.network.clone(),
+            work_days: s.work_days.to_string(),
+            work_start: clock(s.work_start),
+            work_end: clock(s.work_end),
+            zone: s.zone.clone(),
+            stream: s.stream_id.map(|id| id.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+/// What an edit changed in a rule, part by part ("severity: warning →
+/// critical"), for its audit line; `streams` are the names of the streams
+/// it was and is sent to.
+pub fn rule_changes(
+    before: &RuleSettings,
+    after: &RuleSettings,
+    streams: (Option<&str>, Option<&str>),
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if before.name != after.name {
+        out.push(format!("name: \"{}\" → \"{}\"", before.name, after.name));
+    }
+    if before.severity != after.severity {
+        out.push(format!(
+            "severity: {} → {}",
+            before.severity, after.severity
+        ));
+    }
+    let (was, is) = (describe(before), describe(after));
+    if was != is {
+        out.push(format!("fires on: {was} → {is}"));
+    }
+    if before.stream_id != after.stream_id {
+        let show = |name: Option<&str>| {
+            name.map_or("the inbox only".to_string(), |n| format!("stream \"{n}\""))
+        };
+        out.push(format!(
+            "sent to: {} → {}",
+            show(streams.0),
+            show(streams.1)
+        ));
+    }
+    out
+}
+
 /// A week of the log at a glance: the weekly digest (Monday 00:00 UTC to
 /// the next Monday).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -271,4 +328,62 @@ pub struct DigestPage {
     /// Whether the caller may subscribe (an admin), and their subscription.
     pub can_subscribe: bool,
     pub subscription: Option<DigestSubscription>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn threshold() -> RuleSettings {
+        RuleSettings {
+            name: "Failed sign-ins".into(),
+            severity: "warning".into(),
+            kind: "threshold".into(),
+            filter: "action=LOGIN_FAILED".into(),
+            threshold: 10,
+            window_minutes: 5,
+            group_by: "ip".into(),
+            lookback_days: 30,
+            network: "address".into(),
+            work_days: 31,
+            work_start: 540,
+            work_end: 1080,
+            zone: "Europe/Berlin".into(),
+            stream_id: None,
+        }
+    }
+
+    #[test]
+    fn an_edit_names_each_part_it_changed_and_nothing_else() {
+        let before = threshold();
+        assert!(rule_changes(&before, &before, (None, None)).is_empty());
+        let mut after = before.clone();
+        after.severity = "critical".into();
+        after.threshold = 20;
+        after.stream_id = Some(3);
+        assert_eq!(
+            rule_changes(&before, &after, (None, Some("SIEM"))),
+            vec![
+                "severity: warning → critical".to_string(),
+                "fires on: at least 10 events matching action=LOGIN_FAILED within 5 min per IP \
+                 → at least 20 events matching action=LOGIN_FAILED within 5 min per IP"
+                    .to_string(),
+                "sent to: the inbox only → stream \"SIEM\"".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rule_reads_back_into_its_form_as_it_was_typed() {
+        let form = RuleForm::from(&threshold());
+        assert_eq!(
+            (
+                form.threshold.as_str(),
+                form.work_start.as_str(),
+                form.work_end.as_str()
+            ),
+            ("10", "09:00", "18:00")
+        );
+        assert_eq!(form.stream, "");
+    }
 }

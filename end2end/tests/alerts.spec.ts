@@ -129,6 +129,58 @@ test('an admin adds a threshold rule, ten failed sign-ins from one IP fire one a
   await expect(audit).toContainText(`Failed sign-ins ${tag}`);
 });
 
+test('an admin edits a rule in place: the form comes filled, a bad value is refused, and the change is audited', async ({ page }) => {
+  const tag = `edit_e2e_${Date.now()}`;
+  const name = `Deletes ${tag}`;
+  await signIn(page, 'admin', '/settings/alerts');
+  const form = page.locator('form.rule-form');
+  await form.getByLabel('Name', { exact: true }).fill(name);
+  await form.getByRole('combobox', { name: /^Severity/ }).selectOption('info');
+  await form.getByLabel(/^Filter/).fill(`action=DELETE&table=${tag}`);
+  await form.getByRole('button', { name: 'Add rule' }).click();
+  const row = page.locator(`tr[data-rule="${name}"]`);
+  await expect(row.locator('.rule-summary')).toHaveText(`events matching action=DELETE&table=${tag}`);
+
+  // Edit: the form holds the rule as it is; Cancel leaves it alone.
+  await row.getByRole('button', { name: `Edit ${name}` }).click();
+  await expect(page.getByRole('heading', { name: `Edit rule "${name}"` })).toBeFocused();
+  await expect(form.getByLabel('Name', { exact: true })).toHaveValue(name);
+  await expect(form.getByRole('combobox', { name: /^Kind/ })).toHaveValue('match');
+  await expect(form.getByRole('combobox', { name: /^Severity/ })).toHaveValue('info');
+  await expect(form.getByLabel(/^Filter/)).toHaveValue(`action=DELETE&table=${tag}`);
+  await form.getByRole('button', { name: 'Cancel' }).click();
+  await expect(page.getByRole('heading', { name: 'Add a rule' })).toBeVisible();
+
+  // A bad value: refused with the field's name, the rule unchanged.
+  await row.getByRole('button', { name: `Edit ${name}` }).click();
+  await form.getByLabel('Window (minutes)').fill('soon');
+  await form.getByRole('button', { name: 'Save rule' }).click();
+  await expect(page.getByRole('alert')).toContainText('window_minutes: "soon" is not a whole number');
+  await expect(row.locator('.rule-summary')).toHaveText(`events matching action=DELETE&table=${tag}`);
+
+  // Now a threshold, critical, per initiator.
+  await form.getByLabel('Window (minutes)').fill('15');
+  await form.getByRole('combobox', { name: /^Kind/ }).selectOption('threshold');
+  await form.getByLabel('At least (events)').fill('5');
+  await form.getByRole('combobox', { name: /^Severity/ }).selectOption('critical');
+  await form.getByRole('combobox', { name: /^Group/ }).selectOption('initiator');
+  await form.getByRole('button', { name: 'Save rule' }).click();
+  await expect(page.getByRole('heading', { name: 'Add a rule' })).toBeVisible();
+  await expect(row.locator('.rule-summary')).toHaveText(
+    `at least 5 events matching action=DELETE&table=${tag} within 15 min per initiator`,
+  );
+  await expect(row.locator('.badge.severity-critical')).toHaveText('critical');
+
+  await openHydrated(page, '/activity-log?table=alert_rules&action=UPDATE');
+  const audit = page.locator('tbody tr[data-event-id]').first();
+  await expect(audit).toContainText(`Changed alert rule "${name}": severity: info → critical; fires on:`);
+
+  // Tidy: the rule goes.
+  await openHydrated(page, '/settings/alerts');
+  await row.getByRole('button', { name: `Delete ${name}` }).click();
+  await expect(row).toHaveCount(0);
+});
+
 test('auditors have the inbox; viewers have neither it nor the rules', async ({ page }) => {
   await signIn(page, 'auditor', '/alerts');
   const nav = page.getByRole('navigation', { name: 'Main' });

@@ -191,6 +191,53 @@ pub async fn create_alert_rule(rule: RuleForm) -> Result<i64, AppError> {
     .await
 }
 
+/// Changes a rule's settings; the audit line says what changed. Admin.
+#[server(endpoint = "update_alert_rule")]
+pub async fn update_alert_rule(id: i64, rule: RuleForm) -> Result<(), AppError> {
+    use crate::functions::settings::admin::{admin, audit_and_commit};
+    use crate::server::{alerts::Rule, store};
+    crate::server::with_status(async move {
+        let (state, me, client) = admin().await?;
+        let settings = server::settings(&rule)?;
+        Rule::check(&settings)?;
+        let stream = match settings.stream_id {
+            None => None,
+            Some(id) => Some(server::channel(&state.db, id).await?),
+        };
+        let mut tx = store::begin(&state.db).await?;
+        let before = store::alert_rule_in(&mut tx, id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("alert rule {id}")))?;
+        let changes = crate::alerts::rule_changes(
+            &before.settings,
+            &settings,
+            (before.stream_name.as_deref(), stream.as_deref()),
+        );
+        if changes.is_empty() {
+            return Err(AppError::BadRequest(format!(
+                "alert rule \"{}\": nothing was changed",
+                before.settings.name
+            )));
+        }
+        store::update_alert_rule_in(&mut tx, id, &settings).await?;
+        let description = format!(
+            "Changed alert rule \"{}\": {}",
+            before.settings.name,
+            changes.join("; ")
+        );
+        audit_and_commit(
+            tx,
+            &me,
+            &client,
+            "UPDATE",
+            ("alert_rules", id.to_string()),
+            description,
+        )
+        .await
+    })
+    .await
+}
+
 /// Pauses or resumes a rule. Admin.
 #[server(endpoint = "set_alert_rule_paused")]
 pub async fn set_alert_rule_paused(id: i64, paused: bool) -> Result<(), AppError> {

@@ -26,7 +26,10 @@ pub fn AlertsPage() -> impl IntoView {
     // count with it.
     let version = use_context::<IntegrityVersion>();
     crate::components::poll::while_visible(5_000, move || {
-        tick.update(|t| *t += 1);
+        // The inbox's own list only while it is the tab shown.
+        if digest.get_untracked().is_none() {
+            tick.update(|t| *t += 1);
+        }
         if let Some(version) = version {
             version.bump();
         }
@@ -39,8 +42,18 @@ pub fn AlertsPage() -> impl IntoView {
         }
     });
     let alerts = Resource::new(
-        move || (open_only.get(), change.version().get(), tick.get()),
-        |(open_only, _, _)| list_alerts(open_only),
+        move || {
+            digest
+                .get()
+                .is_none()
+                .then(|| (open_only.get(), change.version().get(), tick.get()))
+        },
+        |shown| async move {
+            match shown {
+                Some((open_only, _, _)) => list_alerts(open_only).await,
+                None => Ok(Vec::new()),
+            }
+        },
     );
     view! {
         <Title text="Alerts" />
@@ -100,7 +113,7 @@ fn AlertsTable(rows: Vec<AlertInfo>, change: ServerAction<SetAlertState>) -> imp
     let empty = rows.is_empty();
     view! {
         <div class="table-scroll">
-            <table class="data-table alerts">
+            <table class="data-table alerts cards">
                 <thead>
                     <tr>
                         <th scope="col">"Severity"</th>
@@ -143,16 +156,16 @@ fn AlertRow(alert: AlertInfo, change: ServerAction<SetAlertState>) -> impl IntoV
     };
     view! {
         <tr data-alert=id data-state=state.clone()>
-            <td>
+            <td class="c-sev">
                 <span class=format!("badge severity-{}", alert.severity)>{alert.severity.clone()}</span>
             </td>
-            <td>{alert.rule_name.clone()}</td>
-            <td class="mono">{group}</td>
-            <td class="num">{format_count(alert.events.max(0) as u64)}</td>
-            <td class="nowrap">
+            <td class="c-rule">{alert.rule_name.clone()}</td>
+            <td class="mono c-group" data-label="Group">{group}</td>
+            <td class="num c-events" data-label="Events">{format_count(alert.events.max(0) as u64)}</td>
+            <td class="nowrap c-when" data-label="First – last (UTC)">
                 {format_utc(alert.first_at)} <br /> {format_utc(alert.last_at)}
             </td>
-            <td>
+            <td class="c-state">
                 <span class=format!("badge alert-{state}")>{state.clone()}</span>
                 <span class="hint">{who}</span>
                 {alert
@@ -160,7 +173,7 @@ fn AlertRow(alert: AlertInfo, change: ServerAction<SetAlertState>) -> impl IntoV
                     .clone()
                     .map(|d| view! { <span class="hint alert-delivery">{format!(" · {d}")}</span> })}
             </td>
-            <td class="row-actions">
+            <td class="row-actions c-actions">
                 <a class="button small" href=alert.link.clone()>"View events"</a>
                 {(state == "open")
                     .then(|| {

@@ -352,16 +352,16 @@ struct Window {
     counted_through: Option<(Micros, i64)>,
 }
 
-/// Asks the log whether an initiator acted from a network within a time
+/// Asks the log when an initiator last acted from a network within a time
 /// range (the new-IP rules' memory when theirs has no answer).
 pub trait SeenLog {
-    fn seen(
+    fn newest(
         &mut self,
         initiator: &InitiatorKey,
         network: IpFilter,
         from: Micros,
         to: Micros,
-    ) -> impl std::future::Future<Output = AppResult<bool>>;
+    ) -> impl std::future::Future<Output = AppResult<Option<Micros>>>;
 }
 
 /// What the rules remember between spans.
@@ -372,15 +372,43 @@ pub struct Evaluator {
     /// rules it made every rule after the first ask the log again about
     /// the event it had just seen: 20 s of lag in the bench.)
     seen: HashMap<(i64, String, IpFilter), Micros>,
+    /// What the log said for an event of this span: (initiator, network,
+    /// event id) → the newest time the initiator was seen from the network
+    /// before it, within `reach`. New-IP rules comparing the same way share
+    /// one question per event, whatever their number and look-back.
+    asked: HashMap<(String, IpFilter, i64), Option<Micros>>,
+    /// The longest look-back of the new-IP rules (µs).
+    reach: Micros,
 }
 
 impl Evaluator {
     /// Feeds a threshold rule's earlier events (from the log, when the
-    /// evaluator starts) without firing.
-    pub fn remember(&mut self, rule: &Rule, facts: &[Fact]) {
+    /// evaluator starts) without firing; `counted`: whether those that
+    /// crossed its threshold count as already in an alert (they do unless
+    /// the rule changed after they were evaluated).
+    pub fn remember(&mut self, rule: &Rule, facts: &[Fact], counted: bool) {
         for fact in facts {
             self.threshold(rule, fact);
         }
+        if !counted {
+            for ((id, _), w) in self.windows.iter_mut() {
+                if *id == rule.id {
+                    w.counted_through = None;
+                }
+            }
+        }
+    }
+
+    /// Starts a span: what the log was asked about the last one goes, and
+    /// the look-back the next questions cover is the longest of `rules`'.
+    pub fn begin_span(&mut self, rules: &[Rule]) {
+        self.asked.clear();
+        self.reach = rules
+            .iter()
+            .filter(|r| r.kind == RuleKind::NewIp)
+            .map(|r| r.settings.lookback_days * DAY)
+            .max()
+            .unwrap_or(0);
     }
 
     /// Which of `facts` (the events of a span that `rule`'s filter passes,
@@ -478,14 +506,28 @@ impl Evaluator {
             return Ok(None);
         };
         let network = rule.network_of(ip);
-        let key = (rule.id, fact.initiator.to_param(), network);
+        let initiator = fact.initiator.to_param();
+        let key = (rule.id, initiator.clone(), network);
         // Seen within [at − D, at): exactly D days ago still counts.
         let from = fact.at.saturating_sub(rule.settings.lookback_days * DAY);
         let to = fact.at - 1;
         let known = self.seen.get(&key).copied();
         let seen = match known {
             Some(last) if (from..=to).contains(&last) => true,
-            _ => log.seen(&fact.initiator, network, from, to).await?,
+            _ => {
+                let asked = (initiator, network, fact.id);
+                let newest = match self.asked.get(&asked) {
+                    Some(newest) => *newest,
+                    None => {
+                        let reach = self.reach.max(rule.settings.lookback_days * DAY);
+                        let from = fact.at.saturating_sub(reach);
+                        let newest = log.newest(&fact.initiator, network, from, to).await?;
+                        self.asked.insert(asked, newest);
+                        newest
+                    }
+                };
+                newest.is_some_and(|n| n >= from)
+            }
         };
         self.seen
             .insert(key, known.map_or(fact.at, |last| last.max(fact.at)));
@@ -703,14 +745,14 @@ pub fn digest_message(
 struct Log<'a>(&'a store::Db);
 
 impl SeenLog for Log<'_> {
-    async fn seen(
+    async fn newest(
         &mut self,
         initiator: &InitiatorKey,
         network: IpFilter,
         from: Micros,
         to: Micros,
-    ) -> AppResult<bool> {
-        store::initiator_seen_from(self.0, initiator, &show(network), from, to).await
+    ) -> AppResult<Option<Micros>> {
+        store::initiator_last_seen_from(self.0, initiator, &show(network), from, to).await
     }
 }
 
@@ -945,6 +987,7 @@ impl AlertRunner {
         }
         let mut firings = Vec::new();
         let mut log = Log(db);
+        state.evaluator.begin_span(&state.rules);
         // One read of the span for every rule without a keyword; a rule
         // with one asks the search index.
         let all = if state.rules.iter().any(|r| r.passes_all_known()) {
@@ -986,14 +1029,17 @@ async fn load(db: &store::Db, rows: Vec<store::AlertRuleRow>, cursor: i64) -> Ap
         }
     }
     let mut evaluator = Evaluator::default();
-    let until = store::event_time(db, cursor).await?;
+    let cursor_at = store::event_times(db, cursor).await?;
     for rule in rules.iter().filter(|r| r.kind == RuleKind::Threshold) {
-        if let Some(until) = until {
+        if let Some((until, received)) = cursor_at {
             let mut q = rule.query.clone();
             q.from = Some(until - rule.window());
             let facts =
                 store::alert_facts(db, &q, 0, cursor, Some(MAX_THRESHOLD as u32 * 10)).await?;
-            evaluator.remember(rule, &facts);
+            // Changed since the events before the cursor were evaluated:
+            // those were weighed by its old settings, so none of them is in
+            // an alert of its new ones.
+            evaluator.remember(rule, &facts, rule.updated_at <= received);
         }
     }
     Ok(Loaded { rules, evaluator })
@@ -1035,14 +1081,14 @@ mod tests {
 
     struct NoLog;
     impl SeenLog for NoLog {
-        async fn seen(
+        async fn newest(
             &mut self,
             _: &InitiatorKey,
             _: IpFilter,
             _: Micros,
             _: Micros,
-        ) -> AppResult<bool> {
-            Ok(false)
+        ) -> AppResult<Option<Micros>> {
+            Ok(None)
         }
     }
 
@@ -1161,6 +1207,71 @@ mod tests {
         assert!(r.off_hours(at("2026-03-27T17:00:00Z")));
         // Saturday is not a working day.
         assert!(r.off_hours(at("2026-03-28T10:00:00Z")));
+    }
+
+    /// A log that saw the initiator from everywhere at `last`, and counts
+    /// the questions it was asked.
+    struct LastSeen {
+        last: Micros,
+        asked: usize,
+    }
+    impl SeenLog for LastSeen {
+        async fn newest(
+            &mut self,
+            _: &InitiatorKey,
+            _: IpFilter,
+            from: Micros,
+            to: Micros,
+        ) -> AppResult<Option<Micros>> {
+            self.asked += 1;
+            Ok((from..=to).contains(&self.last).then_some(self.last))
+        }
+    }
+
+    #[test]
+    fn new_ip_rules_share_one_question_per_event_and_keep_their_own_look_back() {
+        let at = 100 * DAY;
+        let with = |id: i64, days: i64| {
+            let mut r = rule(RuleKind::NewIp, |s| s.lookback_days = days);
+            r.id = id;
+            r
+        };
+        // Last seen 8 days before: new for a 7-day rule, not for 30 days.
+        let rules = [with(1, 7), with(2, 30), with(3, 7)];
+        let mut log = LastSeen {
+            last: at - 8 * DAY,
+            asked: 0,
+        };
+        let mut e = Evaluator::default();
+        e.begin_span(&rules);
+        let fired: Vec<usize> = rules
+            .iter()
+            .map(|r| run(e.evaluate(r, &[fact(1, at)], &mut log)).unwrap().len())
+            .collect();
+        assert_eq!(fired, vec![1, 0, 1]);
+        assert_eq!(log.asked, 1, "one question for three rules");
+        // The next span asks again (and each rule now remembers the event).
+        e.begin_span(&rules);
+        let fired: Vec<usize> = rules
+            .iter()
+            .map(|r| {
+                run(e.evaluate(r, &[fact(2, at + 1)], &mut log))
+                    .unwrap()
+                    .len()
+            })
+            .collect();
+        assert_eq!(fired, vec![0, 0, 0]);
+        assert_eq!(log.asked, 1, "each rule saw event 1 at `at`, 1 µs before");
+        // Exactly D days after the last sighting still counts as seen.
+        let mut log = LastSeen {
+            last: at - 7 * DAY,
+            asked: 0,
+        };
+        let mut e = Evaluator::default();
+        e.begin_span(&rules);
+        assert!(run(e.evaluate(&rules[0], &[fact(1, at)], &mut log))
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

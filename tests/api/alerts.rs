@@ -472,6 +472,115 @@ async fn rules_are_admin_only_checked_and_every_change_and_acknowledgement_is_au
 }
 
 #[tokio::test]
+async fn an_edited_rule_applies_from_the_next_span_and_its_audit_line_says_what_changed() {
+    let app = TestApp::new().await;
+    let admin = app.session_for(Role::Admin).await;
+    let auditor = app.session_for(Role::Auditor).await;
+    let form = |threshold: &str| {
+        format!(
+            "rule[name]=Fails&rule[kind]=threshold&rule[severity]=warning&rule[filter]=action%3DLOGIN_FAILED\
+             &rule[threshold]={threshold}&rule[window_minutes]=5&rule[group_by]=ip"
+        )
+    };
+    let r = app
+        .call("create_alert_rule", &form("3"), Some(&admin))
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::OK, "{}", r.text());
+    let id = r.json().as_i64().unwrap();
+    let t = app.now() - DAY;
+    let before_edit = store_events(
+        &app,
+        vec![
+            event("LOGIN_FAILED", 1, "10.0.0.1", t),
+            event("LOGIN_FAILED", 1, "10.0.0.1", t + 1),
+        ],
+    )
+    .await;
+    let mut r1 = runner();
+    evaluate(&app, &mut r1).await;
+    assert!(alerts(&app).await.is_empty(), "two of three");
+    let stored = || async {
+        store::list_alert_rules(&app.db).await.unwrap()[0]
+            .settings
+            .clone()
+    };
+    let before = stored().await;
+    // Refused, and nothing changed: an auditor, bad values, no such rule,
+    // no change at all.
+    let update = |id: i64, threshold: &str| format!("id={id}&{}", form(threshold));
+    let r = app
+        .call("update_alert_rule", &update(id, "2"), Some(&auditor))
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::FORBIDDEN, "{}", r.text());
+    for (body, status, says) in [
+        (
+            update(id, "0"),
+            axum::http::StatusCode::BAD_REQUEST,
+            "threshold: from 1",
+        ),
+        (
+            update(id, "x"),
+            axum::http::StatusCode::BAD_REQUEST,
+            "threshold: \"x\"",
+        ),
+        (update(id + 99, "2"), axum::http::StatusCode::NOT_FOUND, ""),
+        (
+            update(id, "3"),
+            axum::http::StatusCode::BAD_REQUEST,
+            "nothing was changed",
+        ),
+    ] {
+        let r = app.call("update_alert_rule", &body, Some(&admin)).await;
+        assert_eq!(r.status, status, "{body}: {}", r.text());
+        // The message, as JSON carries it.
+        let said = r.text().replace("\\\"", "\"");
+        assert!(said.contains(says), "{body}: {said}");
+    }
+    assert_eq!(stored().await, before);
+    // Two within five minutes now fire: the evaluator rebuilds the rule's
+    // window from the log (the two events before the edit, weighed by the
+    // old threshold, are in no alert), so the third event crosses it with
+    // the one before it.
+    let r = app
+        .call("update_alert_rule", &update(id, "2"), Some(&admin))
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::OK, "{}", r.text());
+    assert_eq!(stored().await.threshold, 2);
+    app.clock().advance(MINUTE);
+    let after_edit = store_events(&app, vec![event("LOGIN_FAILED", 1, "10.0.0.1", t + 2)]).await;
+    evaluate(&app, &mut r1).await;
+    let got = alerts(&app).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!((got[0].events, got[0].group_key.as_str()), (2, "10.0.0.1"));
+    assert_eq!(
+        (got[0].first_event_id, got[0].last_event_id),
+        (before_edit[1], after_edit[0])
+    );
+    // A restart rebuilds the window again, now counting what fired: the
+    // next event joins the alert rather than make another.
+    r1.release(&app.db).await.unwrap();
+    let mut r2 = runner();
+    store_events(&app, vec![event("LOGIN_FAILED", 1, "10.0.0.1", t + 3)]).await;
+    evaluate(&app, &mut r2).await;
+    let got = alerts(&app).await;
+    assert_eq!((got.len(), got[0].events), (1, 3), "{got:?}");
+    let changed: Vec<String> = app
+        .page(1, 100)
+        .await
+        .rows
+        .into_iter()
+        .filter(|e| e.action == "UPDATE" && e.table_name.as_deref() == Some("alert_rules"))
+        .map(|e| e.description)
+        .collect();
+    assert_eq!(
+        changed,
+        vec!["Changed alert rule \"Fails\": fires on: at least 3 events matching action=LOGIN_FAILED \
+              within 5 min per IP → at least 2 events matching action=LOGIN_FAILED within 5 min per IP"
+            .to_string()]
+    );
+}
+
+#[tokio::test]
 async fn a_new_alert_goes_to_its_rules_webhook_signed_once_and_waits_while_it_is_down() {
     use auditdeck::server::stream_format::{webhook_signature_valid, WebhookSecret};
     use std::sync::atomic::Ordering;

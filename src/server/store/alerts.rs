@@ -86,6 +86,22 @@ pub async fn create_alert_rule_in(tx: &mut Tx, s: &RuleSettings) -> AppResult<i6
     tx.scalar(&sql).await
 }
 
+/// Replaces a rule's settings; whether there was one. Its new settings
+/// apply from the next span the evaluator reads (which reloads it, and
+/// rebuilds what it remembers from the log).
+pub async fn update_alert_rule_in(tx: &mut Tx, id: i64, s: &RuleSettings) -> AppResult<bool> {
+    let now = tx.now();
+    let sql = tx.sql(
+        "UPDATE alert_rules SET name = ?, severity = ?, kind = ?, filter = ?, threshold = ?, \
+         window_minutes = ?, group_by = ?, lookback_days = ?, network = ?, work_days = ?, \
+         work_start = ?, work_end = ?, zone = ?, stream_id = ?, \
+         updated_at = CASE WHEN updated_at < ? THEN ? ELSE updated_at + 1 END WHERE id = ?",
+    );
+    // Always later than before: the evaluator sees the change by it.
+    let sql = bind_settings(sql, s).bind(now).bind(now).bind(id);
+    Ok(tx.execute(&sql).await? == 1)
+}
+
 /// Pauses or resumes a rule; whether there was one.
 pub async fn set_alert_rule_paused_in(tx: &mut Tx, id: i64, paused: bool) -> AppResult<bool> {
     let now = tx.now();
@@ -97,14 +113,22 @@ pub async fn set_alert_rule_paused_in(tx: &mut Tx, id: i64, paused: bool) -> App
     Ok(tx.execute(&sql).await? == 1)
 }
 
-/// One rule, read in the caller's transaction.
+/// One rule, with the name of the stream it is sent to, read in the
+/// caller's transaction.
 pub async fn alert_rule_in(tx: &mut Tx, id: i64) -> AppResult<Option<AlertRuleRow>> {
     let sql = tx
         .sql(format!(
-            "SELECT {RULE_COLUMNS} FROM alert_rules r WHERE r.id = ?"
+            "SELECT {RULE_COLUMNS}, \
+             (SELECT s.name FROM streams s WHERE s.id = r.stream_id) AS stream_name \
+             FROM alert_rules r WHERE r.id = ?"
         ))
         .bind(id);
-    tx.optional(&sql).await?.as_ref().map(rule_row).transpose()
+    let Some(r) = tx.optional(&sql).await? else {
+        return Ok(None);
+    };
+    let mut row = rule_row(&r)?;
+    row.stream_name = r.get("stream_name")?;
+    Ok(Some(row))
 }
 
 /// Deletes a rule (its alerts stay, with its name); the rule as it was.
@@ -203,15 +227,15 @@ pub async fn alert_facts(
     Ok(facts)
 }
 
-/// Whether `initiator` acted from `network` (an address or CIDR range) at
-/// a time in `[from, to]`.
-pub async fn initiator_seen_from(
+/// The newest time in `[from, to]` at which `initiator` acted from
+/// `network` (an address or CIDR range), if any.
+pub async fn initiator_last_seen_from(
     db: &Db,
     initiator: &InitiatorKey,
     network: &str,
     from: Micros,
     to: Micros,
-) -> AppResult<bool> {
+) -> AppResult<Option<Micros>> {
     let q = EventQuery {
         user: Some(initiator.clone()),
         ip: Some(network.to_string()),
@@ -220,19 +244,22 @@ pub async fn initiator_seen_from(
         ..EventQuery::default()
     };
     let filters = Filters::new(&q, db.now())?;
-    let mut b = db.sql("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE 1 = 1");
+    // An aggregate, not ORDER BY … LIMIT 1: the planner then picks the
+    // filters' index (the address's), not a walk along the time index.
+    let mut b = db.sql("SELECT MAX(e.occurred_at) FROM events e WHERE 1 = 1");
     filters.push(&mut b, Keyword::InSet);
-    b.push(" LIMIT 1) s");
-    let n: i64 = db.read().scalar(&b).await?;
-    Ok(n > 0)
+    db.read().scalar::<Option<Micros>>(&b).await
 }
 
-/// When event `id` happened, if it is stored.
-pub async fn event_time(db: &Db, id: i64) -> AppResult<Option<Micros>> {
+/// When event `id` happened and when it was stored, if it is.
+pub async fn event_times(db: &Db, id: i64) -> AppResult<Option<(Micros, Micros)>> {
     let sql = db
-        .sql("SELECT occurred_at FROM events WHERE id = ?")
+        .sql("SELECT occurred_at, received_at FROM events WHERE id = ?")
         .bind(id);
-    db.read().scalar_opt(&sql).await
+    match db.read().optional(&sql).await? {
+        Some(r) => Ok(Some((r.get(0)?, r.get(1)?))),
+        None => Ok(None),
+    }
 }
 
 /// The last event id the rules were evaluated on.
