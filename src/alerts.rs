@@ -256,8 +256,8 @@ pub fn rule_changes(
     out
 }
 
-/// A week of the log at a glance: the weekly digest (Monday 00:00 UTC to
-/// the next Monday).
+/// A week of the log at a glance: the weekly digest (Monday 00:00 to the
+/// next Monday, in a time zone).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Digest {
     /// The week: `[from, to)`, in µs.
@@ -277,6 +277,8 @@ pub struct Digest {
     pub deleted_by: Vec<(String, i64)>,
     pub exports: i64,
     pub exported_by: Vec<(String, i64)>,
+    /// The time zone whose Mondays bound the week (an IANA name).
+    pub zone: String,
     /// The Activity Log on the week (a filter can be appended: `&action=…`).
     pub activity_link: String,
 }
@@ -301,30 +303,28 @@ pub struct DigestSubscription {
     pub stream_name: String,
     /// The newest week sent (its Monday, µs), and the last failure.
     pub sent_week: i64,
+    /// The zone its weeks are in.
+    pub zone: String,
     pub error: Option<String>,
 }
 
-/// A week in µs.
-pub const WEEK: i64 = 7 * 86_400_000_000;
-
-/// The Monday 00:00 UTC that begins the week holding `at` (µs).
-pub fn week_start(at: i64) -> i64 {
-    // 1970-01-05, the first Monday after the epoch.
-    const MONDAY: i64 = 4 * 86_400_000_000;
-    at - (at - MONDAY).rem_euclid(WEEK)
+/// Where the digest of the week beginning `from` in `zone` is shown.
+pub fn digest_link(from: i64, zone: &str) -> String {
+    format!("/alerts?digest={from}&zone={zone}")
 }
 
-/// Where the digest of the week beginning `from` is shown.
-pub fn digest_link(from: i64) -> String {
-    format!("/alerts?digest={from}")
-}
-
-/// Monitoring → Alerts → Weekly digest: a week's digest, the week now
-/// running (the newest there can be), and the caller's own subscription.
+/// Monitoring → Alerts → Weekly digest: a week's digest (Monday 00:00 to
+/// Monday 00:00 in the viewer's time zone), the weeks before and after it
+/// (none after the week now running), and the caller's own subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DigestPage {
     pub digest: Digest,
-    pub this_week: i64,
+    /// The zone the weeks are in (an IANA name), and the week's days in
+    /// it ("Week of 2027-03-22 to 2027-03-28 (Europe/Berlin)").
+    pub zone: String,
+    pub title: String,
+    pub previous: i64,
+    pub next: Option<i64>,
     /// Whether the caller may subscribe (an admin), and their subscription.
     pub can_subscribe: bool,
     pub subscription: Option<DigestSubscription>,

@@ -199,59 +199,63 @@ test('auditors have the inbox; viewers have neither it nor the rules', async ({ 
   expect(listed.status()).toBe(403);
 });
 
-test('the weekly digest: its figures open the events behind them, weeks page back and forth, and an admin subscribes through a stream', async ({ page }) => {
-  test.setTimeout(60_000);
-  const tag = `digest_e2e_${Date.now()}`;
-  await signIn(page, 'admin', '/alerts');
-  await page.getByRole('navigation', { name: 'Alerts' }).getByRole('link', { name: 'Weekly digest' }).click();
-  await expect(page).toHaveURL(/\/alerts\?digest=last$/);
-  const heading = page.locator('#digest-heading');
-  await expect(heading).toHaveText(/^Week of \d{4}-\d{2}-\d{2} to \d{4}-\d{2}-\d{2} \(UTC\)$/);
-  const lastWeek = await heading.innerText();
-  // The inbox's table is not shown beside it.
-  await expect(page.locator('table.alerts')).toBeHidden();
+test.describe('in Berlin', () => {
+  test.use({ timezoneId: 'Europe/Berlin' });
 
-  // Its Events figure opens the Activity Log on that week, with that count.
-  const figure = page.locator('.digest-figures a').filter({ hasText: 'Events' });
-  const events = Number((await figure.locator('.digest-value').innerText()).replace(/[^\d]/g, ''));
-  await figure.click();
-  await expect(page).toHaveURL(/\/activity-log\?from=.*&to=/);
-  expect(await resultCount(page)).toBe(events);
-  // So does Deletions, filtered to DELETE.
-  await page.goBack();
-  await expect(heading).toHaveText(lastWeek);
-  const deletions = page.locator('.digest-figures a').filter({ hasText: 'Deletions' });
-  const deleted = Number((await deletions.locator('.digest-value').innerText()).replace(/[^\d]/g, ''));
-  await deletions.click();
-  await expect(page).toHaveURL(/action=DELETE/);
-  expect(await resultCount(page)).toBe(deleted);
-  await page.goBack();
+  test('the weekly digest: its weeks are the browser zone\'s, its figures open the events behind them, weeks page back and forth, and an admin subscribes through a stream', async ({ page }) => {
+    test.setTimeout(60_000);
+    const tag = `digest_e2e_${Date.now()}`;
+    await signIn(page, 'admin', '/alerts');
+    await page.getByRole('navigation', { name: 'Alerts' }).getByRole('link', { name: 'Weekly digest' }).click();
+    await expect(page).toHaveURL(/\/alerts\?digest=last$/);
+    const heading = page.locator('#digest-heading');
+    await expect(heading).toHaveText(/^Week of \d{4}-\d{2}-\d{2} to \d{4}-\d{2}-\d{2} \(Europe\/Berlin\)$/);
+    const lastWeek = await heading.innerText();
+    // The inbox's table is not shown beside it.
+    await expect(page.locator('table.alerts')).toBeHidden();
 
-  // A week back, and forward again.
-  await page.getByRole('link', { name: '← Previous week' }).click();
-  await expect(page).toHaveURL(/\/alerts\?digest=\d+$/);
-  await expect(heading).not.toHaveText(lastWeek);
-  await page.getByRole('link', { name: 'Next week →' }).click();
-  await expect(heading).toHaveText(lastWeek);
+    // Its Events figure opens the Activity Log on that week, with that count.
+    const figure = page.locator('.digest-figures a').filter({ hasText: 'Events' });
+    const events = Number((await figure.locator('.digest-value').innerText()).replace(/[^\d]/g, ''));
+    await figure.click();
+    await expect(page).toHaveURL(/\/activity-log\?from=.*&to=/);
+    expect(await resultCount(page)).toBe(events);
+    // So does Deletions, filtered to DELETE.
+    await page.goBack();
+    await expect(heading).toHaveText(lastWeek);
+    const deletions = page.locator('.digest-figures a').filter({ hasText: 'Deletions' });
+    const deleted = Number((await deletions.locator('.digest-value').innerText()).replace(/[^\d]/g, ''));
+    await deletions.click();
+    await expect(page).toHaveURL(/action=DELETE/);
+    expect(await resultCount(page)).toBe(deleted);
+    await page.goBack();
 
-  // Subscribing through a webhook stream; it says where the digest goes.
-  await addWebhookStream(page, `Digest ${tag}`, 'http://127.0.0.1:9/digest');
-  await openHydrated(page, '/alerts?digest=last');
-  await expect(page.locator('.digest-status')).toHaveText('You do not get this digest.');
-  await page.getByRole('combobox', { name: 'Through' }).selectOption({ label: `Stream "Digest ${tag}" (Signed webhook)` });
-  await page.getByRole('button', { name: 'Save' }).click();
-  await expect(page.locator('.digest-status')).toHaveText(`Sent to you every Monday through stream "Digest ${tag}".`);
-  await openHydrated(page, '/activity-log?table=alert_digests');
-  await expect(page.locator('tbody tr[data-event-id]').first()).toContainText(`Subscribed to the weekly digest through stream "Digest ${tag}"`);
-  // And unsubscribing.
-  await openHydrated(page, '/alerts?digest=last');
-  await page.getByRole('combobox', { name: 'Through' }).selectOption({ label: 'Nothing (unsubscribe)' });
-  await page.getByRole('button', { name: 'Save' }).click();
-  await expect(page.locator('.digest-status')).toHaveText('You do not get this digest.');
+    // A week back, and forward again.
+    await page.getByRole('link', { name: '← Previous week' }).click();
+    await expect(page).toHaveURL(/\/alerts\?digest=\d+&zone=Europe\/Berlin$/);
+    await expect(heading).not.toHaveText(lastWeek);
+    await page.getByRole('link', { name: 'Next week →' }).click();
+    await expect(heading).toHaveText(lastWeek);
 
-  // Auditors read the digest but have nothing to subscribe with.
-  await page.context().clearCookies();
-  await signIn(page, 'auditor', '/alerts?digest=last');
-  await expect(heading).toHaveText(lastWeek);
-  await expect(page.getByRole('button', { name: 'Save' })).toHaveCount(0);
+    // Subscribing through a webhook stream; it says where the digest goes.
+    await addWebhookStream(page, `Digest ${tag}`, 'http://127.0.0.1:9/digest');
+    await openHydrated(page, '/alerts?digest=last');
+    await expect(page.locator('.digest-status')).toHaveText('You do not get this digest.');
+    await page.getByRole('combobox', { name: 'Through' }).selectOption({ label: `Stream "Digest ${tag}" (Signed webhook)` });
+    await page.getByRole('button', { name: 'Save' }).click();
+    await expect(page.locator('.digest-status')).toHaveText(`Sent to you every Monday through stream "Digest ${tag}" (weeks from Monday 00:00, Europe/Berlin).`);
+    await openHydrated(page, '/activity-log?table=alert_digests');
+    await expect(page.locator('tbody tr[data-event-id]').first()).toContainText(`Subscribed to the weekly digest through stream "Digest ${tag}" (weeks from Monday 00:00 Europe/Berlin)`);
+    // And unsubscribing.
+    await openHydrated(page, '/alerts?digest=last');
+    await page.getByRole('combobox', { name: 'Through' }).selectOption({ label: 'Nothing (unsubscribe)' });
+    await page.getByRole('button', { name: 'Save' }).click();
+    await expect(page.locator('.digest-status')).toHaveText('You do not get this digest.');
+
+    // Auditors read the digest but have nothing to subscribe with.
+    await page.context().clearCookies();
+    await signIn(page, 'auditor', '/alerts?digest=last');
+    await expect(heading).toHaveText(lastWeek);
+    await expect(page.getByRole('button', { name: 'Save' })).toHaveCount(0);
+  });
 });

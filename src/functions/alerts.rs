@@ -358,21 +358,27 @@ pub async fn set_alert_state(id: i64, state: String) -> Result<(), AppError> {
     .await
 }
 
-/// The weekly digest of the week beginning `week` (a Monday 00:00 UTC, in
-/// µs; none: the week just ended), and the caller's own subscription when
-/// they are an admin. Auditor.
+/// The weekly digest of the week beginning `week` (a Monday 00:00 in
+/// `zone`, in µs; none: the week just ended), and the caller's own
+/// subscription when they are an admin. `zone`: the viewer's (an IANA
+/// name; none: UTC). Auditor.
 #[server(endpoint = "weekly_digest")]
-pub async fn weekly_digest(week: Option<i64>) -> Result<DigestPage, AppError> {
-    use crate::alerts::{week_start, WEEK};
+pub async fn weekly_digest(
+    week: Option<i64>,
+    zone: Option<String>,
+) -> Result<DigestPage, AppError> {
     use crate::models::Role;
+    use crate::server::charts::{next_week_in, parse_zone, week_start_in};
     use crate::server::{auth, store};
     crate::server::with_status(async move {
         let (state, me, _) = auth::require(Role::Auditor).await?;
-        let this_week = week_start(state.db.now());
-        let week = week.unwrap_or(this_week - WEEK);
-        if week != week_start(week) {
+        let zone_name = zone.unwrap_or_else(|| "UTC".into());
+        let tz = parse_zone(&zone_name)?;
+        let this_week = week_start_in(state.db.now(), tz);
+        let week = week.unwrap_or_else(|| week_start_in(this_week - 1, tz));
+        if week != week_start_in(week, tz) {
             return Err(AppError::BadRequest(format!(
-                "week: {week} is not the start of a week (a Monday 00:00 UTC, in microseconds)"
+                "week: {week} is not the start of a week (a Monday 00:00 in {zone_name}, in microseconds)"
             )));
         }
         if week > this_week {
@@ -380,16 +386,27 @@ pub async fn weekly_digest(week: Option<i64>) -> Result<DigestPage, AppError> {
                 "week: that week has not begun yet".to_string(),
             ));
         }
-        let digest = store::digest(&state.db, week, week + WEEK).await?;
+        let end = next_week_in(week, tz);
+        let digest = store::digest(&state.db, week, end, tz.name()).await?;
         let can_subscribe = me.role == Role::Admin;
         let subscription = if can_subscribe {
             store::digest_subscription(&state.db, me.id).await?
         } else {
             None
         };
+        let day = |at: i64| {
+            use chrono::TimeZone;
+            tz.timestamp_micros(at)
+                .single()
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .unwrap_or_default()
+        };
         Ok(DigestPage {
+            title: format!("Week of {} to {} ({})", day(week), day(end - 1), tz.name()),
             digest,
-            this_week,
+            zone: tz.name().to_string(),
+            previous: week_start_in(week - 1, tz),
+            next: (week < this_week).then_some(end),
             can_subscribe,
             subscription,
         })
@@ -400,9 +417,9 @@ pub async fn weekly_digest(week: Option<i64>) -> Result<DigestPage, AppError> {
 /// Subscribes the calling admin to the weekly digest through `stream` (a
 /// stream's id; empty: unsubscribes). Audited. Admin.
 #[server(endpoint = "set_digest_subscription")]
-pub async fn set_digest_subscription(stream: String) -> Result<(), AppError> {
-    use crate::alerts::{week_start, WEEK};
+pub async fn set_digest_subscription(stream: String, zone: Option<String>) -> Result<(), AppError> {
     use crate::functions::settings::admin::{admin, audit_and_commit};
+    use crate::server::charts::{parse_zone, week_start_in};
     use crate::server::store;
     crate::server::with_status(async move {
         let (state, me, client) = admin().await?;
@@ -422,11 +439,15 @@ pub async fn set_digest_subscription(stream: String) -> Result<(), AppError> {
                     AppError::BadRequest(format!("stream: \"{id}\" is not a stream"))
                 })?;
                 let name = server::channel(&state.db, id).await?;
+                let tz = parse_zone(zone.as_deref().unwrap_or("UTC"))?;
                 tx = store::begin(&state.db).await?;
                 // The first digest is that of the week now running.
-                let sent = week_start(tx.now()) - WEEK;
-                store::subscribe_digest_in(&mut tx, me.id, id, sent).await?;
-                format!("Subscribed to the weekly digest through stream \"{name}\"")
+                let sent = week_start_in(week_start_in(tx.now(), tz) - 1, tz);
+                store::subscribe_digest_in(&mut tx, me.id, id, sent, tz.name()).await?;
+                format!(
+                    "Subscribed to the weekly digest through stream \"{name}\" (weeks from Monday 00:00 {})",
+                    tz.name()
+                )
             }
         };
         audit_and_commit(

@@ -3,22 +3,25 @@
 //! figure linked to the events behind it, and an admin's subscription to
 //! have it sent every Monday.
 
-use crate::alerts::{digest_link, Digest, DigestPage, WEEK};
+use crate::alerts::{digest_link, Digest, DigestPage};
 use crate::components::error_notice::ErrorNotice;
 use crate::components::form_message::FormError;
 use crate::functions::alerts::{weekly_digest, SetDigestSubscription};
-use crate::models::{format_count, format_utc};
+use crate::models::format_count;
 use crate::query::encode_component;
 use crate::routes::settings_alerts::ChannelSelect;
 use leptos::prelude::*;
 
-/// The digest of the week beginning `week` (none: the week just ended).
+/// The digest of the week beginning `week` (none: the week just ended),
+/// its weeks in `zone` (none: the viewer's, as the activity chart has it).
 #[component]
-pub fn DigestView(week: Signal<Option<i64>>) -> impl IntoView {
+pub fn DigestView(week: Signal<Option<i64>>, zone: Signal<Option<String>>) -> impl IntoView {
     let subscribe = ServerAction::<SetDigestSubscription>::new();
+    let viewer = crate::components::activity_chart::chart_zone();
+    let zone = Signal::derive(move || zone.get().unwrap_or_else(|| viewer.get()));
     let page = Resource::new(
-        move || (week.get(), subscribe.version().get()),
-        |(week, _)| weekly_digest(week),
+        move || (week.get(), zone.get(), subscribe.version().get()),
+        |(week, zone, _)| weekly_digest(week, Some(zone)),
     );
     view! {
         <Transition fallback=|| view! { <p class="loading">"Loading the digest…"</p> }>
@@ -48,10 +51,10 @@ fn count(n: i64) -> String {
 #[component]
 fn DigestBody(page: DigestPage, subscribe: ServerAction<SetDigestSubscription>) -> impl IntoView {
     let d = page.digest;
-    let day = |at: i64| format_utc(at).chars().take(10).collect::<String>();
-    let heading = format!("Week of {} to {} (UTC)", day(d.from), day(d.to - 1));
-    let previous = digest_link(d.from - WEEK);
-    let next = (d.from < page.this_week).then(|| digest_link(d.from + WEEK));
+    let heading = page.title;
+    let zone = page.zone;
+    let previous = digest_link(page.previous, &zone);
+    let next = page.next.map(|week| digest_link(week, &zone));
     let alerts: i64 = d.rules.iter().map(|r| r.alerts).sum();
     let action_link = |action: &str| week_link(&d, &format!("action={}", encode_component(action)));
     let figures = vec![
@@ -191,7 +194,7 @@ fn DigestBody(page: DigestPage, subscribe: ServerAction<SetDigestSubscription>) 
                     {who("Most exports by", d.exported_by.clone())}
                 </div>
             </div>
-            {page.can_subscribe.then(|| view! { <DigestSubscribe page_sub=page.subscription subscribe /> })}
+            {page.can_subscribe.then(|| view! { <DigestSubscribe page_sub=page.subscription subscribe zone /> })}
         </section>
     }
 }
@@ -201,6 +204,8 @@ fn DigestBody(page: DigestPage, subscribe: ServerAction<SetDigestSubscription>) 
 fn DigestSubscribe(
     page_sub: Option<crate::alerts::DigestSubscription>,
     subscribe: ServerAction<SetDigestSubscription>,
+    /// The zone the page shows weeks in: a subscription's weeks are too.
+    zone: String,
 ) -> impl IntoView {
     let current = page_sub.as_ref().map(|s| s.stream_id);
     let (choice, set_choice) = signal(current.map(|id| id.to_string()).unwrap_or_default());
@@ -208,12 +213,12 @@ fn DigestSubscribe(
         None => "You do not get this digest.".to_string(),
         Some(s) => match &s.error {
             None => format!(
-                "Sent to you every Monday through stream \"{}\".",
-                s.stream_name
+                "Sent to you every Monday through stream \"{}\" (weeks from Monday 00:00, {}).",
+                s.stream_name, s.zone
             ),
             Some(e) => format!(
-                "Sent to you every Monday through stream \"{}\". The last try failed: {e}",
-                s.stream_name
+                "Sent to you every Monday through stream \"{}\" (weeks from Monday 00:00, {}). The last try failed: {e}",
+                s.stream_name, s.zone
             ),
         },
     };
@@ -230,7 +235,10 @@ fn DigestSubscribe(
                 on:change=move |ev| set_choice.set(event_target_value(&ev))
                 on:submit=move |ev| {
                     ev.prevent_default();
-                    subscribe.dispatch(SetDigestSubscription { stream: choice.get_untracked() });
+                    subscribe.dispatch(SetDigestSubscription {
+                        stream: choice.get_untracked(),
+                        zone: Some(zone.clone()),
+                    });
                 }
             >
                 <ChannelSelect label="Through" name="stream" none="Nothing (unsubscribe)" selected=current />

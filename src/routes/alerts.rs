@@ -19,6 +19,8 @@ pub fn AlertsPage() -> impl IntoView {
     // `?digest=` shows the weekly digest (`last` or a week's Monday in µs).
     let digest = Memo::new(move |_| params.with(|p| p.get("digest")));
     let week = Signal::derive(move || digest.get().and_then(|w| w.parse::<i64>().ok()));
+    // A digest's link names the zone of its weeks (a subscriber's).
+    let zone = Signal::derive(move || params.with(|p| p.get("zone")));
     let change = ServerAction::<SetAlertState>::new();
     let (open_only, set_open_only) = signal(true);
     let tick = RwSignal::new(0u64);
@@ -74,7 +76,7 @@ pub fn AlertsPage() -> impl IntoView {
             </a>
         </nav>
         <Show when=move || digest.get().is_some()>
-            <DigestView week />
+            <DigestView week zone />
         </Show>
         <div class="alert-filter" role="group" aria-label="Which alerts" hidden=move || digest.get().is_some()>
             <button

@@ -352,16 +352,46 @@ struct Window {
     counted_through: Option<(Micros, i64)>,
 }
 
-/// Asks the log when an initiator last acted from a network within a time
+/// Asks the log whether an initiator acted from a network within a time
 /// range (the new-IP rules' memory when theirs has no answer).
 pub trait SeenLog {
-    fn newest(
+    fn seen(
         &mut self,
         initiator: &InitiatorKey,
         network: IpFilter,
         from: Micros,
         to: Micros,
-    ) -> impl std::future::Future<Output = AppResult<Option<Micros>>>;
+    ) -> impl std::future::Future<Output = AppResult<bool>>;
+}
+
+/// What the log said of an initiator and a network before one event: the
+/// shortest look-back it was seen within, the longest it was not. An answer
+/// for one look-back implies those for the others on its side (seen within
+/// 7 days is seen within 30; not within 90 is not within 30).
+#[derive(Debug, Default, Clone, Copy)]
+struct Asked {
+    seen_within: Option<Micros>,
+    unseen_within: Option<Micros>,
+}
+
+impl Asked {
+    fn implies(self, lookback: Micros) -> Option<bool> {
+        if self.seen_within.is_some_and(|s| s <= lookback) {
+            Some(true)
+        } else if self.unseen_within.is_some_and(|u| u >= lookback) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    fn learn(&mut self, lookback: Micros, seen: bool) {
+        if seen {
+            self.seen_within = Some(self.seen_within.map_or(lookback, |s| s.min(lookback)));
+        } else {
+            self.unseen_within = Some(self.unseen_within.map_or(lookback, |u| u.max(lookback)));
+        }
+    }
 }
 
 /// What the rules remember between spans.
@@ -373,12 +403,10 @@ pub struct Evaluator {
     /// the event it had just seen: 20 s of lag in the bench.)
     seen: HashMap<(i64, String, IpFilter), Micros>,
     /// What the log said for an event of this span: (initiator, network,
-    /// event id) → the newest time the initiator was seen from the network
-    /// before it, within `reach`. New-IP rules comparing the same way share
-    /// one question per event, whatever their number and look-back.
-    asked: HashMap<(String, IpFilter, i64), Option<Micros>>,
-    /// The longest look-back of the new-IP rules (µs).
-    reach: Micros,
+    /// event id) → its answers. New-IP rules comparing the same way share
+    /// them: one question per event answers every rule whose look-back it
+    /// implies.
+    asked: HashMap<(String, IpFilter, i64), Asked>,
 }
 
 impl Evaluator {
@@ -399,16 +427,9 @@ impl Evaluator {
         }
     }
 
-    /// Starts a span: what the log was asked about the last one goes, and
-    /// the look-back the next questions cover is the longest of `rules`'.
-    pub fn begin_span(&mut self, rules: &[Rule]) {
+    /// Starts a span: what the log said about the last one goes.
+    pub fn begin_span(&mut self) {
         self.asked.clear();
-        self.reach = rules
-            .iter()
-            .filter(|r| r.kind == RuleKind::NewIp)
-            .map(|r| r.settings.lookback_days * DAY)
-            .max()
-            .unwrap_or(0);
     }
 
     /// Which of `facts` (the events of a span that `rule`'s filter passes,
@@ -515,18 +536,16 @@ impl Evaluator {
         let seen = match known {
             Some(last) if (from..=to).contains(&last) => true,
             _ => {
-                let asked = (initiator, network, fact.id);
-                let newest = match self.asked.get(&asked) {
-                    Some(newest) => *newest,
+                let lookback = fact.at - from;
+                let asked = self.asked.entry((initiator, network, fact.id)).or_default();
+                match asked.implies(lookback) {
+                    Some(seen) => seen,
                     None => {
-                        let reach = self.reach.max(rule.settings.lookback_days * DAY);
-                        let from = fact.at.saturating_sub(reach);
-                        let newest = log.newest(&fact.initiator, network, from, to).await?;
-                        self.asked.insert(asked, newest);
-                        newest
+                        let seen = log.seen(&fact.initiator, network, from, to).await?;
+                        asked.learn(lookback, seen);
+                        seen
                     }
-                };
-                newest.is_some_and(|n| n >= from)
+                }
             }
         };
         self.seen
@@ -678,10 +697,18 @@ pub fn digest_message(
     d: &crate::alerts::Digest,
     kind: crate::streams::StreamKind,
 ) -> Option<Vec<u8>> {
-    use crate::models::{format_rfc3339, format_utc};
+    use crate::models::format_rfc3339;
     let format_count = |n: i64| crate::models::format_count(n.max(0) as u64);
     use crate::streams::StreamKind;
-    let link = crate::alerts::digest_link(d.from);
+    let link = crate::alerts::digest_link(d.from, &d.zone);
+    let zone = crate::server::charts::parse_zone(&d.zone).unwrap_or(chrono_tz::UTC);
+    let local = |at: i64| {
+        use chrono::TimeZone;
+        zone.timestamp_micros(at)
+            .single()
+            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default()
+    };
     let pairs = |v: &[(String, i64)]| {
         v.iter()
             .map(|(k, n)| serde_json::json!({ "name": k, "events": n }))
@@ -694,6 +721,7 @@ pub fn digest_message(
                 "digest": {
                     "from": format_rfc3339(d.from),
                     "to": format_rfc3339(d.to),
+                    "zone": d.zone,
                     "events": d.events,
                     "by_action": pairs(&d.by_action),
                     "rules": d.rules.iter().map(|r| serde_json::json!({
@@ -722,9 +750,10 @@ pub fn digest_message(
             let alerts: i64 = d.rules.iter().map(|r| r.alerts).sum();
             let lines = vec![
                 format!(
-                    "Weekly digest {} – {} UTC · {link}",
-                    format_utc(d.from),
-                    format_utc(d.to)
+                    "Weekly digest {} – {} {} · {link}",
+                    local(d.from),
+                    local(d.to),
+                    d.zone
                 ),
                 format!("{} events: {actions}", format_count(d.events)),
                 format!("{} alerts from {} rules", format_count(alerts), d.rules.len()),
@@ -745,14 +774,14 @@ pub fn digest_message(
 struct Log<'a>(&'a store::Db);
 
 impl SeenLog for Log<'_> {
-    async fn newest(
+    async fn seen(
         &mut self,
         initiator: &InitiatorKey,
         network: IpFilter,
         from: Micros,
         to: Micros,
-    ) -> AppResult<Option<Micros>> {
-        store::initiator_last_seen_from(self.0, initiator, &show(network), from, to).await
+    ) -> AppResult<bool> {
+        store::initiator_seen_from(self.0, initiator, &show(network), from, to).await
     }
 }
 
@@ -913,21 +942,28 @@ impl AlertRunner {
     /// Sends the digest of the week just ended to each admin who asked for
     /// it and has not had it (once; a failure waits the streams' backoff).
     pub async fn send_digests(&mut self, db: &store::Db) -> AppResult<usize> {
-        use crate::alerts::{week_start, WEEK};
+        use crate::server::charts::{next_week_in, parse_zone, week_start_in};
         use crate::server::streams::retry_delay;
         let now = db.now();
-        let week = week_start(now) - WEEK;
-        let due = store::digests_due(db, week).await?;
-        if due.is_empty() {
-            return Ok(0);
-        }
-        let digest = store::digest(db, week, week + WEEK).await?;
+        // Each subscriber's week just ended, in their zone; one digest per
+        // distinct week however many share it.
+        let mut digests: HashMap<(Micros, Micros), crate::alerts::Digest> = HashMap::new();
         let mut sent = 0;
-        for d in due {
+        for d in store::digests_due(db).await? {
+            let zone = parse_zone(&d.zone).unwrap_or(chrono_tz::UTC);
+            let week = week_start_in(week_start_in(now, zone) - 1, zone);
+            if d.sent_week >= week {
+                continue;
+            }
+            let range = (week, next_week_in(week, zone));
+            if let std::collections::hash_map::Entry::Vacant(slot) = digests.entry(range) {
+                slot.insert(store::digest(db, range.0, range.1, zone.name()).await?);
+            }
+            let digest = &digests[&range];
             let id = format!("adk_digest_{}_{}", d.user_id, week / 1_000_000);
             let outcome = self
                 .send_to(db, d.stream_id, &id, "digests", |kind| {
-                    digest_message(&digest, kind)
+                    digest_message(digest, kind)
                 })
                 .await?;
             match outcome {
@@ -987,7 +1023,7 @@ impl AlertRunner {
         }
         let mut firings = Vec::new();
         let mut log = Log(db);
-        state.evaluator.begin_span(&state.rules);
+        state.evaluator.begin_span();
         // One read of the span for every rule without a keyword; a rule
         // with one asks the search index.
         let all = if state.rules.iter().any(|r| r.passes_all_known()) {
@@ -1081,14 +1117,14 @@ mod tests {
 
     struct NoLog;
     impl SeenLog for NoLog {
-        async fn newest(
+        async fn seen(
             &mut self,
             _: &InitiatorKey,
             _: IpFilter,
             _: Micros,
             _: Micros,
-        ) -> AppResult<Option<Micros>> {
-            Ok(None)
+        ) -> AppResult<bool> {
+            Ok(false)
         }
     }
 
@@ -1216,62 +1252,66 @@ mod tests {
         asked: usize,
     }
     impl SeenLog for LastSeen {
-        async fn newest(
+        async fn seen(
             &mut self,
             _: &InitiatorKey,
             _: IpFilter,
             from: Micros,
             to: Micros,
-        ) -> AppResult<Option<Micros>> {
+        ) -> AppResult<bool> {
             self.asked += 1;
-            Ok((from..=to).contains(&self.last).then_some(self.last))
+            Ok((from..=to).contains(&self.last))
         }
     }
 
     #[test]
-    fn new_ip_rules_share_one_question_per_event_and_keep_their_own_look_back() {
-        let at = 100 * DAY;
+    fn new_ip_rules_share_the_logs_answers_and_keep_their_own_look_back() {
+        let at = 200 * DAY;
         let with = |id: i64, days: i64| {
             let mut r = rule(RuleKind::NewIp, |s| s.lookback_days = days);
             r.id = id;
             r
         };
-        // Last seen 8 days before: new for a 7-day rule, not for 30 days.
-        let rules = [with(1, 7), with(2, 30), with(3, 7)];
+        let fired = |e: &mut Evaluator, rules: &[Rule], id: i64, t: Micros, log: &mut LastSeen| {
+            rules
+                .iter()
+                .map(|r| run(e.evaluate(r, &[fact(id, t)], log)).unwrap().len())
+                .collect::<Vec<_>>()
+        };
+        // Not seen for 100 days: one question answers every look-back.
+        let rules = [with(1, 90), with(2, 7), with(3, 30)];
+        let mut log = LastSeen {
+            last: at - 100 * DAY,
+            asked: 0,
+        };
+        let mut e = Evaluator::default();
+        e.begin_span();
+        assert_eq!(fired(&mut e, &rules, 1, at, &mut log), vec![1, 1, 1]);
+        assert_eq!(log.asked, 1, "not within 90 days: not within 7 or 30");
+        // Last seen 8 days before: new for the 7-day rules only; seen
+        // within 30 answers 90 too, not within 7 answers the other 7.
+        let rules = [with(1, 30), with(2, 7), with(3, 90), with(4, 7)];
         let mut log = LastSeen {
             last: at - 8 * DAY,
             asked: 0,
         };
         let mut e = Evaluator::default();
-        e.begin_span(&rules);
-        let fired: Vec<usize> = rules
-            .iter()
-            .map(|r| run(e.evaluate(r, &[fact(1, at)], &mut log)).unwrap().len())
-            .collect();
-        assert_eq!(fired, vec![1, 0, 1]);
-        assert_eq!(log.asked, 1, "one question for three rules");
-        // The next span asks again (and each rule now remembers the event).
-        e.begin_span(&rules);
-        let fired: Vec<usize> = rules
-            .iter()
-            .map(|r| {
-                run(e.evaluate(r, &[fact(2, at + 1)], &mut log))
-                    .unwrap()
-                    .len()
-            })
-            .collect();
-        assert_eq!(fired, vec![0, 0, 0]);
-        assert_eq!(log.asked, 1, "each rule saw event 1 at `at`, 1 µs before");
+        e.begin_span();
+        assert_eq!(fired(&mut e, &rules, 1, at, &mut log), vec![0, 1, 0, 1]);
+        assert_eq!(log.asked, 2, "two questions for four rules");
+        // The next span asks afresh, but each rule now remembers the event
+        // it saw 1 µs before.
+        e.begin_span();
+        assert_eq!(fired(&mut e, &rules, 2, at + 1, &mut log), vec![0, 0, 0, 0]);
+        assert_eq!(log.asked, 2);
         // Exactly D days after the last sighting still counts as seen.
         let mut log = LastSeen {
             last: at - 7 * DAY,
             asked: 0,
         };
         let mut e = Evaluator::default();
-        e.begin_span(&rules);
-        assert!(run(e.evaluate(&rules[0], &[fact(1, at)], &mut log))
-            .unwrap()
-            .is_empty());
+        e.begin_span();
+        assert_eq!(fired(&mut e, &rules[1..2], 1, at, &mut log), vec![0]);
     }
 
     #[test]

@@ -173,6 +173,22 @@ fn instants(zone: Tz, t: NaiveDateTime) -> Vec<i64> {
     vec![t.and_utc().timestamp_micros()]
 }
 
+/// The first instant of the week holding `at` (µs) in `zone`: its Monday's
+/// local midnight (or, where the clocks skip midnight, the first time that
+/// day has).
+pub fn week_start_in(at: i64, zone: Tz) -> i64 {
+    let day = local(zone, at).date();
+    let monday = day - Duration::days(i64::from(day.weekday().num_days_from_monday()));
+    instants(zone, monday.and_time(NaiveTime::MIN))[0]
+}
+
+/// The start of the week after the one beginning `start` ([`week_start_in`]):
+/// 168 hours later, or 167 or 169 across a clock change.
+pub fn next_week_in(start: i64, zone: Tz) -> i64 {
+    let monday = local(zone, start).date() + Duration::days(7);
+    instants(zone, monday.and_time(NaiveTime::MIN))[0]
+}
+
 /// The bucket boundaries covering `from..=to` (microseconds): the first at
 /// or before `from`, each next one the next bucket start in `zone`, the last
 /// after `to`.
@@ -342,6 +358,32 @@ mod tests {
         assert_eq!(
             labels(kolkata, &edges)[..3],
             ["12-01 00:00", "01-01 00:00", "02-01 00:00"]
+        );
+    }
+
+    #[test]
+    fn weeks_begin_on_local_mondays_and_are_167_or_169_hours_across_a_clock_change() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        // Clocks go forward on Sunday 28 March 2027: that week is 167 hours.
+        let start = at(berlin, "2027-03-22 00:00");
+        assert_eq!(week_start_in(start, berlin), start);
+        assert_eq!(
+            week_start_in(at(berlin, "2027-03-28 23:59") + 59_999_999, berlin),
+            start
+        );
+        let next = next_week_in(start, berlin);
+        assert_eq!(next, at(berlin, "2027-03-29 00:00"));
+        assert_eq!(next - start, 167 * HOUR);
+        assert_eq!(week_start_in(next, berlin), next);
+        assert_eq!(week_start_in(next - 1, berlin), start);
+        // Back on Sunday 31 October 2027: 169 hours.
+        let autumn = at(berlin, "2027-10-25 00:00");
+        assert_eq!(next_week_in(autumn, berlin) - autumn, 169 * HOUR);
+        // In UTC a week is the Monday the UTC calendar has.
+        let utc: Tz = "UTC".parse().unwrap();
+        assert_eq!(
+            week_start_in(at(utc, "2027-01-03 23:00"), utc),
+            at(utc, "2026-12-28 00:00")
         );
     }
 

@@ -11,6 +11,7 @@ use auditdeck::server::store::NewEvent;
 
 const MINUTE: i64 = 60_000_000;
 const DAY: i64 = 86_400_000_000;
+const WEEK: i64 = 7 * DAY;
 
 fn settings(kind: &str, filter: &str) -> RuleSettings {
     RuleSettings {
@@ -723,8 +724,9 @@ fn midnight(y: i32, m: u32, d: u32) -> i64 {
 
 #[tokio::test]
 async fn a_weekly_digest_counts_its_week_to_the_microsecond_and_goes_once_to_each_subscriber() {
-    use auditdeck::alerts::{week_start, WEEK};
+    use auditdeck::server::charts::week_start_in;
     use std::sync::atomic::Ordering;
+    let week_start = |at: i64| week_start_in(at, chrono_tz::UTC);
     let app = TestApp::new().await;
     // The week over the year's end: Monday 28 December to Sunday 3 January.
     let week = midnight(2026, 12, 28);
@@ -755,7 +757,9 @@ async fn a_weekly_digest_counts_its_week_to_the_microsecond_and_goes_once_to_eac
     let mut evaluator = runner();
     evaluate(&app, &mut evaluator).await;
 
-    let d = store::digest(&app.db, week, week + WEEK).await.unwrap();
+    let d = store::digest(&app.db, week, week + WEEK, "UTC")
+        .await
+        .unwrap();
     assert_eq!(d.events, 6);
     assert_eq!(
         d.by_action,
@@ -795,14 +799,17 @@ async fn a_weekly_digest_counts_its_week_to_the_microsecond_and_goes_once_to_eac
     assert_eq!(r.status, axum::http::StatusCode::OK, "{}", r.text());
     let page: auditdeck::alerts::DigestPage = serde_json::from_slice(&r.body).unwrap();
     // The same week, with the sign-ins above (events too).
-    let now = store::digest(&app.db, week, week + WEEK).await.unwrap();
+    let now = store::digest(&app.db, week, week + WEEK, "UTC")
+        .await
+        .unwrap();
     assert_eq!(page.digest, now);
     assert_eq!(now.events, 6 + 6, "three users made and signed in");
     assert!(!page.can_subscribe);
     let r = app.call("weekly_digest", "", Some(&auditor)).await;
     let page: auditdeck::alerts::DigestPage = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(page.digest.from, week - WEEK, "the week just ended");
-    assert_eq!(page.this_week, week);
+    assert_eq!((page.previous, page.next), (week - 2 * WEEK, Some(week)));
+    assert_eq!(page.title, "Week of 2026-12-21 to 2026-12-27 (UTC)");
     let r = app
         .call("weekly_digest", &format!("week={week}"), Some(&viewer))
         .await;
@@ -868,7 +875,9 @@ async fn a_weekly_digest_counts_its_week_to_the_microsecond_and_goes_once_to_eac
     );
     let r2 = app.call("weekly_digest", "", Some(&admin)).await;
     let page: auditdeck::alerts::DigestPage = serde_json::from_slice(&r2.body).unwrap();
-    let d = store::digest(&app.db, week, week + WEEK).await.unwrap();
+    let d = store::digest(&app.db, week, week + WEEK, "UTC")
+        .await
+        .unwrap();
     assert_eq!(page.digest, d, "the week just ended");
     let error = page.subscription.unwrap().error.unwrap_or_default();
     assert!(error.contains("503"), "{error}");
@@ -922,7 +931,8 @@ async fn a_weekly_digest_counts_its_week_to_the_microsecond_and_goes_once_to_eac
         audited,
         vec![
             "Unsubscribed from the weekly digest".to_string(),
-            "Subscribed to the weekly digest through stream \"siem\"".to_string(),
+            "Subscribed to the weekly digest through stream \"siem\" (weeks from Monday 00:00 UTC)"
+                .to_string(),
         ]
     );
 
@@ -932,10 +942,124 @@ async fn a_weekly_digest_counts_its_week_to_the_microsecond_and_goes_once_to_eac
     system.initiator.id = None;
     system.initiator.name = None;
     store_events(&app, vec![system]).await;
-    let next = store::digest(&app.db, week + WEEK, week + 2 * WEEK)
+    let next = store::digest(&app.db, week + WEEK, week + 2 * WEEK, "UTC")
         .await
         .unwrap();
     assert_eq!(next.deleted_by, vec![("system".to_string(), 1)]);
+}
+
+#[tokio::test]
+async fn a_digest_week_runs_from_monday_midnight_in_the_subscribers_zone_across_a_clock_change() {
+    use chrono::TimeZone;
+    const HOUR: i64 = 60 * MINUTE;
+    let berlin = chrono_tz::Europe::Berlin;
+    let local = |y: i32, m: u32, d: u32| {
+        berlin
+            .with_ymd_and_hms(y, m, d, 0, 0, 0)
+            .single()
+            .unwrap()
+            .timestamp_micros()
+    };
+    // Monday 22 March 2027 to Monday 29 March, Berlin time: the clocks go
+    // forward on the Sunday, so the week is 167 hours.
+    let (week, end) = (local(2027, 3, 22), local(2027, 3, 29));
+    assert_eq!(end - week, 167 * HOUR);
+    let app = TestApp::new().await;
+    app.clock().set(week + 3 * DAY);
+    let admin = app.session_for(Role::Admin).await;
+    let hook = crate::streams::receiver().await;
+    let stream =
+        crate::streams::stream_with(&app, "webhook", &hook.url, "action=NONE", "", "").await;
+    for bad in ["Mars/Base", "<b>"] {
+        let r = app
+            .call(
+                "set_digest_subscription",
+                &format!(
+                    "stream={stream}&zone={}",
+                    auditdeck::query::encode_component(bad)
+                ),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(r.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let r = app
+        .call(
+            "set_digest_subscription",
+            &format!("stream={stream}&zone=Europe%2FBerlin"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::OK, "{}", r.text());
+    store_events(
+        &app,
+        vec![
+            event("DELETE", 1, "10.0.0.1", week - 1),
+            event("DELETE", 1, "10.0.0.1", week),
+            event("DELETE", 1, "10.0.0.1", end - 1),
+            event("DELETE", 1, "10.0.0.1", end),
+        ],
+    )
+    .await;
+    let d = store::digest(&app.db, week, end, "Europe/Berlin")
+        .await
+        .unwrap();
+    assert_eq!(
+        d.deletions, 2,
+        "Monday 00:00 to the last µs of Sunday, local"
+    );
+    // The page in Berlin: that week, titled in local days; the same
+    // instant is no week's start in Berlin, and a made-up zone is refused.
+    let r = app
+        .call(
+            "weekly_digest",
+            &format!("week={week}&zone=Europe%2FBerlin"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::OK, "{}", r.text());
+    let page: auditdeck::alerts::DigestPage = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        page.title,
+        "Week of 2027-03-22 to 2027-03-28 (Europe/Berlin)"
+    );
+    assert_eq!((page.digest.from, page.digest.to), (week, end));
+    assert_eq!((page.previous, page.next), (local(2027, 3, 15), None));
+    assert_eq!(
+        page.subscription.map(|s| s.zone).as_deref(),
+        Some("Europe/Berlin")
+    );
+    for (args, said) in [
+        (
+            format!("week={}&zone=Europe%2FBerlin", week + HOUR),
+            "Monday 00:00 in Europe/Berlin",
+        ),
+        (
+            format!("week={week}&zone=Mars%2FBase"),
+            "is not a time zone",
+        ),
+    ] {
+        let r = app.call("weekly_digest", &args, Some(&admin)).await;
+        assert_eq!(r.status, axum::http::StatusCode::BAD_REQUEST, "{args}");
+        assert!(r.text().contains(said), "{args}: {}", r.text());
+    }
+    // Sent when Monday begins in Berlin (Sunday 22:00 UTC), not before.
+    let mut evaluator = runner();
+    app.clock().set(end - 1);
+    assert_eq!(send_digests(&app, &mut evaluator).await, 0);
+    app.clock().set(end);
+    assert_eq!(send_digests(&app, &mut evaluator).await, 1);
+    assert_eq!(send_digests(&app, &mut evaluator).await, 0);
+    let received = hook.got.lock().unwrap().clone();
+    let message: serde_json::Value = serde_json::from_slice(&received[0].2).unwrap();
+    assert_eq!(message["digest"]["from"], "2027-03-21T23:00:00.000000Z");
+    assert_eq!(message["digest"]["to"], "2027-03-28T22:00:00.000000Z");
+    assert_eq!(message["digest"]["zone"], "Europe/Berlin");
+    assert_eq!(message["digest"]["deletions"], 2);
+    assert_eq!(
+        message["digest"]["link"],
+        format!("/alerts?digest={week}&zone=Europe/Berlin")
+    );
 }
 
 async fn send_digests(app: &TestApp, r: &mut AlertRunner) -> usize {

@@ -227,15 +227,15 @@ pub async fn alert_facts(
     Ok(facts)
 }
 
-/// The newest time in `[from, to]` at which `initiator` acted from
-/// `network` (an address or CIDR range), if any.
-pub async fn initiator_last_seen_from(
+/// Whether `initiator` acted from `network` (an address or CIDR range) at
+/// a time in `[from, to]`.
+pub async fn initiator_seen_from(
     db: &Db,
     initiator: &InitiatorKey,
     network: &str,
     from: Micros,
     to: Micros,
-) -> AppResult<Option<Micros>> {
+) -> AppResult<bool> {
     let q = EventQuery {
         user: Some(initiator.clone()),
         ip: Some(network.to_string()),
@@ -244,11 +244,11 @@ pub async fn initiator_last_seen_from(
         ..EventQuery::default()
     };
     let filters = Filters::new(&q, db.now())?;
-    // An aggregate, not ORDER BY … LIMIT 1: the planner then picks the
-    // filters' index (the address's), not a walk along the time index.
-    let mut b = db.sql("SELECT MAX(e.occurred_at) FROM events e WHERE 1 = 1");
+    let mut b = db.sql("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE 1 = 1");
     filters.push(&mut b, Keyword::InSet);
-    db.read().scalar::<Option<Micros>>(&b).await
+    b.push(" LIMIT 1) s");
+    let n: i64 = db.read().scalar(&b).await?;
+    Ok(n > 0)
 }
 
 /// When event `id` happened and when it was stored, if it is.
@@ -597,7 +597,7 @@ async fn top_initiators(
 
 /// The weekly digest of `[from, to)`: the log's actions, the rules that
 /// fired, new IPs, deletions and exports.
-pub async fn digest(db: &Db, from: Micros, to: Micros) -> AppResult<Digest> {
+pub async fn digest(db: &Db, from: Micros, to: Micros, zone: &str) -> AppResult<Digest> {
     let sql = db
         .sql(
             "SELECT action, COUNT(*) FROM events WHERE occurred_at >= ? AND occurred_at < ? \
@@ -662,6 +662,7 @@ pub async fn digest(db: &Db, from: Micros, to: Micros) -> AppResult<Digest> {
         deleted_by,
         exports,
         exported_by,
+        zone: zone.to_string(),
         activity_link: format!(
             "/activity-log?from={}&to={}",
             crate::query::format_instant_param(from),
@@ -674,7 +675,7 @@ pub async fn digest(db: &Db, from: Micros, to: Micros) -> AppResult<Digest> {
 pub async fn digest_subscription(db: &Db, user_id: i64) -> AppResult<Option<DigestSubscription>> {
     let sql = db
         .sql(
-            "SELECT d.stream_id, s.name, d.sent_week, d.error FROM alert_digests d \
+            "SELECT d.stream_id, s.name, d.sent_week, d.error, d.zone FROM alert_digests d \
              JOIN streams s ON s.id = d.stream_id WHERE d.user_id = ?",
         )
         .bind(user_id);
@@ -687,30 +688,36 @@ pub async fn digest_subscription(db: &Db, user_id: i64) -> AppResult<Option<Dige
                 stream_name: r.get(1)?,
                 sent_week: r.get(2)?,
                 error: r.get(3)?,
+                zone: r.get(4)?,
             })
         })
         .transpose()
 }
 
-/// Subscribes an admin (or moves their subscription to another stream):
-/// the first digest sent is that of the week after `sent_week`.
+/// Subscribes an admin (or moves their subscription to another stream or
+/// zone): the first digest sent is that of the week after `sent_week` (or
+/// after the one already sent, when that is later), its weeks in `zone`.
 pub async fn subscribe_digest_in(
     tx: &mut Tx,
     user_id: i64,
     stream_id: i64,
     sent_week: Micros,
+    zone: &str,
 ) -> AppResult<()> {
     let now = tx.now();
     let sql = tx
         .sql(
-            "INSERT INTO alert_digests (user_id, stream_id, sent_week, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET \
-             stream_id = excluded.stream_id, failures = 0, next_at = 0, error = NULL, \
-             updated_at = excluded.updated_at",
+            "INSERT INTO alert_digests (user_id, stream_id, sent_week, zone, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET \
+             stream_id = excluded.stream_id, zone = excluded.zone, failures = 0, next_at = 0, \
+             error = NULL, updated_at = excluded.updated_at, sent_week = CASE \
+             WHEN excluded.sent_week > alert_digests.sent_week THEN excluded.sent_week \
+             ELSE alert_digests.sent_week END",
         )
         .bind(user_id)
         .bind(stream_id)
         .bind(sent_week)
+        .bind(zone)
         .bind(now)
         .bind(now);
     tx.execute(&sql).await?;
@@ -725,23 +732,25 @@ pub async fn unsubscribe_digest_in(tx: &mut Tx, user_id: i64) -> AppResult<bool>
     Ok(tx.execute(&sql).await? > 0)
 }
 
-/// A digest to send: to whom (user id), through which stream, after how
-/// many failures.
+/// A subscription that may have a digest to send: to whom (user id),
+/// through which stream, after how many failures, the newest week sent and
+/// the zone its weeks are in.
 pub struct DigestDue {
     pub user_id: i64,
     pub stream_id: i64,
     pub failures: i64,
+    pub sent_week: Micros,
+    pub zone: String,
 }
 
-/// The subscriptions whose digest of the week beginning `week` is not sent
-/// and due (a failure waits its backoff).
-pub async fn digests_due(db: &Db, week: Micros) -> AppResult<Vec<DigestDue>> {
+/// The subscriptions not waiting out a failure's backoff (the caller
+/// checks which have a week ended since the one they were sent).
+pub async fn digests_due(db: &Db) -> AppResult<Vec<DigestDue>> {
     let sql = db
         .sql(
-            "SELECT user_id, stream_id, failures FROM alert_digests \
-             WHERE sent_week < ? AND next_at <= ? ORDER BY user_id",
+            "SELECT user_id, stream_id, failures, sent_week, zone FROM alert_digests \
+             WHERE next_at <= ? ORDER BY user_id",
         )
-        .bind(week)
         .bind(db.now());
     db.read()
         .all(&sql)
@@ -752,6 +761,8 @@ pub async fn digests_due(db: &Db, week: Micros) -> AppResult<Vec<DigestDue>> {
                 user_id: r.get(0)?,
                 stream_id: r.get(1)?,
                 failures: r.get(2)?,
+                sent_week: r.get(3)?,
+                zone: r.get(4)?,
             })
         })
         .collect()
