@@ -14,21 +14,22 @@ import { firstVisit, kb, pagePaths, signInContext } from './first-visit';
 // the two alerts pages 9-29 KB, the weekly digest 2-10 KB on every page and
 // 72 KB on /alerts, though a plain form replaced its ActionForm; the activity
 // chart, breakdowns and Overview 4.5 KB on /login, 10-24 KB on the other pages
-// and 72 KB on /activity-log. To be looked into: wasm-split's chunks across
-// more routes are the suspect.)
+// and 72 KB on /activity-log; editing alert rules 16 KB on /settings/alerts,
+// the digest in the viewer's zone 10 KB on /alerts, 0-3 KB elsewhere. To be
+// looked into: wasm-split's chunks across more routes are the suspect.)
 const TARGET = 350_000;
 const CEILING: Record<string, number> = {
   '/login': 344_400,
-  '/overview': 427_000,
-  '/activity-log': 659_500,
-  '/admin-sessions': 535_000,
+  '/overview': 428_500,
+  '/activity-log': 664_300,
+  '/admin-sessions': 536_600,
   '/integrity': 415_600,
   '/settings/users': 408_300,
   '/settings/api-keys': 398_500,
-  '/settings/retention': 412_200,
+  '/settings/retention': 414_700,
   '/settings/streams': 482_100,
-  '/alerts': 456_700,
-  '/settings/alerts': 428_900,
+  '/alerts': 468_300,
+  '/settings/alerts': 446_800,
 };
 
 for (const path of pagePaths) {

@@ -1070,8 +1070,14 @@ async fn load(db: &store::Db, rows: Vec<store::AlertRuleRow>, cursor: i64) -> Ap
         if let Some((until, received)) = cursor_at {
             let mut q = rule.query.clone();
             q.from = Some(until - rule.window());
-            let facts =
-                store::alert_facts(db, &q, 0, cursor, Some(MAX_THRESHOLD as u32 * 10)).await?;
+            // A rule of one group needs only its newest N; per-group rules
+            // read more, within a bound.
+            let limit = if rule.settings.group_by.is_empty() {
+                rule.settings.threshold.clamp(1, MAX_THRESHOLD) as u32
+            } else {
+                MAX_THRESHOLD as u32 * 10
+            };
+            let facts = store::alert_facts(db, &q, 0, cursor, Some(limit)).await?;
             // Changed since the events before the cursor were evaluated:
             // those were weighed by its old settings, so none of them is in
             // an alert of its new ones.
