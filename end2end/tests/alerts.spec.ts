@@ -202,6 +202,13 @@ test('auditors have the inbox; viewers have neither it nor the rules', async ({ 
 test.describe('in Berlin', () => {
   test.use({ timezoneId: 'Europe/Berlin' });
 
+  test('a first visit reached through sign-in (a page drawn in the browser) shows the digest in the browser zone', async ({ page }) => {
+    await signIn(page, 'auditor', '/alerts?digest=last');
+    await expect(page.locator('#digest-heading')).toHaveText(/^Week of \d{4}-\d{2}-\d{2} to \d{4}-\d{2}-\d{2} \(Europe\/Berlin\)$/);
+    // And the zone is remembered for the server's next drawing.
+    expect((await page.context().cookies()).find((c) => c.name === 'auditdeck_zone')?.value).toBe('Europe/Berlin');
+  });
+
   test('the weekly digest: its weeks are the browser zone\'s, its figures open the events behind them, weeks page back and forth, and an admin subscribes through a stream', async ({ page, baseURL }) => {
     test.setTimeout(60_000);
     const tag = `digest_e2e_${Date.now()}`;

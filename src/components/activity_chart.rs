@@ -69,7 +69,20 @@ fn remember_zone(name: &str) {
 /// switch is on, else the browser's own (its IANA name).
 pub fn chart_zone() -> Signal<String> {
     let display = use_display_zone();
-    let zone = RwSignal::new(remembered_zone().unwrap_or_else(|| "UTC".into()));
+    let zone_name = |shown: DisplayZone| match shown {
+        DisplayZone::Utc => "UTC".to_string(),
+        DisplayZone::Browser => browser_zone(),
+    };
+    // A page drawn in the browser (reached by a link, after the first
+    // page's hydration) starts in the zone it shows: a resource made there
+    // fetches at once, and (lazy routes) does not follow a change made
+    // after. A page being hydrated starts in the zone the server drew.
+    let first = if drawn_in_browser() {
+        zone_name(remembered_display_zone())
+    } else {
+        remembered_zone().unwrap_or_else(|| "UTC".into())
+    };
+    let zone = RwSignal::new(first);
     Effect::new(move |first: Option<()>| {
         // The switch's own effect may not have run yet the first time.
         let shown = if first.is_none() {
@@ -78,16 +91,26 @@ pub fn chart_zone() -> Signal<String> {
         } else {
             display.get()
         };
-        let name = match shown {
-            DisplayZone::Utc => "UTC".to_string(),
-            DisplayZone::Browser => browser_zone(),
-        };
+        let name = zone_name(shown);
         remember_zone(&name);
         if zone.get_untracked() != name {
             zone.set(name);
         }
     });
     zone.into()
+}
+
+/// Whether this part of the page is made in the browser rather than
+/// hydrated from the server's HTML.
+fn drawn_in_browser() -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        !Owner::current_shared_context().is_some_and(|sc| sc.during_hydration())
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        false
+    }
 }
 
 #[cfg(feature = "hydrate")]

@@ -53,6 +53,21 @@ mod server {
         Ok(stream.name)
     }
 
+    /// What an admin entered, as a rule's settings, checked, with the name
+    /// of the stream it is to be sent to.
+    pub async fn checked(
+        db: &crate::server::store::Db,
+        form: &RuleForm,
+    ) -> AppResult<(RuleSettings, Option<String>)> {
+        let settings = settings(form)?;
+        crate::server::alerts::Rule::check(&settings)?;
+        let stream = match settings.stream_id {
+            None => None,
+            Some(id) => Some(channel(db, id).await?),
+        };
+        Ok((settings, stream))
+    }
+
     /// What an admin entered, as a rule's settings (checked by the caller).
     pub fn settings(form: &RuleForm) -> AppResult<RuleSettings> {
         Ok(RuleSettings {
@@ -157,15 +172,10 @@ pub async fn alert_channels() -> Result<Vec<(i64, String)>, AppError> {
 #[server(endpoint = "create_alert_rule")]
 pub async fn create_alert_rule(rule: RuleForm) -> Result<i64, AppError> {
     use crate::functions::settings::admin::{admin, audit_and_commit};
-    use crate::server::{alerts::Rule, store};
+    use crate::server::store;
     crate::server::with_status(async move {
         let (state, me, client) = admin().await?;
-        let settings = server::settings(&rule)?;
-        Rule::check(&settings)?;
-        let stream = match settings.stream_id {
-            None => None,
-            Some(id) => Some(server::channel(&state.db, id).await?),
-        };
+        let (settings, stream) = server::checked(&state.db, &rule).await?;
         let mut tx = store::begin(&state.db).await?;
         let id = store::create_alert_rule_in(&mut tx, &settings).await?;
         let sent_to = stream
@@ -195,15 +205,10 @@ pub async fn create_alert_rule(rule: RuleForm) -> Result<i64, AppError> {
 #[server(endpoint = "update_alert_rule")]
 pub async fn update_alert_rule(id: i64, rule: RuleForm) -> Result<(), AppError> {
     use crate::functions::settings::admin::{admin, audit_and_commit};
-    use crate::server::{alerts::Rule, store};
+    use crate::server::store;
     crate::server::with_status(async move {
         let (state, me, client) = admin().await?;
-        let settings = server::settings(&rule)?;
-        Rule::check(&settings)?;
-        let stream = match settings.stream_id {
-            None => None,
-            Some(id) => Some(server::channel(&state.db, id).await?),
-        };
+        let (settings, stream) = server::checked(&state.db, &rule).await?;
         let mut tx = store::begin(&state.db).await?;
         let before = store::alert_rule_in(&mut tx, id)
             .await?
