@@ -76,15 +76,17 @@ async fn receiver(seen: Arc<Seen>) -> String {
             },
         ),
     );
-    // On a thread of its own at the lowest priority: a receiver runs on
-    // another machine, and this one would otherwise take the cores ingest
-    // is measured on.
+    // On a thread of its own in the idle scheduling class: a receiver runs
+    // on another machine, and this one would otherwise take the cores
+    // ingest is measured on.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     std::thread::spawn(move || {
-        // SAFETY: setpriority on this thread's own id.
+        // SAFETY: sched_setscheduler on this thread's own id, with a
+        // parameter that lives across the call.
         unsafe {
-            libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
+            let param = libc::sched_param { sched_priority: 0 };
+            libc::sched_setscheduler(libc::gettid(), libc::SCHED_IDLE, &param);
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -2,7 +2,7 @@
 //! lease (see [`crate::server::alerts`]).
 
 use super::events::{Filters, Keyword};
-use super::{Db, DbRow, Exec, Tx};
+use super::{Backend, Db, DbRow, Exec, Tx};
 use crate::alerts::{
     AlertInfo, Digest, DigestRule, DigestSubscription, RuleSettings, DIGEST_LISTED,
 };
@@ -177,7 +177,9 @@ pub async fn active_alert_rules(db: &Db) -> AppResult<Vec<AlertRuleRow>> {
 }
 
 /// The events with ids in `(after_id, to]` that `q` passes, in id order, as
-/// much of them as the rules need (at most `limit`, the newest kept).
+/// much of them as the rules need (at most `limit`: the latest by time, as
+/// a window holds them, read from the window's end down a time-ordered
+/// index, with no sort of all the window's events by id first).
 pub async fn alert_facts(
     db: &Db,
     q: &EventQuery,
@@ -186,16 +188,27 @@ pub async fn alert_facts(
     limit: Option<u32>,
 ) -> AppResult<Vec<Fact>> {
     let filters = Filters::new(q, db.now())?;
-    let mut b = db.sql(
+    // A span of new events (no limit) is read by its id range alone: given
+    // an index on a filter's column (an action, a table), SQLite's planner
+    // would walk every event of that action in the log to find the few in
+    // the span (10 ms for a rule's 31 events of a 1,000-event span on a
+    // 1M-event log; 0.6 ms by the id range). PostgreSQL weighs both by its
+    // statistics.
+    let span = if limit.is_none() && db.backend() == Backend::Sqlite {
+        " NOT INDEXED"
+    } else {
+        ""
+    };
+    let mut b = db.sql(format!(
         "SELECT e.id, e.occurred_at, e.initiator_kind, e.initiator_id, e.ip, e.action, \
-         e.table_name FROM events e WHERE e.id > ",
-    );
+         e.table_name FROM events e{span} WHERE e.id > "
+    ));
     b.push_bind(after_id);
     b.push(" AND e.id <= ").push_bind(to);
     filters.push(&mut b, Keyword::InSet);
     match limit {
         Some(limit) => {
-            b.push(" ORDER BY e.id DESC LIMIT ")
+            b.push(" ORDER BY e.occurred_at DESC, e.id DESC LIMIT ")
                 .push_bind(i64::from(limit));
         }
         None => {
@@ -222,7 +235,7 @@ pub async fn alert_facts(
         })
         .collect::<AppResult<Vec<_>>>()?;
     if limit.is_some() {
-        facts.reverse();
+        facts.sort_unstable_by_key(|f| f.id);
     }
     Ok(facts)
 }
