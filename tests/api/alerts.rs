@@ -272,6 +272,51 @@ async fn a_new_ip_is_one_not_seen_for_d_days_to_the_microsecond() {
 }
 
 #[tokio::test]
+async fn a_network_an_initiator_never_used_is_answered_as_the_log_would() {
+    // The log's combinations answer a "never" at once; a network they may
+    // hold (a neighbour in the same /16 or /32) is read from the log.
+    let app = TestApp::new().await;
+    let t = app.now() - DAY;
+    store_events(
+        &app,
+        vec![
+            event("LOGIN", 1, "10.1.2.3", t),
+            event("LOGIN", 1, "::5", t),
+            event("LOGIN", 1, "2001:db8::1", t),
+            event("LOGIN", 2, "10.9.0.1", t),
+        ],
+    )
+    .await;
+    let user = auditdeck::query::InitiatorKey::parse("user:1").unwrap();
+    for (network, seen) in [
+        ("10.1.2.3", true),
+        ("10.1.2.4", false),
+        ("10.1.2.0/24", true),
+        ("10.1.0.0/16", true),
+        ("10.0.0.0/8", true),
+        ("10.9.0.1", false),
+        ("192.168.0.0/16", false),
+        ("::5", true),
+        ("::6", false),
+        ("::/120", true),
+        ("2001:db8::/32", true),
+        ("2001:db8:1::/48", false),
+        ("2001:db9::1", false),
+    ] {
+        let got = store::initiator_seen_from(&app.db, &user, network, t - DAY, t)
+            .await
+            .unwrap();
+        assert_eq!(got, seen, "{network}");
+    }
+    // Outside the time asked about: not seen, whichever answers.
+    assert!(
+        !store::initiator_seen_from(&app.db, &user, "10.1.2.3", t + 1, t + DAY)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
 async fn off_hours_begin_at_the_first_minute_after_work_in_a_dst_changing_zone() {
     let app = TestApp::new().await;
     let mut s = settings("off_hours", "action=EXPORT");

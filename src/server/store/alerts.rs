@@ -257,7 +257,31 @@ pub async fn initiator_seen_from(
         ..EventQuery::default()
     };
     let filters = Filters::new(&q, db.now())?;
-    let mut b = db.sql("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE 1 = 1");
+    // Never from that network in the whole log, as the log's combinations
+    // (kept with every insert and removal) say at once: no event is read.
+    // Read, a "no" walks all the initiator's events of the look-back (70 ms
+    // a question on a 1M-event log, where the first span of a new-IP rule
+    // held the evaluation up for 2.4 s).
+    if let Some((lo, hi)) = filters.ip_range() {
+        if super::combos::usable(db).await?
+            && !super::combos::initiator_may_have_used(db, initiator, &lo, &hi).await?
+        {
+            return Ok(false);
+        }
+    }
+    // One address, on SQLite: down the addresses' index, where a new
+    // address has no entry at all (0.1 ms), not down the initiator's,
+    // whose every event of the look-back a "no" reads (150-240 ms on a
+    // 1M-event log of 15 initiators, 90 days back).
+    let exact = filters.ip_range().is_some_and(|(lo, hi)| lo == hi);
+    let index = if exact && db.backend() == Backend::Sqlite {
+        " INDEXED BY events_ip"
+    } else {
+        ""
+    };
+    let mut b = db.sql(format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM events e{index} WHERE 1 = 1"
+    ));
     filters.push(&mut b, Keyword::InSet);
     b.push(" LIMIT 1) s");
     let n: i64 = db.read().scalar(&b).await?;

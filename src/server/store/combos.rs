@@ -16,6 +16,7 @@
 use super::db::{Backend, Db, Exec, Sql, Tx};
 use super::{ip_key, NewEvent};
 use crate::errors::AppResult;
+use crate::query::InitiatorKey;
 use std::collections::HashMap;
 
 /// The key columns, in the table's order.
@@ -170,6 +171,29 @@ pub(super) async fn usable(db: &Db) -> AppResult<bool> {
     let sql = db.sql("SELECT id FROM event_combos ORDER BY id DESC LIMIT 1");
     let newest: Option<i64> = db.read().scalar_opt(&sql).await?;
     Ok(newest.unwrap_or(0) <= MAX_COMBOS)
+}
+
+/// Whether `initiator` has events from an address in `[lo, hi]` by the
+/// table: `false` means none in the whole log; `true` may mean only a
+/// neighbour in the same network (an IPv4 /16, an IPv6 /32).
+pub(super) async fn initiator_may_have_used(
+    db: &Db,
+    initiator: &InitiatorKey,
+    lo: &[u8; 16],
+    hi: &[u8; 16],
+) -> AppResult<bool> {
+    // The networks of the addresses in [lo, hi] lie in [net(lo), hi]: no
+    // network is the start of another, so they sort as their addresses.
+    let sql = db
+        .sql(
+            "SELECT EXISTS (SELECT 1 FROM event_combos WHERE initiator_kind = ? \
+             AND initiator_id = ? AND ip_net BETWEEN ? AND ? AND n > 0)",
+        )
+        .bind(initiator.kind.clone())
+        .bind(initiator.id.clone().unwrap_or_default())
+        .bind(ip_net(lo).to_vec())
+        .bind(hi.to_vec());
+    db.read().scalar(&sql).await
 }
 
 /// How many combinations' counts differ from the log's own (a recount of

@@ -187,6 +187,11 @@ impl Filters {
         }
     }
 
+    /// The IP filter's range of 16-byte keys, if there is one.
+    pub(super) fn ip_range(&self) -> Option<([u8; 16], [u8; 16])> {
+        self.ip
+    }
+
     /// ` AND …` for one of the filters `event_combos` holds, if it is set.
     fn push_part(&self, b: &mut Sql, part: Part) {
         match part {
