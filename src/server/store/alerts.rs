@@ -262,7 +262,8 @@ pub async fn initiator_seen_from(
     // Read, a "no" walks all the initiator's events of the look-back (70 ms
     // a question on a 1M-event log, where the first span of a new-IP rule
     // held the evaluation up for 2.4 s).
-    if let Some((lo, hi)) = filters.ip_range() {
+    let range = filters.ip_range();
+    if let Some((lo, hi)) = range {
         if super::combos::usable(db).await?
             && !super::combos::initiator_may_have_used(db, initiator, &lo, &hi).await?
         {
@@ -273,7 +274,7 @@ pub async fn initiator_seen_from(
     // address has no entry at all (0.1 ms), not down the initiator's,
     // whose every event of the look-back a "no" reads (150-240 ms on a
     // 1M-event log of 15 initiators, 90 days back).
-    let exact = filters.ip_range().is_some_and(|(lo, hi)| lo == hi);
+    let exact = range.is_some_and(|(lo, hi)| lo == hi);
     let index = if exact && db.backend() == Backend::Sqlite {
         " INDEXED BY events_ip"
     } else {
