@@ -2,9 +2,11 @@
 //! evaluation lags behind a paced ingest (BENCH_RATE events/s, default
 //! 20,000, for BENCH_SECONDS, default 10), and what the evaluator costs
 //! ingest running flat out (rounds alone and with it alternate, as in the
-//! streams bench). The log before is the demo's 90 days; the events
-//! ingested meanwhile are live ones (the demo's people, addresses and
-//! actions, happening now, in order).
+//! streams bench; the evaluator of a round has started and evaluated one
+//! event before the round begins, and its start is timed on its own). The
+//! log before is the demo's 90 days; the events ingested meanwhile are
+//! live ones (the demo's people, addresses and actions, happening now, in
+//! order).
 //!
 //! `cargo bench --no-default-features --features ssr --bench alerts`
 //! (env BENCH_EVENTS, default 200000: the log before; BENCH_ROUNDS, default
@@ -139,6 +141,25 @@ async fn add_rules(db: &Db) {
     }
 }
 
+/// The processor time this process has used (user and system), in seconds
+/// (Linux; 0 elsewhere).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // After the command's name (in parentheses): utime and stime are the
+    // 12th and 13th fields, in clock ticks of 1/100 s.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    ticks(11)
+        .zip(ticks(12))
+        .map_or(0.0, |(u, s)| (u + s) / 100.0)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -152,9 +173,12 @@ async fn main() {
     let rate = env_u64("BENCH_RATE", 20_000);
     let seconds = env_u64("BENCH_SECONDS", 10);
     let rounds = env_u64("BENCH_ROUNDS", 3);
-    // The evaluator's warnings, if it has any.
+    // The evaluator's warnings, if it has any (RUST_LOG for more).
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
         .init();
     let dir = tempfile::tempdir().unwrap();
     let db = store::open(&common::scratch_url(dir.path(), "alerts").await)
@@ -236,25 +260,43 @@ async fn main() {
     // 2. What evaluation costs ingest running flat out: rounds of 100,000
     // alone and with the evaluator alternate.
     let n = 100_000;
+    // The process's processor time per second of each round (2 cores here:
+    // what the evaluator adds is what ingest may lose to it).
+    let cores: std::sync::Arc<std::sync::Mutex<Vec<f64>>> = Default::default();
     let ingest = |seed: u64, from: i64| {
+        let cores = cores.clone();
         let db = db.clone();
         async move {
             let batches = events(n, seed, Some(from));
-            let started = Instant::now();
+            let (started, cpu) = (Instant::now(), cpu_seconds());
             for batch in batches {
                 store::insert_events(&db, batch, None).await.unwrap();
             }
-            n as f64 / started.elapsed().as_secs_f64()
+            let took = started.elapsed().as_secs_f64();
+            cores.lock().unwrap().push((cpu_seconds() - cpu) / took);
+            n as f64 / took
         }
     };
-    let (mut alone, mut with) = (Vec::new(), Vec::new());
+    let (mut alone, mut with, mut starts) = (Vec::new(), Vec::new(), Vec::new());
     let span = n as i64 * 50;
     for round in 0..rounds {
         alone.push(ingest(31 + 2 * round, live).await);
         live += span;
         let head = store::max_event_id(&db).await.unwrap();
         store::set_alert_cursor(&db, head).await.unwrap();
+        // The evaluator starts (rebuilding its rules' windows from the log)
+        // and has evaluated one event before the round: the round weighs
+        // evaluation as it goes on, not a start.
         let worker = spawn_alerts(db.clone(), AlertSettings::default());
+        let start = Instant::now();
+        let mut one = events(1, 90 + round, Some(live)).remove(0);
+        one.truncate(1);
+        live += 50;
+        let marker = store::insert_events(&db, one, None).await.unwrap()[0];
+        while store::alert_cursor(&db).await.unwrap() < marker {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        starts.push(start.elapsed().as_secs_f64() * 1e3);
         with.push(ingest(32 + 2 * round, live).await);
         live += span;
         let last = store::max_event_id(&db).await.unwrap();
@@ -276,9 +318,24 @@ async fn main() {
             .join(", ")
     };
     println!(
-        "  events/s alone: {}; with the evaluator: {}",
+        "  events/s alone: {}; with the evaluator: {}; its starts (rules loaded, windows rebuilt, one event evaluated): {} ms",
         shown(&alone),
-        shown(&with)
+        shown(&with),
+        shown(&starts)
+    );
+    let cores = cores.lock().unwrap();
+    let (alone_cores, with_cores): (Vec<_>, Vec<_>) =
+        cores.iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let cores_of = |v: Vec<(usize, &f64)>| {
+        v.iter()
+            .map(|(_, c)| format!("{c:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "  processor cores busy: alone {}; with the evaluator {}",
+        cores_of(alone_cores),
+        cores_of(with_cores)
     );
     costs.sort_by(f64::total_cmp);
     println!(

@@ -675,6 +675,10 @@ pub fn alert_message(
 pub struct AlertSettings {
     /// How often it looks for new events when it has caught up.
     pub poll: Duration,
+    /// How long it lets new events gather after a span that caught up
+    /// (each turn reads, updates and writes per alert group, whatever the
+    /// span holds: a turn per ingest batch cost ingest the most).
+    pub settle: Duration,
     /// How long its lease lasts without renewal.
     pub lease: Duration,
     /// Event ids read at most a turn.
@@ -685,6 +689,7 @@ impl Default for AlertSettings {
     fn default() -> Self {
         Self {
             poll: Duration::from_millis(500),
+            settle: Duration::from_millis(200),
             lease: Duration::from_secs(30),
             span: 20_000,
         }
@@ -834,7 +839,7 @@ async fn run(
     settings: AlertSettings,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
-    let poll = settings.poll;
+    let (poll, settle) = (settings.poll, settings.settle);
     let mut runner = AlertRunner::new(settings);
     loop {
         if *stopped.borrow() {
@@ -845,10 +850,19 @@ async fn run(
             Err(e) => {
                 tracing::warn!(error = %e, "alerts: evaluation failed; trying again");
                 runner.loaded = None;
+                runner.lease_until = None;
+                runner.evaluated = false;
                 false
             }
         };
-        if !busy && !crate::server::streams::pause(&mut stopped, poll).await {
+        // More waiting: at once; a span that caught up: after a moment for
+        // more to gather; nothing new: at the next look.
+        let wait = match (busy, runner.evaluated) {
+            (true, _) => continue,
+            (false, true) => settle,
+            (false, false) => poll,
+        };
+        if !crate::server::streams::pause(&mut stopped, wait).await {
             break;
         }
     }
@@ -862,6 +876,11 @@ pub struct AlertRunner {
     settings: AlertSettings,
     loaded: Option<Loaded>,
     client: Option<crate::server::streams::HttpClient>,
+    /// Until when this runner last made the lease its own (by the clock as
+    /// it read before asking: never later than the lease's real end).
+    lease_until: Option<Micros>,
+    /// Whether the last turn evaluated a span.
+    evaluated: bool,
 }
 
 impl AlertRunner {
@@ -871,6 +890,8 @@ impl AlertRunner {
             settings,
             loaded: None,
             client: None,
+            lease_until: None,
+            evaluated: false,
         }
     }
 
@@ -982,18 +1003,32 @@ impl AlertRunner {
     }
 
     /// Lets the lease go (a server that stops).
-    pub async fn release(&self, db: &store::Db) -> AppResult<()> {
+    pub async fn release(&mut self, db: &store::Db) -> AppResult<()> {
+        self.lease_until = None;
         store::release_alert_lease(db, &self.holder).await
     }
 
     /// One turn: takes (or renews) the lease, evaluates the next span and
-    /// moves the cursor. Whether there may be more to read at once.
+    /// moves the cursor. Whether there is more to read at once (the span
+    /// was cut short).
     pub async fn turn(&mut self, db: &store::Db) -> AppResult<bool> {
+        self.evaluated = false;
+        // The lease is renewed once a third of it has gone, not every turn:
+        // each renewal is a write, and the writer is ingest's (the cursor's
+        // move checks the lease all the same).
         let lease = self.settings.lease.as_micros() as Micros;
-        if !store::take_alert_lease(db, &self.holder, lease).await? {
-            // Another server evaluates: what this one remembers goes stale.
-            self.loaded = None;
-            return Ok(false);
+        let now = db.now();
+        if self
+            .lease_until
+            .is_none_or(|until| until - now < lease * 2 / 3)
+        {
+            if !store::take_alert_lease(db, &self.holder, lease).await? {
+                // Another server evaluates: what this one remembers goes stale.
+                self.loaded = None;
+                self.lease_until = None;
+                return Ok(false);
+            }
+            self.lease_until = Some(now + lease);
         }
         self.send_due(db).await?;
         self.send_digests(db).await?;
@@ -1015,9 +1050,9 @@ impl AlertRunner {
         let Some(state) = self.loaded.as_mut() else {
             return Ok(false);
         };
-        let head = store::max_event_id(db)
-            .await?
-            .min(cursor + self.settings.span);
+        let newest = store::max_event_id(db).await?;
+        let head = newest.min(cursor + self.settings.span);
+        self.evaluated = head > cursor;
         if head <= cursor {
             return Ok(false);
         }
@@ -1046,9 +1081,10 @@ impl AlertRunner {
         if !store::record_alerts(db, &self.holder, cursor, head, &firings).await? {
             // The lease ran out under us: another server has the span.
             self.loaded = None;
+            self.lease_until = None;
             return Ok(false);
         }
-        Ok(true)
+        Ok(newest > head)
     }
 }
 

@@ -56,6 +56,9 @@ async fn store_events(app: &TestApp, events: Vec<NewEvent>) -> Vec<i64> {
 /// Evaluates until the evaluator has caught up.
 async fn evaluate(app: &TestApp, runner: &mut AlertRunner) {
     while runner.turn(&app.db).await.unwrap() {}
+    // The turn after a span that caught up (the evaluator's next, once new
+    // events have had a moment to gather): it sends what that span made.
+    runner.turn(&app.db).await.unwrap();
 }
 
 fn runner() -> AlertRunner {
@@ -119,6 +122,58 @@ async fn a_threshold_fires_at_n_not_at_n_minus_one_and_its_window_ends_to_the_mi
     let got = alerts(&app).await;
     assert_eq!((got.len(), got[0].events), (1, 4));
     assert_eq!(store::open_alerts(&app.db).await.unwrap(), 1);
+}
+
+/// A per-address threshold rule rebuilt at a start reads its window in
+/// steps (5,000 events a read): the oldest events of a 12,000-event window,
+/// several of them at one instant across a step's edge, are still there.
+#[tokio::test]
+async fn a_window_rebuilt_in_steps_keeps_its_oldest_events() {
+    let app = TestApp::new().await;
+    let mut s = settings("threshold", "action=LOGIN_FAILED");
+    s.threshold = 2;
+    s.window_minutes = 60;
+    s.group_by = "ip".into();
+    add_rule(&app, &s).await;
+    let t = app.now() - DAY;
+    // Each address once, three at each instant.
+    let addr = |i: i64| format!("10.{}.{}.{}", i / 65_536, (i / 256) % 256, i % 256);
+    let all: Vec<NewEvent> = (0..12_000)
+        .map(|i| event("LOGIN_FAILED", 1, &addr(i), t + (i / 3) * 1_000))
+        .collect();
+    for batch in all.chunks(1_000) {
+        store_events(&app, batch.to_vec()).await;
+    }
+    let mut first = AlertRunner::new(AlertSettings {
+        span: 20_000,
+        ..AlertSettings::default()
+    });
+    evaluate(&app, &mut first).await;
+    assert!(alerts(&app).await.is_empty(), "each address once");
+    first.release(&app.db).await.unwrap();
+    // Another server starts: its window holds all 12,000, so a second
+    // event from any of them fires, the oldest and those at a step's edge
+    // (the 5,000th newest and its neighbours share an instant) included.
+    let mut second = runner();
+    let again: Vec<i64> = vec![0, 1, 2, 6_998, 6_999, 7_000, 7_001, 11_999];
+    store_events(
+        &app,
+        again
+            .iter()
+            .map(|&i| event("LOGIN_FAILED", 1, &addr(i), t + 4_000 * 1_000 + i))
+            .collect(),
+    )
+    .await;
+    evaluate(&app, &mut second).await;
+    let mut fired: Vec<String> = alerts(&app)
+        .await
+        .into_iter()
+        .map(|a| a.group_key)
+        .collect();
+    fired.sort();
+    let mut want: Vec<String> = again.iter().map(|&i| addr(i)).collect();
+    want.sort();
+    assert_eq!(fired, want);
 }
 
 #[tokio::test]
@@ -359,6 +414,54 @@ async fn off_hours_begin_at_the_first_minute_after_work_in_a_dst_changing_zone()
             ("user:5".to_string(), ids[4]),
         ]
     );
+}
+
+/// The evaluator renews its lease once a third of it (30 s) has gone, not
+/// on every turn (each renewal is a write beside ingest); a lease it has not
+/// renewed for its whole length is another server's to take.
+#[tokio::test]
+async fn the_lease_is_renewed_when_a_third_has_gone_and_taken_over_when_it_ran_out() {
+    const SECOND: i64 = 1_000_000;
+    let app = TestApp::new().await;
+    add_rule(&app, &settings("match", "action=DELETE")).await;
+    let t = app.now() - DAY;
+    let delete = |i: i64| event("DELETE", 1, "10.0.0.1", t + i * MINUTE);
+    let (mut first, mut second) = (runner(), runner());
+    // The events the alerts count, whichever alerts they grouped into.
+    let fired = |app: &TestApp| {
+        let db = app.db.clone();
+        async move {
+            let all = store::list_alerts(&db, None, 100).await.unwrap();
+            all.iter().map(|a| a.events).sum::<i64>()
+        }
+    };
+    store_events(&app, vec![delete(0)]).await;
+    evaluate(&app, &mut first).await;
+    // 5 s on: the first turns again without renewing (its lease still ends
+    // 30 s after it was taken) ...
+    app.clock().advance(5 * SECOND);
+    store_events(&app, vec![delete(1)]).await;
+    evaluate(&app, &mut first).await;
+    assert_eq!(fired(&app).await, 2);
+    // ... so 31 s after it was taken the second server may take it, and
+    // evaluates what came since; the first then writes nothing.
+    app.clock().advance(26 * SECOND);
+    store_events(&app, vec![delete(2)]).await;
+    evaluate(&app, &mut second).await;
+    assert_eq!(fired(&app).await, 3, "the second took the lease over");
+    store_events(&app, vec![delete(3)]).await;
+    assert!(!first.turn(&app.db).await.unwrap());
+    assert_eq!(fired(&app).await, 3, "the first wrote nothing");
+    // The second, turning 11 s on (a third gone), renews: 25 s later (36 s
+    // after it took the lease, 25 s after the renewal) the first still
+    // cannot take it.
+    app.clock().advance(11 * SECOND);
+    evaluate(&app, &mut second).await;
+    assert_eq!(fired(&app).await, 4);
+    app.clock().advance(25 * SECOND);
+    store_events(&app, vec![delete(4)]).await;
+    assert!(!first.turn(&app.db).await.unwrap());
+    assert_eq!(fired(&app).await, 4, "the renewed lease held");
 }
 
 #[tokio::test]

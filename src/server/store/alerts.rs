@@ -176,10 +176,17 @@ pub async fn active_alert_rules(db: &Db) -> AppResult<Vec<AlertRuleRow>> {
     db.read().all(&sql).await?.iter().map(rule_row).collect()
 }
 
+/// How many of a window's events one read takes: a window is read in
+/// steps, so no read holds a snapshot long (SQLite's write-ahead log cannot
+/// start over while one does, and grew to 600 MB under ingest while a
+/// 100,000-event window was read in one go at start).
+const WINDOW_STEP: u32 = 5_000;
+
 /// The events with ids in `(after_id, to]` that `q` passes, in id order, as
 /// much of them as the rules need (at most `limit`: the latest by time, as
 /// a window holds them, read from the window's end down a time-ordered
-/// index, with no sort of all the window's events by id first).
+/// index, [`WINDOW_STEP`] at a time, with no sort of all the window's
+/// events by id first).
 pub async fn alert_facts(
     db: &Db,
     q: &EventQuery,
@@ -199,44 +206,66 @@ pub async fn alert_facts(
     } else {
         ""
     };
-    let mut b = db.sql(format!(
-        "SELECT e.id, e.occurred_at, e.initiator_kind, e.initiator_id, e.ip, e.action, \
-         e.table_name FROM events e{span} WHERE e.id > "
-    ));
-    b.push_bind(after_id);
-    b.push(" AND e.id <= ").push_bind(to);
-    filters.push(&mut b, Keyword::InSet);
-    match limit {
-        Some(limit) => {
-            b.push(" ORDER BY e.occurred_at DESC, e.id DESC LIMIT ")
-                .push_bind(i64::from(limit));
+    let read = |before: Option<(Micros, i64)>, limit: Option<u32>| {
+        let mut b = db.sql(format!(
+            "SELECT e.id, e.occurred_at, e.initiator_kind, e.initiator_id, e.ip, e.action, \
+             e.table_name FROM events e{span} WHERE e.id > "
+        ));
+        b.push_bind(after_id);
+        b.push(" AND e.id <= ").push_bind(to);
+        filters.push(&mut b, Keyword::InSet);
+        if let Some((at, id)) = before {
+            b.push(" AND (e.occurred_at, e.id) < (")
+                .push_bind(at)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
         }
-        None => {
-            b.push(" ORDER BY e.id");
+        match limit {
+            Some(limit) => {
+                b.push(" ORDER BY e.occurred_at DESC, e.id DESC LIMIT ")
+                    .push_bind(i64::from(limit));
+            }
+            None => {
+                b.push(" ORDER BY e.id");
+            }
+        }
+        async move {
+            db.read()
+                .all(&b)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(Fact {
+                        id: r.get(0)?,
+                        at: r.get(1)?,
+                        initiator: InitiatorKey {
+                            kind: r.get(2)?,
+                            id: r.get(3)?,
+                        },
+                        ip: r.get::<Option<String>>(4)?.and_then(|ip| ip.parse().ok()),
+                        action: r.get(5)?,
+                        table: r.get(6)?,
+                    })
+                })
+                .collect::<AppResult<Vec<_>>>()
+        }
+    };
+    let Some(limit) = limit else {
+        return read(None, None).await;
+    };
+    let mut facts: Vec<Fact> = Vec::new();
+    loop {
+        let want = (limit - facts.len() as u32).min(WINDOW_STEP);
+        let before = facts.last().map(|f| (f.at, f.id));
+        let got = read(before, Some(want)).await?;
+        let done = (got.len() as u32) < want;
+        facts.extend(got);
+        if done || facts.len() as u32 >= limit {
+            break;
         }
     }
-    let mut facts = db
-        .read()
-        .all(&b)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(Fact {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                initiator: InitiatorKey {
-                    kind: r.get(2)?,
-                    id: r.get(3)?,
-                },
-                ip: r.get::<Option<String>>(4)?.and_then(|ip| ip.parse().ok()),
-                action: r.get(5)?,
-                table: r.get(6)?,
-            })
-        })
-        .collect::<AppResult<Vec<_>>>()?;
-    if limit.is_some() {
-        facts.sort_unstable_by_key(|f| f.id);
-    }
+    facts.sort_unstable_by_key(|f| f.id);
     Ok(facts)
 }
 
