@@ -303,8 +303,25 @@ pub async fn initiator_seen_from(
     // address has no entry at all (0.1 ms), not down the initiator's,
     // whose every event of the look-back a "no" reads (150-240 ms on a
     // 1M-event log of 15 initiators, 90 days back).
-    let exact = range.is_some_and(|(lo, hi)| lo == hi);
-    let index = if exact && db.backend() == Backend::Sqlite {
+    let exact = range.filter(|(lo, hi)| lo == hi).map(|(lo, _)| lo);
+    // On PostgreSQL the same: its planner, given the initiator's index,
+    // took it (33 ms a question on average, 122 ms at most, on a log of
+    // 200,000); comparing the initiator's columns as expressions leaves the
+    // address's index the only way in.
+    if let (Some(address), Backend::Postgres) = (exact, db.backend()) {
+        let mut b = db.sql("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE e.ip_bin = ");
+        b.push_bind(address.to_vec());
+        filters.push_time(&mut b);
+        b.push(" AND e.initiator_kind || '' = ")
+            .push_bind(&initiator.kind);
+        match &initiator.id {
+            Some(id) => b.push(" AND e.initiator_id || '' = ").push_bind(id),
+            None => b.push(" AND e.initiator_id IS NULL"),
+        };
+        b.push(" LIMIT 1) s");
+        return Ok(db.read().scalar::<i64>(&b).await? > 0);
+    }
+    let index = if exact.is_some() && db.backend() == Backend::Sqlite {
         " INDEXED BY events_ip"
     } else {
         ""

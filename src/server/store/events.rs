@@ -232,7 +232,7 @@ impl Filters {
     }
 
     /// ` AND …` for the time range, if there is one.
-    fn push_time(&self, b: &mut Sql) {
+    pub(super) fn push_time(&self, b: &mut Sql) {
         if let Some(from) = self.from {
             b.push(" AND e.occurred_at >= ").push_bind(from);
         }
