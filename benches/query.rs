@@ -14,7 +14,9 @@
 //! cursors), plus each subset's count. Every cell goes to
 //! `BENCH_DIR/matrix-<n>-<backend>.csv`; the worst ten of each kind are
 //! printed. BENCH_MATRIX_SKIP leaves out the subsets with any of the named
-//! dimensions (comma-separated, such as "keyword,7 days").
+//! dimensions (comma-separated, such as "keyword,7 days"), BENCH_MATRIX_WITH
+//! keeps only those with all of them, BENCH_MATRIX_SORTS keeps only the
+//! named sort columns ("ip,user").
 
 mod common;
 
@@ -278,9 +280,23 @@ async fn matrix(db: &Db, n: u32, runs: usize, dir: &str) {
         .map(str::trim)
         .filter(|d| !d.is_empty())
         .collect();
+    // BENCH_MATRIX_WITH: only the subsets holding every one of these;
+    // BENCH_MATRIX_SORTS: only these sort columns ("ip,user").
+    let with = env_or("BENCH_MATRIX_WITH", "");
+    let with: Vec<&str> = with
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    let sorts = env_or("BENCH_MATRIX_SORTS", "");
+    let sorts: Vec<SortColumn> = SortColumn::ALL
+        .into_iter()
+        .filter(|c| sorts.is_empty() || sorts.split(',').any(|s| s.trim() == c.as_str()))
+        .collect();
     let all: Vec<Vec<&str>> = subsets()
         .into_iter()
         .filter(|s| !s.iter().any(|d| skip.contains(d)))
+        .filter(|s| with.iter().all(|d| s.contains(d)))
         .collect();
     for (done, subset) in all.iter().cloned().enumerate() {
         eprintln!(
@@ -319,7 +335,7 @@ async fn matrix(db: &Db, n: u32, runs: usize, dir: &str) {
                 rows,
             },
         );
-        for sort in SortColumn::ALL {
+        for sort in sorts.iter().copied() {
             for descending in [true, false] {
                 for kind in ["first page", "last page", "deep page"] {
                     let (p50, p95, rows) = time_cell(db, runs, make(sort, descending), kind).await;

@@ -10,6 +10,9 @@
 //! correlates with the sort (a user's own name or addresses, a CIDR range
 //! sorted by initiator) is then read where its rows are, instead of along
 //! the whole sort order before them; and a value no match has is never read.
+//! With a user filter the IP sort goes by the user's own addresses
+//! (`initiator_ips`), each one seek, not by their networks, whose other
+//! addresses may hold most of the network's events.
 
 use super::super::combos;
 use super::{
@@ -186,6 +189,16 @@ pub(in crate::server::store) async fn date_read(
         }))
 }
 
+/// Which rows of the sort column one read keeps to.
+enum Target<'a> {
+    /// One value (an IP sort: one address).
+    Value(&'a SortValue),
+    /// An IP network: one range of the IP index, read in its order.
+    Network(&'a [u8]),
+    /// The rows with no value.
+    Null,
+}
+
 /// One sorted page with filters (`None`: read it another way). A keyword's
 /// matches are a set read from the full-text index for each value.
 pub(in crate::server::store) async fn rows(
@@ -196,64 +209,150 @@ pub(in crate::server::store) async fn rows(
     desc: bool,
     limit: i64,
 ) -> AppResult<Option<Vec<EventRow>>> {
-    let (Some(expr), Some(values)) = (
+    let (Some(_), Some(values)) = (
         sort_column(column),
         reach(db, filters, column, anchor, desc).await?,
     ) else {
         return Ok(None);
     };
-    let sqlite = db.backend() == Backend::Sqlite;
-    let indexes = filter_indexes(db, filters).await?;
-    let dir = if desc { "DESC" } else { "ASC" };
+    let read = ValueRead {
+        db,
+        filters,
+        column,
+        indexes: filter_indexes(db, filters).await?,
+        anchor,
+        desc,
+    };
     let mut rows: Vec<EventRow> = Vec::new();
     for value in values {
-        let want = limit - rows.len() as i64;
-        if want <= 0 {
+        if rows.len() as i64 >= limit {
             break;
         }
-        // The fewest entries to walk: the value's own, or a filter's (an
-        // IP network is one range of the IP index, read in its order).
-        let network = column == SortColumn::Ip && value.value.is_some();
-        let along = indexes
+        let target = match &value.value {
+            Some(SortValue::Blob(net)) if column == SortColumn::Ip => {
+                // A user's own addresses in the network, each a seek,
+                // rather than a walk past everyone else's before them.
+                if let Some(ips) = read.users_addresses(net).await? {
+                    for ip in ips {
+                        let want = limit - rows.len() as i64;
+                        if want <= 0 {
+                            break;
+                        }
+                        let ip_value = SortValue::Blob(ip.ip);
+                        let got = read.one(Target::Value(&ip_value), ip.total, want).await?;
+                        rows.extend(got);
+                    }
+                    continue;
+                }
+                Target::Network(net)
+            }
+            Some(v) => Target::Value(v),
+            None => Target::Null,
+        };
+        let want = limit - rows.len() as i64;
+        rows.extend(read.one(target, value.total, want).await?);
+    }
+    Ok(Some(rows))
+}
+
+/// What every read of one sorted page shares.
+struct ValueRead<'a> {
+    db: &'a Db,
+    filters: &'a Filters,
+    column: SortColumn,
+    /// The filters' time-ordered indexes, with their entries.
+    indexes: Vec<(Part, &'static str, i64)>,
+    anchor: Option<&'a Anchor>,
+    desc: bool,
+}
+
+impl ValueRead<'_> {
+    /// With a user filter: the user's addresses in the network `net`
+    /// within the IP filter's range, from the anchor's address on, in fetch
+    /// order (`None`: no user filter, or too many addresses to seek each).
+    async fn users_addresses(&self, net: &[u8]) -> AppResult<Option<Vec<combos::InitiatorIp>>> {
+        let Some(user) = &self.filters.user else {
+            return Ok(None);
+        };
+        let (mut lo, mut hi) = combos::net_range(net);
+        if let Some((flo, fhi)) = self.filters.ip {
+            lo = lo.max(flo);
+            hi = hi.min(fhi);
+        }
+        if let Some(SortValue::Blob(at)) = self.anchor.and_then(|a| a.value.as_ref()) {
+            if let Ok(at) = <[u8; 16]>::try_from(at.as_slice()) {
+                if self.desc {
+                    hi = hi.min(at);
+                } else {
+                    lo = lo.max(at);
+                }
+            }
+        }
+        if lo > hi {
+            return Ok(Some(Vec::new()));
+        }
+        combos::initiator_ips_in(self.db, user, &lo, &hi, self.desc).await
+    }
+
+    /// Up to `want` rows of `target` that match, in the page's order:
+    /// along whichever index holds the fewest entries for it (the sort
+    /// column's, `total` of them, or a filter's).
+    async fn one(&self, target: Target<'_>, total: i64, want: i64) -> AppResult<Vec<EventRow>> {
+        let (db, filters, column, desc) = (self.db, self.filters, self.column, self.desc);
+        let Some(expr) = sort_column(column) else {
+            return Ok(Vec::new());
+        };
+        let network = matches!(target, Target::Network(_));
+        let along = self
+            .indexes
             .iter()
             .copied()
-            .filter(|(_, _, n)| *n < value.total && !network)
+            .filter(|(_, _, n)| *n < total && !network)
             .min_by_key(|(_, _, n)| *n);
         let index = along.map_or(sort_index(column), |(_, index, _)| index);
         let push_value = |b: &mut Sql| {
             b.push(format!(" AND {expr}"));
-            match &value.value {
-                Some(SortValue::Blob(net)) if network => {
+            match &target {
+                Target::Network(net) => {
                     let (lo, hi) = combos::net_range(net);
                     b.push(" BETWEEN ")
                         .push_bind(lo.to_vec())
                         .push(" AND ")
                         .push_bind(hi.to_vec());
                 }
-                Some(v) => {
+                Target::Value(v) => {
                     b.push(" = ");
                     bind_value(b, v);
                 }
-                None => {
+                Target::Null => {
                     b.push(" IS NULL");
                 }
             }
         };
-        let anchor_here =
-            anchor.filter(|a| a.value.as_ref().map(|v| combo_value(column, v)) == value.value);
+        // The anchor's row is in this read's rows when its value is the
+        // value (its network, for a network).
+        let anchor_here = self.anchor.filter(|a| match (&target, &a.value) {
+            (Target::Null, None) => true,
+            (Target::Value(v), Some(av)) => *v == av,
+            (Target::Network(net), Some(av)) => {
+                combo_value(column, av) == SortValue::Blob(net.to_vec())
+            }
+            _ => false,
+        });
         let push_anchor = |b: &mut Sql| {
             if let Some(a) = anchor_here {
                 push_seek(b, network.then_some(expr), a, desc);
             }
         };
+        let dir = if desc { "DESC" } else { "ASC" };
         let by_ip = if network {
             format!("{expr} {dir}, ")
         } else {
             String::new()
         };
         let order = format!("{by_ip}e.occurred_at {dir}, e.id {dir}");
-        if !sqlite {
-            let got = pg::walk_then_set(
+        if db.backend() != Backend::Sqlite {
+            return pg::walk_then_set(
                 db,
                 |b| {
                     match along {
@@ -271,9 +370,7 @@ pub(in crate::server::store) async fn rows(
                 &order,
                 want,
             )
-            .await?;
-            rows.extend(got);
-            continue;
+            .await;
         }
         let mut b = db.sql(format!(
             "SELECT {ROW_COLUMNS} FROM events e INDEXED BY {index} WHERE 1 = 1"
@@ -284,9 +381,13 @@ pub(in crate::server::store) async fn rows(
                 // The keyword's matches with this value, where the index
                 // holds the value as a token (an action, a table).
                 filters.push(&mut b, Keyword::Skip);
-                let token = match (column, &value.value) {
-                    (SortColumn::Action, Some(SortValue::Text(v))) => Some(filter_token('a', v)),
-                    (SortColumn::Table, Some(SortValue::Text(v))) => Some(filter_token('t', v)),
+                let token = match (column, &target) {
+                    (SortColumn::Action, Target::Value(SortValue::Text(v))) => {
+                        Some(filter_token('a', v))
+                    }
+                    (SortColumn::Table, Target::Value(SortValue::Text(v))) => {
+                        Some(filter_token('t', v))
+                    }
                     _ => None,
                 };
                 let fts = match token {
@@ -301,9 +402,6 @@ pub(in crate::server::store) async fn rows(
         }
         push_anchor(&mut b);
         b.push(format!(" ORDER BY {order} LIMIT ")).push_bind(want);
-        for row in db.read().all(&b).await? {
-            rows.push(event_row(&row)?);
-        }
+        db.read().all(&b).await?.iter().map(event_row).collect()
     }
-    Ok(Some(rows))
 }
