@@ -51,7 +51,7 @@ pub(super) async fn add(tx: &mut Tx, events: &[NewEvent]) -> AppResult<()> {
         *counts.entry(key).or_default() += 1;
     }
     let counts: Vec<(Key, i64)> = counts.into_iter().collect();
-    add_initiator_ips(tx, events).await?;
+    add_ip_combos(tx, events).await?;
     for chunk in counts.chunks(CHUNK) {
         let mut b = tx.sql(format!("INSERT INTO event_combos ({KEY}, n) VALUES "));
         for (i, ((kind, id, name, action, table, ip), n)) in chunk.iter().enumerate() {
@@ -77,32 +77,44 @@ pub(super) async fn add(tx: &mut Tx, events: &[NewEvent]) -> AppResult<()> {
     Ok(())
 }
 
-/// How `initiator_ips` merges a count into a row that exists.
-const IPS_UPSERT: &str = " ON CONFLICT (ip_bin, initiator_kind, initiator_id) \
-                          DO UPDATE SET n = initiator_ips.n + excluded.n";
+/// The key columns of `ip_combos`, in the table's order.
+const IPS_KEY: &str = "ip_bin, initiator_kind, initiator_id, action, table_name";
 
-/// Adds `events`' addresses to their initiators' in `initiator_ips`.
-async fn add_initiator_ips(tx: &mut Tx, events: &[NewEvent]) -> AppResult<()> {
-    let mut counts: HashMap<([u8; 16], &str, &str), i64> = HashMap::new();
+/// How `ip_combos` merges a count into a row that exists.
+const IPS_UPSERT: &str = " ON CONFLICT (ip_bin, initiator_kind, initiator_id, action, table_name) \
+                          DO UPDATE SET n = ip_combos.n + excluded.n";
+
+/// Adds `events`, about to be inserted in `tx`, to `ip_combos` (those with
+/// an IP).
+async fn add_ip_combos(tx: &mut Tx, events: &[NewEvent]) -> AppResult<()> {
+    type IpKey<'a> = ([u8; 16], &'a str, &'a str, &'a str, &'a str);
+    let mut counts: HashMap<IpKey, i64> = HashMap::new();
     for e in events {
         if let Some(ip) = e.ip {
-            let id = e.initiator.id.as_deref().unwrap_or_default();
-            *counts
-                .entry((ip_key(ip), e.initiator.kind.as_str(), id))
-                .or_default() += 1;
+            let key = (
+                ip_key(ip),
+                e.initiator.kind.as_str(),
+                e.initiator.id.as_deref().unwrap_or_default(),
+                e.action.as_str(),
+                e.table_name.as_deref().unwrap_or_default(),
+            );
+            *counts.entry(key).or_default() += 1;
         }
     }
     let counts: Vec<_> = counts.into_iter().collect();
     for chunk in counts.chunks(CHUNK) {
-        let mut b =
-            tx.sql("INSERT INTO initiator_ips (ip_bin, initiator_kind, initiator_id, n) VALUES ");
-        for (i, ((ip, kind, id), n)) in chunk.iter().enumerate() {
+        let mut b = tx.sql(format!("INSERT INTO ip_combos ({IPS_KEY}, n) VALUES "));
+        for (i, ((ip, kind, id, action, table), n)) in chunk.iter().enumerate() {
             b.push(if i == 0 { "(" } else { ", (" })
                 .push_bind(ip.to_vec())
                 .push(", ")
                 .push_bind(*kind)
                 .push(", ")
                 .push_bind(*id)
+                .push(", ")
+                .push_bind(*action)
+                .push(", ")
+                .push_bind(*table)
                 .push(", ")
                 .push_bind(*n)
                 .push(")");
@@ -115,17 +127,14 @@ async fn add_initiator_ips(tx: &mut Tx, events: &[NewEvent]) -> AppResult<()> {
 
 /// Takes the events `source` names (it appends `events WHERE …`, or a
 /// partition and a `WHERE`), about to be removed in `tx`, out of
-/// `initiator_ips`.
-pub(super) async fn subtract_initiator_ips(
-    tx: &mut Tx,
-    source: impl Fn(&mut Sql),
-) -> AppResult<()> {
-    let mut sql = tx.sql(
-        "INSERT INTO initiator_ips (ip_bin, initiator_kind, initiator_id, n) \
-         SELECT ip_bin, initiator_kind, COALESCE(initiator_id, ''), -COUNT(*) FROM ",
-    );
+/// `ip_combos`.
+pub(super) async fn subtract_ip_combos(tx: &mut Tx, source: impl Fn(&mut Sql)) -> AppResult<()> {
+    let mut sql = tx.sql(format!(
+        "INSERT INTO ip_combos ({IPS_KEY}, n) SELECT ip_bin, initiator_kind, \
+         COALESCE(initiator_id, ''), action, COALESCE(table_name, ''), -COUNT(*) FROM "
+    ));
     source(&mut sql);
-    sql.push(" AND ip_bin IS NOT NULL GROUP BY 1, 2, 3")
+    sql.push(" AND ip_bin IS NOT NULL GROUP BY 1, 2, 3, 4, 5")
         .push(IPS_UPSERT);
     tx.execute(&sql).await?;
     Ok(())
@@ -142,30 +151,37 @@ pub(super) struct InitiatorIp {
 /// (see [`initiator_ips_in`]).
 const MAX_IPS_LISTED: i64 = 1_000;
 
-/// `initiator`'s addresses in `[lo, hi]`, in key order (descending when
-/// `desc`); `None` when there are more than [`MAX_IPS_LISTED`], which a walk
-/// of the range serves better than a seek for each.
+/// The addresses in `[lo, hi]` from which `initiator` sent events that
+/// `push_filters` (` AND …` over `ip_combos c`: the action and table
+/// filters) keeps, in key order (descending when `desc`); `None` when there
+/// are more than [`MAX_IPS_LISTED`], which a walk of the range serves better
+/// than a seek for each.
 pub(super) async fn initiator_ips_in(
     db: &Db,
     initiator: &InitiatorKey,
-    lo: &[u8],
-    hi: &[u8],
+    (lo, hi): ([u8; 16], [u8; 16]),
+    push_filters: impl FnOnce(&mut Sql),
     desc: bool,
 ) -> AppResult<Option<Vec<InitiatorIp>>> {
     let dir = if desc { "DESC" } else { "ASC" };
-    let sql = db
-        .sql(format!(
-            "SELECT u.ip_bin, \
-             (SELECT CAST(SUM(t.n) AS BIGINT) FROM initiator_ips t WHERE t.ip_bin = u.ip_bin) AS total \
-             FROM initiator_ips u WHERE u.initiator_kind = ? AND u.initiator_id = ? \
-             AND u.ip_bin BETWEEN ? AND ? AND u.n > 0 ORDER BY u.ip_bin {dir} LIMIT ?"
-        ))
-        .bind(initiator.kind.clone())
-        .bind(initiator.id.clone().unwrap_or_default())
-        .bind(lo.to_vec())
-        .bind(hi.to_vec())
-        .bind(MAX_IPS_LISTED + 1);
-    let rows = db.read().all(&sql).await?;
+    let mut b = db.sql(
+        "SELECT c.ip_bin, \
+         (SELECT CAST(SUM(t.n) AS BIGINT) FROM ip_combos t WHERE t.ip_bin = c.ip_bin) AS total \
+         FROM ip_combos c WHERE c.initiator_kind = ",
+    );
+    b.push_bind(initiator.kind.clone())
+        .push(" AND c.initiator_id = ")
+        .push_bind(initiator.id.clone().unwrap_or_default())
+        .push(" AND c.ip_bin BETWEEN ")
+        .push_bind(lo.to_vec())
+        .push(" AND ")
+        .push_bind(hi.to_vec());
+    push_filters(&mut b);
+    b.push(format!(
+        " GROUP BY c.ip_bin HAVING SUM(c.n) > 0 ORDER BY c.ip_bin {dir} LIMIT "
+    ))
+    .push_bind(MAX_IPS_LISTED + 1);
+    let rows = db.read().all(&b).await?;
     if rows.len() as i64 > MAX_IPS_LISTED {
         return Ok(None);
     }
@@ -178,6 +194,41 @@ pub(super) async fn initiator_ips_in(
         })
         .collect::<AppResult<Vec<_>>>()
         .map(Some)
+}
+
+/// At most this many rows of `ip_combos` are summed for a count (see
+/// [`count_in_range`]).
+const MAX_IP_ROWS_SUMMED: i64 = 50_000;
+
+/// How many events from an address in `[lo, hi]` `push_filters` (` AND …`
+/// over `ip_combos c`: the user, action and table filters) keeps: exact,
+/// whatever the range; `None` when the range holds more than
+/// [`MAX_IP_ROWS_SUMMED`] rows of the table.
+pub(super) async fn count_in_range(
+    db: &Db,
+    (lo, hi): ([u8; 16], [u8; 16]),
+    push_filters: impl FnOnce(&mut Sql),
+) -> AppResult<Option<i64>> {
+    let mut b = db.sql(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS seen, \
+         CAST(COALESCE(SUM(CASE WHEN 1 = 1",
+    );
+    push_filters(&mut b);
+    b.push(
+        " THEN c.n ELSE 0 END), 0) AS BIGINT) AS n FROM (SELECT * FROM ip_combos \
+            WHERE ip_bin BETWEEN ",
+    )
+    .push_bind(lo.to_vec())
+    .push(" AND ")
+    .push_bind(hi.to_vec())
+    .push(" LIMIT ")
+    .push_bind(MAX_IP_ROWS_SUMMED + 1)
+    .push(") c");
+    let row = db.read().one(&b).await?;
+    let seen: i64 = row.get("seen")?;
+    (seen <= MAX_IP_ROWS_SUMMED)
+        .then(|| row.get("n"))
+        .transpose()
 }
 
 /// The first 12 bytes of an IPv4 address's key (mapped into IPv6).
@@ -300,8 +351,8 @@ pub(super) async fn initiator_may_have_used(
     db.read().scalar(&sql).await
 }
 
-/// How many combinations' counts, and initiators' address counts
-/// (`initiator_ips`), differ from the log's own (a recount of every event):
+/// How many combinations' counts, by network (`event_combos`) and by
+/// address (`ip_combos`), differ from the log's own (a recount of every event):
 /// 0 when both tables are exact. For tests and checks; it reads
 /// the whole log.
 pub async fn combo_differences(db: &Db) -> AppResult<i64> {
@@ -314,13 +365,14 @@ pub async fn combo_differences(db: &Db) -> AppResult<i64> {
          GROUP BY 1, 2, 3, 4, 5, 6) d GROUP BY {KEY} HAVING SUM(n) <> 0) x"
     ));
     let combos: i64 = db.read().scalar(&sql).await?;
-    let sql = db.sql(
+    let sql = db.sql(format!(
         "SELECT COUNT(*) FROM (SELECT 1 FROM (\
-         SELECT ip_bin, initiator_kind, initiator_id, n FROM initiator_ips UNION ALL \
-         SELECT ip_bin, initiator_kind, COALESCE(initiator_id, ''), -COUNT(*) FROM events \
-         WHERE ip_bin IS NOT NULL GROUP BY 1, 2, 3) d \
-         GROUP BY ip_bin, initiator_kind, initiator_id HAVING SUM(n) <> 0) x",
-    );
+         SELECT {IPS_KEY}, n FROM ip_combos UNION ALL \
+         SELECT ip_bin, initiator_kind, COALESCE(initiator_id, ''), action, \
+         COALESCE(table_name, ''), -COUNT(*) FROM events \
+         WHERE ip_bin IS NOT NULL GROUP BY 1, 2, 3, 4, 5) d \
+         GROUP BY {IPS_KEY} HAVING SUM(n) <> 0) x"
+    ));
     let ips: i64 = db.read().scalar(&sql).await?;
     Ok(combos + ips)
 }

@@ -930,6 +930,19 @@ pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
         if filters.categorical() || n == 0 {
             return Ok(EventCount::exact(u64::try_from(n).unwrap_or(0)));
         }
+        // An IP range that is not whole networks, without time range:
+        // summed over its addresses' combinations.
+        if let (Some(range), None, None) = (filters.ip, filters.from, filters.to) {
+            let exact = combos::count_in_range(db, range, |b| {
+                for part in [Part::User, Part::Actions, Part::Table] {
+                    filters.push_combo_part(b, part);
+                }
+            })
+            .await?;
+            if let Some(n) = exact {
+                return Ok(EventCount::exact(u64::try_from(n).unwrap_or(0)));
+            }
+        }
     }
     let cap = i64::try_from(COUNT_LIMIT).unwrap_or(i64::MAX) + 1;
     let (mut low, high) = id_range(db).await?;

@@ -52,13 +52,13 @@ pub(super) async fn add(tx: &mut Tx, events: &[NewEvent]) -> AppResult<()> {
 
 /// Takes the events `source` names (it appends `events WHERE …`, or a
 /// partition and a `WHERE`), about to be removed in `tx`, out of both
-/// rollups: their combinations (and initiators' addresses) and their
+/// rollups: their combinations (by network and by address) and their
 /// quarters.
 pub(super) async fn subtract_removed(tx: &mut Tx, source: impl Fn(&mut Sql)) -> AppResult<()> {
     let mut sql = combos::subtract_sql(tx);
     source(&mut sql);
     combos::subtract(tx, sql).await?;
-    combos::subtract_initiator_ips(tx, &source).await?;
+    combos::subtract_ip_combos(tx, &source).await?;
     let mut sql = tx.sql(format!(
         "INSERT INTO event_volume (quarter, action, n) SELECT {QUARTER_OF}, action, -COUNT(*) FROM "
     ));

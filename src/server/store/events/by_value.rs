@@ -11,7 +11,7 @@
 //! sorted by initiator) is then read where its rows are, instead of along
 //! the whole sort order before them; and a value no match has is never read.
 //! With a user filter the IP sort goes by the user's own addresses
-//! (`initiator_ips`), each one seek, not by their networks, whose other
+//! (`ip_combos`), each one seek, not by their networks, whose other
 //! addresses may hold most of the network's events.
 
 use super::super::combos;
@@ -268,8 +268,9 @@ struct ValueRead<'a> {
 
 impl ValueRead<'_> {
     /// With a user filter: the user's addresses in the network `net`
-    /// within the IP filter's range, from the anchor's address on, in fetch
-    /// order (`None`: no user filter, or too many addresses to seek each).
+    /// within the IP filter's range, from the anchor's address on, that
+    /// hold events of the action and table filters, in fetch order (`None`:
+    /// no user filter, or too many addresses to seek each).
     async fn users_addresses(&self, net: &[u8]) -> AppResult<Option<Vec<combos::InitiatorIp>>> {
         let Some(user) = &self.filters.user else {
             return Ok(None);
@@ -291,7 +292,18 @@ impl ValueRead<'_> {
         if lo > hi {
             return Ok(Some(Vec::new()));
         }
-        combos::initiator_ips_in(self.db, user, &lo, &hi, self.desc).await
+        let filters = self.filters;
+        combos::initiator_ips_in(
+            self.db,
+            user,
+            (lo, hi),
+            |b| {
+                filters.push_combo_part(b, Part::Actions);
+                filters.push_combo_part(b, Part::Table);
+            },
+            self.desc,
+        )
+        .await
     }
 
     /// Up to `want` rows of `target` that match, in the page's order:
