@@ -391,7 +391,8 @@ impl ValueRead<'_> {
         match filters.fts.as_deref() {
             Some(fts) => {
                 // The keyword's matches with this value, where the index
-                // holds the value as a token (an action, a table).
+                // holds the value as a token (an action, a table, the
+                // initiators who have a name).
                 filters.push(&mut b, Keyword::Skip);
                 let token = match (column, &target) {
                     (SortColumn::Action, Target::Value(SortValue::Text(v))) => {
@@ -399,6 +400,9 @@ impl ValueRead<'_> {
                     }
                     (SortColumn::Table, Target::Value(SortValue::Text(v))) => {
                         Some(filter_token('t', v))
+                    }
+                    (SortColumn::User, Target::Value(SortValue::Text(name))) => {
+                        named_initiators_token(db, name).await?
                     }
                     _ => None,
                 };
@@ -416,4 +420,42 @@ impl ValueRead<'_> {
         b.push(format!(" ORDER BY {order} LIMIT ")).push_bind(want);
         db.read().all(&b).await?.iter().map(event_row).collect()
     }
+}
+
+/// At most this many initiators with one name are joined into a keyword
+/// search as tokens (see [`named_initiators_token`]).
+const MAX_NAMESAKES: usize = 32;
+
+/// The index tokens of the initiators called `name` (`event_combos` knows
+/// them), as one full-text alternative: a keyword search sorted by user
+/// then intersects them with the words in the index, rather than reading
+/// every match of the words and keeping those with the name. `None` when
+/// `event_combos` cannot say or too many initiators share the name.
+async fn named_initiators_token(db: &Db, name: &str) -> AppResult<Option<String>> {
+    if !combos::usable(db).await? {
+        return Ok(None);
+    }
+    let sql = db
+        .sql(
+            "SELECT DISTINCT initiator_kind, initiator_id FROM event_combos \
+             WHERE initiator_name = ? AND n > 0 LIMIT ?",
+        )
+        .bind(name.to_string())
+        .bind(MAX_NAMESAKES as i64 + 1);
+    let keys: Vec<String> = db
+        .read()
+        .all(&sql)
+        .await?
+        .iter()
+        .map(|row| {
+            let kind: String = row.get("initiator_kind")?;
+            let id: String = row.get("initiator_id")?;
+            Ok(filter_token('u', &format!("{kind}:{id}")))
+        })
+        .collect::<AppResult<_>>()?;
+    Ok(match keys.len() {
+        0 => None,
+        n if n > MAX_NAMESAKES => None,
+        _ => Some(format!("({})", keys.join(" OR "))),
+    })
 }
