@@ -1122,6 +1122,62 @@ async fn a_count_with_a_range_narrower_than_a_network_is_exact_beyond_the_count_
 }
 
 #[tokio::test]
+async fn a_keyword_with_an_ip_range_finds_the_same_events_however_many_people_used_the_range() {
+    // The search names the initiators who acted from the range to the
+    // full-text index: three people, nobody, or more than it names (80).
+    let app = TestApp::new().await;
+    let events: Vec<NewEvent> = (0..4_000u32)
+        .map(|i| {
+            let mut e = sample_event(i, T0 + i64::from(i) * 1_000);
+            let (who, ip) = match i % 4 {
+                0 | 1 => (i % 3, format!("10.1.130.{}", i % 3 + 1)),
+                2 => (100 + i % 80, format!("10.3.{}.1", i % 80)),
+                _ => (200 + i % 5, "192.168.1.1".to_string()),
+            };
+            e.initiator.id = Some(format!("p{who}"));
+            e.initiator.name = Some(format!("Person {who}"));
+            e.ip = Some(ip.parse().unwrap());
+            e.action = ["UPDATE", "CREATE"][i as usize % 2].into();
+            e.description = if i % 3 == 0 {
+                format!("Paid invoice {i}")
+            } else {
+                format!("Opened order {i}")
+            };
+            e
+        })
+        .collect();
+    store::insert_events(&app.db, &events, None).await.unwrap();
+    for (cidr, prefix) in [
+        ("10.1.130.0/24", "10.1.130."),
+        ("10.9.0.0/16", "10.9."),
+        ("10.3.0.0/16", "10.3."),
+    ] {
+        for actions in [vec![], vec!["CREATE".to_string()]] {
+            let keep = |e: &NewEvent| {
+                e.ip.unwrap().to_string().starts_with(prefix)
+                    && e.description.contains("invoice")
+                    && (actions.is_empty() || actions.contains(&e.action))
+            };
+            let truth = events.iter().filter(|e| keep(e)).count();
+            for sort in [SortColumn::Date, SortColumn::User, SortColumn::Action] {
+                let query = EventQuery {
+                    per_page: 100,
+                    ip: Some(cidr.into()),
+                    q: Some("invoice".into()),
+                    actions: actions.clone(),
+                    sort,
+                    ..q()
+                };
+                let what = format!("{cidr} {actions:?} by {}", sort.as_str());
+                assert_eq!(walk(&app, &query).await.len(), truth, "{what}: rows");
+                let count = store::count_matching(&app.db, &query).await.unwrap();
+                assert_eq!(count.total, truth as u64, "{what}: count");
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn count_estimates_stay_within_their_stated_margin_on_skewed_data() {
     // 40,000 events. One user has 90% of them, in long runs (every tenth
     // block of 500 is other people's), so windows of neighbouring ids see

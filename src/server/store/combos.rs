@@ -231,6 +231,50 @@ pub(super) async fn count_in_range(
         .transpose()
 }
 
+/// At most this many initiators of an IP range are named to the full-text
+/// index (see [`initiators_in_range`]).
+const MAX_RANGE_INITIATORS: i64 = 64;
+
+/// The initiators (kind, id; the empty text for none) who sent events from
+/// an address in `[lo, hi]` that `push_filters` (` AND …` over `ip_combos
+/// c`: the action and table filters) keeps; `None` when the range holds
+/// more than [`MAX_IP_ROWS_SUMMED`] rows of the table or more than
+/// [`MAX_RANGE_INITIATORS`] initiators.
+pub(super) async fn initiators_in_range(
+    db: &Db,
+    (lo, hi): ([u8; 16], [u8; 16]),
+    push_filters: impl FnOnce(&mut Sql),
+) -> AppResult<Option<Vec<(String, String)>>> {
+    let rows = db
+        .sql(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM ip_combos \
+             WHERE ip_bin BETWEEN ? AND ? LIMIT ?) r",
+        )
+        .bind(lo.to_vec())
+        .bind(hi.to_vec())
+        .bind(MAX_IP_ROWS_SUMMED + 1);
+    if db.read().scalar::<i64>(&rows).await? > MAX_IP_ROWS_SUMMED {
+        return Ok(None);
+    }
+    let mut b =
+        db.sql("SELECT c.initiator_kind, c.initiator_id FROM ip_combos c WHERE c.ip_bin BETWEEN ");
+    b.push_bind(lo.to_vec())
+        .push(" AND ")
+        .push_bind(hi.to_vec());
+    push_filters(&mut b);
+    b.push(" GROUP BY c.initiator_kind, c.initiator_id HAVING SUM(c.n) > 0 LIMIT ")
+        .push_bind(MAX_RANGE_INITIATORS + 1);
+    let found = db.read().all(&b).await?;
+    if found.len() as i64 > MAX_RANGE_INITIATORS {
+        return Ok(None);
+    }
+    found
+        .iter()
+        .map(|row| Ok((row.get("initiator_kind")?, row.get("initiator_id")?)))
+        .collect::<AppResult<Vec<_>>>()
+        .map(Some)
+}
+
 /// The first 12 bytes of an IPv4 address's key (mapped into IPv6).
 const V4_MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
 

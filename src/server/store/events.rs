@@ -158,6 +158,39 @@ impl Filters {
         })
     }
 
+    /// SQLite, a keyword with an IP range and no user: the initiators who
+    /// acted from the range (`ip_combos`) joined into the full-text query
+    /// as tokens, so the index rules out every other initiator's matches
+    /// before a row is read for its address. Unchanged when there are too
+    /// many to name.
+    pub(super) async fn narrow_keyword_by_ip(mut self, db: &Db) -> AppResult<Self> {
+        let (Some(fts), Some(range), None, Backend::Sqlite) =
+            (&self.fts, self.ip, &self.user, db.backend())
+        else {
+            return Ok(self);
+        };
+        let who = combos::initiators_in_range(db, range, |b| {
+            self.push_combo_part(b, Part::Actions);
+            self.push_combo_part(b, Part::Table);
+        })
+        .await?;
+        if let Some(who) = who {
+            // No initiator: a token no event holds (filter_keys' tokens
+            // start with u, a or t), so the search finds nothing.
+            let tokens: Vec<String> = who
+                .iter()
+                .map(|(kind, id)| filter_token('u', &format!("{kind}:{id}")))
+                .collect();
+            let any = if tokens.is_empty() {
+                "x".to_string()
+            } else {
+                tokens.join(" OR ")
+            };
+            self.fts = Some(format!("{fts} AND filter_keys : ({any})"));
+        }
+        Ok(self)
+    }
+
     fn is_empty(&self) -> bool {
         self.user.is_none()
             && self.actions.is_empty()
@@ -659,7 +692,7 @@ async fn rows_sorted_by_column(
 
 /// One page of the Activity Log for a query.
 pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
-    let filters = Filters::new(q, db.now())?;
+    let filters = Filters::new(q, db.now())?.narrow_keyword_by_ip(db).await?;
     // Before a row and the last page are read backwards, then turned round.
     let reverse = matches!(q.cursor, Some(Cursor::Before(_) | Cursor::End));
     let desc = q.descending != reverse;
@@ -922,6 +955,10 @@ pub async fn search_event_ids(db: &Db, keyword: &str, limit: u32) -> AppResult<V
 /// How many events match: exact up to [`COUNT_LIMIT`], then an estimate from
 /// windows of ids sampled over the part of the log the time range allows.
 pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
+    // Not narrowed by the range's initiators (`narrow_keyword_by_ip`): the
+    // count reads every match either way, and the alternative of their
+    // tokens measured slower (CIDR + keyword counts at 1M: p95 145-187 ms
+    // without, 193-234 ms with).
     let filters = Filters::new(q, db.now())?;
     if filters.fts.is_none() && combos::usable(db).await? {
         // The sum over the filters' combinations: the count itself without
