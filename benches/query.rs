@@ -32,6 +32,16 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
+/// A comma-separated list from the environment (empty when unset).
+fn env_list(name: &str) -> Vec<String> {
+    env_or(name, "")
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 async fn dataset(dir: &str, n: u32) -> Db {
     std::fs::create_dir_all(dir).expect("bench dir");
     common::demo_dataset(&format!("{dir}/query-{n}.db"), n, 11).await
@@ -273,30 +283,20 @@ fn push_cell(cells: &mut Vec<Cell>, c: Cell) {
 async fn matrix(db: &Db, n: u32, runs: usize, dir: &str) {
     let mut cells: Vec<Cell> = Vec::new();
     let started = Instant::now();
-    // BENCH_MATRIX_SKIP: dimensions whose subsets are left out ("keyword,7 days").
-    let skip = env_or("BENCH_MATRIX_SKIP", "");
-    let skip: Vec<&str> = skip
-        .split(',')
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .collect();
+    // BENCH_MATRIX_SKIP: dimensions whose subsets are left out ("keyword,7 days");
     // BENCH_MATRIX_WITH: only the subsets holding every one of these;
     // BENCH_MATRIX_SORTS: only these sort columns ("ip,user").
-    let with = env_or("BENCH_MATRIX_WITH", "");
-    let with: Vec<&str> = with
-        .split(',')
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .collect();
-    let sorts = env_or("BENCH_MATRIX_SORTS", "");
+    let skip = env_list("BENCH_MATRIX_SKIP");
+    let with = env_list("BENCH_MATRIX_WITH");
+    let sorts = env_list("BENCH_MATRIX_SORTS");
     let sorts: Vec<SortColumn> = SortColumn::ALL
         .into_iter()
-        .filter(|c| sorts.is_empty() || sorts.split(',').any(|s| s.trim() == c.as_str()))
+        .filter(|c| sorts.is_empty() || sorts.iter().any(|s| s == c.as_str()))
         .collect();
     let all: Vec<Vec<&str>> = subsets()
         .into_iter()
-        .filter(|s| !s.iter().any(|d| skip.contains(d)))
-        .filter(|s| with.iter().all(|d| s.contains(d)))
+        .filter(|s| !s.iter().any(|d| skip.iter().any(|k| k == d)))
+        .filter(|s| with.iter().all(|d| s.contains(&d.as_str())))
         .collect();
     for (done, subset) in all.iter().cloned().enumerate() {
         eprintln!(

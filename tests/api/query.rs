@@ -647,6 +647,31 @@ async fn walk_back(app: &TestApp, base: &EventQuery) -> Vec<i64> {
     seen
 }
 
+/// Every event's row, newest first, read page by page.
+async fn every_row(app: &TestApp) -> Vec<EventRow> {
+    let mut everything = Vec::new();
+    let mut query = EventQuery {
+        per_page: 250,
+        ..q()
+    };
+    loop {
+        let page = store::list_events(&app.db, &query).await.unwrap();
+        everything.extend(page.rows.iter().cloned());
+        if !page.has_next {
+            return everything;
+        }
+        let last = page.rows.last().unwrap().id;
+        query = query.clone().at(query.page + 1, Some(Cursor::After(last)));
+    }
+}
+
+/// Paging forwards (`after`) and backwards from the end (`before`) both
+/// give `expected`.
+async fn assert_pages_both_ways(app: &TestApp, base: &EventQuery, expected: &[i64], what: &str) {
+    assert_eq!(walk(app, base).await, expected, "forwards, {what}");
+    assert_eq!(walk_back(app, base).await, expected, "backwards, {what}");
+}
+
 #[tokio::test]
 async fn every_sort_column_pages_both_ways_across_equal_values_and_nulls() {
     // 64 events: few distinct values per column (long runs of equal
@@ -699,8 +724,7 @@ async fn every_sort_column_pages_both_ways_across_equal_values_and_nulls() {
                 descending,
                 ..EventQuery::default()
             };
-            assert_eq!(walk(&app, &base).await, expected, "forwards, {what}");
-            assert_eq!(walk_back(&app, &base).await, expected, "backwards, {what}");
+            assert_pages_both_ways(&app, &base, &expected, &what).await;
             // Pages reached by number (an offset) are the same slices.
             for page in [1u32, 4, 7] {
                 let got = ids(&app, &base.clone().at(page, None)).await;
@@ -757,12 +781,8 @@ async fn every_sort_column_pages_both_ways_across_equal_values_and_nulls() {
                     .filter(|id| everything.iter().any(|r| r.id == *id && keep(r)))
                     .collect();
                 assert!(!matching.is_empty(), "filter {n} matches some");
-                assert_eq!(walk(&app, filtered).await, matching, "filter {n}, {what}");
-                assert_eq!(
-                    walk_back(&app, filtered).await,
-                    matching,
-                    "filter {n} backwards, {what}"
-                );
+                assert_pages_both_ways(&app, filtered, &matching, &format!("filter {n}, {what}"))
+                    .await;
             }
         }
     }
@@ -796,17 +816,7 @@ async fn a_sort_the_filter_correlates_with_pages_right_on_a_large_log() {
         })
         .collect();
     store::insert_events(&app.db, &events, None).await.unwrap();
-    let mut everything = Vec::new();
-    let mut query = q();
-    loop {
-        let page = store::list_events(&app.db, &query).await.unwrap();
-        everything.extend(page.rows.iter().cloned());
-        if !page.has_next {
-            break;
-        }
-        let last = page.rows.last().unwrap().id;
-        query = query.clone().at(query.page + 1, Some(Cursor::After(last)));
-    }
+    let everything = every_row(&app).await;
     assert_eq!(everything.len(), 17_000);
     let zed = InitiatorKey {
         kind: "user".into(),
@@ -901,20 +911,7 @@ async fn a_users_events_sorted_by_ip_go_address_by_address_through_shared_networ
         .collect();
     store::insert_events(&app.db, &events, None).await.unwrap();
     assert_eq!(store::combo_differences(&app.db).await.unwrap(), 0);
-    let mut everything = Vec::new();
-    let mut query = EventQuery {
-        per_page: 250,
-        ..q()
-    };
-    loop {
-        let page = store::list_events(&app.db, &query).await.unwrap();
-        everything.extend(page.rows.iter().cloned());
-        if !page.has_next {
-            break;
-        }
-        let last = page.rows.last().unwrap().id;
-        query = query.clone().at(query.page + 1, Some(Cursor::After(last)));
-    }
+    let everything = every_row(&app).await;
     assert_eq!(everything.len(), 3_000);
     let zed = InitiatorKey::parse("user:zed").unwrap();
     let in_upper_half = |r: &EventRow| {
@@ -969,8 +966,7 @@ async fn a_users_events_sorted_by_ip_go_address_by_address_through_shared_networ
                 ..filters.clone()
             };
             let what = format!("{what}, desc={descending}");
-            assert_eq!(walk(&app, &base).await, expected, "forwards, {what}");
-            assert_eq!(walk_back(&app, &base).await, expected, "backwards, {what}");
+            assert_pages_both_ways(&app, &base, &expected, &what).await;
             for page in [2u32, 5] {
                 let from = (page as usize - 1) * 10;
                 assert_eq!(
