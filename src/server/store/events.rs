@@ -84,13 +84,19 @@ fn filter_token(prefix: char, value: &str) -> String {
     token
 }
 
+/// An initiator (kind, id; the empty text for none) as the single token the
+/// index holds for it (`u<kind:id>`).
+fn initiator_token(kind: &str, id: &str) -> String {
+    filter_token('u', &format!("{kind}:{id}"))
+}
+
 /// The keyword query with the user, action and table filters joined in, so
 /// the index intersects them before any row is read.
 fn fts_with_filters(keyword: &str, q: &EventQuery) -> String {
     let mut parts = vec![keyword.to_string()];
     if let Some(user) = &q.user {
-        let key = format!("{}:{}", user.kind, user.id.as_deref().unwrap_or(""));
-        parts.push(format!("filter_keys : {}", filter_token('u', &key)));
+        let token = initiator_token(&user.kind, user.id.as_deref().unwrap_or(""));
+        parts.push(format!("filter_keys : {token}"));
     }
     if !q.actions.is_empty() {
         let any: Vec<String> = q.actions.iter().map(|a| filter_token('a', a)).collect();
@@ -170,8 +176,7 @@ impl Filters {
             return Ok(self);
         };
         let who = combos::initiators_in_range(db, range, |b| {
-            self.push_combo_part(b, Part::Actions);
-            self.push_combo_part(b, Part::Table);
+            self.push_combo_parts(b, &[Part::Actions, Part::Table]);
         })
         .await?;
         if let Some(who) = who {
@@ -179,7 +184,7 @@ impl Filters {
             // start with u, a or t), so the search finds nothing.
             let tokens: Vec<String> = who
                 .iter()
-                .map(|(kind, id)| filter_token('u', &format!("{kind}:{id}")))
+                .map(|(kind, id)| initiator_token(kind, id))
                 .collect();
             let any = if tokens.is_empty() {
                 "x".to_string()
@@ -300,8 +305,14 @@ impl Filters {
     /// ` AND …` for each filter but the keyword and the time range, over
     /// `event_combos c` (see [`super::combos`]).
     pub(super) fn push_on_combos(&self, b: &mut Sql) {
-        for part in [Part::User, Part::Actions, Part::Table, Part::Ip] {
-            self.push_combo_part(b, part);
+        self.push_combo_parts(b, &[Part::User, Part::Actions, Part::Table, Part::Ip]);
+    }
+
+    /// ` AND …` over `event_combos c` or `ip_combos c` for each of `parts`
+    /// that is set.
+    fn push_combo_parts(&self, b: &mut Sql, parts: &[Part]) {
+        for part in parts {
+            self.push_combo_part(b, *part);
         }
     }
 
@@ -971,9 +982,7 @@ pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
         // summed over its addresses' combinations.
         if let (Some(range), None, None) = (filters.ip, filters.from, filters.to) {
             let exact = combos::count_in_range(db, range, |b| {
-                for part in [Part::User, Part::Actions, Part::Table] {
-                    filters.push_combo_part(b, part);
-                }
+                filters.push_combo_parts(b, &[Part::User, Part::Actions, Part::Table]);
             })
             .await?;
             if let Some(n) = exact {

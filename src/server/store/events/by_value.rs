@@ -16,8 +16,8 @@
 
 use super::super::combos;
 use super::{
-    event_row, filter_token, nullable, pg, push_seek, sort_column, sort_index, Anchor, Filters,
-    Keyword, Part, SortValue, ROW_COLUMNS,
+    event_row, filter_token, initiator_token, nullable, pg, push_seek, sort_column, sort_index,
+    Anchor, Filters, Keyword, Part, SortValue, ROW_COLUMNS,
 };
 use crate::errors::AppResult;
 use crate::models::EventRow;
@@ -297,10 +297,7 @@ impl ValueRead<'_> {
             self.db,
             user,
             (lo, hi),
-            |b| {
-                filters.push_combo_part(b, Part::Actions);
-                filters.push_combo_part(b, Part::Table);
-            },
+            |b| filters.push_combo_parts(b, &[Part::Actions, Part::Table]),
             self.desc,
         )
         .await
@@ -450,7 +447,7 @@ async fn named_initiators_token(db: &Db, name: &str) -> AppResult<Option<String>
         .map(|row| {
             let kind: String = row.get("initiator_kind")?;
             let id: String = row.get("initiator_id")?;
-            Ok(filter_token('u', &format!("{kind}:{id}")))
+            Ok(initiator_token(&kind, &id))
         })
         .collect::<AppResult<_>>()?;
     Ok(match keys.len() {
