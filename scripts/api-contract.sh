@@ -9,7 +9,7 @@
 # of cases per operation, a fixed seed and a time budget.
 #
 # One worker: with two, hypothesis parses its strategies' sources in two
-# threads at once, and CPython 3.11 before 3.11.8 (the machine's 3.11.7 and
+# threads at once, and CPython 3.11 (the machine's 3.11.7 and
 # Debian's 3.11.2) then fails with "AST constructor recursion depth mismatch"
 # (CPython gh-106905), an error of the tool, not of the server. The fuzzing
 # phase runs to its time budget either way.
