@@ -29,13 +29,28 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The app. Once hydrated in the browser, its root carries
-/// `data-hydrated="true"` (tests wait for it before clicking).
+/// Set once the page the browser opened is hydrated (see [`PageHydrated`]).
+#[derive(Clone, Copy)]
+struct Hydrated(WriteSignal<bool>);
+
+/// Marks the app hydrated: its effect first runs after the page around it
+/// has been hydrated. A page is a lazy route, hydrated only once its chunk
+/// has loaded, after the app around it; an effect of the app itself ran
+/// before then, and a click on the page in between did nothing.
+#[component]
+pub fn PageHydrated() -> impl IntoView {
+    if let Some(Hydrated(set)) = use_context::<Hydrated>() {
+        Effect::new(move |_| set.set(true));
+    }
+}
+
+/// The app. Once the page it opened is hydrated in the browser, its root
+/// carries `data-hydrated="true"` (tests wait for it before clicking).
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     let (hydrated, set_hydrated) = signal(false);
-    Effect::new(move |_| set_hydrated.set(true));
+    provide_context(Hydrated(set_hydrated));
     view! {
         <Title formatter=|page: String| format!("{page} · Auditdeck") />
         <Router>
@@ -74,7 +89,11 @@ macro_rules! lazy_page {
             }
 
             fn view(_this: Self) -> AnyView {
-                view! { <$page /> }.into_any()
+                view! {
+                    <$page />
+                    <PageHydrated />
+                }
+                .into_any()
             }
         }
     };

@@ -1,3 +1,4 @@
+use crate::app::PageHydrated;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -15,5 +16,6 @@ pub fn NotFound() -> impl IntoView {
                 <p>"There is no page at this address. "<a href="/activity-log">"Go to the Activity Log"</a></p>
             </section>
         </div>
+        <PageHydrated />
     }
 }
