@@ -738,13 +738,30 @@ pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
         };
         let few_keyword_matches = filters.fts.is_some() && !many_keyword_matches;
         let read = by_value::date_read(db, &filters, few_keyword_matches).await?;
+        let through_ip = match (&read, ip_range_matches(db, &filters).await?) {
+            (by_value::DateRead::Nothing, _) | (_, Some(0)) => {
+                return Ok(page_of(Vec::new(), q.paging(), reverse, offset))
+            }
+            (read, Some(matches)) => {
+                let walked = match read {
+                    by_value::DateRead::Along(_, _, n) => *n,
+                    _ => {
+                        let (low, high) = id_range(db).await?;
+                        high - low + 1
+                    }
+                };
+                fewer_through_ip(matches, walked, limit + i64::try_from(offset).unwrap_or(0))
+            }
+            (_, None) => false,
+        };
         let from = match read {
             by_value::DateRead::Nothing => {
                 return Ok(page_of(Vec::new(), q.paging(), reverse, offset))
             }
+            _ if through_ip => "events e INDEXED BY events_ip".to_string(),
             _ if !sqlite && offset == 0 && !filters.is_empty() => {
                 let part = match read {
-                    by_value::DateRead::Along(part, _) => Some(part),
+                    by_value::DateRead::Along(part, _, _) => Some(part),
                     _ => None,
                 };
                 let dir = if desc { "DESC" } else { "ASC" };
@@ -772,7 +789,7 @@ pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
                 .await?;
                 return Ok(page_of(rows, q.paging(), reverse, offset));
             }
-            by_value::DateRead::Along(_, index) if sqlite => {
+            by_value::DateRead::Along(_, index, _) if sqlite => {
                 format!("events e INDEXED BY {index}")
             }
             by_value::DateRead::AsFilters
@@ -828,6 +845,31 @@ pub(super) fn page_of<T>(mut rows: Vec<T>, paging: Paging, reverse: bool, offset
 
 /// Matches up to which a filter's own index is read and its rows sorted.
 const SMALL_SET: i64 = 5_000;
+
+/// SQLite, no keyword, an IP range wider than one address: how many events
+/// from the range the user, action and table filters keep, at any time
+/// (`ip_combos`, exact); `None` when it cannot say.
+async fn ip_range_matches(db: &Db, filters: &Filters) -> AppResult<Option<i64>> {
+    let Some(range) = filters.ip.filter(|(lo, hi)| lo != hi) else {
+        return Ok(None);
+    };
+    if db.backend() != Backend::Sqlite || filters.fts.is_some() || !combos::usable(db).await? {
+        return Ok(None);
+    }
+    combos::count_in_range(db, range, |b| {
+        filters.push_combo_parts(b, &[Part::User, Part::Actions, Part::Table]);
+    })
+    .await
+}
+
+/// Whether reading an IP range's `matches` through the IP index and sorting
+/// them reads fewer rows than a walk in time order along an index of
+/// `walked` entries, which meets a match every `walked / matches` rows, to
+/// find `want` of them. The IP index gives a range's rows in address
+/// order, not time order, so it is read whole; the walk never is.
+fn fewer_through_ip(matches: i64, walked: i64, want: i64) -> bool {
+    matches.saturating_mul(matches) < want.saturating_mul(walked)
+}
 
 /// Whether a date-sorted page should walk the time index and test each row,
 /// rather than let SQLite read a filter's index and sort every match. That
@@ -986,6 +1028,19 @@ pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
             })
             .await?;
             if let Some(n) = exact {
+                return Ok(EventCount::exact(u64::try_from(n).unwrap_or(0)));
+            }
+        }
+        // With a time range, an IP range with few matches at any time:
+        // those are counted through the IP index, at most COUNT_LIMIT rows,
+        // rather than along whichever filter index the planner likes, which
+        // may hold many times more rows in the range.
+        if let Some(matches) = ip_range_matches(db, &filters).await? {
+            if matches <= i64::try_from(COUNT_LIMIT).unwrap_or(i64::MAX) {
+                let mut b =
+                    db.sql("SELECT COUNT(*) FROM events e INDEXED BY events_ip WHERE 1 = 1");
+                filters.push(&mut b, Keyword::Skip);
+                let n: i64 = db.read().scalar(&b).await?;
                 return Ok(EventCount::exact(u64::try_from(n).unwrap_or(0)));
             }
         }

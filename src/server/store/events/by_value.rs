@@ -158,8 +158,8 @@ pub(in crate::server::store) enum DateRead {
     Nothing,
     /// Along the filter index with the fewest entries that gives its
     /// matches in time order (SQLite names it; PostgreSQL walks its filter
-    /// first).
-    Along(Part, &'static str),
+    /// first), with how many entries it holds for the filter.
+    Along(Part, &'static str, i64),
     /// As the filters alone decide (see `walk_time_order`).
     AsFilters,
 }
@@ -184,8 +184,8 @@ pub(in crate::server::store) async fn date_read(
         .await?
         .into_iter()
         .min_by_key(|(_, _, n)| *n)
-        .map_or(DateRead::AsFilters, |(part, index, _)| {
-            DateRead::Along(part, index)
+        .map_or(DateRead::AsFilters, |(part, index, n)| {
+            DateRead::Along(part, index, n)
         }))
 }
 
