@@ -260,12 +260,20 @@ async fn time_cell(
             q = q.at(2, Some(Cursor::End));
         }
         let started = Instant::now();
-        if kind == "count" {
-            rows += store::count_matching(db, &q).await.expect("count").total as usize;
+        let got = if kind == "count" {
+            store::count_matching(db, &q).await.expect("count").total as usize
         } else {
-            rows += store::list_events(db, &q).await.expect("list").rows.len();
-        }
+            store::list_events(db, &q).await.expect("list").rows.len()
+        };
+        rows += got;
         times.push(started.elapsed());
+        if std::env::var("BENCH_VERBOSE").is_ok() {
+            eprintln!(
+                "  run {i} ({kind}, {got} rows): {:.2} ms, {}",
+                started.elapsed().as_secs_f64() * 1000.0,
+                q.to_query_string()
+            );
+        }
     }
     times.sort_unstable();
     (

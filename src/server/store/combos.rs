@@ -206,11 +206,33 @@ const MAX_IP_ROWS_SUMMED: i64 = 50_000;
 /// [`MAX_IP_ROWS_SUMMED`] rows of the table.
 pub(super) async fn count_in_range(
     db: &Db,
-    (lo, hi): ([u8; 16], [u8; 16]),
+    range: ([u8; 16], [u8; 16]),
     push_filters: impl FnOnce(&mut Sql),
 ) -> AppResult<Option<i64>> {
+    Ok(range_sums(db, range, push_filters)
+        .await?
+        .map(|sums| sums.matching))
+}
+
+/// How many events from an address of a range there are, and how many of
+/// them some filters keep (see [`range_sums`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RangeSums {
+    /// Every event from the range: the entries of the IP index in it.
+    pub(super) events: i64,
+    /// Those the filters keep.
+    pub(super) matching: i64,
+}
+
+/// [`count_in_range`], with how many events the range holds in all.
+pub(super) async fn range_sums(
+    db: &Db,
+    (lo, hi): ([u8; 16], [u8; 16]),
+    push_filters: impl FnOnce(&mut Sql),
+) -> AppResult<Option<RangeSums>> {
     let mut b = db.sql(
         "SELECT CAST(COUNT(*) AS BIGINT) AS seen, \
+         CAST(COALESCE(SUM(c.n), 0) AS BIGINT) AS events, \
          CAST(COALESCE(SUM(CASE WHEN 1 = 1",
     );
     push_filters(&mut b);
@@ -226,9 +248,13 @@ pub(super) async fn count_in_range(
     .push(") c");
     let row = db.read().one(&b).await?;
     let seen: i64 = row.get("seen")?;
-    (seen <= MAX_IP_ROWS_SUMMED)
-        .then(|| row.get("n"))
-        .transpose()
+    if seen > MAX_IP_ROWS_SUMMED {
+        return Ok(None);
+    }
+    Ok(Some(RangeSums {
+        events: row.get("events")?,
+        matching: row.get("n")?,
+    }))
 }
 
 /// At most this many initiators of an IP range are named to the full-text

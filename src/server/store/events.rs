@@ -738,11 +738,13 @@ pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
         };
         let few_keyword_matches = filters.fts.is_some() && !many_keyword_matches;
         let read = by_value::date_read(db, &filters, few_keyword_matches).await?;
-        let through_ip = match (&read, ip_range_matches(db, &filters).await?) {
-            (by_value::DateRead::Nothing, _) | (_, Some(0)) => {
+        let ip_sums = ip_range_sums(db, &filters).await?;
+        let through_ip = match (&read, ip_sums) {
+            (by_value::DateRead::Nothing, _) => false,
+            (_, Some(sums)) if sums.matching == 0 => {
                 return Ok(page_of(Vec::new(), q.paging(), reverse, offset))
             }
-            (read, Some(matches)) => {
+            (read, Some(sums)) => {
                 let walked = match read {
                     by_value::DateRead::Along(_, _, n) => *n,
                     _ => {
@@ -750,7 +752,7 @@ pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
                         high - low + 1
                     }
                 };
-                fewer_through_ip(matches, walked, limit + i64::try_from(offset).unwrap_or(0))
+                fewer_through_ip(sums, walked, limit + i64::try_from(offset).unwrap_or(0))
             }
             (_, None) => false,
         };
@@ -793,7 +795,9 @@ pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
                 format!("events e INDEXED BY {index}")
             }
             by_value::DateRead::AsFilters
-                if many_keyword_matches || (sqlite && walk_time_order(db, &filters).await?) =>
+                if many_keyword_matches
+                    || (sqlite
+                        && walk_time_order(db, &filters, ip_sums.map(|s| s.matching)).await?) =>
             {
                 "events e INDEXED BY events_occurred".to_string()
             }
@@ -847,36 +851,38 @@ pub(super) fn page_of<T>(mut rows: Vec<T>, paging: Paging, reverse: bool, offset
 const SMALL_SET: i64 = 5_000;
 
 /// SQLite, no keyword, an IP range wider than one address: how many events
-/// from the range the user, action and table filters keep, at any time
-/// (`ip_combos`, exact); `None` when it cannot say.
-async fn ip_range_matches(db: &Db, filters: &Filters) -> AppResult<Option<i64>> {
+/// the range holds, and how many of them the user, action and table filters
+/// keep, at any time (`ip_combos`, exact); `None` when it cannot say.
+async fn ip_range_sums(db: &Db, filters: &Filters) -> AppResult<Option<combos::RangeSums>> {
     let Some(range) = filters.ip.filter(|(lo, hi)| lo != hi) else {
         return Ok(None);
     };
     if db.backend() != Backend::Sqlite || filters.fts.is_some() || !combos::usable(db).await? {
         return Ok(None);
     }
-    combos::count_in_range(db, range, |b| {
+    combos::range_sums(db, range, |b| {
         filters.push_combo_parts(b, &[Part::User, Part::Actions, Part::Table]);
     })
     .await
 }
 
-/// Whether reading an IP range's `matches` through the IP index and sorting
-/// them reads fewer rows than a walk in time order along an index of
-/// `walked` entries, which meets a match every `walked / matches` rows, to
+/// Whether reading an IP range through the IP index (every one of its
+/// `events`, each row tested against the other filters) and sorting the
+/// matches reads fewer rows than a walk in time order along an index of
+/// `walked` entries, which meets a match every `walked / matching` rows, to
 /// find `want` of them. The IP index gives a range's rows in address
 /// order, not time order, so it is read whole; the walk never is.
-fn fewer_through_ip(matches: i64, walked: i64, want: i64) -> bool {
-    matches.saturating_mul(matches) < want.saturating_mul(walked)
+fn fewer_through_ip(sums: combos::RangeSums, walked: i64, want: i64) -> bool {
+    sums.events.saturating_mul(sums.matching) < want.saturating_mul(walked)
 }
 
 /// Whether a date-sorted page should walk the time index and test each row,
 /// rather than let SQLite read a filter's index and sort every match. That
 /// is the case for a filter whose index does not give rows in time order (a
 /// CIDR range, several action types) when no filter that does (user, table,
-/// one action, one address) narrows it, and the matches are many.
-async fn walk_time_order(db: &Db, filters: &Filters) -> AppResult<bool> {
+/// one action, one address) narrows it, and the matches are many (`known`:
+/// how many there are at any time, when `ip_combos` has said so).
+async fn walk_time_order(db: &Db, filters: &Filters, known: Option<i64>) -> AppResult<bool> {
     let one_address = filters.ip.is_some_and(|(lo, hi)| lo == hi);
     let unordered = (filters.ip.is_some() && !one_address) || filters.actions.len() > 1;
     let ordered = filters.user.is_some()
@@ -886,7 +892,11 @@ async fn walk_time_order(db: &Db, filters: &Filters) -> AppResult<bool> {
     if !unordered || ordered || filters.fts.is_some() {
         return Ok(false);
     }
-    matches_many(db, filters).await
+    match known {
+        // Known only at any time: with a time range, counted in it.
+        Some(n) if filters.from.is_none() && filters.to.is_none() => Ok(n > SMALL_SET),
+        _ => matches_many(db, filters).await,
+    }
 }
 
 /// Whether the filters (but the keyword) match more than [`SMALL_SET`]
@@ -1031,12 +1041,12 @@ pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
                 return Ok(EventCount::exact(u64::try_from(n).unwrap_or(0)));
             }
         }
-        // With a time range, an IP range with few matches at any time:
-        // those are counted through the IP index, at most COUNT_LIMIT rows,
-        // rather than along whichever filter index the planner likes, which
-        // may hold many times more rows in the range.
-        if let Some(matches) = ip_range_matches(db, &filters).await? {
-            if matches <= i64::try_from(COUNT_LIMIT).unwrap_or(i64::MAX) {
+        // With a time range, an IP range of few events at any time: they
+        // are counted through the IP index, at most COUNT_LIMIT rows, rather
+        // than along whichever filter index the planner likes, which may
+        // hold many times more rows in the range.
+        if let Some(sums) = ip_range_sums(db, &filters).await? {
+            if sums.events <= i64::try_from(COUNT_LIMIT).unwrap_or(i64::MAX) {
                 let mut b =
                     db.sql("SELECT COUNT(*) FROM events e INDEXED BY events_ip WHERE 1 = 1");
                 filters.push(&mut b, Keyword::Skip);
