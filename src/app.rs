@@ -29,16 +29,18 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// Set once the page the browser opened is hydrated (see [`PageHydrated`]).
+/// Set once the page the browser opened is hydrated (see
+/// [`mark_hydrated_after_page`]).
 #[derive(Clone, Copy)]
 struct Hydrated(WriteSignal<bool>);
 
-/// Marks the app hydrated: its effect first runs after the page around it
-/// has been hydrated. A page is a lazy route, hydrated only once its chunk
-/// has loaded, after the app around it; an effect of the app itself ran
-/// before then, and a click on the page in between did nothing.
-#[component]
-pub fn PageHydrated() -> impl IntoView {
+/// Marks the app hydrated once the page being built is: called as a page's
+/// view is made, its effect first runs after that view has been hydrated. A
+/// page is a lazy route, hydrated only once its chunk has loaded, after the
+/// app around it; an effect of the app itself ran before then, and a click
+/// on the page in between did nothing. (A function, not a component: each
+/// page's chunk then holds only the call.)
+pub fn mark_hydrated_after_page() {
     if let Some(Hydrated(set)) = use_context::<Hydrated>() {
         Effect::new(move |_| set.set(true));
     }
@@ -89,11 +91,8 @@ macro_rules! lazy_page {
             }
 
             fn view(_this: Self) -> AnyView {
-                view! {
-                    <$page />
-                    <PageHydrated />
-                }
-                .into_any()
+                mark_hydrated_after_page();
+                view! { <$page /> }.into_any()
             }
         }
     };

@@ -1,9 +1,10 @@
-use crate::app::PageHydrated;
+use crate::app::mark_hydrated_after_page;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
 #[component]
 pub fn NotFound() -> impl IntoView {
+    mark_hydrated_after_page();
     #[cfg(feature = "ssr")]
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(axum::http::StatusCode::NOT_FOUND);
@@ -16,6 +17,5 @@ pub fn NotFound() -> impl IntoView {
                 <p>"There is no page at this address. "<a href="/activity-log">"Go to the Activity Log"</a></p>
             </section>
         </div>
-        <PageHydrated />
     }
 }
