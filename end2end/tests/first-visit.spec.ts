@@ -15,21 +15,24 @@ import { firstVisit, kb, pagePaths, signInContext } from './first-visit';
 // 72 KB on /alerts, though a plain form replaced its ActionForm; the activity
 // chart, breakdowns and Overview 4.5 KB on /login, 10-24 KB on the other pages
 // and 72 KB on /activity-log; editing alert rules 16 KB on /settings/alerts,
-// the digest in the viewer's zone 10 KB on /alerts, 0-3 KB elsewhere. To be
-// looked into: wasm-split's chunks across more routes are the suspect.)
+// the digest in the viewer's zone 10 KB on /alerts, 0-3 KB elsewhere; the
+// mark that a page is hydrated, one call in each page's view, took six pages
+// 0.3-0.4 KB past their ceilings, which were raised to their new size plus
+// 1.5 KB. To be looked into: wasm-split's chunks across more routes are the
+// suspect.)
 const TARGET = 350_000;
 const CEILING: Record<string, number> = {
   '/login': 344_400,
-  '/overview': 428_500,
-  '/activity-log': 664_300,
-  '/admin-sessions': 536_600,
+  '/overview': 430_400,
+  '/activity-log': 666_200,
+  '/admin-sessions': 538_500,
   '/integrity': 415_600,
   '/settings/users': 408_300,
   '/settings/api-keys': 398_500,
-  '/settings/retention': 414_700,
+  '/settings/retention': 416_600,
   '/settings/streams': 482_100,
-  '/alerts': 468_300,
-  '/settings/alerts': 446_800,
+  '/alerts': 470_300,
+  '/settings/alerts': 448_700,
 };
 
 for (const path of pagePaths) {
