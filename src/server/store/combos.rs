@@ -197,24 +197,10 @@ pub(super) async fn initiator_ips_in(
 }
 
 /// At most this many rows of `ip_combos` are summed for a count (see
-/// [`count_in_range`]).
+/// [`range_sums`]).
 const MAX_IP_ROWS_SUMMED: i64 = 50_000;
 
-/// How many events from an address in `[lo, hi]` `push_filters` (` AND …`
-/// over `ip_combos c`: the user, action and table filters) keeps: exact,
-/// whatever the range; `None` when the range holds more than
-/// [`MAX_IP_ROWS_SUMMED`] rows of the table.
-pub(super) async fn count_in_range(
-    db: &Db,
-    range: ([u8; 16], [u8; 16]),
-    push_filters: impl FnOnce(&mut Sql),
-) -> AppResult<Option<i64>> {
-    Ok(range_sums(db, range, push_filters)
-        .await?
-        .map(|sums| sums.matching))
-}
-
-/// How many events from an address of a range there are, and how many of
+/// How many events from the addresses of a range there are, and how many of
 /// them some filters keep (see [`range_sums`]).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct RangeSums {
@@ -224,7 +210,10 @@ pub(super) struct RangeSums {
     pub(super) matching: i64,
 }
 
-/// [`count_in_range`], with how many events the range holds in all.
+/// How many events from an address in `[lo, hi]` there are, and how many
+/// of them `push_filters` (` AND …` over `ip_combos c`: the user, action and
+/// table filters) keeps: exact, whatever the range; `None` when the range
+/// holds more than [`MAX_IP_ROWS_SUMMED`] rows of the table.
 pub(super) async fn range_sums(
     db: &Db,
     (lo, hi): ([u8; 16], [u8; 16]),

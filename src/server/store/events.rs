@@ -738,15 +738,17 @@ pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
         };
         let few_keyword_matches = filters.fts.is_some() && !many_keyword_matches;
         let read = by_value::date_read(db, &filters, few_keyword_matches).await?;
-        let ip_sums = ip_range_sums(db, &filters).await?;
-        let through_ip = match (&read, ip_sums) {
-            (by_value::DateRead::Nothing, _) => false,
-            (_, Some(sums)) if sums.matching == 0 => {
+        let ip_sums = match read {
+            by_value::DateRead::Nothing => None,
+            _ => ip_range_sums(db, &filters).await?,
+        };
+        let through_ip = match ip_sums {
+            Some(sums) if sums.matching == 0 => {
                 return Ok(page_of(Vec::new(), q.paging(), reverse, offset))
             }
-            (read, Some(sums)) => {
+            Some(sums) => {
                 let walked = match read {
-                    by_value::DateRead::Along(_, _, n) => *n,
+                    by_value::DateRead::Along(_, _, n) => n,
                     _ => {
                         let (low, high) = id_range(db).await?;
                         high - low + 1
@@ -754,7 +756,7 @@ pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
                 };
                 fewer_through_ip(sums, walked, limit + i64::try_from(offset).unwrap_or(0))
             }
-            (_, None) => false,
+            None => false,
         };
         let from = match read {
             by_value::DateRead::Nothing => {
@@ -1030,28 +1032,32 @@ pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
         if filters.categorical() || n == 0 {
             return Ok(EventCount::exact(u64::try_from(n).unwrap_or(0)));
         }
-        // An IP range that is not whole networks, without time range:
-        // summed over its addresses' combinations.
-        if let (Some(range), None, None) = (filters.ip, filters.from, filters.to) {
-            let exact = combos::count_in_range(db, range, |b| {
+        if let Some(range) = filters.ip {
+            let sums = combos::range_sums(db, range, |b| {
                 filters.push_combo_parts(b, &[Part::User, Part::Actions, Part::Table]);
             })
             .await?;
-            if let Some(n) = exact {
-                return Ok(EventCount::exact(u64::try_from(n).unwrap_or(0)));
-            }
-        }
-        // With a time range, an IP range of few events at any time: they
-        // are counted through the IP index, at most COUNT_LIMIT rows, rather
-        // than along whichever filter index the planner likes, which may
-        // hold many times more rows in the range.
-        if let Some(sums) = ip_range_sums(db, &filters).await? {
-            if sums.events <= i64::try_from(COUNT_LIMIT).unwrap_or(i64::MAX) {
-                let mut b =
-                    db.sql("SELECT COUNT(*) FROM events e INDEXED BY events_ip WHERE 1 = 1");
-                filters.push(&mut b, Keyword::Skip);
-                let n: i64 = db.read().scalar(&b).await?;
-                return Ok(EventCount::exact(u64::try_from(n).unwrap_or(0)));
+            if let Some(sums) = sums {
+                // An IP range that is not whole networks, without time
+                // range: summed over its addresses' combinations.
+                if filters.from.is_none() && filters.to.is_none() {
+                    return Ok(EventCount::exact(u64::try_from(sums.matching).unwrap_or(0)));
+                }
+                // With a time range, a range wider than one address of few
+                // events at any time (SQLite): they are counted through the
+                // IP index, at most COUNT_LIMIT rows, rather than along
+                // whichever filter index the planner likes, which may hold
+                // many times more rows in the range.
+                if db.backend() == Backend::Sqlite
+                    && range.0 != range.1
+                    && sums.events <= i64::try_from(COUNT_LIMIT).unwrap_or(i64::MAX)
+                {
+                    let mut b =
+                        db.sql("SELECT COUNT(*) FROM events e INDEXED BY events_ip WHERE 1 = 1");
+                    filters.push(&mut b, Keyword::Skip);
+                    let n: i64 = db.read().scalar(&b).await?;
+                    return Ok(EventCount::exact(u64::try_from(n).unwrap_or(0)));
+                }
             }
         }
     }
