@@ -393,6 +393,128 @@ async fn keyword_search_finds_the_newest_even_when_events_arrive_late() {
 }
 
 #[tokio::test]
+async fn keyword_search_finds_the_oldest_even_when_events_arrive_late() {
+    let app = TestApp::new().await;
+    // 6,000 events, two in three of them matching, their times shuffled
+    // against insertion order and each time held by three events, two of
+    // them matches (ties broken by id); 250 of them from 10.0.0.0/24.
+    let n = 6_000u32;
+    let events: Vec<NewEvent> = (0..n)
+        .map(|i| {
+            let scrambled = i64::from((i * 7_919) % 2_000);
+            let mut e = sample_event(i, T0 + scrambled * MINUTE);
+            e.description = if i % 3 != 2 {
+                format!("Backup job {i} finished")
+            } else {
+                format!("Routine check {i}")
+            };
+            e
+        })
+        .collect();
+    let stored = store::insert_events(&app.db, &events, None).await.unwrap();
+    let matching = |range: (i64, i64), cidr: bool| -> Vec<i64> {
+        let mut v: Vec<(i64, i64)> = stored
+            .iter()
+            .zip(&events)
+            .filter(|(_, e)| {
+                e.description.starts_with("Backup")
+                    && (range.0..=range.1).contains(&e.occurred_at)
+                    && (!cidr || e.ip.is_some_and(|ip| ip.to_string().starts_with("10.0.0.")))
+            })
+            .map(|(id, e)| (e.occurred_at, *id))
+            .collect();
+        v.sort_unstable();
+        v.into_iter().map(|(_, id)| id).collect()
+    };
+    let oldest_first = EventQuery {
+        q: Some("backup finished".into()),
+        descending: false,
+        per_page: 50,
+        ..EventQuery::default()
+    };
+    let newest_first = EventQuery {
+        descending: true,
+        ..oldest_first.clone()
+    };
+    let everything = (i64::MIN, i64::MAX);
+    let all = matching(everything, false);
+    assert_eq!(all.len(), 4_000);
+    let page = store::list_events(&app.db, &oldest_first).await.unwrap();
+    assert_eq!(
+        page.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+        all[..50]
+    );
+    // Forwards oldest first; from the last page back, newest first (the
+    // last pages are read oldest first); and the other way round.
+    let mut reversed = all.clone();
+    reversed.reverse();
+    assert_eq!(walk(&app, &oldest_first).await, all);
+    assert_eq!(walk_back(&app, &newest_first).await, reversed);
+    assert_eq!(walk_back(&app, &oldest_first).await, all);
+    // Within a time range (its edges held by several events each), and
+    // with a filter the full-text index does not hold.
+    let range = (T0 + 700 * MINUTE, T0 + 1_300 * MINUTE);
+    let ranged = EventQuery {
+        from: Some(range.0),
+        to: Some(range.1),
+        per_page: 25,
+        ..oldest_first.clone()
+    };
+    let in_range = matching(range, false);
+    assert_eq!(in_range.len(), 1_202);
+    assert_eq!(walk(&app, &ranged).await, in_range);
+    let mut back = in_range.clone();
+    back.reverse();
+    let ranged_newest = EventQuery {
+        descending: true,
+        ..ranged.clone()
+    };
+    assert_eq!(walk_back(&app, &ranged_newest).await, back);
+    let cidr = EventQuery {
+        ip: Some("10.0.0.0/24".into()),
+        ..ranged
+    };
+    let in_cidr = matching(range, true);
+    assert!(
+        !in_cidr.is_empty() && in_cidr.len() < 100,
+        "{}",
+        in_cidr.len()
+    );
+    assert_eq!(walk(&app, &cidr).await, in_cidr);
+    // A range no event falls in.
+    let empty = EventQuery {
+        from: Some(T0 - 10 * MINUTE),
+        to: Some(T0 - MINUTE),
+        ..oldest_first
+    };
+    assert!(walk(&app, &empty).await.is_empty());
+    // A user who never acted from the range: nothing, either way, counted
+    // as 0; and from their own address, their one match.
+    let user = |ip: &str| EventQuery {
+        user: Some(InitiatorKey::parse("user:7").unwrap()),
+        ip: Some(ip.into()),
+        from: None,
+        to: None,
+        ..empty.clone()
+    };
+    for descending in [false, true] {
+        let elsewhere = EventQuery {
+            descending,
+            ..user("10.0.5.0/24")
+        };
+        assert!(ids(&app, &elsewhere).await.is_empty());
+        let count = store::count_matching(&app.db, &elsewhere).await.unwrap();
+        assert!(count.exact && count.total == 0);
+        let own = EventQuery {
+            descending,
+            ..user("10.0.0.0/24")
+        };
+        assert_eq!(ids(&app, &own).await, vec![stored[7]]);
+        assert_eq!(store::count_matching(&app.db, &own).await.unwrap().total, 1);
+    }
+}
+
+#[tokio::test]
 async fn counts_are_exact_to_the_limit_then_estimated() {
     let app = TestApp::new().await;
     let n = COUNT_LIMIT as u32 + 6_000;

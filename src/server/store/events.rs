@@ -726,9 +726,18 @@ pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
             i64::try_from(offset).unwrap_or(i64::MAX),
         )
         .await?
-    } else if sqlite && filters.fts.is_some() && desc && offset == 0 {
-        let ids = newest_keyword_matches(db, &filters, anchor.as_ref(), limit).await?;
-        rows_by_ids(db, &ids).await?
+    } else if sqlite && filters.fts.is_some() && offset == 0 {
+        // The keyword's matches read in time order, unless no event has
+        // the other filters' combination of values at all.
+        if by_value::no_combination(db, &filters).await? {
+            return Ok(page_of(Vec::new(), q.paging(), reverse, offset));
+        }
+        let ids = if desc {
+            newest_keyword_matches(db, &filters, anchor.as_ref(), limit).await?
+        } else {
+            oldest_keyword_matches(db, &filters, anchor.as_ref(), limit).await?
+        };
+        rows_by_ids(db, &ids, desc).await?
     } else {
         // A keyword that matches many: the time index is walked and each
         // row looked up in its matches, rather than all of them sorted.
@@ -922,14 +931,15 @@ async fn keyword_matches_many(db: &Db, fts: &str) -> AppResult<bool> {
     Ok(n > SMALL_SET)
 }
 
-/// Rows by id, newest first.
-async fn rows_by_ids(db: &Db, ids: &[i64]) -> AppResult<Vec<EventRow>> {
+/// Rows by id, newest first (`desc`) or oldest first.
+async fn rows_by_ids(db: &Db, ids: &[i64], desc: bool) -> AppResult<Vec<EventRow>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    let dir = if desc { "DESC" } else { "ASC" };
     let mut b = db.sql(format!("SELECT {ROW_COLUMNS} FROM events e WHERE "));
     b.push_in("e.id", ids)
-        .push(" ORDER BY e.occurred_at DESC, e.id DESC");
+        .push(format!(" ORDER BY e.occurred_at {dir}, e.id {dir}"));
     db.read().all(&b).await?.iter().map(event_row).collect()
 }
 
@@ -966,20 +976,10 @@ async fn newest_keyword_matches(
         }
         None => 0,
     };
-    // Whether a match passes the filters the full-text query cannot hold.
-    let mut b = db.sql("SELECT e.occurred_at, e.id, e.max_occurred_at, (1 = 1");
-    filters.push(&mut b, Keyword::Skip);
-    if let Some(anchor) = anchor {
-        push_seek(&mut b, None, anchor, true);
-    }
-    b.push(
-        ") AS passes FROM events_fts f CROSS JOIN events e ON e.id = f.rowid \
-         WHERE events_fts MATCH ",
-    )
-    .push_bind(fts)
-    .push(" AND f.rowid >= ")
-    .push_bind(floor)
-    .push(" ORDER BY f.rowid DESC");
+    let mut b = keyword_candidates(db, filters, fts, anchor, true);
+    b.push(" AND f.rowid >= ")
+        .push_bind(floor)
+        .push(" ORDER BY f.rowid DESC");
     // The best candidates so far, the worst of them on top.
     let mut best: BinaryHeap<Reverse<(i64, i64)>> = BinaryHeap::with_capacity(limit + 1);
     let mut rows = db.stream(&b);
@@ -1001,6 +1001,133 @@ async fn newest_keyword_matches(
     let mut found: Vec<(i64, i64)> = best.into_iter().map(|Reverse(c)| c).collect();
     found.sort_unstable_by(|a, b| b.cmp(a));
     Ok(found.into_iter().map(|(_, id)| id).collect())
+}
+
+/// The full-text matches of `fts` joined to their events, with whether
+/// each passes the filters the full-text query cannot hold and lies past
+/// `anchor` in the fetch direction: `occurred_at, id, max_occurred_at,
+/// passes`, for the caller to bound and order by `f.rowid`.
+fn keyword_candidates(
+    db: &Db,
+    filters: &Filters,
+    fts: &str,
+    anchor: Option<&Anchor>,
+    desc: bool,
+) -> Sql {
+    let mut b = db.sql("SELECT e.occurred_at, e.id, e.max_occurred_at, (1 = 1");
+    filters.push(&mut b, Keyword::Skip);
+    if let Some(anchor) = anchor {
+        push_seek(&mut b, None, anchor, desc);
+    }
+    b.push(
+        ") AS passes FROM events_fts f CROSS JOIN events e ON e.id = f.rowid \
+         WHERE events_fts MATCH ",
+    )
+    .push_bind(fts.to_string());
+    b
+}
+
+/// Full-text matches read at first by [`oldest_keyword_matches`], then
+/// twice as many each time, up to [`MAX_KEYWORD_CHUNK`].
+const FIRST_KEYWORD_CHUNK: i64 = 128;
+const MAX_KEYWORD_CHUNK: i64 = 8_192;
+
+/// The oldest `limit` events that match the keyword and the other filters
+/// (and lie past `anchor`), without collecting every match: the mirror of
+/// [`newest_keyword_matches`].
+///
+/// The full-text matches are read in chunks from the lowest id up (from the
+/// first id that can hold an event late enough: `max_occurred_at`). Ids
+/// follow insertion order, not time, so what stops the read is a look at
+/// the time index: once the best `limit` candidates are found, it asks
+/// whether any event not yet read (a higher id) is older than the latest of
+/// them; when none is, no match still to come can rank higher. With a time
+/// range's end it asks too, before the page is full, whether any event not
+/// yet read lies in the range at all. Each look reads the time index over
+/// the span the page covers, so they come after chunks of doubling size.
+async fn oldest_keyword_matches(
+    db: &Db,
+    filters: &Filters,
+    anchor: Option<&Anchor>,
+    limit: i64,
+) -> AppResult<Vec<i64>> {
+    use std::collections::BinaryHeap;
+
+    let Some(fts) = &filters.fts else {
+        return Ok(Vec::new());
+    };
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
+    // Nothing before this time can be on the page.
+    let lower = match (filters.from, anchor) {
+        (Some(from), Some(a)) => Some(from.max(a.occurred_at)),
+        (from, a) => from.or(a.map(|a| a.occurred_at)),
+    };
+    let mut after = match lower {
+        Some(t) => {
+            let (low, high) = id_range(db).await?;
+            first_id_reaching(db, t, low, high).await? - 1
+        }
+        None => i64::MIN,
+    };
+    // The best candidates so far, the latest of them on top.
+    let mut best: BinaryHeap<(i64, i64)> = BinaryHeap::with_capacity(limit + 1);
+    let mut chunk = FIRST_KEYWORD_CHUNK;
+    loop {
+        let mut b = keyword_candidates(db, filters, fts, anchor, false);
+        b.push(" AND f.rowid > ")
+            .push_bind(after)
+            .push(" ORDER BY f.rowid ASC LIMIT ")
+            .push_bind(chunk);
+        let rows = db.read().all(&b).await?;
+        for row in &rows {
+            let (occurred_at, id, passes): (i64, i64, bool) =
+                (row.get(0)?, row.get(1)?, row.get(3)?);
+            after = id;
+            if passes {
+                best.push((occurred_at, id));
+                if best.len() > limit {
+                    best.pop();
+                }
+            }
+        }
+        if (rows.len() as i64) < chunk {
+            break;
+        }
+        // Whether an event not read yet could still be on the page.
+        let before = if best.len() >= limit {
+            best.peek().map(|(t, _)| *t)
+        } else {
+            filters.to.map(|to| to.saturating_add(1))
+        };
+        if let Some(before) = before {
+            if !any_later_id_before(db, after, lower, before).await? {
+                break;
+            }
+        }
+        chunk = (chunk * 2).min(MAX_KEYWORD_CHUNK);
+    }
+    let mut found: Vec<(i64, i64)> = best.into_vec();
+    found.sort_unstable();
+    Ok(found.into_iter().map(|(_, id)| id).collect())
+}
+
+/// Whether an event with an id above `after` occurred before `before` (and
+/// at or after `lower`): the time index over that span, read from its end,
+/// where such late ids are when there are any.
+async fn any_later_id_before(
+    db: &Db,
+    after: i64,
+    lower: Option<i64>,
+    before: i64,
+) -> AppResult<bool> {
+    let mut b =
+        db.sql("SELECT e.id FROM events e INDEXED BY events_occurred WHERE e.occurred_at < ");
+    b.push_bind(before);
+    if let Some(lower) = lower {
+        b.push(" AND e.occurred_at >= ").push_bind(lower);
+    }
+    b.push(" AND e.id > ").push_bind(after).push(" LIMIT 1");
+    Ok(db.read().scalar_opt::<i64>(&b).await?.is_some())
 }
 
 /// Ids of the events a keyword search matches, newest first.
@@ -1025,13 +1152,16 @@ pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
     // tokens measured slower (CIDR + keyword counts at 1M: p95 145-187 ms
     // without, 193-234 ms with).
     let filters = Filters::new(q, db.now())?;
-    if filters.fts.is_none() && combos::usable(db).await? {
+    let usable = combos::usable(db).await?;
+    if usable {
         // The sum over the filters' combinations: the count itself without
-        // a time range, and with one, when it is 0.
+        // keyword or time range, and with them, when it is 0.
         let n = by_value::combo_sum(db, |b| filters.push_on_combos(b)).await?;
         if filters.categorical() || n == 0 {
             return Ok(EventCount::exact(u64::try_from(n).unwrap_or(0)));
         }
+    }
+    if filters.fts.is_none() && usable {
         if let Some(range) = filters.ip {
             let sums = combos::range_sums(db, range, |b| {
                 filters.push_combo_parts(b, &[Part::User, Part::Actions, Part::Table]);

@@ -152,6 +152,15 @@ pub(in crate::server::store) async fn combo_sum(
     db.read().scalar::<i64>(&b).await
 }
 
+/// Whether no event has the filters' combination of user, actions, table
+/// and IP network at any time (`event_combos`), so nothing can match.
+pub(in crate::server::store) async fn no_combination(
+    db: &Db,
+    filters: &Filters,
+) -> AppResult<bool> {
+    Ok(combos::usable(db).await? && combo_sum(db, |b| filters.push_on_combos(b)).await? == 0)
+}
+
 /// How a date-sorted page with filters but no keyword is read.
 pub(in crate::server::store) enum DateRead {
     /// No event has the filters' combination of values: nothing to read.
@@ -174,7 +183,7 @@ pub(in crate::server::store) async fn date_read(
     if filters.is_empty() || !combos::usable(db).await? {
         return Ok(DateRead::AsFilters);
     }
-    if combo_sum(db, |b| filters.push_on_combos(b)).await? == 0 {
+    if no_combination(db, filters).await? {
         return Ok(DateRead::Nothing);
     }
     if few_keyword_matches {
