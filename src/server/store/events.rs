@@ -225,6 +225,11 @@ impl Filters {
         }
     }
 
+    /// Whether the time range has an end.
+    pub(super) fn has_end(&self) -> bool {
+        self.to.is_some()
+    }
+
     /// The IP filter's range of 16-byte keys, if there is one.
     pub(super) fn ip_range(&self) -> Option<([u8; 16], [u8; 16])> {
         self.ip
@@ -732,11 +737,13 @@ pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
         if by_value::no_combination(db, &filters).await? {
             return Ok(page_of(Vec::new(), q.paging(), reverse, offset));
         }
-        let ids = if desc {
-            newest_keyword_matches(db, &filters, anchor.as_ref(), limit).await?
-        } else {
-            oldest_keyword_matches(db, &filters, anchor.as_ref(), limit).await?
+        let scan = KeywordScan {
+            filters: &filters,
+            fts: filters.fts.as_deref().unwrap_or_default(),
+            extra: &|_| {},
+            anchor: anchor.as_ref(),
         };
+        let ids = keyword_matches_in_time_order(db, scan, desc, limit).await?;
         rows_by_ids(db, &ids, desc).await?
     } else {
         // A keyword that matches many: the time index is walked and each
@@ -954,19 +961,12 @@ async fn rows_by_ids(db: &Db, ids: &[i64], desc: bool) -> AppResult<Vec<EventRow
 /// that late, the rest cannot rank higher — after about `limit` matches when
 /// events arrive in time order. It stops too once that mark falls before the
 /// range's start.
-async fn newest_keyword_matches(
-    db: &Db,
-    filters: &Filters,
-    anchor: Option<&Anchor>,
-    limit: i64,
-) -> AppResult<Vec<i64>> {
+async fn newest_keyword_matches(db: &Db, scan: KeywordScan<'_>, limit: i64) -> AppResult<Vec<i64>> {
     use futures_util::TryStreamExt;
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
 
-    let Some(fts) = &filters.fts else {
-        return Ok(Vec::new());
-    };
+    let filters = scan.filters;
     let limit = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
     // No id below this one can hold an event at or after `from`.
     let floor = match filters.from {
@@ -976,7 +976,7 @@ async fn newest_keyword_matches(
         }
         None => 0,
     };
-    let mut b = keyword_candidates(db, filters, fts, anchor, true);
+    let mut b = scan.candidates(db, true);
     b.push(" AND f.rowid >= ")
         .push_bind(floor)
         .push(" ORDER BY f.rowid DESC");
@@ -1003,28 +1003,52 @@ async fn newest_keyword_matches(
     Ok(found.into_iter().map(|(_, id)| id).collect())
 }
 
-/// The full-text matches of `fts` joined to their events, with whether
-/// each passes the filters the full-text query cannot hold and lies past
-/// `anchor` in the fetch direction: `occurred_at, id, max_occurred_at,
-/// passes`, for the caller to bound and order by `f.rowid`.
-fn keyword_candidates(
-    db: &Db,
-    filters: &Filters,
-    fts: &str,
-    anchor: Option<&Anchor>,
-    desc: bool,
-) -> Sql {
-    let mut b = db.sql("SELECT e.occurred_at, e.id, e.max_occurred_at, (1 = 1");
-    filters.push(&mut b, Keyword::Skip);
-    if let Some(anchor) = anchor {
-        push_seek(&mut b, None, anchor, desc);
+/// What a read of keyword matches in time order looks for: the full-text
+/// query, the filters it cannot hold (tested on each match's row), more
+/// conditions of the caller's (`extra`: ` AND …`, such as a sort value),
+/// and the row the page starts after.
+#[derive(Clone, Copy)]
+struct KeywordScan<'a> {
+    filters: &'a Filters,
+    fts: &'a str,
+    extra: &'a (dyn Fn(&mut Sql) + Sync),
+    anchor: Option<&'a Anchor>,
+}
+
+impl KeywordScan<'_> {
+    /// The full-text matches joined to their events, with whether each
+    /// passes the rest and lies past the anchor in the fetch direction:
+    /// `occurred_at, id, max_occurred_at, passes`, for the caller to bound
+    /// and order by `f.rowid`.
+    fn candidates(&self, db: &Db, desc: bool) -> Sql {
+        let mut b = db.sql("SELECT e.occurred_at, e.id, e.max_occurred_at, (1 = 1");
+        self.filters.push(&mut b, Keyword::Skip);
+        (self.extra)(&mut b);
+        if let Some(anchor) = self.anchor {
+            push_seek(&mut b, None, anchor, desc);
+        }
+        b.push(
+            ") AS passes FROM events_fts f CROSS JOIN events e ON e.id = f.rowid \
+             WHERE events_fts MATCH ",
+        )
+        .push_bind(self.fts.to_string());
+        b
     }
-    b.push(
-        ") AS passes FROM events_fts f CROSS JOIN events e ON e.id = f.rowid \
-         WHERE events_fts MATCH ",
-    )
-    .push_bind(fts.to_string());
-    b
+}
+
+/// The ids of the `limit` matches of `scan` first in time order (newest
+/// first when `desc`), without collecting every match.
+async fn keyword_matches_in_time_order(
+    db: &Db,
+    scan: KeywordScan<'_>,
+    desc: bool,
+    limit: i64,
+) -> AppResult<Vec<i64>> {
+    if desc {
+        newest_keyword_matches(db, scan, limit).await
+    } else {
+        oldest_keyword_matches(db, scan, limit).await
+    }
 }
 
 /// Full-text matches read at first by [`oldest_keyword_matches`], then
@@ -1045,17 +1069,10 @@ const MAX_KEYWORD_CHUNK: i64 = 8_192;
 /// range's end it asks too, before the page is full, whether any event not
 /// yet read lies in the range at all. Each look reads the time index over
 /// the span the page covers, so they come after chunks of doubling size.
-async fn oldest_keyword_matches(
-    db: &Db,
-    filters: &Filters,
-    anchor: Option<&Anchor>,
-    limit: i64,
-) -> AppResult<Vec<i64>> {
+async fn oldest_keyword_matches(db: &Db, scan: KeywordScan<'_>, limit: i64) -> AppResult<Vec<i64>> {
     use std::collections::BinaryHeap;
 
-    let Some(fts) = &filters.fts else {
-        return Ok(Vec::new());
-    };
+    let (filters, anchor) = (scan.filters, scan.anchor);
     let limit = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
     // Nothing before this time can be on the page.
     let lower = match (filters.from, anchor) {
@@ -1073,7 +1090,7 @@ async fn oldest_keyword_matches(
     let mut best: BinaryHeap<(i64, i64)> = BinaryHeap::with_capacity(limit + 1);
     let mut chunk = FIRST_KEYWORD_CHUNK;
     loop {
-        let mut b = keyword_candidates(db, filters, fts, anchor, false);
+        let mut b = scan.candidates(db, false);
         b.push(" AND f.rowid > ")
             .push_bind(after)
             .push(" ORDER BY f.rowid ASC LIMIT ")

@@ -16,8 +16,9 @@
 
 use super::super::combos;
 use super::{
-    event_row, filter_token, initiator_token, nullable, pg, push_seek, sort_column, sort_index,
-    Anchor, Filters, Keyword, Part, SortValue, ROW_COLUMNS,
+    event_row, filter_token, initiator_token, keyword_matches_in_time_order, nullable, pg,
+    push_seek, rows_by_ids, sort_column, sort_index, Anchor, Filters, Keyword, KeywordScan, Part,
+    SortValue, ROW_COLUMNS,
 };
 use crate::errors::AppResult;
 use crate::models::EventRow;
@@ -398,8 +399,8 @@ impl ValueRead<'_> {
             Some(fts) => {
                 // The keyword's matches with this value, where the index
                 // holds the value as a token (an action, a table, the
-                // initiators who have a name).
-                filters.push(&mut b, Keyword::Skip);
+                // initiators who have a name): read in time order from the
+                // full-text index, as far as the page needs.
                 let token = match (column, &target) {
                     (SortColumn::Action, Target::Value(SortValue::Text(v))) => {
                         Some(filter_token('a', v))
@@ -412,12 +413,23 @@ impl ValueRead<'_> {
                     }
                     _ => None,
                 };
-                let fts = match token {
-                    Some(t) => format!("{fts} AND filter_keys : {t}"),
-                    None => fts.to_string(),
-                };
+                // Newest first, a range's end would not stop the read:
+                // every match after it would be read first, for each value.
+                let token = token.filter(|_| !(desc && filters.has_end()));
+                if let Some(token) = token {
+                    let fts = format!("{fts} AND filter_keys : {token}");
+                    let scan = KeywordScan {
+                        filters,
+                        fts: &fts,
+                        extra: &push_value,
+                        anchor: anchor_here,
+                    };
+                    let ids = keyword_matches_in_time_order(db, scan, desc, want).await?;
+                    return rows_by_ids(db, &ids, desc).await;
+                }
+                filters.push(&mut b, Keyword::Skip);
                 b.push(" AND e.id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ")
-                    .push_bind(fts)
+                    .push_bind(fts.to_string())
                     .push(")");
             }
             None => filters.push(&mut b, Keyword::InSet),
