@@ -210,7 +210,9 @@ enum Target<'a> {
 }
 
 /// One sorted page with filters (`None`: read it another way). A keyword's
-/// matches are a set read from the full-text index for each value.
+/// matches are read from the full-text index for each value: in time order
+/// as far as the page needs where the index holds the value as a token, else
+/// as a set.
 pub(in crate::server::store) async fn rows(
     db: &Db,
     filters: &Filters,
