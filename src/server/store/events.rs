@@ -970,10 +970,7 @@ async fn newest_keyword_matches(db: &Db, scan: KeywordScan<'_>, limit: i64) -> A
     let limit = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
     // No id below this one can hold an event at or after `from`.
     let floor = match filters.from {
-        Some(from) => {
-            let (low, high) = id_range(db).await?;
-            first_id_reaching(db, from, low, high).await?
-        }
+        Some(from) => first_id_at(db, from).await?,
         None => 0,
     };
     let mut b = scan.candidates(db, true);
@@ -1080,10 +1077,7 @@ async fn oldest_keyword_matches(db: &Db, scan: KeywordScan<'_>, limit: i64) -> A
         (from, a) => from.or(a.map(|a| a.occurred_at)),
     };
     let mut after = match lower {
-        Some(t) => {
-            let (low, high) = id_range(db).await?;
-            first_id_reaching(db, t, low, high).await? - 1
-        }
+        Some(t) => first_id_at(db, t).await? - 1,
         None => i64::MIN,
     };
     // The best candidates so far, the latest of them on top.
@@ -1377,6 +1371,13 @@ async fn first_id_reaching(db: &Db, from: i64, mut low: i64, mut high: i64) -> A
         }
     }
     Ok(low)
+}
+
+/// The first id of the log that can hold an event at or after `t` (see
+/// [`first_id_reaching`]).
+async fn first_id_at(db: &Db, t: i64) -> AppResult<i64> {
+    let (low, high) = id_range(db).await?;
+    first_id_reaching(db, t, low, high).await
 }
 
 /// An estimate to three significant digits.

@@ -184,7 +184,7 @@ pub(in crate::server::store) async fn date_read(
     if filters.is_empty() || !combos::usable(db).await? {
         return Ok(DateRead::AsFilters);
     }
-    if no_combination(db, filters).await? {
+    if combo_sum(db, |b| filters.push_on_combos(b)).await? == 0 {
         return Ok(DateRead::Nothing);
     }
     if few_keyword_matches {
@@ -393,42 +393,48 @@ impl ValueRead<'_> {
             )
             .await;
         }
+        // A keyword's matches with this value, where the index holds the
+        // value as a token (an action, a table, the initiators who have a
+        // name): read in time order from the full-text index, as far as the
+        // page needs. Not newest first with a range's end, which would not
+        // stop the read: every match after it would be read first, for each
+        // value.
+        if let Some(fts) = filters
+            .fts
+            .as_deref()
+            .filter(|_| !(desc && filters.has_end()))
+        {
+            let token = match (column, &target) {
+                (SortColumn::Action, Target::Value(SortValue::Text(v))) => {
+                    Some(filter_token('a', v))
+                }
+                (SortColumn::Table, Target::Value(SortValue::Text(v))) => {
+                    Some(filter_token('t', v))
+                }
+                (SortColumn::User, Target::Value(SortValue::Text(name))) => {
+                    named_initiators_token(db, name).await?
+                }
+                _ => None,
+            };
+            if let Some(token) = token {
+                let fts = format!("{fts} AND filter_keys : {token}");
+                let scan = KeywordScan {
+                    filters,
+                    fts: &fts,
+                    extra: &push_value,
+                    anchor: anchor_here,
+                };
+                let ids = keyword_matches_in_time_order(db, scan, desc, want).await?;
+                return rows_by_ids(db, &ids, desc).await;
+            }
+        }
         let mut b = db.sql(format!(
             "SELECT {ROW_COLUMNS} FROM events e INDEXED BY {index} WHERE 1 = 1"
         ));
         push_value(&mut b);
         match filters.fts.as_deref() {
+            // Otherwise the keyword's matches as a set.
             Some(fts) => {
-                // The keyword's matches with this value, where the index
-                // holds the value as a token (an action, a table, the
-                // initiators who have a name): read in time order from the
-                // full-text index, as far as the page needs.
-                let token = match (column, &target) {
-                    (SortColumn::Action, Target::Value(SortValue::Text(v))) => {
-                        Some(filter_token('a', v))
-                    }
-                    (SortColumn::Table, Target::Value(SortValue::Text(v))) => {
-                        Some(filter_token('t', v))
-                    }
-                    (SortColumn::User, Target::Value(SortValue::Text(name))) => {
-                        named_initiators_token(db, name).await?
-                    }
-                    _ => None,
-                };
-                // Newest first, a range's end would not stop the read:
-                // every match after it would be read first, for each value.
-                let token = token.filter(|_| !(desc && filters.has_end()));
-                if let Some(token) = token {
-                    let fts = format!("{fts} AND filter_keys : {token}");
-                    let scan = KeywordScan {
-                        filters,
-                        fts: &fts,
-                        extra: &push_value,
-                        anchor: anchor_here,
-                    };
-                    let ids = keyword_matches_in_time_order(db, scan, desc, want).await?;
-                    return rows_by_ids(db, &ids, desc).await;
-                }
                 filters.push(&mut b, Keyword::Skip);
                 b.push(" AND e.id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ")
                     .push_bind(fts.to_string())
