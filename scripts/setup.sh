@@ -149,5 +149,14 @@ build_release() {
   step "building the release (server + wasm)"
   # --split: each page's code in its own chunk; --precompress: brotli and
   # gzip files beside each asset, served as they are.
-  cargo leptos build --release --split --precompress
+  #
+  # The browser build is made with the checkout's and Cargo's folders
+  # written as fixed names: file paths end up in the code (panic locations),
+  # so without this the bundle's size (and the first-visit test's ceilings)
+  # would depend on where the project was cloned. The server build keeps
+  # build.rustflags from .cargo/config.toml; this repeats the one flag the
+  # two builds must share.
+  local cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--cfg erase_components --remap-path-prefix=$ROOT=/auditdeck --remap-path-prefix=$cargo_home=/cargo" \
+    cargo leptos build --release --split --precompress
 }
