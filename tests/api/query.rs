@@ -515,6 +515,82 @@ async fn keyword_search_finds_the_oldest_even_when_events_arrive_late() {
 }
 
 #[tokio::test]
+async fn a_keyword_range_with_an_end_finds_late_arrivals_in_every_sort() {
+    let app = TestApp::new().await;
+    // 9,000 events a minute apart, inserted in time order, two in three of
+    // them matching (more than are simply sorted); then late arrivals: some
+    // in the range, some after its end, some before its start. A newest-first
+    // read starts at the range's end and looks the late ones up on their own;
+    // beyond a few hundred of them it reads from the newest match instead.
+    // Either way every sort gives every match once, in order.
+    let event = |i: u32, t: i64| {
+        let mut e = sample_event(i, t);
+        if i % 3 == 2 {
+            e.description = format!("Routine check {i}");
+        }
+        e.action = ["UPDATE", "CREATE", "DELETE"][(i / 7) as usize % 3].into();
+        e.table_name =
+            Some(["orders", "payments", "users", "refunds"][(i / 5) as usize % 4].into());
+        e.initiator.id = Some(format!("u{}", i % 40));
+        e.initiator.name = Some(format!("Person {:02}", i % 40));
+        e
+    };
+    let events: Vec<NewEvent> = (0..9_000u32)
+        .map(|i| event(i, T0 + i64::from(i) * MINUTE))
+        .collect();
+    store::insert_events(&app.db, &events, None).await.unwrap();
+    let (from, to) = (T0 + 3_000 * MINUTE, T0 + 6_000 * MINUTE);
+    let late = |n: u32, base: u32, start: i64, step: i64| -> Vec<NewEvent> {
+        (0..n)
+            .map(|k| event(base + k, start + i64::from(k) * step))
+            .collect()
+    };
+    let mut first = late(24, 9_000, from + 17 * MINUTE, 119 * MINUTE);
+    first.extend(late(9, 9_100, to + MINUTE, 301 * MINUTE));
+    first.extend(late(9, 9_200, from - 900 * MINUTE, 97 * MINUTE));
+    // The range's own edges, arriving late.
+    first.extend([event(9_300, from), event(9_301, to), event(9_303, to + 1)]);
+    let second = late(400, 10_000, from + 3 * MINUTE, 7 * MINUTE + 13);
+    for (phase, batch) in [first, second].into_iter().enumerate() {
+        store::insert_events(&app.db, &batch, None).await.unwrap();
+        let everything = every_row(&app).await;
+        for column in [
+            SortColumn::Date,
+            SortColumn::Action,
+            SortColumn::Table,
+            SortColumn::User,
+        ] {
+            for descending in [true, false] {
+                let mut expected: Vec<&EventRow> = everything
+                    .iter()
+                    .filter(|r| r.description.contains("invoice"))
+                    .filter(|r| (from..=to).contains(&r.occurred_at))
+                    .collect();
+                expected.sort_by_key(|r| sort_key(r, column));
+                if descending {
+                    expected.reverse();
+                }
+                let expected: Vec<i64> = expected.iter().map(|r| r.id).collect();
+                let query = EventQuery {
+                    q: Some("invoice".into()),
+                    from: Some(from),
+                    to: Some(to),
+                    sort: column,
+                    descending,
+                    per_page: 50,
+                    ..EventQuery::default()
+                };
+                let what = format!("phase {phase}, {column:?}, descending {descending}");
+                assert_pages_both_ways(&app, &query, &expected, &what).await;
+                let count = store::count_matching(&app.db, &query).await.unwrap();
+                assert!(count.exact, "{what}");
+                assert_eq!(count.total as usize, expected.len(), "{what}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn counts_are_exact_to_the_limit_then_estimated() {
     let app = TestApp::new().await;
     let n = COUNT_LIMIT as u32 + 6_000;

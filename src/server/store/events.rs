@@ -225,11 +225,6 @@ impl Filters {
         }
     }
 
-    /// Whether the time range has an end.
-    pub(super) fn has_end(&self) -> bool {
-        self.to.is_some()
-    }
-
     /// The IP filter's range of 16-byte keys, if there is one.
     pub(super) fn ip_range(&self) -> Option<([u8; 16], [u8; 16])> {
         self.ip
@@ -742,6 +737,7 @@ pub async fn list_events(db: &Db, q: &EventQuery) -> AppResult<EventPage> {
             fts: filters.fts.as_deref().unwrap_or_default(),
             extra: &|_| {},
             anchor: anchor.as_ref(),
+            newest: None,
         };
         let ids = keyword_matches_in_time_order(db, scan, desc, limit).await?;
         rows_by_ids(db, &ids, desc).await?
@@ -961,6 +957,11 @@ async fn rows_by_ids(db: &Db, ids: &[i64], desc: bool) -> AppResult<Vec<EventRow
 /// that late, the rest cannot rank higher — after about `limit` matches when
 /// events arrive in time order. It stops too once that mark falls before the
 /// range's start.
+///
+/// With a range's end, the read starts below the first id whose mark is
+/// past it (every event after that id is later than the end, but for late
+/// arrivals, which are looked up on their own: [`RangeEnd`]), rather than
+/// reading every match after the end first.
 async fn newest_keyword_matches(db: &Db, scan: KeywordScan<'_>, limit: i64) -> AppResult<Vec<i64>> {
     use futures_util::TryStreamExt;
     use std::cmp::Reverse;
@@ -968,26 +969,49 @@ async fn newest_keyword_matches(db: &Db, scan: KeywordScan<'_>, limit: i64) -> A
 
     let filters = scan.filters;
     let limit = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
-    // No id below this one can hold an event at or after `from`.
-    let floor = match filters.from {
-        Some(from) => first_id_at(db, from).await?,
-        None => 0,
+    let own;
+    let bounds = match scan.newest {
+        Some(bounds) => bounds,
+        None => {
+            own = NewestBounds::find(db, filters).await?;
+            &own
+        }
     };
-    let mut b = scan.candidates(db, true);
-    b.push(" AND f.rowid >= ")
-        .push_bind(floor)
-        .push(" ORDER BY f.rowid DESC");
+    let (floor, end) = (bounds.floor, bounds.end.as_ref());
     // The best candidates so far, the worst of them on top.
     let mut best: BinaryHeap<Reverse<(i64, i64)>> = BinaryHeap::with_capacity(limit + 1);
+    let keep = |best: &mut BinaryHeap<Reverse<(i64, i64)>>, occurred_at: i64, id: i64| {
+        best.push(Reverse((occurred_at, id)));
+        if best.len() > limit {
+            best.pop();
+        }
+    };
+    if let Some(end) = end {
+        if !end.late.is_empty() {
+            let mut b = scan.candidates(db, true);
+            b.push(" AND ");
+            b.push_in("f.rowid", &end.late);
+            for row in db.read().all(&b).await? {
+                let (occurred_at, id, passes): (i64, i64, bool) =
+                    (row.get(0)?, row.get(1)?, row.get(3)?);
+                if passes {
+                    keep(&mut best, occurred_at, id);
+                }
+            }
+        }
+    }
+    let mut b = scan.candidates(db, true);
+    b.push(" AND f.rowid >= ").push_bind(floor);
+    if let Some(end) = end {
+        b.push(" AND f.rowid <= ").push_bind(end.top);
+    }
+    b.push(" ORDER BY f.rowid DESC");
     let mut rows = db.stream(&b);
     while let Some(row) = rows.try_next().await? {
         let (occurred_at, id, mark, passes): (i64, i64, i64, bool) =
             (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
         if passes {
-            best.push(Reverse((occurred_at, id)));
-            if best.len() > limit {
-                best.pop();
-            }
+            keep(&mut best, occurred_at, id);
         }
         let full = best.len() >= limit && best.peek().is_some_and(|Reverse((t, _))| *t >= mark);
         let before_range = filters.from.is_some_and(|from| mark < from);
@@ -1000,16 +1024,100 @@ async fn newest_keyword_matches(db: &Db, scan: KeywordScan<'_>, limit: i64) -> A
     Ok(found.into_iter().map(|(_, id)| id).collect())
 }
 
+/// Late arrivals past a range's end looked up one by one, at most: beyond
+/// this many, a newest-first keyword read starts from the newest match.
+const MAX_LATE_IDS: i64 = 256;
+
+/// The ids a newest-first keyword read goes down through: from the range's
+/// end (see [`RangeEnd`]) to `floor`, below which no event is at or after
+/// the range's start.
+pub(super) struct NewestBounds {
+    floor: i64,
+    end: Option<RangeEnd>,
+}
+
+impl NewestBounds {
+    pub(super) async fn find(db: &Db, filters: &Filters) -> AppResult<Self> {
+        let floor = match filters.from {
+            Some(from) => first_id_at(db, from).await?,
+            None => 0,
+        };
+        let end = match filters.to {
+            Some(to) => RangeEnd::find(db, filters.from, to).await?,
+            None => None,
+        };
+        Ok(NewestBounds { floor, end })
+    }
+
+    /// Whether the read starts at the range's end, or there is none: when
+    /// not, every match after the end is read first.
+    pub(super) fn starts_at_the_end(&self, filters: &Filters) -> bool {
+        filters.to.is_none() || self.end.is_some()
+    }
+}
+
+/// Where a newest-first read of a range with an end starts: every event
+/// with an id above `top` occurred after the end, but for the `late` ones
+/// (arrived after later events: backfills, delayed deliveries).
+pub(super) struct RangeEnd {
+    top: i64,
+    late: Vec<i64>,
+}
+
+impl RangeEnd {
+    /// `top` is the last id before the first whose `max_occurred_at` is
+    /// past `to`; the late ones above it come from the index of late
+    /// arrivals (`events_late`). `None` when there are too many of them.
+    async fn find(db: &Db, from: Option<i64>, to: i64) -> AppResult<Option<Self>> {
+        let (low, high) = id_range(db).await?;
+        let first_past = first_id_reaching(db, to.saturating_add(1), low, high).await?;
+        let mark: Option<i64> = db
+            .read()
+            .scalar_opt(
+                &db.sql("SELECT max_occurred_at FROM events WHERE id = ?")
+                    .bind(first_past),
+            )
+            .await?;
+        if mark.is_none_or(|m| m <= to) {
+            // No event is past the end.
+            return Ok(Some(RangeEnd {
+                top: high,
+                late: Vec::new(),
+            }));
+        }
+        let top = first_past - 1;
+        let mut b = db.sql(
+            "SELECT e.id FROM events e INDEXED BY events_late \
+             WHERE e.occurred_at < e.max_occurred_at AND e.occurred_at <= ",
+        );
+        b.push_bind(to);
+        if let Some(from) = from {
+            b.push(" AND e.occurred_at >= ").push_bind(from);
+        }
+        b.push(" AND e.id > ")
+            .push_bind(top)
+            .push(" LIMIT ")
+            .push_bind(MAX_LATE_IDS + 1);
+        let late: Vec<i64> = db.read().column(&b).await?;
+        if late.len() as i64 > MAX_LATE_IDS {
+            return Ok(None);
+        }
+        Ok(Some(RangeEnd { top, late }))
+    }
+}
+
 /// What a read of keyword matches in time order looks for: the full-text
 /// query, the filters it cannot hold (tested on each match's row), more
 /// conditions of the caller's (`extra`: ` AND …`, such as a sort value),
-/// and the row the page starts after.
+/// and the row the page starts after; for a newest-first read, its bounds
+/// when the caller has found them already.
 #[derive(Clone, Copy)]
 struct KeywordScan<'a> {
     filters: &'a Filters,
     fts: &'a str,
     extra: &'a (dyn Fn(&mut Sql) + Sync),
     anchor: Option<&'a Anchor>,
+    newest: Option<&'a NewestBounds>,
 }
 
 impl KeywordScan<'_> {
@@ -1211,6 +1319,27 @@ pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
         .fts
         .as_ref()
         .filter(|_| db.backend() == Backend::Sqlite);
+    // With a keyword and a range's end: the matches from the range's end
+    // down, and its late arrivals on their own (see [`RangeEnd`]), rather
+    // than every match after the end first.
+    let end = match (fts_index, filters.to) {
+        (Some(_), Some(to)) => RangeEnd::find(db, filters.from, to).await?,
+        _ => None,
+    };
+    let mut late = 0;
+    if let (Some(fts), Some(end)) = (fts_index, &end) {
+        if !end.late.is_empty() {
+            let mut b = db.sql(
+                "SELECT COUNT(*) FROM events_fts f CROSS JOIN events e ON e.id = f.rowid \
+                 WHERE events_fts MATCH ",
+            );
+            b.push_bind(fts).push(" AND ");
+            b.push_in("f.rowid", &end.late);
+            filters.push(&mut b, Keyword::Skip);
+            late = u64::try_from(db.read().scalar::<i64>(&b).await?).unwrap_or(0);
+        }
+    }
+    let high = end.as_ref().map_or(high, |end| end.top);
     let mut b = if let Some(fts) = fts_index {
         // Driven by the full-text index, newest first and never below the
         // first id the range can reach, so it stops at the cap.
@@ -1218,7 +1347,11 @@ pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
             "SELECT COUNT(*) FROM (SELECT 1 FROM events_fts f CROSS JOIN events e ON e.id = f.rowid \
              WHERE events_fts MATCH ",
         );
-        b.push_bind(fts).push(" AND f.rowid >= ").push_bind(low);
+        b.push_bind(fts)
+            .push(" AND f.rowid BETWEEN ")
+            .push_bind(low)
+            .push(" AND ")
+            .push_bind(high);
         b
     } else {
         db.sql("SELECT COUNT(*) FROM (SELECT 1 FROM events e WHERE 1 = 1")
@@ -1230,8 +1363,8 @@ pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
     b.push(" LIMIT ").push_bind(cap).push(") m");
     let n: i64 = db.read().scalar(&b).await?;
     let n = u64::try_from(n).unwrap_or(0);
-    if n <= COUNT_LIMIT {
-        return Ok(EventCount::exact(n));
+    if n + late <= COUNT_LIMIT {
+        return Ok(EventCount::exact(n + late));
     }
     if filters.is_empty() {
         // Every id in the span is an event, but for the few deleted.
@@ -1239,8 +1372,9 @@ pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
     }
     // Each window is a short range scan of the primary key (NOT INDEXED
     // keeps the planner off the filter indexes, which would read every
-    // match of the filter per window).
-    estimate_by_windows(low, high, |start, end| {
+    // match of the filter per window). Late arrivals past the range's end,
+    // if any, are counted already.
+    let estimate = estimate_by_windows(low, high, |start, end| {
         let mut b = if let Some(fts) = fts_index {
             let mut b = db.sql(
                 "SELECT COUNT(*) FROM events_fts f CROSS JOIN events e NOT INDEXED \
@@ -1267,7 +1401,11 @@ pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
         filters.push(&mut b, Keyword::Skip);
         async move { db.read().scalar::<i64>(&b).await }
     })
-    .await
+    .await?;
+    Ok(EventCount {
+        total: round_estimate(estimate.total + late),
+        ..estimate
+    })
 }
 
 fn span_of(low: i64, high: i64) -> u64 {

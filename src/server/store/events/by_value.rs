@@ -17,8 +17,8 @@
 use super::super::combos;
 use super::{
     event_row, filter_token, initiator_token, keyword_matches_in_time_order, nullable, pg,
-    push_seek, rows_by_ids, sort_column, sort_index, Anchor, Filters, Keyword, KeywordScan, Part,
-    SortValue, ROW_COLUMNS,
+    push_seek, rows_by_ids, sort_column, sort_index, Anchor, Filters, Keyword, KeywordScan,
+    NewestBounds, Part, SortValue, ROW_COLUMNS,
 };
 use crate::errors::AppResult;
 use crate::models::EventRow;
@@ -234,6 +234,12 @@ pub(in crate::server::store) async fn rows(
         indexes: filter_indexes(db, filters).await?,
         anchor,
         desc,
+        newest: match &filters.fts {
+            Some(_) if desc && db.backend() == Backend::Sqlite => {
+                Some(NewestBounds::find(db, filters).await?)
+            }
+            _ => None,
+        },
     };
     let mut rows: Vec<EventRow> = Vec::new();
     for value in values {
@@ -276,6 +282,8 @@ struct ValueRead<'a> {
     indexes: Vec<(Part, &'static str, i64)>,
     anchor: Option<&'a Anchor>,
     desc: bool,
+    /// Where newest-first keyword reads go, for a keyword page newest first.
+    newest: Option<NewestBounds>,
 }
 
 impl ValueRead<'_> {
@@ -396,14 +404,14 @@ impl ValueRead<'_> {
         // A keyword's matches with this value, where the index holds the
         // value as a token (an action, a table, the initiators who have a
         // name): read in time order from the full-text index, as far as the
-        // page needs. Not newest first with a range's end, which would not
-        // stop the read: every match after it would be read first, for each
-        // value.
-        if let Some(fts) = filters
-            .fts
-            .as_deref()
-            .filter(|_| !(desc && filters.has_end()))
-        {
+        // page needs. Not newest first with a range's end the read cannot
+        // start at, which would not stop it: every match after the end
+        // would be read first, for each value.
+        let at_the_end = self
+            .newest
+            .as_ref()
+            .is_none_or(|bounds| bounds.starts_at_the_end(filters));
+        if let Some(fts) = filters.fts.as_deref().filter(|_| at_the_end) {
             let token = match (column, &target) {
                 (SortColumn::Action, Target::Value(SortValue::Text(v))) => {
                     Some(filter_token('a', v))
@@ -423,6 +431,7 @@ impl ValueRead<'_> {
                     fts: &fts,
                     extra: &push_value,
                     anchor: anchor_here,
+                    newest: self.newest.as_ref(),
                 };
                 let ids = keyword_matches_in_time_order(db, scan, desc, want).await?;
                 return rows_by_ids(db, &ids, desc).await;
