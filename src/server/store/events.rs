@@ -1038,12 +1038,13 @@ pub(super) struct NewestBounds {
 
 impl NewestBounds {
     pub(super) async fn find(db: &Db, filters: &Filters) -> AppResult<Self> {
+        let ids = id_range(db).await?;
         let floor = match filters.from {
-            Some(from) => first_id_at(db, from).await?,
+            Some(from) => first_id_reaching(db, from, ids.0, ids.1).await?,
             None => 0,
         };
         let end = match filters.to {
-            Some(to) => RangeEnd::find(db, filters.from, to).await?,
+            Some(to) => RangeEnd::find(db, filters.from, to, ids).await?,
             None => None,
         };
         Ok(NewestBounds { floor, end })
@@ -1066,26 +1067,23 @@ pub(super) struct RangeEnd {
 
 impl RangeEnd {
     /// `top` is the last id before the first whose `max_occurred_at` is
-    /// past `to`; the late ones above it come from the index of late
-    /// arrivals (`events_late`). `None` when there are too many of them.
-    async fn find(db: &Db, from: Option<i64>, to: i64) -> AppResult<Option<Self>> {
-        let (low, high) = id_range(db).await?;
-        let first_past = first_id_reaching(db, to.saturating_add(1), low, high).await?;
-        let mark: Option<i64> = db
-            .read()
-            .scalar_opt(
-                &db.sql("SELECT max_occurred_at FROM events WHERE id = ?")
-                    .bind(first_past),
-            )
-            .await?;
-        if mark.is_none_or(|m| m <= to) {
-            // No event is past the end.
+    /// past `to` (of the log's ids, `(low, high)`); the late ones above it
+    /// come from the index of late arrivals (`events_late`). `None` when
+    /// there are too many of them.
+    async fn find(
+        db: &Db,
+        from: Option<i64>,
+        to: i64,
+        (low, high): (i64, i64),
+    ) -> AppResult<Option<Self>> {
+        // One past the highest id when no event is past the end.
+        let top = first_id_reaching(db, to.saturating_add(1), low, high + 1).await? - 1;
+        if top >= high {
             return Ok(Some(RangeEnd {
-                top: high,
+                top,
                 late: Vec::new(),
             }));
         }
-        let top = first_past - 1;
         let mut b = db.sql(
             "SELECT e.id FROM events e INDEXED BY events_late \
              WHERE e.occurred_at < e.max_occurred_at AND e.occurred_at <= ",
@@ -1323,7 +1321,7 @@ pub async fn count_matching(db: &Db, q: &EventQuery) -> AppResult<EventCount> {
     // down, and its late arrivals on their own (see [`RangeEnd`]), rather
     // than every match after the end first.
     let end = match (fts_index, filters.to) {
-        (Some(_), Some(to)) => RangeEnd::find(db, filters.from, to).await?,
+        (Some(_), Some(to)) => RangeEnd::find(db, filters.from, to, (low, high)).await?,
         _ => None,
     };
     let mut late = 0;

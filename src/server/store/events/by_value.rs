@@ -234,8 +234,16 @@ pub(in crate::server::store) async fn rows(
         indexes: filter_indexes(db, filters).await?,
         anchor,
         desc,
+        // Only the sort columns whose values the full-text index holds.
         newest: match &filters.fts {
-            Some(_) if desc && db.backend() == Backend::Sqlite => {
+            Some(_)
+                if desc
+                    && db.backend() == Backend::Sqlite
+                    && matches!(
+                        column,
+                        SortColumn::Action | SortColumn::Table | SortColumn::User
+                    ) =>
+            {
                 Some(NewestBounds::find(db, filters).await?)
             }
             _ => None,
